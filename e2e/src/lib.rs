@@ -1,0 +1,1 @@
+//! Helpers for the cluster-tier end-to-end tests.

@@ -1,0 +1,68 @@
+//! Types shared by the four custom resources.
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The API group every Convene resource lives in.
+pub const GROUP: &str = "convene.dev";
+
+/// A reference to another object in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+pub struct LocalRef {
+    /// Name of the referenced object, in the same namespace.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("the name of a reference must not be empty"))]
+    pub name: String,
+}
+
+/// A key inside a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the same namespace.
+    pub name: String,
+    /// Key inside the Secret's data.
+    pub key: String,
+}
+
+/// Where the pods of a pool may run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    /// Only nodes carrying all of these labels are used (for example a node pool of media
+    /// nodes with public addresses).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations, so dedicated (tainted) media nodes can be used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Priority class of the pods; media pods usually deserve a high one so calls are not
+    /// preempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// Settings every workload has: image, resources and placement.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSpec {
+    /// Container image. Defaults to the image the operator was installed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// CPU and memory requests and limits. Defaults suit a small deployment; size them for
+    /// production (see the examples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node selection for the pods.
+    #[serde(default)]
+    pub placement: Placement,
+    /// Log level of the program (error, warn, info, debug, trace).
+    #[serde(default = "default_log_level")]
+    #[schemars(regex(pattern = r"^(error|warn|info|debug|trace)$"))]
+    pub log_level: String,
+}
+
+pub fn default_log_level() -> String {
+    "info".into()
+}

@@ -1,0 +1,112 @@
+//! `RecorderPool`: recorder workers for one Shard.
+
+use super::common::{LocalRef, WorkloadSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Recorders that join a shard's conferences as hidden participants and write WebM, without a
+/// browser or transcoding, several recordings per pod.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "convene.dev",
+    version = "v1alpha1",
+    kind = "RecorderPool",
+    namespaced,
+    validation = Rule::new("self.metadata.name.size() <= 40").message("metadata.name must be at most 40 characters: it prefixes the names of the objects the operator creates"),
+    status = "RecorderPoolStatus",
+    shortname = "rp",
+    category = "convene",
+    doc = "Convene recorders for one Shard.",
+    printcolumn(name = "Shard", type_ = "string", json_path = ".spec.shardRef.name"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Per pod", type_ = "integer", json_path = ".spec.recordingsPerPod"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RecorderPoolSpec {
+    /// The Shard whose conferences are recorded (same namespace).
+    pub shard_ref: LocalRef,
+    /// Number of recorder pods.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
+    pub replicas: i32,
+    /// Recordings one pod runs at once.
+    #[serde(default = "default_per_pod")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 200").message("recordingsPerPod must be between 1 and 200"))]
+    pub recordings_per_pod: i32,
+    /// Where recordings are written.
+    pub storage: StorageSpec,
+    /// Image, resources and placement of the recorder pods.
+    #[serde(default)]
+    pub recorder: WorkloadSpec,
+}
+
+fn one() -> i32 {
+    1
+}
+fn default_per_pod() -> i32 {
+    10
+}
+
+/// Exactly one storage backend.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.volume) != has(self.s3)").message("storage needs exactly one of volume or s3"))]
+pub struct StorageSpec {
+    /// A PersistentVolumeClaim per recorder pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeStorage>,
+    /// S3-compatible object storage; recordings are uploaded when they finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Storage>,
+}
+
+/// A volume claimed per recorder pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStorage {
+    /// Size of each claim, for example `100Gi`.
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$')").message("storage.volume.size must be a quantity such as 100Gi"))]
+    pub size: String,
+    /// StorageClass; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// S3-compatible object storage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Storage {
+    /// Endpoint URL, for example `https://s3.eu-central-1.amazonaws.com` or a MinIO service.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("storage.s3.endpoint must be an http:// or https:// URL"))]
+    pub endpoint: String,
+    /// Bucket recordings go to.
+    pub bucket: String,
+    /// Region of the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Secret with keys `accessKeyId` and `secretAccessKey`.
+    pub credentials_secret_name: String,
+}
+
+/// Observed state of a RecorderPool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecorderPoolStatus {
+    /// The generation of the spec the operator last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing` and `Degraded`, each with a reason and message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Recorder pods ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Recordings that can run at once across ready pods.
+    #[serde(default)]
+    pub capacity: i32,
+}

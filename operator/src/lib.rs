@@ -1,0 +1,9 @@
+//! Convene operator: custom resources, pure renderers of the objects that run a shard, and the
+//! controllers that apply them.
+
+pub mod controller;
+pub mod crd;
+pub mod http;
+pub mod metrics;
+pub mod reconcile;
+pub mod render;

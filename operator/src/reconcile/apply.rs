@@ -1,0 +1,159 @@
+//! Writing to the cluster: server-side apply of children under one field manager, secrets that
+//! are created once, deletion of orphaned children, and status patches.
+
+use super::error::Result;
+use crate::render::meta::FIELD_MANAGER;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+
+fn params() -> PatchParams {
+    // Force: the operator owns these fields; a hand edit is put back, as a controller should.
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// Server-side apply a namespaced child. Applying an unchanged object is a no-op on the server
+/// (no new resourceVersion), so steady-state reconciles write nothing.
+pub async fn apply<K>(client: &Client, obj: &K) -> Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(
+        client.clone(),
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+    );
+    Ok(api
+        .patch(
+            &obj.name_any(),
+            &params(),
+            &Patch::Apply(with_type_meta(obj)),
+        )
+        .await?)
+}
+
+/// Server-side apply a cluster-scoped object.
+pub async fn apply_cluster<K>(client: &Client, obj: &K) -> Result<K>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    Ok(api
+        .patch(
+            &obj.name_any(),
+            &params(),
+            &Patch::Apply(with_type_meta(obj)),
+        )
+        .await?)
+}
+
+/// k8s-openapi types serialize without apiVersion/kind, which apply needs.
+fn with_type_meta<K: Resource<DynamicType = ()> + Serialize>(obj: &K) -> serde_json::Value {
+    let mut value = serde_json::to_value(obj).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), K::api_version(&()).into());
+        map.insert("kind".into(), K::kind(&()).into());
+        map.remove("status");
+        if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            meta.remove("managedFields");
+            meta.remove("resourceVersion");
+        }
+    }
+    value
+}
+
+/// Create a generated Secret unless it exists. Returns whether it was created. An existing
+/// Secret is never read back into or overwritten by the operator.
+pub async fn create_secret_once(client: &Client, secret: &Secret) -> Result<bool> {
+    let api: Api<Secret> = Api::namespaced(
+        client.clone(),
+        secret.meta().namespace.as_deref().unwrap_or_default(),
+    );
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            secret,
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a Secret exists and has `key`.
+pub async fn secret_has_key(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<bool> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    Ok(api.get_opt(name).await?.is_some_and(|s| {
+        s.data.as_ref().is_some_and(|d| d.contains_key(key))
+            || s.string_data.as_ref().is_some_and(|d| d.contains_key(key))
+    }))
+}
+
+/// Delete children of kind `K` that match `selector` but are not in `keep`. Returns the names
+/// deleted.
+pub async fn delete_orphans<K>(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    keep: &[String],
+) -> Result<Vec<String>>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let mut deleted = vec![];
+    for obj in api
+        .list_metadata(&ListParams::default().labels(selector))
+        .await?
+    {
+        let name = obj.name_any();
+        if !keep.contains(&name) {
+            api.delete(&name, &DeleteParams::background()).await?;
+            deleted.push(name);
+        }
+    }
+    Ok(deleted)
+}
+
+/// Server-side apply of a custom resource's status.
+pub async fn patch_status<K, S>(client: &Client, obj: &K, status: &S) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+    S: Serialize,
+{
+    let api: Api<K> = Api::namespaced(
+        client.clone(),
+        obj.namespace().as_deref().unwrap_or_default(),
+    );
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &params(), &Patch::Apply(body))
+        .await?;
+    Ok(())
+}

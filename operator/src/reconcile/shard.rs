@@ -1,0 +1,291 @@
+//! Shard controller: signaling StatefulSet, Service, Ingress, ConfigMap and the shard's
+//! generated secrets.
+
+use super::apply::{self, apply, create_secret_once, delete_orphans, patch_status};
+use super::conditions::{Health, Observed};
+use super::context::Context;
+use super::error::{Error, Result};
+use super::{MISSING_REF_RETRY, RESYNC, conditions_with_events, stateful_set_progress};
+use crate::crd::shard::JwtAlgorithm;
+use crate::crd::{BridgePool, RecorderPool, Shard, ShardStatus, TurnPool};
+use crate::render::signaling::{self, ShardInputs, TurnInputs};
+use crate::render::{bridge_control_secret, secrets, turn};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use std::sync::Arc;
+
+/// What the shard references, as found in the cluster.
+struct Gathered {
+    inputs: ShardInputs,
+    /// Human-readable problems with references (each makes the shard Degraded).
+    missing: Vec<(&'static str, String)>,
+    /// The HS256 secret is ours to generate.
+    generate_jwt: bool,
+    bridges_ready: i32,
+    conferences: Option<i64>,
+    participants: Option<i64>,
+    signaling: Option<StatefulSet>,
+}
+
+pub async fn reconcile(shard: Arc<Shard>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.measured("Shard", run(&shard, &ctx)).await
+}
+
+async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
+    let ns = shard.namespace().ok_or(Error::NoNamespace)?;
+    let g = gather(shard, ctx, &ns).await?;
+
+    let owner = signaling::owner(shard);
+    let name = shard.name_any();
+    if g.generate_jwt {
+        let secret = secrets::render(&owner, &format!("{name}-jwt"), &secrets::random_value());
+        if create_secret_once(&ctx.client, &secret).await? {
+            ctx.event(
+                shard,
+                false,
+                "SecretCreated",
+                format!("generated the HS256 token secret {name}-jwt"),
+            )
+            .await;
+        }
+    }
+    let control = secrets::render(
+        &owner,
+        &bridge_control_secret(&name),
+        &secrets::random_value(),
+    );
+    if create_secret_once(&ctx.client, &control).await? {
+        ctx.event(
+            shard,
+            false,
+            "SecretCreated",
+            format!(
+                "generated the bridge-control secret {}",
+                bridge_control_secret(&name)
+            ),
+        )
+        .await;
+    }
+
+    let objects = signaling::render(shard, &g.inputs, &ctx.render);
+    apply(&ctx.client, &objects.config_map).await?;
+    apply(&ctx.client, &objects.service).await?;
+    let sts = apply(&ctx.client, &objects.stateful_set).await?;
+    let keep_ingress: Vec<String> = match &objects.ingress {
+        Some(ing) => vec![apply(&ctx.client, ing).await?.name_any()],
+        None => vec![],
+    };
+    let selector = owner.children_selector();
+    for gone in delete_orphans::<Ingress>(&ctx.client, &ns, &selector, &keep_ingress).await? {
+        ctx.event(
+            shard,
+            false,
+            "Deleted",
+            format!("deleted Ingress {gone}: ingress is disabled"),
+        )
+        .await;
+    }
+    // Keep unused kinds' orphans away too (renamed children from older versions).
+    let main = vec![owner.child_name()];
+    delete_orphans::<ConfigMap>(&ctx.client, &ns, &selector, &main).await?;
+    delete_orphans::<Service>(&ctx.client, &ns, &selector, &main).await?;
+
+    let health = health(&g, Some(&sts).or(g.signaling.as_ref()));
+    let previous = shard
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let status = ShardStatus {
+        observed_generation: shard.metadata.generation,
+        conditions: conditions_with_events(ctx, shard, &previous, &health).await,
+        url: Some(signaling::url(shard)),
+        bridges_ready: g.bridges_ready,
+        conferences: g.conferences,
+        participants: g.participants,
+    };
+    patch_status(&ctx.client, shard, &status).await?;
+    Ok(Action::requeue(if g.missing.is_empty() {
+        RESYNC
+    } else {
+        MISSING_REF_RETRY
+    }))
+}
+
+async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
+    let client = &ctx.client;
+    let name = shard.name_any();
+    let mut missing = vec![];
+    let mut inputs = ShardInputs::default();
+    let mut generate_jwt = false;
+
+    if let Some(jwt) = &shard.spec.auth.jwt {
+        let key_ref = match jwt.algorithm {
+            JwtAlgorithm::HS256 => jwt.secret_ref.clone(),
+            JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => jwt.public_keys_ref.clone(),
+        };
+        match key_ref {
+            Some(r) => {
+                if !apply::secret_has_key(client, ns, &r.name, &r.key).await? {
+                    missing.push((
+                        "SecretNotFound",
+                        format!(
+                            "Secret {} with key {} (auth.jwt) does not exist",
+                            r.name, r.key
+                        ),
+                    ));
+                }
+                inputs.jwt_key = Some((r.name, r.key));
+            }
+            None => {
+                generate_jwt = true;
+                inputs.jwt_key = Some((format!("{name}-jwt"), secrets::KEY.into()));
+            }
+        }
+    }
+
+    if let Some(r) = &shard.spec.turn_pool_ref {
+        match Api::<TurnPool>::namespaced(client.clone(), ns)
+            .get_opt(&r.name)
+            .await?
+        {
+            Some(pool) => {
+                let addresses = pool
+                    .status
+                    .as_ref()
+                    .map(|s| s.addresses.clone())
+                    .unwrap_or_default();
+                inputs.turn = Some(TurnInputs {
+                    secret_name: turn::secret_name(&r.name),
+                    uris: addresses
+                        .iter()
+                        .flat_map(|a| turn::uris(&pool, a))
+                        .collect(),
+                    credential_lifetime_seconds: pool.spec.credential_lifetime_seconds,
+                });
+            }
+            None => missing.push((
+                "TurnPoolNotFound",
+                format!("TurnPool {} (spec.turnPoolRef) does not exist", r.name),
+            )),
+        }
+    }
+    if let Some(r) = &shard.spec.recorder_pool_ref {
+        match Api::<RecorderPool>::namespaced(client.clone(), ns)
+            .get_opt(&r.name)
+            .await?
+        {
+            Some(_) => inputs.recording = true,
+            None => missing.push((
+                "RecorderPoolNotFound",
+                format!(
+                    "RecorderPool {} (spec.recorderPoolRef) does not exist",
+                    r.name
+                ),
+            )),
+        }
+    }
+
+    let pools = Api::<BridgePool>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await?;
+    let mine: Vec<&BridgePool> = pools
+        .items
+        .iter()
+        .filter(|p| p.spec.shard_ref.name == name)
+        .collect();
+    let bridges_ready = mine
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .map(|s| s.ready_replicas)
+        .sum();
+    let loads: Vec<_> = mine
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.load.clone())
+        .collect();
+    let (conferences, participants) = if loads.is_empty() {
+        (None, None)
+    } else {
+        (
+            Some(loads.iter().map(|l| l.conferences).sum()),
+            Some(loads.iter().map(|l| l.endpoints).sum()),
+        )
+    };
+    let signaling = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get_opt(&signaling::owner(shard).child_name())
+        .await?;
+    Ok(Gathered {
+        inputs,
+        missing,
+        generate_jwt,
+        bridges_ready,
+        conferences,
+        participants,
+        signaling,
+    })
+}
+
+/// Pure: the shard's conditions from what was gathered.
+fn health(g: &Gathered, sts: Option<&StatefulSet>) -> Health {
+    let (ready_pods, rolled_out) = stateful_set_progress(sts, 1);
+    let degraded = match g.missing.first() {
+        Some((reason, _)) => Observed::new(
+            "Degraded",
+            true,
+            *reason,
+            g.missing
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        None => Observed::new("Degraded", false, "AsExpected", "all references resolved"),
+    };
+    let progressing = if rolled_out {
+        Observed::new("Progressing", false, "Stable", "signaling is rolled out")
+    } else {
+        Observed::new(
+            "Progressing",
+            true,
+            "RollingOut",
+            "signaling pod is starting or updating",
+        )
+    };
+    let ready = if degraded.status {
+        Observed::new(
+            "Ready",
+            false,
+            degraded.reason.clone(),
+            degraded.message.clone(),
+        )
+    } else if ready_pods < 1 {
+        Observed::new(
+            "Ready",
+            false,
+            "SignalingNotReady",
+            "the signaling pod is not ready yet",
+        )
+    } else if g.bridges_ready < 1 {
+        Observed::new(
+            "Ready",
+            false,
+            "NoBridges",
+            "no bridge is ready: create a BridgePool with shardRef to this shard",
+        )
+    } else {
+        Observed::new(
+            "Ready",
+            true,
+            "Ready",
+            format!("signaling ready, {} bridges ready", g.bridges_ready),
+        )
+    };
+    Health {
+        ready,
+        progressing,
+        degraded,
+    }
+}

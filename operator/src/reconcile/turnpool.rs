@@ -1,0 +1,154 @@
+//! TurnPool controller: coturn StatefulSet, its rendered config and the shared TURN secret. The
+//! relays may reach exactly the bridges of the shards that use them, nothing else private.
+
+use super::apply::{apply, create_secret_once, patch_status};
+use super::conditions::{Health, Observed};
+use super::context::Context;
+use super::error::{Error, Result};
+use super::{RESYNC, conditions_with_events, stateful_set_progress};
+use crate::crd::{BridgePool, Shard, TurnPool, TurnPoolStatus};
+use crate::render::{secrets, turn};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use std::sync::Arc;
+
+pub async fn reconcile(pool: Arc<TurnPool>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.measured("TurnPool", run(&pool, &ctx)).await
+}
+
+async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
+    let ns = pool.namespace().ok_or(Error::NoNamespace)?;
+    let name = pool.name_any();
+    let bridge_addresses = bridge_addresses(ctx, &ns, &name).await?;
+    let relay_addresses = relay_addresses(ctx, pool, &ns).await?;
+
+    let owner = turn::owner(pool);
+    let secret = secrets::render(&owner, &turn::secret_name(&name), &secrets::random_value());
+    if create_secret_once(&ctx.client, &secret).await? {
+        ctx.event(
+            pool,
+            false,
+            "SecretCreated",
+            format!(
+                "generated the TURN shared secret {}",
+                turn::secret_name(&name)
+            ),
+        )
+        .await;
+    }
+    let objects = turn::render(pool, &bridge_addresses, &ctx.render);
+    apply(&ctx.client, &objects.config_map).await?;
+    let sts = apply(&ctx.client, &objects.stateful_set).await?;
+
+    let (ready, rolled_out) = stateful_set_progress(Some(&sts), pool.spec.replicas);
+    let health = Health {
+        ready: if ready > 0 || pool.spec.replicas == 0 {
+            Observed::new(
+                "Ready",
+                ready > 0,
+                "RelaysReady",
+                format!("{ready} of {} relay(s) ready", pool.spec.replicas),
+            )
+        } else {
+            Observed::new(
+                "Ready",
+                false,
+                "NoRelayReady",
+                format!("0 of {} relay(s) ready", pool.spec.replicas),
+            )
+        },
+        progressing: if rolled_out {
+            Observed::new("Progressing", false, "Stable", "relays rolled out")
+        } else {
+            Observed::new(
+                "Progressing",
+                true,
+                "RollingOut",
+                format!("{ready} of {} relay(s) ready", pool.spec.replicas),
+            )
+        },
+        degraded: Observed::new("Degraded", false, "AsExpected", "configuration rendered"),
+    };
+    let previous = pool
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let status = TurnPoolStatus {
+        observed_generation: pool.metadata.generation,
+        conditions: conditions_with_events(ctx, pool, &previous, &health).await,
+        ready_replicas: ready,
+        addresses: relay_addresses,
+        allowed_bridge_addresses: bridge_addresses,
+    };
+    patch_status(&ctx.client, pool, &status).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Addresses of the bridges of every shard in the namespace that uses this TurnPool.
+async fn bridge_addresses(ctx: &Context, ns: &str, pool: &str) -> Result<Vec<String>> {
+    let shards = Api::<Shard>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    let users: Vec<String> = shards
+        .items
+        .iter()
+        .filter(|s| {
+            s.spec
+                .turn_pool_ref
+                .as_ref()
+                .is_some_and(|r| r.name == pool)
+        })
+        .map(|s| s.name_any())
+        .collect();
+    let pools = Api::<BridgePool>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    let mut addresses: Vec<String> = pools
+        .items
+        .iter()
+        .filter(|p| users.contains(&p.spec.shard_ref.name))
+        .filter_map(|p| p.status.as_ref())
+        .flat_map(|s| s.bridges.iter().filter_map(|b| b.address.clone()))
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
+}
+
+/// Addresses clients reach the relays on: each relay node's ExternalIP, else its InternalIP.
+async fn relay_addresses(ctx: &Context, pool: &TurnPool, ns: &str) -> Result<Vec<String>> {
+    let selector = turn::owner(pool)
+        .selector_labels()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let mut out = vec![];
+    for node_name in pods
+        .items
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+    {
+        let Some(node) = nodes.get_opt(&node_name).await? else {
+            continue;
+        };
+        let addrs = node.status.and_then(|s| s.addresses).unwrap_or_default();
+        let pick = addrs
+            .iter()
+            .find(|a| a.type_ == "ExternalIP")
+            .or_else(|| addrs.iter().find(|a| a.type_ == "InternalIP"));
+        if let Some(a) = pick {
+            out.push(a.address.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

@@ -1,0 +1,360 @@
+//! A BridgePool's children: host-network StatefulSet (one bridge per node), headless Service,
+//! PodDisruptionBudget, ServiceAccount with read access to Nodes, NetworkPolicy.
+
+use super::meta::{Component, Owner};
+use super::pod::{self, env, env_from_field, env_from_secret, http_probe};
+use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host};
+use crate::crd::BridgePool;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, PodAffinityTerm, PodAntiAffinity,
+    PodSpec, PodTemplateSpec, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+
+/// The ClusterRole every bridge ServiceAccount is bound to: read Nodes, to learn the node's
+/// address. RBAC cannot narrow this to "its own" node, so it is read-only and nothing more.
+pub const NODE_READER_ROLE: &str = "convene-bridge-node-reader";
+
+/// Everything a BridgePool renders to.
+#[derive(Clone, Debug)]
+pub struct BridgeObjects {
+    pub stateful_set: StatefulSet,
+    pub service: Service,
+    pub pdb: PodDisruptionBudget,
+    pub service_account: ServiceAccount,
+    pub network_policy: NetworkPolicy,
+    /// Cluster-scoped: cannot be owned by the namespaced pool, so the pool's finalizer removes it.
+    pub cluster_role_binding: ClusterRoleBinding,
+}
+
+pub fn owner(pool: &BridgePool) -> Owner {
+    Owner::new(pool, &pool.spec.shard_ref.name, Component::Bridge)
+}
+
+/// Name of the cluster-scoped binding of one pool.
+pub fn cluster_role_binding_name(namespace: &str, pool: &str) -> String {
+    format!("convene-bridge-{namespace}-{pool}")
+}
+
+/// The shared node-reader ClusterRole.
+pub fn node_reader_role() -> ClusterRole {
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(NODE_READER_ROLE.into()),
+            labels: Some(BTreeMap::from([
+                (
+                    super::meta::MANAGED_BY.into(),
+                    super::meta::MANAGED_BY_VALUE.into(),
+                ),
+                (super::meta::NAME.into(), "convene".into()),
+            ])),
+            ..Default::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec!["".into()]),
+            resources: Some(vec!["nodes".into()]),
+            verbs: vec!["get".into()],
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+/// Render a pool with `replicas` bridges.
+pub fn render(pool: &BridgePool, replicas: i32, cfg: &RenderConfig) -> BridgeObjects {
+    let o = owner(pool);
+    let name = o.child_name();
+    let selector = LabelSelector {
+        match_labels: Some(o.selector_labels()),
+        ..Default::default()
+    };
+    BridgeObjects {
+        stateful_set: stateful_set(pool, &o, replicas, cfg),
+        service: Service {
+            metadata: o.meta(&name),
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("None".into()),
+                // Draining bridges stay scrapeable: their load decides when they may go.
+                publish_not_ready_addresses: Some(true),
+                selector: Some(o.selector_labels()),
+                ports: Some(vec![ServicePort {
+                    name: Some("http".into()),
+                    port: pool.spec.ports.http,
+                    target_port: Some(IntOrString::String("http".into())),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        pdb: PodDisruptionBudget {
+            metadata: o.meta(&name),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(IntOrString::Int(1)),
+                selector: Some(selector.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        service_account: ServiceAccount {
+            metadata: o.meta(&name),
+            automount_service_account_token: Some(true),
+            ..Default::default()
+        },
+        network_policy: network_policy(pool, &o, cfg),
+        cluster_role_binding: ClusterRoleBinding {
+            metadata: ObjectMeta {
+                name: Some(cluster_role_binding_name(&o.namespace, &o.name)),
+                labels: Some(o.labels()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "ClusterRole".into(),
+                name: NODE_READER_ROLE.into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: name.clone(),
+                namespace: Some(o.namespace.clone()),
+                ..Default::default()
+            }]),
+        },
+    }
+}
+
+fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig) -> StatefulSet {
+    let spec = &pool.spec;
+    let name = o.child_name();
+    let drain = spec
+        .autoscaling
+        .as_ref()
+        .map_or(600, |a| a.drain_timeout_seconds);
+    let port = |name: &str, port: i32, protocol: &str| ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        // With host networking the container port is the node's port; declaring it as a host
+        // port lets the scheduler refuse a node where it is taken.
+        host_port: Some(port),
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    };
+    let mut vars = vec![
+        env("CONVENE_BRIDGE_UDP_PORT", spec.ports.media.to_string()),
+        env(
+            "CONVENE_BRIDGE_TCP_PORT",
+            spec.ports.tcp_fallback.to_string(),
+        ),
+        env("CONVENE_BRIDGE_HTTP_PORT", spec.ports.http.to_string()),
+        env(
+            "CONVENE_BRIDGE_ADDRESS_SOURCE",
+            spec.public_address.source.flag(),
+        ),
+        env_from_field("NODE_NAME", "spec.nodeName"),
+        env_from_field("CONVENE_BRIDGE_ID", "metadata.name"),
+        env(
+            "CONVENE_SIGNALING_URL",
+            format!(
+                "ws://{}:{SIGNALING_PORT}/bridge",
+                signaling_host(&o.shard, &o.namespace)
+            ),
+        ),
+        env_from_secret(
+            "CONVENE_BRIDGE_SECRET",
+            &bridge_control_secret(&o.shard),
+            "secret",
+        ),
+        env(
+            "CONVENE_BRIDGE_MAX_ENDPOINTS",
+            spec.capacity.endpoints.to_string(),
+        ),
+        env(
+            "CONVENE_BRIDGE_MAX_BITRATE_MBPS",
+            spec.capacity.mbps.to_string(),
+        ),
+        env("CONVENE_LOG_FORMAT", "json"),
+        env("RUST_LOG", spec.bridge.log_level.clone()),
+    ];
+    if !spec.public_address.static_addresses.is_empty() {
+        vars.push(env(
+            "CONVENE_BRIDGE_STATIC_ADDRESSES",
+            spec.public_address.static_addresses.join(","),
+        ));
+    }
+    if let Some(stun) = &spec.public_address.stun_server {
+        vars.push(env("CONVENE_BRIDGE_STUN_SERVER", stun.clone()));
+    }
+    if let Some(region) = &spec.region {
+        vars.push(env("CONVENE_BRIDGE_REGION", region.clone()));
+    }
+    let container = Container {
+        name: "bridge".into(),
+        image: Some(
+            spec.bridge
+                .image
+                .clone()
+                .unwrap_or_else(|| cfg.media_image.clone()),
+        ),
+        command: Some(vec!["/usr/local/bin/convene-bridge".into()]),
+        env: Some(vars),
+        ports: Some(vec![
+            port("media", spec.ports.media, "UDP"),
+            port("tcp-fallback", spec.ports.tcp_fallback, "TCP"),
+            port("http", spec.ports.http, "TCP"),
+        ]),
+        // Readiness turns false while draining (no new conferences); liveness only asks whether
+        // the process is stuck, so a draining bridge is never restarted.
+        readiness_probe: Some(http_probe("/ready", "http", 5, 1, 2)),
+        liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
+        resources: Some(pod::resources(&spec.bridge, "1", "1Gi")),
+        security_context: Some(pod::container_security(&[])),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let placement = &spec.bridge.placement;
+    StatefulSet {
+        metadata: o.meta(&name),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(name.clone()),
+            // Bridges are independent: start and stop them in parallel, not one by one.
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(o.selector_labels()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(o.labels()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(name.clone()),
+                    host_network: Some(true),
+                    dns_policy: Some("ClusterFirstWithHostNet".into()),
+                    // Enough time to finish draining, never hours.
+                    termination_grace_period_seconds: Some(i64::from(drain) + 30),
+                    affinity: Some(Affinity {
+                        pod_anti_affinity: Some(PodAntiAffinity {
+                            required_during_scheduling_ignored_during_execution: Some(vec![
+                                PodAffinityTerm {
+                                    label_selector: Some(LabelSelector {
+                                        match_labels: Some(o.selector_labels()),
+                                        ..Default::default()
+                                    }),
+                                    topology_key: "kubernetes.io/hostname".into(),
+                                    ..Default::default()
+                                },
+                            ]),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    node_selector: pod::node_selector(placement),
+                    tolerations: pod::tolerations(placement),
+                    priority_class_name: placement.priority_class_name.clone(),
+                    security_context: Some(pod::pod_security(pod::RUN_AS_USER)),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "tmp".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Only the shard's signaling and the operator reach the bridge's HTTP (control and metrics)
+/// port; media ports are open to the world. Note: most CNIs do not enforce policies on
+/// host-network pods; this documents and, where enforced, guarantees the intent.
+fn network_policy(pool: &BridgePool, o: &Owner, cfg: &RenderConfig) -> NetworkPolicy {
+    let spec = &pool.spec;
+    let tcp = |port: i32| NetworkPolicyPort {
+        port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let signaling = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([
+                (super::meta::NAME.to_string(), "convene".to_string()),
+                (super::meta::COMPONENT.to_string(), "signaling".to_string()),
+                (super::meta::SHARD.to_string(), o.shard.clone()),
+            ])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let operator = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_string(),
+                cfg.operator_namespace.clone(),
+            )])),
+            ..Default::default()
+        }),
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                super::meta::NAME.to_string(),
+                "convene-operator".to_string(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let anywhere = NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: "0.0.0.0/0".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    NetworkPolicy {
+        metadata: o.meta(o.child_name()),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(o.selector_labels()),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    from: Some(vec![signaling, operator]),
+                    ports: Some(vec![tcp(spec.ports.http)]),
+                },
+                NetworkPolicyIngressRule {
+                    from: Some(vec![anywhere]),
+                    ports: Some(vec![
+                        NetworkPolicyPort {
+                            port: Some(IntOrString::Int(spec.ports.media)),
+                            protocol: Some("UDP".into()),
+                            ..Default::default()
+                        },
+                        tcp(spec.ports.tcp_fallback),
+                    ]),
+                },
+            ]),
+            ..Default::default()
+        }),
+    }
+}

@@ -1,0 +1,170 @@
+//! A RecorderPool's children: a StatefulSet of recorders with a volume claim per pod, or
+//! scratch space and S3 credentials.
+
+use super::meta::{Component, Owner};
+use super::pod::{self, env, env_from_field, env_from_secret, http_probe};
+use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host};
+use crate::crd::RecorderPool;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use std::collections::BTreeMap;
+
+const RECORDINGS_DIR: &str = "/recordings";
+const HTTP_PORT: i32 = 8080;
+
+pub fn owner(pool: &RecorderPool) -> Owner {
+    Owner::new(pool, &pool.spec.shard_ref.name, Component::Recorder)
+}
+
+pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
+    let o = owner(pool);
+    let name = o.child_name();
+    let s = &pool.spec;
+    let mut vars = vec![
+        env_from_field("CONVENE_RECORDER_ID", "metadata.name"),
+        env(
+            "CONVENE_SIGNALING_URL",
+            format!(
+                "ws://{}:{SIGNALING_PORT}/recorder",
+                signaling_host(&o.shard, &o.namespace)
+            ),
+        ),
+        env_from_secret(
+            "CONVENE_SIGNALING_SECRET",
+            &bridge_control_secret(&o.shard),
+            "secret",
+        ),
+        env(
+            "CONVENE_RECORDER_MAX_RECORDINGS",
+            s.recordings_per_pod.to_string(),
+        ),
+        env("CONVENE_RECORDING_DIR", RECORDINGS_DIR),
+        env("CONVENE_RECORDER_HTTP_PORT", HTTP_PORT.to_string()),
+        env("CONVENE_LOG_FORMAT", "json"),
+        env("RUST_LOG", s.recorder.log_level.clone()),
+    ];
+    let mut volumes = vec![Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }];
+    let mut claims = None;
+    if let Some(v) = &s.storage.volume {
+        claims = Some(vec![PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some("recordings".into()),
+                labels: Some(o.labels()),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                storage_class_name: v.storage_class_name.clone(),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".to_string(),
+                        Quantity(v.size.clone()),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+    }
+    if let Some(s3) = &s.storage.s3 {
+        // Recordings are staged on local scratch space and uploaded when they finish.
+        volumes.push(Volume {
+            name: "recordings".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+        vars.push(env("CONVENE_S3_ENDPOINT", s3.endpoint.clone()));
+        vars.push(env("CONVENE_S3_BUCKET", s3.bucket.clone()));
+        if let Some(region) = &s3.region {
+            vars.push(env("CONVENE_S3_REGION", region.clone()));
+        }
+        vars.push(env_from_secret(
+            "AWS_ACCESS_KEY_ID",
+            &s3.credentials_secret_name,
+            "accessKeyId",
+        ));
+        vars.push(env_from_secret(
+            "AWS_SECRET_ACCESS_KEY",
+            &s3.credentials_secret_name,
+            "secretAccessKey",
+        ));
+    }
+    let placement = &s.recorder.placement;
+    StatefulSet {
+        metadata: o.meta(&name),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(s.replicas),
+            service_name: Some(name.clone()),
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(o.selector_labels()),
+                ..Default::default()
+            },
+            volume_claim_templates: claims,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(o.labels()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    node_selector: pod::node_selector(placement),
+                    tolerations: pod::tolerations(placement),
+                    priority_class_name: placement.priority_class_name.clone(),
+                    security_context: Some(pod::pod_security(pod::RUN_AS_USER)),
+                    // Let running recordings finish and upload.
+                    termination_grace_period_seconds: Some(300),
+                    containers: vec![Container {
+                        name: "recorder".into(),
+                        image: Some(
+                            s.recorder
+                                .image
+                                .clone()
+                                .unwrap_or_else(|| cfg.media_image.clone()),
+                        ),
+                        command: Some(vec!["/usr/local/bin/convene-recorder".into()]),
+                        env: Some(vars),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("http".into()),
+                            container_port: HTTP_PORT,
+                            protocol: Some("TCP".into()),
+                            ..Default::default()
+                        }]),
+                        readiness_probe: Some(http_probe("/ready", "http", 5, 2, 1)),
+                        liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
+                        resources: Some(pod::resources(&s.recorder, "500m", "1Gi")),
+                        security_context: Some(pod::container_security(&[])),
+                        volume_mounts: Some(vec![
+                            VolumeMount {
+                                name: "recordings".into(),
+                                mount_path: RECORDINGS_DIR.into(),
+                                ..Default::default()
+                            },
+                            VolumeMount {
+                                name: "tmp".into(),
+                                mount_path: "/tmp".into(),
+                                ..Default::default()
+                            },
+                        ]),
+                        ..Default::default()
+                    }],
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

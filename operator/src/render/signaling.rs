@@ -1,0 +1,367 @@
+//! A Shard's children: the signaling StatefulSet (one active focus), its Service, Ingress and
+//! ConfigMap.
+
+use super::meta::{Component, Owner};
+use super::pod::{self, env, env_from_field, http_probe};
+use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret};
+use crate::crd::Shard;
+use crate::crd::shard::JwtAlgorithm;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, KeyToPath,
+    PodSpec, PodTemplateSpec, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Where secrets are mounted in the signaling pod.
+const SECRETS_DIR: &str = "/var/run/secrets/convene";
+const CONFIG_DIR: &str = "/etc/convene";
+
+/// What the shard's references resolved to, gathered before rendering.
+#[derive(Clone, Debug, Default)]
+pub struct ShardInputs {
+    /// The Secret and key with the HS256 secret or RS/ES public keys (None: open shard).
+    pub jwt_key: Option<(String, String)>,
+    /// TURN relays: addresses, ports, Secret with the shared secret, credential lifetime.
+    pub turn: Option<TurnInputs>,
+    /// Whether a RecorderPool serves the shard.
+    pub recording: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TurnInputs {
+    pub secret_name: String,
+    pub uris: Vec<String>,
+    pub credential_lifetime_seconds: i32,
+}
+
+/// The configuration file convene-signaling reads (`/etc/convene/signaling.yaml`). Secrets are
+/// files beside it, never inline.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalingConfig {
+    pub domain: String,
+    pub public_url: String,
+    pub listen: String,
+    pub region: Option<String>,
+    pub bridge_secret_file: String,
+    pub auth: AuthConfig,
+    pub lobby_by_default: bool,
+    pub web: WebConfig,
+    pub turn: Option<TurnConfig>,
+    pub recording: bool,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthConfig {
+    pub jwt: Option<JwtConfig>,
+    pub allow_guests: bool,
+    pub allow_anonymous_room_creation: bool,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtConfig {
+    pub algorithm: String,
+    pub issuer: String,
+    pub audience: String,
+    /// HS256 secret or PEM public keys.
+    pub key_file: String,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebConfig {
+    pub start_audio_muted: bool,
+    pub start_video_muted: bool,
+    pub max_resolution: i32,
+    pub last_n: i32,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnConfig {
+    pub uris: Vec<String>,
+    pub secret_file: String,
+    pub credential_lifetime_seconds: i32,
+}
+
+/// Everything a Shard renders to.
+#[derive(Clone, Debug)]
+pub struct SignalingObjects {
+    pub config_map: ConfigMap,
+    pub stateful_set: StatefulSet,
+    pub service: Service,
+    pub ingress: Option<Ingress>,
+}
+
+pub fn owner(shard: &Shard) -> Owner {
+    Owner::new(
+        shard,
+        &kube::ResourceExt::name_any(shard),
+        Component::Signaling,
+    )
+}
+
+/// The URL users open.
+pub fn url(shard: &Shard) -> String {
+    let scheme = if shard.spec.ingress.tls_secret_name.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{}/", shard.spec.domain)
+}
+
+pub fn config(shard: &Shard, inputs: &ShardInputs) -> SignalingConfig {
+    let s = &shard.spec;
+    SignalingConfig {
+        domain: s.domain.clone(),
+        public_url: url(shard),
+        listen: format!("0.0.0.0:{SIGNALING_PORT}"),
+        region: s.region.clone(),
+        bridge_secret_file: format!("{SECRETS_DIR}/bridge-control/secret"),
+        auth: AuthConfig {
+            jwt: s.auth.jwt.as_ref().map(|j| JwtConfig {
+                algorithm: match j.algorithm {
+                    JwtAlgorithm::HS256 => "HS256",
+                    JwtAlgorithm::RS256 => "RS256",
+                    JwtAlgorithm::ES256 => "ES256",
+                }
+                .into(),
+                issuer: j.issuer.clone(),
+                audience: j.audience.clone(),
+                key_file: format!("{SECRETS_DIR}/jwt/key"),
+            }),
+            allow_guests: s.auth.allow_guests,
+            allow_anonymous_room_creation: s.auth.jwt.is_none()
+                || s.auth.allow_anonymous_room_creation,
+        },
+        lobby_by_default: s.lobby.enabled_by_default,
+        web: WebConfig {
+            start_audio_muted: s.web.start_audio_muted,
+            start_video_muted: s.web.start_video_muted,
+            max_resolution: s.web.max_resolution,
+            last_n: s.web.last_n,
+        },
+        turn: inputs.turn.as_ref().map(|t| TurnConfig {
+            uris: t.uris.clone(),
+            secret_file: format!("{SECRETS_DIR}/turn/secret"),
+            credential_lifetime_seconds: t.credential_lifetime_seconds,
+        }),
+        recording: inputs.recording,
+    }
+}
+
+pub fn render(shard: &Shard, inputs: &ShardInputs, cfg: &RenderConfig) -> SignalingObjects {
+    let o = owner(shard);
+    let name = o.child_name();
+    let yaml = serde_saphyr::to_string(&config(shard, inputs)).unwrap_or_default();
+    SignalingObjects {
+        config_map: ConfigMap {
+            metadata: o.meta(&name),
+            data: Some(BTreeMap::from([("signaling.yaml".to_string(), yaml)])),
+            ..Default::default()
+        },
+        stateful_set: stateful_set(shard, &o, inputs, cfg),
+        service: Service {
+            metadata: o.meta(&name),
+            spec: Some(ServiceSpec {
+                selector: Some(o.selector_labels()),
+                ports: Some(vec![ServicePort {
+                    name: Some("http".into()),
+                    port: SIGNALING_PORT,
+                    target_port: Some(IntOrString::String("http".into())),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ingress: shard.spec.ingress.enabled.then(|| ingress(shard, &o)),
+    }
+}
+
+fn secret_volume(name: &str, secret: &str, key: &str, path: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.into()),
+            items: Some(vec![KeyToPath {
+                key: key.into(),
+                path: path.into(),
+                ..Default::default()
+            }]),
+            default_mode: Some(0o440),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConfig) -> StatefulSet {
+    let spec = &shard.spec.signaling;
+    let name = o.child_name();
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        secret_volume(
+            "bridge-control",
+            &bridge_control_secret(&o.name),
+            "secret",
+            "secret",
+        ),
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ];
+    let mut mounts = vec![
+        mount("config", CONFIG_DIR),
+        mount("bridge-control", &format!("{SECRETS_DIR}/bridge-control")),
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    if let Some((secret, key)) = &inputs.jwt_key {
+        volumes.push(secret_volume("jwt", secret, key, "key"));
+        mounts.push(mount("jwt", &format!("{SECRETS_DIR}/jwt")));
+    }
+    if let Some(turn) = &inputs.turn {
+        volumes.push(secret_volume("turn", &turn.secret_name, "secret", "secret"));
+        mounts.push(mount("turn", &format!("{SECRETS_DIR}/turn")));
+    }
+    let placement = &spec.placement;
+    StatefulSet {
+        metadata: o.meta(&name),
+        spec: Some(StatefulSetSpec {
+            // One active focus per shard: conference state lives in this process.
+            replicas: Some(1),
+            service_name: Some(name.clone()),
+            selector: LabelSelector {
+                match_labels: Some(o.selector_labels()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(o.labels()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    node_selector: pod::node_selector(placement),
+                    tolerations: pod::tolerations(placement),
+                    priority_class_name: placement.priority_class_name.clone(),
+                    security_context: Some(pod::pod_security(pod::RUN_AS_USER)),
+                    containers: vec![Container {
+                        name: "signaling".into(),
+                        image: Some(
+                            spec.image
+                                .clone()
+                                .unwrap_or_else(|| cfg.media_image.clone()),
+                        ),
+                        command: Some(vec!["/usr/local/bin/convene-signaling".into()]),
+                        args: Some(vec![
+                            "--config".into(),
+                            format!("{CONFIG_DIR}/signaling.yaml"),
+                        ]),
+                        env: Some(vec![
+                            env_from_field("POD_NAME", "metadata.name"),
+                            env("CONVENE_LOG_FORMAT", "json"),
+                            env("RUST_LOG", spec.log_level.clone()),
+                        ]),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("http".into()),
+                            container_port: SIGNALING_PORT,
+                            protocol: Some("TCP".into()),
+                            ..Default::default()
+                        }]),
+                        readiness_probe: Some(http_probe("/ready", "http", 5, 2, 1)),
+                        liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
+                        resources: Some(pod::resources(spec, "250m", "512Mi")),
+                        security_context: Some(pod::container_security(&[])),
+                        volume_mounts: Some(mounts),
+                        ..Default::default()
+                    }],
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn ingress(shard: &Shard, o: &Owner) -> Ingress {
+    let ing = &shard.spec.ingress;
+    let backend = IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: o.child_name(),
+            port: Some(ServiceBackendPort {
+                name: Some("http".into()),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    };
+    let path = |p: &str, kind: &str| HTTPIngressPath {
+        path: Some(p.into()),
+        path_type: kind.into(),
+        backend: backend.clone(),
+    };
+    let mut meta = o.meta(&o.name);
+    if !ing.annotations.is_empty() {
+        meta.annotations = Some(ing.annotations.clone());
+    }
+    Ingress {
+        metadata: meta,
+        spec: Some(IngressSpec {
+            ingress_class_name: ing.class_name.clone(),
+            tls: ing.tls_secret_name.as_ref().map(|secret| {
+                vec![IngressTLS {
+                    hosts: Some(vec![shard.spec.domain.clone()]),
+                    secret_name: Some(secret.clone()),
+                }]
+            }),
+            rules: Some(vec![IngressRule {
+                host: Some(shard.spec.domain.clone()),
+                http: Some(HTTPIngressRuleValue {
+                    // `/ws` is listed on its own so controllers that route WebSockets by path
+                    // (and admins reading the Ingress) see it; `/` serves the app and rooms.
+                    paths: vec![path("/ws", "Exact"), path("/", "Prefix")],
+                }),
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

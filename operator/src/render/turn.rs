@@ -1,0 +1,270 @@
+//! A TurnPool's children: coturn StatefulSet on host networking (one relay per node) and its
+//! rendered `turnserver.conf`. The shared secret is a Secret of its own (see `secrets`).
+
+use super::RenderConfig;
+use super::meta::{Component, Owner};
+use super::pod::{self, env_from_secret, tcp_probe};
+use crate::crd::TurnPool;
+use crate::crd::turnpool::DEFAULT_DENIED_PEER_RANGES;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use std::collections::BTreeMap;
+
+/// coturn's image runs as `nobody`.
+const COTURN_USER: i64 = 65534;
+
+pub fn owner(pool: &TurnPool) -> Owner {
+    Owner::new(pool, &kube::ResourceExt::name_any(pool), Component::Turn)
+}
+
+/// Name of the Secret with the TURN shared secret (key `secret`).
+pub fn secret_name(pool: &str) -> String {
+    format!("{pool}-turn")
+}
+
+/// The URIs clients get for one relay address.
+pub fn uris(pool: &TurnPool, address: &str) -> Vec<String> {
+    let p = &pool.spec.ports;
+    let mut uris = vec![
+        format!("turn:{address}:{}?transport=udp", p.listening),
+        format!("turn:{address}:{}?transport=tcp", p.listening),
+    ];
+    if let Some(tls) = p.tls {
+        uris.push(format!("turns:{address}:{tls}?transport=tcp"));
+    }
+    if p.tls443 {
+        uris.push(format!("turns:{address}:443?transport=tcp"));
+    }
+    uris
+}
+
+/// `turnserver.conf`. `bridge_addresses` are allowed through the denied ranges: without them a
+/// relayed client could not reach a bridge on a private node address.
+pub fn config(pool: &TurnPool, bridge_addresses: &[String]) -> String {
+    let s = &pool.spec;
+    let mut lines = vec![
+        "# Rendered by convene-operator; edit the TurnPool instead.".to_string(),
+        format!("listening-port={}", s.ports.listening),
+        format!("realm={}", s.realm),
+        // Ephemeral REST-style credentials (username `expiry:user`, HMAC-SHA1 password); the
+        // shared secret is passed on the command line from a Secret, never stored here.
+        "use-auth-secret".into(),
+        "fingerprint".into(),
+        format!("min-port={}", s.relay_ports.min),
+        format!("max-port={}", s.relay_ports.max),
+        "no-cli".into(),
+        "no-multicast-peers".into(),
+        "no-software-attribute".into(),
+        "no-tlsv1".into(),
+        "no-tlsv1_1".into(),
+        "stale-nonce=600".into(),
+        "log-file=stdout".into(),
+        "simple-log".into(),
+        "pidfile=/tmp/turnserver.pid".into(),
+    ];
+    if s.tls_secret_name.is_some() {
+        lines.push("cert=/etc/coturn/tls/tls.crt".into());
+        lines.push("pkey=/etc/coturn/tls/tls.key".into());
+        if let Some(tls) = s.ports.tls {
+            lines.push(format!("tls-listening-port={tls}"));
+        }
+        if s.ports.tls443 {
+            lines.push("alt-tls-listening-port=443".into());
+        }
+    } else {
+        lines.push("no-tls".into());
+        lines.push("no-dtls".into());
+    }
+    let denied: Vec<String> = match &s.denied_peer_ranges {
+        Some(ranges) => ranges.clone(),
+        None => DEFAULT_DENIED_PEER_RANGES
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+    };
+    lines.extend(denied.iter().map(|r| format!("denied-peer-ip={r}")));
+    let mut allowed: Vec<&String> = bridge_addresses
+        .iter()
+        .chain(&s.allowed_peer_ranges)
+        .collect();
+    allowed.sort();
+    allowed.dedup();
+    lines.extend(allowed.iter().map(|r| format!("allowed-peer-ip={r}")));
+    lines.join("\n") + "\n"
+}
+
+/// Everything a TurnPool renders to (besides its Secret).
+#[derive(Clone, Debug)]
+pub struct TurnObjects {
+    pub config_map: ConfigMap,
+    pub stateful_set: StatefulSet,
+}
+
+pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) -> TurnObjects {
+    let o = owner(pool);
+    let name = o.child_name();
+    let s = &pool.spec;
+    let mut ports = vec![
+        ("turn-udp", s.ports.listening, "UDP"),
+        ("turn-tcp", s.ports.listening, "TCP"),
+    ];
+    if s.tls_secret_name.is_some() {
+        if let Some(tls) = s.ports.tls {
+            ports.push(("turns", tls, "TCP"));
+        }
+        if s.ports.tls443 {
+            ports.push(("turns-443", 443, "TCP"));
+        }
+    }
+    let low_port = ports.iter().any(|(_, p, _)| *p < 1024);
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ];
+    let mut mounts = vec![
+        VolumeMount {
+            name: "config".into(),
+            mount_path: "/etc/coturn".into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    if let Some(tls) = &s.tls_secret_name {
+        volumes.push(Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "tls".into(),
+            mount_path: "/etc/coturn/tls".into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    let container = Container {
+        name: "coturn".into(),
+        image: Some(
+            s.turn
+                .image
+                .clone()
+                .unwrap_or_else(|| cfg.turn_image.clone()),
+        ),
+        args: Some(vec![
+            "-c".into(),
+            "/etc/coturn/turnserver.conf".into(),
+            // Kubernetes expands $(VAR) from the container's environment.
+            "--static-auth-secret=$(TURN_SECRET)".into(),
+        ]),
+        env: Some(vec![env_from_secret(
+            "TURN_SECRET",
+            &secret_name(&o.name),
+            "secret",
+        )]),
+        ports: Some(
+            ports
+                .iter()
+                .map(|(n, p, proto)| ContainerPort {
+                    name: Some((*n).into()),
+                    container_port: *p,
+                    host_port: Some(*p),
+                    protocol: Some((*proto).into()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        readiness_probe: Some(tcp_probe(s.ports.listening, 5, 2)),
+        liveness_probe: Some(tcp_probe(s.ports.listening, 10, 3)),
+        resources: Some(pod::resources(&s.turn, "500m", "512Mi")),
+        security_context: Some(pod::container_security(if low_port {
+            &["NET_BIND_SERVICE"]
+        } else {
+            &[]
+        })),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    };
+    let placement = &s.turn.placement;
+    TurnObjects {
+        config_map: ConfigMap {
+            metadata: o.meta(&name),
+            data: Some(BTreeMap::from([(
+                "turnserver.conf".to_string(),
+                config(pool, bridge_addresses),
+            )])),
+            ..Default::default()
+        },
+        stateful_set: StatefulSet {
+            metadata: o.meta(&name),
+            spec: Some(StatefulSetSpec {
+                replicas: Some(s.replicas),
+                service_name: Some(name.clone()),
+                pod_management_policy: Some("Parallel".into()),
+                selector: LabelSelector {
+                    match_labels: Some(o.selector_labels()),
+                    ..Default::default()
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(o.labels()),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        automount_service_account_token: Some(false),
+                        host_network: Some(true),
+                        dns_policy: Some("ClusterFirstWithHostNet".into()),
+                        affinity: Some(Affinity {
+                            pod_anti_affinity: Some(PodAntiAffinity {
+                                required_during_scheduling_ignored_during_execution: Some(vec![
+                                    PodAffinityTerm {
+                                        label_selector: Some(LabelSelector {
+                                            match_labels: Some(o.selector_labels()),
+                                            ..Default::default()
+                                        }),
+                                        topology_key: "kubernetes.io/hostname".into(),
+                                        ..Default::default()
+                                    },
+                                ]),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        node_selector: pod::node_selector(placement),
+                        tolerations: pod::tolerations(placement),
+                        priority_class_name: placement.priority_class_name.clone(),
+                        security_context: Some(pod::pod_security(COTURN_USER)),
+                        containers: vec![container],
+                        volumes: Some(volumes),
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    }
+}
