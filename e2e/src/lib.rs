@@ -1,1 +1,207 @@
-//! Helpers for the cluster-tier end-to-end tests.
+//! Helpers for the cluster-tier tests: the cluster started by `e2e/cluster/with-cluster.sh`
+//! (`KUBECONFIG`, `CONVENE_CLUSTER_DIR`), kubectl as an admin runs it, fake nodes, and the
+//! operator binary as a child process.
+
+use anyhow::{Context as _, Result, bail};
+use kube::Client;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Root of the repository.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e lives in the repo").to_path_buf()
+}
+
+/// The state folder of the running test cluster.
+pub fn cluster_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CONVENE_CLUSTER_DIR").expect(
+        "CONVENE_CLUSTER_DIR is not set: run these tests through e2e/cluster/with-cluster.sh",
+    ))
+}
+
+pub async fn client() -> Client {
+    Client::try_default().await.expect("KUBECONFIG points at the test cluster")
+}
+
+/// Run kubectl (from the cluster tier's PATH) with `stdin` as input.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new("kubectl");
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).current_dir(repo());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().expect("kubectl is on PATH (with-cluster.sh puts it there)");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().expect("piped").write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("kubectl ran")
+}
+
+/// kubectl that must succeed; returns stdout.
+pub fn kubectl_ok(args: &[&str]) -> String {
+    let out = kubectl(args, None);
+    assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Install the CRDs as an admin would, and wait until they are served.
+pub fn install_crds() {
+    kubectl_ok(&["apply", "--server-side", "-f", "crds/"]);
+    kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", "-f", "crds/"]);
+}
+
+/// A kwok node with `ip` as InternalIP (and optionally an ExternalIP and labels).
+pub fn add_node(name: &str, ip: &str, external_ip: Option<&str>, labels: &[(&str, &str)]) {
+    let script = repo().join("e2e/cluster/add-node.sh");
+    let out = Command::new(&script).arg(cluster_dir()).arg(name).arg(ip).output().expect("add-node.sh runs");
+    assert!(out.status.success(), "add-node {name}: {}", String::from_utf8_lossy(&out.stderr));
+    for (k, v) in labels {
+        kubectl_ok(&["label", "node", name, "--overwrite", &format!("{k}={v}")]);
+    }
+    if let Some(ext) = external_ip {
+        let patch = serde_json::json!({"status": {"addresses": [
+            {"type": "InternalIP", "address": ip},
+            {"type": "ExternalIP", "address": ext},
+            {"type": "Hostname", "address": name},
+        ]}});
+        kubectl_ok(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", &patch.to_string()]);
+    }
+}
+
+/// Create a fresh namespace (deleting a leftover one first).
+pub fn fresh_namespace(ns: &str) {
+    let _ = kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
+    kubectl_ok(&["create", "namespace", ns]);
+}
+
+/// Delete a namespace and wait until it is gone (its BridgePools' finalizers need a running
+/// operator).
+pub fn delete_namespace(ns: &str) {
+    let out = kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
+    assert!(out.status.success(), "namespace {ns} not deleted: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Poll `check` until it returns `Ok(Some(v))` or `timeout` passes; the last error or "not
+/// yet" is reported on timeout.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut last;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return v,
+            Ok(None) => last = "condition not met yet".into(),
+            Err(e) => last = format!("{e:#}"),
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// The operator binary built by `cargo build -p convene-operator`, next to the test binary.
+pub fn operator_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("CONVENE_OPERATOR_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..");
+    dir.join("convene-operator")
+}
+
+/// A running operator process, killed when dropped.
+pub struct Operator {
+    child: Child,
+    pub port: u16,
+    pub identity: String,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Start an operator that watches `ns` and elects its leader with `lease` in `ns`.
+    pub fn start(ns: &str, identity: &str, lease: &str, lease_seconds: u32) -> Result<Operator> {
+        let port = free_port();
+        let log = cluster_dir().join("logs").join(format!("operator-{ns}-{identity}.log"));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let bin = operator_binary();
+        if !bin.exists() {
+            bail!("{} is missing: run `cargo build -p convene-operator` first", bin.display());
+        }
+        let child = Command::new(bin)
+            .args(["--watch-namespaces", ns, "--namespace", ns, "--lease-name", lease])
+            .args(["--identity", identity, "--lease-seconds", &lease_seconds.to_string()])
+            .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "info,convene_operator=debug,kube_lease_manager=info")
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("starting convene-operator")?;
+        Ok(Operator { child, port, identity: identity.into(), log })
+    }
+
+    /// The operator's /metrics text.
+    pub async fn metrics(&self) -> Result<String> {
+        http_get(self.port, "/metrics").await
+    }
+
+    /// Sum of a counter over all label sets, e.g. `convene_operator_reconciles_total`.
+    pub async fn counter(&self, name: &str, label_filter: &str) -> Result<f64> {
+        let text = self.metrics().await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(label_filter))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: the Lease is not released, as when a node dies.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait: graceful shutdown.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && self.is_running() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Minimal HTTP/1.0 GET on 127.0.0.1 (the operator's own endpoint; no client library needed
+/// for one line of protocol in a test).
+pub async fn http_get(port: u16, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await?;
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+    }
+    Ok(body.to_string())
+}

@@ -56,10 +56,7 @@ where
     let shards = shards
         .owns(api::<StatefulSet>(&client, ns), wc())
         .watches(api::<BridgePool>(&client, ns), wc(), |pool| {
-            Some(
-                ObjectRef::new(&pool.spec.shard_ref.name)
-                    .within(&pool.namespace().unwrap_or_default()),
-            )
+            Some(ObjectRef::new(&pool.spec.shard_ref.name).within(&pool.namespace().unwrap_or_default()))
         })
         .watches(api::<TurnPool>(&client, ns), wc(), move |tp| {
             let (name, tns) = (tp.name_any(), tp.namespace());
@@ -67,24 +64,14 @@ where
                 .state()
                 .into_iter()
                 .filter(move |s| {
-                    s.namespace() == tns
-                        && s.spec
-                            .turn_pool_ref
-                            .as_ref()
-                            .is_some_and(|r| r.name == name)
+                    s.namespace() == tns && s.spec.turn_pool_ref.as_ref().is_some_and(|r| r.name == name)
                 })
                 .map(|s| ObjectRef::from_obj(&*s))
         })
         .graceful_shutdown_on(shutdown.clone())
-        .run(
-            reconcile::shard::reconcile,
-            reconcile::error_policy,
-            ctx.clone(),
-        );
+        .run(reconcile::shard::reconcile, reconcile::error_policy, ctx.clone());
 
-    let bridge_pods = wc().labels(&format!(
-        "{MANAGED_BY}={MANAGED_BY_VALUE},{COMPONENT}=bridge"
-    ));
+    let bridge_pods = wc().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE},{COMPONENT}=bridge"));
     let pools = Controller::new(api::<BridgePool>(&client, ns), wc());
     let pool_store = pools.store();
     let pools = pools
@@ -102,11 +89,7 @@ where
                 .map(|p| ObjectRef::from_obj(&*p))
         })
         .graceful_shutdown_on(shutdown.clone())
-        .run(
-            reconcile::bridgepool::reconcile,
-            reconcile::error_policy,
-            ctx.clone(),
-        );
+        .run(reconcile::bridgepool::reconcile, reconcile::error_policy, ctx.clone());
 
     let turns = Controller::new(api::<TurnPool>(&client, ns), wc());
     let turn_store = turns.store();
@@ -131,11 +114,7 @@ where
                 .map(|t| ObjectRef::from_obj(&*t))
         })
         .graceful_shutdown_on(shutdown.clone())
-        .run(
-            reconcile::turnpool::reconcile,
-            reconcile::error_policy,
-            ctx.clone(),
-        );
+        .run(reconcile::turnpool::reconcile, reconcile::error_policy, ctx.clone());
 
     let recorders = Controller::new(api::<RecorderPool>(&client, ns), wc());
     let recorder_store = recorders.store();
@@ -150,11 +129,7 @@ where
                 .map(|r| ObjectRef::from_obj(&*r))
         })
         .graceful_shutdown_on(shutdown)
-        .run(
-            reconcile::recorderpool::reconcile,
-            reconcile::error_policy,
-            ctx,
-        );
+        .run(reconcile::recorderpool::reconcile, reconcile::error_policy, ctx);
 
     tokio::join!(
         drain("Shard", shards),
@@ -175,10 +150,7 @@ pub async fn check_crds(client: &Client) -> Result<(), String> {
             + serde::de::DeserializeOwned,
     {
         let api: Api<K> = Api::all(client.clone());
-        match api
-            .list_metadata(&kube::api::ListParams::default().limit(1))
-            .await
-        {
+        match api.list_metadata(&kube::api::ListParams::default().limit(1)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Err(format!(
                 "the CustomResourceDefinition {}.{} is not installed. Install the CRDs with `kubectl apply -f crds/` \

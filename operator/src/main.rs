@@ -25,12 +25,7 @@ struct Args {
     #[arg(long, env = "CONVENE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
     /// Namespaces to watch, comma separated; empty watches all.
-    #[arg(
-        long,
-        env = "CONVENE_WATCH_NAMESPACES",
-        default_value = "",
-        value_delimiter = ','
-    )]
+    #[arg(long, env = "CONVENE_WATCH_NAMESPACES", default_value = "", value_delimiter = ',')]
     watch_namespaces: Vec<String>,
     /// Use a Lease so only one replica acts.
     #[arg(long, env = "CONVENE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -87,20 +82,12 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.http_addr))?;
     tokio::spawn(http::serve(listener, metrics.clone(), ready.clone()));
 
-    let client = Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
+    let client = Client::try_default().await.map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
     controller::check_crds(&client).await?;
     ready.store(true, Ordering::Relaxed);
 
-    let identity = args
-        .identity
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
-    let mut render = RenderConfig {
-        operator_namespace: args.namespace.clone(),
-        ..RenderConfig::default()
-    };
+    let identity = args.identity.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let mut render = RenderConfig { operator_namespace: args.namespace.clone(), ..RenderConfig::default() };
     if let Some(image) = args.media_image {
         render.media_image = image;
     }
@@ -111,10 +98,7 @@ async fn run(args: Args) -> Result<(), String> {
         client: client.clone(),
         render,
         metrics: metrics.clone(),
-        reporter: Reporter {
-            controller: "convene-operator".into(),
-            instance: Some(identity.clone()),
-        },
+        reporter: Reporter { controller: "convene-operator".into(), instance: Some(identity.clone()) },
     });
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -131,21 +115,16 @@ async fn run(args: Args) -> Result<(), String> {
     // standby takes over cleanly.
     let mut leader = None;
     if args.leader_election {
-        let manager =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-                .with_namespace(&args.namespace)
-                .with_identity(&identity)
-                .with_duration(args.lease_seconds)
-                .with_grace(args.lease_seconds / 3)
-                .build()
-                .await
-                .map_err(|e| format!("cannot set up the leader Lease: {e}"))?;
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&args.namespace)
+            .with_identity(&identity)
+            .with_duration(args.lease_seconds)
+            .with_grace(args.lease_seconds / 3)
+            .build()
+            .await
+            .map_err(|e| format!("cannot set up the leader Lease: {e}"))?;
         let (mut is_leader, task) = manager.watch().await;
-        tracing::info!(
-            identity,
-            lease = args.lease_name,
-            "waiting to become leader"
-        );
+        tracing::info!(identity, lease = args.lease_name, "waiting to become leader");
         tokio::select! {
             r = is_leader.wait_for(|l| *l) => { r.map_err(|_| "leader election stopped".to_string())?; }
             _ = shutdown_signal() => { return Ok(()); }
@@ -156,21 +135,11 @@ async fn run(args: Args) -> Result<(), String> {
     }
 
     let namespaces: Vec<Option<String>> = {
-        let list: Vec<String> = args
-            .watch_namespaces
-            .into_iter()
-            .filter(|n| !n.is_empty())
-            .collect();
-        if list.is_empty() {
-            vec![None]
-        } else {
-            list.into_iter().map(Some).collect()
-        }
+        let list: Vec<String> = args.watch_namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+        if list.is_empty() { vec![None] } else { list.into_iter().map(Some).collect() }
     };
     let controllers = futures::future::join_all(
-        namespaces
-            .into_iter()
-            .map(|ns| controller::run(ctx.clone(), ns, shutdown.clone())),
+        namespaces.into_iter().map(|ns| controller::run(ctx.clone(), ns, shutdown.clone())),
     );
     tokio::pin!(controllers);
 
@@ -202,11 +171,10 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return futures::future::pending().await,
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return futures::future::pending().await,
+        };
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -21,27 +21,14 @@ fn check_folder(folder: &str) {
             "{folder}/{file} is out of date: run `cargo run -p convene-operator --bin crdgen -- --write crds/ --write charts/convene/crds/`"
         );
     }
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
-    assert_eq!(
-        files,
-        vec![
-            "bridgepool.yaml",
-            "recorderpool.yaml",
-            "shard.yaml",
-            "turnpool.yaml"
-        ]
-    );
+    assert_eq!(files, vec!["bridgepool.yaml", "recorderpool.yaml", "shard.yaml", "turnpool.yaml"]);
 }
 
 fn schema(kind: &str) -> (Value, Value) {
-    let (_, def) = crd::all()
-        .into_iter()
-        .find(|(_, c)| c.spec.names.kind == kind)
-        .unwrap();
+    let (_, def) = crd::all().into_iter().find(|(_, c)| c.spec.names.kind == kind).unwrap();
     let v = serde_json::to_value(&def).unwrap();
     let version = v["spec"]["versions"][0].clone();
     (version["schema"]["openAPIV3Schema"].clone(), version)
@@ -70,10 +57,7 @@ fn every_field_is_documented_for_kubectl_explain() {
         let mut missing = vec![];
         // Kubernetes' own embedded types (tolerations, resources) come with their docs.
         undocumented(kind, &s["properties"]["spec"], &mut missing);
-        assert!(
-            missing.is_empty(),
-            "{kind} fields without description: {missing:?}"
-        );
+        assert!(missing.is_empty(), "{kind} fields without description: {missing:?}");
     }
 }
 
@@ -108,10 +92,7 @@ fn bridgepool_has_scale_and_status_subresources_and_useful_columns() {
 
 #[test]
 fn cross_field_rules_carry_readable_messages() {
-    let text: String = crd::all()
-        .iter()
-        .map(|(_, c)| serde_json::to_string(c).unwrap())
-        .collect();
+    let text: String = crd::all().iter().map(|(_, c)| serde_json::to_string(c).unwrap()).collect();
     for message in [
         "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
         "auth.jwt.publicKeysRef is required for RS256 and ES256",

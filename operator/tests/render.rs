@@ -37,25 +37,12 @@ fn env<'a>(c: &'a Container, name: &str) -> Option<&'a k8s_openapi::api::core::v
 }
 
 fn assert_hardened(c: &Container) {
-    let sc = c
-        .security_context
-        .as_ref()
-        .expect("container security context");
+    let sc = c.security_context.as_ref().expect("container security context");
     assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
     assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
     assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
-    assert_eq!(
-        sc.capabilities.as_ref().unwrap().drop.as_deref(),
-        Some(&["ALL".to_string()][..])
-    );
-    assert!(
-        c.resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-            .is_some(),
-        "{} has requests",
-        c.name
-    );
+    assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+    assert!(c.resources.as_ref().and_then(|r| r.requests.as_ref()).is_some(), "{} has requests", c.name);
 }
 
 #[test]
@@ -82,10 +69,7 @@ fn bridge_statefulset_uses_host_network_one_per_node_and_the_spec_ports() {
     let sts = &objs.stateful_set;
     assert_eq!(sts.name_any(), "meet-a-bridge");
     assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(4));
-    assert_eq!(
-        sts.spec.as_ref().unwrap().pod_management_policy.as_deref(),
-        Some("Parallel")
-    );
+    assert_eq!(sts.spec.as_ref().unwrap().pod_management_policy.as_deref(), Some("Parallel"));
     let p = pod(sts);
     assert_eq!(p.host_network, Some(true));
     assert_eq!(p.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
@@ -105,19 +89,10 @@ fn bridge_statefulset_uses_host_network_one_per_node_and_the_spec_ports() {
     assert_eq!(terms.len(), 1);
     assert_eq!(terms[0].topology_key, "kubernetes.io/hostname");
     assert_eq!(
-        terms[0]
-            .label_selector
-            .as_ref()
-            .unwrap()
-            .match_labels
-            .as_ref()
-            .unwrap(),
+        terms[0].label_selector.as_ref().unwrap().match_labels.as_ref().unwrap(),
         &bridge::owner(&pool).selector_labels()
     );
-    assert_eq!(
-        p.node_selector.as_ref().unwrap()["convene.dev/media"],
-        "true"
-    );
+    assert_eq!(p.node_selector.as_ref().unwrap()["convene.dev/media"], "true");
 
     let c = &p.containers[0];
     let ports: Vec<(String, i32, Option<i32>, String)> = c
@@ -125,14 +100,7 @@ fn bridge_statefulset_uses_host_network_one_per_node_and_the_spec_ports() {
         .as_ref()
         .unwrap()
         .iter()
-        .map(|p| {
-            (
-                p.name.clone().unwrap(),
-                p.container_port,
-                p.host_port,
-                p.protocol.clone().unwrap(),
-            )
-        })
+        .map(|p| (p.name.clone().unwrap(), p.container_port, p.host_port, p.protocol.clone().unwrap()))
         .collect();
     assert_eq!(
         ports,
@@ -142,52 +110,16 @@ fn bridge_statefulset_uses_host_network_one_per_node_and_the_spec_ports() {
             ("http".into(), 8080, Some(8080), "TCP".into()),
         ]
     );
-    let ready = c
-        .readiness_probe
-        .as_ref()
-        .unwrap()
-        .http_get
-        .as_ref()
-        .unwrap();
-    let live = c
-        .liveness_probe
-        .as_ref()
-        .unwrap()
-        .http_get
-        .as_ref()
-        .unwrap();
-    assert_eq!(
-        ready.path.as_deref(),
-        Some("/ready"),
-        "readiness turns false while draining"
-    );
-    assert_eq!(
-        live.path.as_deref(),
-        Some("/health"),
-        "liveness must not restart a draining bridge"
-    );
+    let ready = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+    let live = c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+    assert_eq!(ready.path.as_deref(), Some("/ready"), "readiness turns false while draining");
+    assert_eq!(live.path.as_deref(), Some("/health"), "liveness must not restart a draining bridge");
     assert_hardened(c);
-    assert_eq!(
-        c.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"].0,
-        "4"
-    );
+    assert_eq!(c.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"].0, "4");
 
-    let node = env(c, "NODE_NAME")
-        .unwrap()
-        .value_from
-        .as_ref()
-        .unwrap()
-        .field_ref
-        .as_ref()
-        .unwrap();
+    let node = env(c, "NODE_NAME").unwrap().value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
     assert_eq!(node.field_path, "spec.nodeName");
-    assert_eq!(
-        env(c, "CONVENE_BRIDGE_ADDRESS_SOURCE")
-            .unwrap()
-            .value
-            .as_deref(),
-        Some("node-external-ip")
-    );
+    assert_eq!(env(c, "CONVENE_BRIDGE_ADDRESS_SOURCE").unwrap().value.as_deref(), Some("node-external-ip"));
     assert_eq!(
         env(c, "CONVENE_SIGNALING_URL").unwrap().value.as_deref(),
         Some("ws://meet-a-signaling.ns.svc:8080/bridge")
@@ -200,10 +132,7 @@ fn bridge_statefulset_uses_host_network_one_per_node_and_the_spec_ports() {
         .secret_key_ref
         .as_ref()
         .unwrap();
-    assert_eq!(
-        (secret.name.as_str(), secret.key.as_str()),
-        ("meet-a-bridge-control", "secret")
-    );
+    assert_eq!((secret.name.as_str(), secret.key.as_str()), ("meet-a-bridge-control", "secret"));
 
     // Ownership: garbage-collected with the pool, found again by label.
     let meta = &sts.metadata;
@@ -220,53 +149,28 @@ fn bridge_statefulset_uses_host_network_one_per_node_and_the_spec_ports() {
 #[test]
 fn bridge_companions_service_pdb_rbac_and_network_policy() {
     let pool: BridgePool = one("trial.yaml", "BridgePool", "trial");
-    let cfg = RenderConfig {
-        operator_namespace: "ops".into(),
-        ..RenderConfig::default()
-    };
+    let cfg = RenderConfig { operator_namespace: "ops".into(), ..RenderConfig::default() };
     let objs = bridge::render(&pool, 1, &cfg);
 
     let svc = objs.service.spec.as_ref().unwrap();
-    assert_eq!(
-        svc.cluster_ip.as_deref(),
-        Some("None"),
-        "headless: each bridge is scraped on its own"
-    );
-    assert_eq!(
-        svc.publish_not_ready_addresses,
-        Some(true),
-        "draining bridges stay scrapeable"
-    );
+    assert_eq!(svc.cluster_ip.as_deref(), Some("None"), "headless: each bridge is scraped on its own");
+    assert_eq!(svc.publish_not_ready_addresses, Some(true), "draining bridges stay scrapeable");
 
     let pdb = objs.pdb.spec.as_ref().unwrap();
-    assert_eq!(
-        pdb.max_unavailable,
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
-    );
+    assert_eq!(pdb.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)));
 
     let crb = &objs.cluster_role_binding;
     assert_eq!(crb.role_ref.name, bridge::NODE_READER_ROLE);
-    assert!(
-        crb.metadata.owner_references.is_none(),
-        "cluster-scoped: cleaned by finalizer, not owner ref"
-    );
+    assert!(crb.metadata.owner_references.is_none(), "cluster-scoped: cleaned by finalizer, not owner ref");
     let subject = &crb.subjects.as_ref().unwrap()[0];
     assert_eq!(
-        (
-            subject.kind.as_str(),
-            subject.name.as_str(),
-            subject.namespace.as_deref()
-        ),
+        (subject.kind.as_str(), subject.name.as_str(), subject.namespace.as_deref()),
         ("ServiceAccount", "trial-bridge", Some("ns"))
     );
     let role = bridge::node_reader_role();
     let rule = &role.rules.as_ref().unwrap()[0];
     assert_eq!(rule.resources.as_deref(), Some(&["nodes".to_string()][..]));
-    assert_eq!(
-        rule.verbs,
-        vec!["get".to_string()],
-        "read-only, nothing more"
-    );
+    assert_eq!(rule.verbs, vec!["get".to_string()], "read-only, nothing more");
 
     let np = objs.network_policy.spec.as_ref().unwrap();
     let rules = np.ingress.as_ref().unwrap();
@@ -276,35 +180,14 @@ fn bridge_companions_service_pdb_rbac_and_network_policy() {
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
     );
     let from = control.from.as_ref().unwrap();
-    let sig = from[0]
-        .pod_selector
-        .as_ref()
-        .unwrap()
-        .match_labels
-        .as_ref()
-        .unwrap();
+    let sig = from[0].pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
     assert_eq!(sig["app.kubernetes.io/component"], "signaling");
     assert_eq!(sig["convene.dev/shard"], "trial");
-    let op_ns = from[1]
-        .namespace_selector
-        .as_ref()
-        .unwrap()
-        .match_labels
-        .as_ref()
-        .unwrap();
+    let op_ns = from[1].namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
     assert_eq!(op_ns["kubernetes.io/metadata.name"], "ops");
-    assert!(
-        from.iter().all(|p| p.ip_block.is_none()),
-        "control port is not open to the world"
-    );
+    assert!(from.iter().all(|p| p.ip_block.is_none()), "control port is not open to the world");
     let media = &rules[1];
-    let protos: Vec<_> = media
-        .ports
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|p| p.protocol.clone().unwrap())
-        .collect();
+    let protos: Vec<_> = media.ports.as_ref().unwrap().iter().map(|p| p.protocol.clone().unwrap()).collect();
     assert_eq!(protos, vec!["UDP", "TCP"]);
 }
 
@@ -315,31 +198,16 @@ fn static_and_stun_address_sources_reach_the_bridge() {
     pool.spec.public_address.static_addresses = vec!["203.0.113.7".into(), "2001:db8::7".into()];
     let sts = bridge::render(&pool, 1, &RenderConfig::default()).stateful_set;
     let c = &pod(&sts).containers[0];
+    assert_eq!(env(c, "CONVENE_BRIDGE_ADDRESS_SOURCE").unwrap().value.as_deref(), Some("static"));
     assert_eq!(
-        env(c, "CONVENE_BRIDGE_ADDRESS_SOURCE")
-            .unwrap()
-            .value
-            .as_deref(),
-        Some("static")
-    );
-    assert_eq!(
-        env(c, "CONVENE_BRIDGE_STATIC_ADDRESSES")
-            .unwrap()
-            .value
-            .as_deref(),
+        env(c, "CONVENE_BRIDGE_STATIC_ADDRESSES").unwrap().value.as_deref(),
         Some("203.0.113.7,2001:db8::7")
     );
     pool.spec.public_address.source = convene_operator::crd::bridgepool::AddressSource::STUN;
     pool.spec.public_address.stun_server = Some("stun.example.com:3478".into());
     let sts = bridge::render(&pool, 1, &RenderConfig::default()).stateful_set;
     let c = &pod(&sts).containers[0];
-    assert_eq!(
-        env(c, "CONVENE_BRIDGE_STUN_SERVER")
-            .unwrap()
-            .value
-            .as_deref(),
-        Some("stun.example.com:3478")
-    );
+    assert_eq!(env(c, "CONVENE_BRIDGE_STUN_SERVER").unwrap().value.as_deref(), Some("stun.example.com:3478"));
 }
 
 #[test]
@@ -356,59 +224,27 @@ fn signaling_renders_one_focus_service_ingress_and_config() {
     };
     let objs = signaling::render(&shard, &inputs, &RenderConfig::default());
     let sts = &objs.stateful_set;
-    assert_eq!(
-        sts.spec.as_ref().unwrap().replicas,
-        Some(1),
-        "one active focus per shard"
-    );
+    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(1), "one active focus per shard");
     let p = pod(sts);
     assert_ne!(p.host_network, Some(true));
-    assert_eq!(
-        p.automount_service_account_token,
-        Some(false),
-        "signaling needs no API access"
-    );
+    assert_eq!(p.automount_service_account_token, Some(false), "signaling needs no API access");
     let c = &p.containers[0];
     assert_hardened(c);
-    let mounts: Vec<&str> = c
-        .volume_mounts
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|m| m.mount_path.as_str())
-        .collect();
+    let mounts: Vec<&str> = c.volume_mounts.as_ref().unwrap().iter().map(|m| m.mount_path.as_str()).collect();
     assert!(mounts.contains(&"/var/run/secrets/convene/jwt"));
     assert!(mounts.contains(&"/var/run/secrets/convene/turn"));
     assert!(mounts.contains(&"/var/run/secrets/convene/bridge-control"));
-    let secret_names: Vec<String> = p
-        .volumes
-        .as_ref()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
-        .collect();
-    assert_eq!(
-        secret_names,
-        vec!["meet-a-bridge-control", "meet-a-jwt", "relays-turn"]
-    );
+    let secret_names: Vec<String> =
+        p.volumes.as_ref().unwrap().iter().filter_map(|v| v.secret.as_ref()?.secret_name.clone()).collect();
+    assert_eq!(secret_names, vec!["meet-a-bridge-control", "meet-a-jwt", "relays-turn"]);
 
     let ing = objs.ingress.as_ref().expect("ingress enabled");
     let spec = ing.spec.as_ref().unwrap();
     assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
-    assert_eq!(
-        spec.tls.as_ref().unwrap()[0].secret_name.as_deref(),
-        Some("meet-a-tls")
-    );
+    assert_eq!(spec.tls.as_ref().unwrap()[0].secret_name.as_deref(), Some("meet-a-tls"));
     let rule = &spec.rules.as_ref().unwrap()[0];
     assert_eq!(rule.host.as_deref(), Some("meet-a.example.com"));
-    let paths: Vec<_> = rule
-        .http
-        .as_ref()
-        .unwrap()
-        .paths
-        .iter()
-        .map(|p| p.path.clone().unwrap())
-        .collect();
+    let paths: Vec<_> = rule.http.as_ref().unwrap().paths.iter().map(|p| p.path.clone().unwrap()).collect();
     assert_eq!(paths, vec!["/ws", "/"]);
     assert_eq!(
         ing.metadata.annotations.as_ref().unwrap()["nginx.ingress.kubernetes.io/proxy-read-timeout"],
@@ -420,33 +256,20 @@ fn signaling_renders_one_focus_service_ingress_and_config() {
     assert_eq!(cfg["publicUrl"], "https://meet-a.example.com/");
     assert_eq!(cfg["auth"]["jwt"]["algorithm"], "HS256");
     assert_eq!(cfg["auth"]["allowAnonymousRoomCreation"], false);
-    assert_eq!(
-        cfg["turn"]["uris"][0],
-        "turn:198.51.100.1:3478?transport=udp"
-    );
+    assert_eq!(cfg["turn"]["uris"][0], "turn:198.51.100.1:3478?transport=udp");
     assert_eq!(cfg["recording"], true);
-    assert!(
-        !yaml.contains("secret:"),
-        "no secret value inline in the ConfigMap"
-    );
+    assert!(!yaml.contains("secret:"), "no secret value inline in the ConfigMap");
 }
 
 #[test]
 fn open_shard_without_ingress_has_no_jwt_and_no_ingress() {
     let mut shard: Shard = one("trial.yaml", "Shard", "trial");
     shard.spec.ingress.enabled = false;
-    let objs = signaling::render(
-        &shard,
-        &signaling::ShardInputs::default(),
-        &RenderConfig::default(),
-    );
+    let objs = signaling::render(&shard, &signaling::ShardInputs::default(), &RenderConfig::default());
     assert!(objs.ingress.is_none());
     let cfg = signaling::config(&shard, &signaling::ShardInputs::default());
     assert!(cfg.auth.jwt.is_none());
-    assert!(
-        cfg.auth.allow_anonymous_room_creation,
-        "an open shard lets anyone create rooms"
-    );
+    assert!(cfg.auth.allow_anonymous_room_creation, "an open shard lets anyone create rooms");
     assert_eq!(signaling::url(&shard), "http://meet.localhost/");
 }
 
@@ -474,10 +297,7 @@ fn coturn_config_denies_private_ranges_but_allows_bridges() {
     ] {
         assert!(lines.contains(&expected), "missing `{expected}` in\n{conf}");
     }
-    assert!(
-        !conf.contains("static-auth-secret"),
-        "the secret is never in the ConfigMap"
-    );
+    assert!(!conf.contains("static-auth-secret"), "the secret is never in the ConfigMap");
     assert!(!lines.contains(&"no-tls"));
 
     let objs = turn::render(&pool, &bridges, &RenderConfig::default());
@@ -486,32 +306,10 @@ fn coturn_config_denies_private_ranges_but_allows_bridges() {
     assert_eq!(objs.stateful_set.spec.as_ref().unwrap().replicas, Some(2));
     let c = &p.containers[0];
     assert_hardened(c);
-    let caps = c
-        .security_context
-        .as_ref()
-        .unwrap()
-        .capabilities
-        .as_ref()
-        .unwrap();
-    assert_eq!(
-        caps.add.as_deref(),
-        Some(&["NET_BIND_SERVICE".to_string()][..]),
-        "443 needs it"
-    );
-    assert!(
-        c.args
-            .as_ref()
-            .unwrap()
-            .contains(&"--static-auth-secret=$(TURN_SECRET)".to_string())
-    );
-    let s = env(c, "TURN_SECRET")
-        .unwrap()
-        .value_from
-        .as_ref()
-        .unwrap()
-        .secret_key_ref
-        .as_ref()
-        .unwrap();
+    let caps = c.security_context.as_ref().unwrap().capabilities.as_ref().unwrap();
+    assert_eq!(caps.add.as_deref(), Some(&["NET_BIND_SERVICE".to_string()][..]), "443 needs it");
+    assert!(c.args.as_ref().unwrap().contains(&"--static-auth-secret=$(TURN_SECRET)".to_string()));
+    let s = env(c, "TURN_SECRET").unwrap().value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
     assert_eq!(s.name, "relays-turn");
     let ports: Vec<(i32, String)> = c
         .ports
@@ -522,12 +320,7 @@ fn coturn_config_denies_private_ranges_but_allows_bridges() {
         .collect();
     assert_eq!(
         ports,
-        vec![
-            (3478, "UDP".into()),
-            (3478, "TCP".into()),
-            (5349, "TCP".into()),
-            (443, "TCP".into())
-        ]
+        vec![(3478, "UDP".into()), (3478, "TCP".into()), (5349, "TCP".into()), (443, "TCP".into())]
     );
     assert_eq!(turn::uris(&pool, "198.51.100.1").len(), 4);
 }
@@ -543,39 +336,15 @@ fn coturn_without_tls_disables_it_and_keeps_defaults_when_no_bridges() {
     assert!(!conf.contains("allowed-peer-ip"));
     let objs = turn::render(&pool, &[], &RenderConfig::default());
     let c = &pod(&objs.stateful_set).containers[0];
-    assert!(
-        c.security_context
-            .as_ref()
-            .unwrap()
-            .capabilities
-            .as_ref()
-            .unwrap()
-            .add
-            .is_none()
-    );
+    assert!(c.security_context.as_ref().unwrap().capabilities.as_ref().unwrap().add.is_none());
 }
 
 #[test]
 fn recorder_with_volume_claims_storage_and_with_s3_gets_credentials() {
     let vol: RecorderPool = one("production.yaml", "RecorderPool", "meet-b-recorders");
     let sts = recorder::render(&vol, &RenderConfig::default());
-    let claims = sts
-        .spec
-        .as_ref()
-        .unwrap()
-        .volume_claim_templates
-        .as_ref()
-        .unwrap();
-    let req = claims[0]
-        .spec
-        .as_ref()
-        .unwrap()
-        .resources
-        .as_ref()
-        .unwrap()
-        .requests
-        .as_ref()
-        .unwrap();
+    let claims = sts.spec.as_ref().unwrap().volume_claim_templates.as_ref().unwrap();
+    let req = claims[0].spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap();
     assert_eq!(req["storage"].0, "200Gi");
     assert_hardened(&pod(&sts).containers[0]);
 
@@ -591,17 +360,8 @@ fn recorder_with_volume_claims_storage_and_with_s3_gets_credentials() {
         .secret_key_ref
         .as_ref()
         .unwrap();
-    assert_eq!(
-        (key.name.as_str(), key.key.as_str()),
-        ("recordings-s3", "secretAccessKey")
-    );
-    assert_eq!(
-        env(c, "CONVENE_RECORDER_MAX_RECORDINGS")
-            .unwrap()
-            .value
-            .as_deref(),
-        Some("10")
-    );
+    assert_eq!((key.name.as_str(), key.key.as_str()), ("recordings-s3", "secretAccessKey"));
+    assert_eq!(env(c, "CONVENE_RECORDER_MAX_RECORDINGS").unwrap().value.as_deref(), Some("10"));
     assert_eq!(
         env(c, "CONVENE_SIGNALING_URL").unwrap().value.as_deref(),
         Some("ws://meet-a-signaling.ns.svc:8080/recorder")
@@ -615,32 +375,17 @@ fn generated_secrets_are_random_owned_and_marked() {
     let b = secrets::random_value();
     assert_ne!(a, b);
     assert!(a.len() >= 43, "32 random bytes");
-    let s = secrets::render(
-        &signaling::owner(&shard),
-        &render::bridge_control_secret("trial"),
-        &a,
-    );
+    let s = secrets::render(&signaling::owner(&shard), &render::bridge_control_secret("trial"), &a);
     assert_eq!(s.metadata.name.as_deref(), Some("trial-bridge-control"));
     assert_eq!(s.data.as_ref().unwrap()[secrets::KEY].0, a.as_bytes());
-    assert_eq!(
-        s.metadata.owner_references.as_ref().unwrap()[0].kind,
-        "Shard"
-    );
-    assert!(
-        s.metadata
-            .annotations
-            .as_ref()
-            .unwrap()
-            .contains_key("convene.dev/generated")
-    );
+    assert_eq!(s.metadata.owner_references.as_ref().unwrap()[0].kind, "Shard");
+    assert!(s.metadata.annotations.as_ref().unwrap().contains_key("convene.dev/generated"));
 }
 
 #[test]
 fn rendering_is_deterministic() {
     let pool: BridgePool = one("production.yaml", "BridgePool", "meet-b");
-    let a = serde_json::to_string(&bridge::render(&pool, 4, &RenderConfig::default()).stateful_set)
-        .unwrap();
-    let b = serde_json::to_string(&bridge::render(&pool, 4, &RenderConfig::default()).stateful_set)
-        .unwrap();
+    let a = serde_json::to_string(&bridge::render(&pool, 4, &RenderConfig::default()).stateful_set).unwrap();
+    let b = serde_json::to_string(&bridge::render(&pool, 4, &RenderConfig::default()).stateful_set).unwrap();
     assert_eq!(a, b, "same input, same object: no spurious writes");
 }

@@ -168,11 +168,7 @@ fn default_http_port() -> i32 {
 
 impl Default for BridgePorts {
     fn default() -> Self {
-        Self {
-            media: default_media_port(),
-            tcp_fallback: default_tcp_port(),
-            http: default_http_port(),
-        }
+        Self { media: default_media_port(), tcp_fallback: default_tcp_port(), http: default_http_port() }
     }
 }
 
@@ -243,10 +239,7 @@ fn default_cap_mbps() -> i32 {
 
 impl Default for BridgeCapacity {
     fn default() -> Self {
-        Self {
-            endpoints: default_cap_endpoints(),
-            mbps: default_cap_mbps(),
-        }
+        Self { endpoints: default_cap_endpoints(), mbps: default_cap_mbps() }
     }
 }
 

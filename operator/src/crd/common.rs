@@ -44,7 +44,7 @@ pub struct Placement {
 }
 
 /// Settings every workload has: image, resources and placement.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadSpec {
     /// Container image. Defaults to the image the operator was installed with.
@@ -65,4 +65,11 @@ pub struct WorkloadSpec {
 
 pub fn default_log_level() -> String {
     "info".into()
+}
+
+// By hand: the schema's default for an omitted block must satisfy its own pattern.
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        Self { image: None, resources: None, placement: Placement::default(), log_level: default_log_level() }
+    }
 }

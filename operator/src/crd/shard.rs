@@ -81,12 +81,7 @@ pub struct IngressSpec {
 
 impl Default for IngressSpec {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            class_name: None,
-            tls_secret_name: None,
-            annotations: BTreeMap::new(),
-        }
+        Self { enabled: true, class_name: None, tls_secret_name: None, annotations: BTreeMap::new() }
     }
 }
 
@@ -109,11 +104,7 @@ pub struct AuthSpec {
 
 impl Default for AuthSpec {
     fn default() -> Self {
-        Self {
-            jwt: None,
-            allow_guests: true,
-            allow_anonymous_room_creation: false,
-        }
+        Self { jwt: None, allow_guests: true, allow_anonymous_room_creation: false }
     }
 }
 

@@ -116,11 +116,7 @@ fn default_listening() -> i32 {
 
 impl Default for TurnPorts {
     fn default() -> Self {
-        Self {
-            listening: default_listening(),
-            tls: None,
-            tls443: false,
-        }
+        Self { listening: default_listening(), tls: None, tls443: false }
     }
 }
 
@@ -137,10 +133,7 @@ pub struct PortRange {
 
 impl Default for PortRange {
     fn default() -> Self {
-        Self {
-            min: 49152,
-            max: 65535,
-        }
+        Self { min: 49152, max: 65535 }
     }
 }
 

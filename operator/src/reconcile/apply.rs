@@ -26,17 +26,8 @@ where
         + Clone
         + Debug,
 {
-    let api: Api<K> = Api::namespaced(
-        client.clone(),
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-    );
-    Ok(api
-        .patch(
-            &obj.name_any(),
-            &params(),
-            &Patch::Apply(with_type_meta(obj)),
-        )
-        .await?)
+    let api: Api<K> = Api::namespaced(client.clone(), obj.meta().namespace.as_deref().unwrap_or_default());
+    Ok(api.patch(&obj.name_any(), &params(), &Patch::Apply(with_type_meta(obj))).await?)
 }
 
 /// Server-side apply a cluster-scoped object.
@@ -45,13 +36,7 @@ where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let api: Api<K> = Api::all(client.clone());
-    Ok(api
-        .patch(
-            &obj.name_any(),
-            &params(),
-            &Patch::Apply(with_type_meta(obj)),
-        )
-        .await?)
+    Ok(api.patch(&obj.name_any(), &params(), &Patch::Apply(with_type_meta(obj))).await?)
 }
 
 /// k8s-openapi types serialize without apiVersion/kind, which apply needs.
@@ -72,18 +57,10 @@ fn with_type_meta<K: Resource<DynamicType = ()> + Serialize>(obj: &K) -> serde_j
 /// Create a generated Secret unless it exists. Returns whether it was created. An existing
 /// Secret is never read back into or overwritten by the operator.
 pub async fn create_secret_once(client: &Client, secret: &Secret) -> Result<bool> {
-    let api: Api<Secret> = Api::namespaced(
-        client.clone(),
-        secret.meta().namespace.as_deref().unwrap_or_default(),
-    );
+    let api: Api<Secret> =
+        Api::namespaced(client.clone(), secret.meta().namespace.as_deref().unwrap_or_default());
     match api
-        .create(
-            &PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            },
-            secret,
-        )
+        .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, secret)
         .await
     {
         Ok(_) => Ok(true),
@@ -93,12 +70,7 @@ pub async fn create_secret_once(client: &Client, secret: &Secret) -> Result<bool
 }
 
 /// Whether a Secret exists and has `key`.
-pub async fn secret_has_key(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    key: &str,
-) -> Result<bool> {
+pub async fn secret_has_key(client: &Client, namespace: &str, name: &str, key: &str) -> Result<bool> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     Ok(api.get_opt(name).await?.is_some_and(|s| {
         s.data.as_ref().is_some_and(|d| d.contains_key(key))
@@ -115,17 +87,11 @@ pub async fn delete_orphans<K>(
     keep: &[String],
 ) -> Result<Vec<String>>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + DeserializeOwned
-        + Clone
-        + Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let mut deleted = vec![];
-    for obj in api
-        .list_metadata(&ListParams::default().labels(selector))
-        .await?
-    {
+    for obj in api.list_metadata(&ListParams::default().labels(selector)).await? {
         let name = obj.name_any();
         if !keep.contains(&name) {
             api.delete(&name, &DeleteParams::background()).await?;
@@ -138,22 +104,15 @@ where
 /// Server-side apply of a custom resource's status.
 pub async fn patch_status<K, S>(client: &Client, obj: &K, status: &S) -> Result<()>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + DeserializeOwned
-        + Clone
-        + Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + DeserializeOwned + Clone + Debug,
     S: Serialize,
 {
-    let api: Api<K> = Api::namespaced(
-        client.clone(),
-        obj.namespace().as_deref().unwrap_or_default(),
-    );
+    let api: Api<K> = Api::namespaced(client.clone(), obj.namespace().as_deref().unwrap_or_default());
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(&obj.name_any(), &params(), &Patch::Apply(body))
-        .await?;
+    api.patch_status(&obj.name_any(), &params(), &Patch::Apply(body)).await?;
     Ok(())
 }

@@ -5,9 +5,7 @@ use super::apply::{apply, apply_cluster, patch_status};
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
-use super::{
-    MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference, stateful_set_progress,
-};
+use super::{MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference, stateful_set_progress};
 use crate::crd::bridgepool::{AddressSource, BridgeState};
 use crate::crd::{BridgePool, BridgePoolStatus, Shard};
 use crate::render::bridge;
@@ -41,12 +39,7 @@ pub async fn reconcile(pool: Arc<BridgePool>, ctx: Arc<Context>) -> Result<Actio
 /// The pool's cluster-scoped binding cannot be garbage-collected through an owner reference.
 async fn cleanup(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let api: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
-    match api
-        .delete(
-            &bridge::cluster_role_binding_name(ns, &pool.name_any()),
-            &DeleteParams::default(),
-        )
-        .await
+    match api.delete(&bridge::cluster_role_binding_name(ns, &pool.name_any()), &DeleteParams::default()).await
     {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -112,19 +105,14 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
 
 async fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Gathered> {
     let client = &ctx.client;
-    let shard = Api::<Shard>::namespaced(client.clone(), ns)
-        .get_opt(&pool.spec.shard_ref.name)
-        .await?;
+    let shard = Api::<Shard>::namespaced(client.clone(), ns).get_opt(&pool.spec.shard_ref.name).await?;
     let pods = Api::<Pod>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels(&selector_string(pool)))
         .await?
         .items;
     let nodes_api: Api<Node> = Api::all(client.clone());
     let mut nodes = vec![];
-    for node in pods
-        .iter()
-        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-    {
+    for node in pods.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()) {
         if let Some(n) = nodes_api.get_opt(&node).await? {
             nodes.push(n);
         }
@@ -133,12 +121,7 @@ async fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Gathered> 
 }
 
 fn selector_string(pool: &BridgePool) -> String {
-    bridge::owner(pool)
-        .selector_labels()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    super::selector_string(&bridge::owner(pool).selector_labels())
 }
 
 /// Pure: bridges the pool should run. With autoscaling the last decision stands within
@@ -157,14 +140,7 @@ pub fn desired_replicas(pool: &BridgePool, current: i32) -> i32 {
 /// it cannot be known here (STUN is discovered by the bridge) or the node lacks the address.
 pub fn advertised_address(pool: &BridgePool, node: Option<&Node>) -> Option<String> {
     let node_address = |kind: &str| {
-        node?
-            .status
-            .as_ref()?
-            .addresses
-            .as_ref()?
-            .iter()
-            .find(|a| a.type_ == kind)
-            .map(|a| a.address.clone())
+        node?.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == kind).map(|a| a.address.clone())
     };
     match pool.spec.public_address.source {
         AddressSource::NodeExternalIP => node_address("ExternalIP"),
@@ -183,15 +159,10 @@ pub fn bridge_states(pool: &BridgePool, pods: &[Pod], nodes: &[Node]) -> Vec<Bri
             let node = nodes.iter().find(|n| Some(n.name_any()) == node_name);
             BridgeState {
                 name: p.name_any(),
-                address: node_name
-                    .as_ref()
-                    .and_then(|_| advertised_address(pool, node)),
+                address: node_name.as_ref().and_then(|_| advertised_address(pool, node)),
                 node: node_name,
-                ready: pod_condition(p, "Ready").is_some_and(|c| c.status == "True"),
-                draining: p
-                    .annotations()
-                    .get("convene.dev/draining")
-                    .is_some_and(|v| v == "true"),
+                ready: super::pod_condition(p, "Ready").is_some_and(|c| c.status == "True"),
+                draining: p.annotations().get("convene.dev/draining").is_some_and(|v| v == "true"),
             }
         })
         .collect();
@@ -200,22 +171,7 @@ pub fn bridge_states(pool: &BridgePool, pods: &[Pod], nodes: &[Node]) -> Vec<Bri
 }
 
 fn ordinal(pod: &str) -> u32 {
-    pod.rsplit('-')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(u32::MAX)
-}
-
-fn pod_condition<'a>(
-    pod: &'a Pod,
-    type_: &str,
-) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
+    pod.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(u32::MAX)
 }
 
 /// Pure: the pool's conditions. Pods the scheduler cannot place (port taken, too few nodes for
@@ -228,19 +184,7 @@ pub fn health(
     bridges: &[BridgeState],
 ) -> Health {
     let (ready, rolled_out) = stateful_set_progress(Some(sts), desired);
-    let unschedulable: Vec<String> = pods
-        .iter()
-        .filter_map(|p| {
-            let c = pod_condition(p, "PodScheduled")?;
-            (c.status == "False" && c.reason.as_deref() == Some("Unschedulable")).then(|| {
-                format!(
-                    "{}: {}",
-                    p.name_any(),
-                    c.message.clone().unwrap_or_default()
-                )
-            })
-        })
-        .collect();
+    let unschedulable = super::unschedulable(pods);
     let source = pool.spec.public_address.source;
     let no_address: Vec<&str> = bridges
         .iter()
@@ -270,55 +214,21 @@ pub fn health(
             ),
         )
     } else {
-        Observed::new(
-            "Degraded",
-            false,
-            "AsExpected",
-            "all bridges placed with an address",
-        )
+        Observed::new("Degraded", false, "AsExpected", "all bridges placed with an address")
     };
     let progressing = if rolled_out {
-        Observed::new(
-            "Progressing",
-            false,
-            "Stable",
-            format!("{desired} bridge(s) rolled out"),
-        )
+        Observed::new("Progressing", false, "Stable", format!("{desired} bridge(s) rolled out"))
     } else {
-        Observed::new(
-            "Progressing",
-            true,
-            "Scaling",
-            format!("{ready} of {desired} bridge(s) ready"),
-        )
+        Observed::new("Progressing", true, "Scaling", format!("{ready} of {desired} bridge(s) ready"))
     };
     let ready_cond = if desired == 0 {
         Observed::new("Ready", false, "ScaledToZero", "the pool has no bridges")
     } else if ready >= desired {
-        Observed::new(
-            "Ready",
-            true,
-            "AllBridgesReady",
-            format!("{ready} of {desired} bridge(s) ready"),
-        )
+        Observed::new("Ready", true, "AllBridgesReady", format!("{ready} of {desired} bridge(s) ready"))
     } else if ready > 0 {
-        Observed::new(
-            "Ready",
-            true,
-            "SomeBridgesReady",
-            format!("{ready} of {desired} bridge(s) ready"),
-        )
+        Observed::new("Ready", true, "SomeBridgesReady", format!("{ready} of {desired} bridge(s) ready"))
     } else {
-        Observed::new(
-            "Ready",
-            false,
-            "NoBridgeReady",
-            format!("0 of {desired} bridge(s) ready"),
-        )
+        Observed::new("Ready", false, "NoBridgeReady", format!("0 of {desired} bridge(s) ready"))
     };
-    Health {
-        ready: ready_cond,
-        progressing,
-        degraded,
-    }
+    Health { ready: ready_cond, progressing, degraded }
 }

@@ -18,12 +18,7 @@ impl Observed {
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            type_,
-            status,
-            reason: reason.into(),
-            message: message.into(),
-        }
+        Self { type_, status, reason: reason.into(), message: message.into() }
     }
 }
 
@@ -73,10 +68,7 @@ pub fn transitions<'a>(previous: &[Condition], now: &[&'a Observed]) -> Vec<&'a 
     now.iter()
         .filter(|o| {
             let status = if o.status { "True" } else { "False" };
-            previous
-                .iter()
-                .find(|p| p.type_ == o.type_)
-                .is_none_or(|p| p.status != status)
+            previous.iter().find(|p| p.type_ == o.type_).is_none_or(|p| p.status != status)
         })
         .copied()
         .collect()
@@ -99,21 +91,13 @@ mod tests {
 
         let still = Observed::new("Ready", false, "Starting", "1/2 pods");
         let second = merge(&first, &[&still], Some(2), &t(200));
-        assert_eq!(
-            second[0].last_transition_time,
-            t(100),
-            "same status keeps its time"
-        );
+        assert_eq!(second[0].last_transition_time, t(100), "same status keeps its time");
         assert_eq!(second[0].message, "1/2 pods");
         assert_eq!(second[0].observed_generation, Some(2));
 
         let up = Observed::new("Ready", true, "AllReady", "");
         let third = merge(&second, &[&up], Some(2), &t(300));
-        assert_eq!(
-            third[0].last_transition_time,
-            t(300),
-            "a flip takes the new time"
-        );
+        assert_eq!(third[0].last_transition_time, t(300), "a flip takes the new time");
     }
 
     #[test]

@@ -23,11 +23,7 @@ impl Context {
     ) {
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let ev = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+            type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
             note: Some(note),
             action: "Reconcile".into(),
@@ -44,19 +40,12 @@ impl Context {
         kind: &str,
         fut: impl Future<Output = super::error::Result<T>>,
     ) -> super::error::Result<T> {
-        let timer = self
-            .metrics
-            .duration
-            .with_label_values(&[kind])
-            .start_timer();
+        let timer = self.metrics.duration.with_label_values(&[kind]).start_timer();
         self.metrics.reconciles.with_label_values(&[kind]).inc();
         let result = fut.await;
         timer.observe_duration();
         if let Err(e) = &result {
-            self.metrics
-                .errors
-                .with_label_values(&[kind, &e.reason()])
-                .inc();
+            self.metrics.errors.with_label_values(&[kind, &e.reason()]).inc();
         }
         result
     }

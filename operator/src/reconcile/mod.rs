@@ -12,9 +12,11 @@ pub mod turnpool;
 
 use conditions::{Health, Observed};
 use context::Context;
+use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::Resource;
 use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,11 +51,7 @@ pub async fn conditions_with_events<K: Resource<DynamicType = ()>>(
         if first_quiet && flip.type_ != "Ready" {
             continue;
         }
-        let note = if flip.message.is_empty() {
-            flip.reason.clone()
-        } else {
-            flip.message.clone()
-        };
+        let note = if flip.message.is_empty() { flip.reason.clone() } else { flip.message.clone() };
         ctx.event(obj, warning, &flip.reason, note).await;
     }
     conditions::merge(previous, &observed, obj.meta().generation, &now)
@@ -63,12 +61,7 @@ pub async fn conditions_with_events<K: Resource<DynamicType = ()>>(
 pub fn missing_reference(reason: &str, message: String) -> Health {
     Health {
         ready: Observed::new("Ready", false, reason, message.clone()),
-        progressing: Observed::new(
-            "Progressing",
-            false,
-            reason,
-            "waiting for the reference to exist",
-        ),
+        progressing: Observed::new("Progressing", false, reason, "waiting for the reference to exist"),
         degraded: Observed::new("Degraded", true, reason, message),
     }
 }
@@ -83,8 +76,7 @@ pub fn stateful_set_progress(
     };
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
-    let rolled =
-        status.current_revision == status.update_revision || status.update_revision.is_none();
+    let rolled = status.current_revision == status.update_revision || status.update_revision.is_none();
     let generation_seen = sts.and_then(|s| s.metadata.generation) <= status.observed_generation;
     (
         ready,
@@ -94,4 +86,24 @@ pub fn stateful_set_progress(
             && ready >= desired
             && status.replicas == desired,
     )
+}
+
+pub fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> {
+    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+}
+
+/// Pure: pods the scheduler cannot place, each with the scheduler's reason.
+pub fn unschedulable(pods: &[Pod]) -> Vec<String> {
+    pods.iter()
+        .filter_map(|p| {
+            let c = pod_condition(p, "PodScheduled")?;
+            (c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+                .then(|| format!("{}: {}", p.name_any(), c.message.clone().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// `k=v,k=v` for a label map.
+pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }

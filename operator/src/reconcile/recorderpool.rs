@@ -4,11 +4,11 @@ use super::apply::{apply, patch_status};
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
-use super::{
-    MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference, stateful_set_progress,
-};
+use super::{MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference, stateful_set_progress};
 use crate::crd::{RecorderPool, RecorderPoolStatus, Shard};
 use crate::render::recorder;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -20,26 +20,15 @@ pub async fn reconcile(pool: Arc<RecorderPool>, ctx: Arc<Context>) -> Result<Act
 async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
     let ns = pool.namespace().ok_or(Error::NoNamespace)?;
     let previous = pool.status.clone().unwrap_or_default();
-    let shard = Api::<Shard>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&pool.spec.shard_ref.name)
-        .await?;
+    let shard = Api::<Shard>::namespaced(ctx.client.clone(), &ns).get_opt(&pool.spec.shard_ref.name).await?;
     let mut missing = None;
     if shard.is_none() {
         missing = Some((
             "ShardNotFound",
-            format!(
-                "Shard {} (spec.shardRef) does not exist",
-                pool.spec.shard_ref.name
-            ),
+            format!("Shard {} (spec.shardRef) does not exist", pool.spec.shard_ref.name),
         ));
     } else if let Some(s3) = &pool.spec.storage.s3
-        && !super::apply::secret_has_key(
-            &ctx.client,
-            &ns,
-            &s3.credentials_secret_name,
-            "accessKeyId",
-        )
-        .await?
+        && !super::apply::secret_has_key(&ctx.client, &ns, &s3.credentials_secret_name, "accessKeyId").await?
     {
         missing = Some((
             "SecretNotFound",
@@ -63,15 +52,16 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
     let sts = apply(&ctx.client, &recorder::render(pool, &ctx.render)).await?;
     let desired = pool.spec.replicas;
     let (ready, rolled_out) = stateful_set_progress(Some(&sts), desired);
+    let selector = super::selector_string(&recorder::owner(pool).selector_labels());
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    let unschedulable = super::unschedulable(&pods.items);
     let health = Health {
         ready: Observed::new(
             "Ready",
             ready > 0,
-            if ready > 0 {
-                "RecordersReady"
-            } else {
-                "NoRecorderReady"
-            },
+            if ready > 0 { "RecordersReady" } else { "NoRecorderReady" },
             format!("{ready} of {desired} recorder(s) ready"),
         ),
         progressing: if rolled_out {
@@ -84,12 +74,25 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
                 format!("{ready} of {desired} recorder(s) ready"),
             )
         },
-        degraded: Observed::new(
-            "Degraded",
-            false,
-            "AsExpected",
-            format!("records shard {}", pool.spec.shard_ref.name),
-        ),
+        degraded: if unschedulable.is_empty() {
+            Observed::new(
+                "Degraded",
+                false,
+                "AsExpected",
+                format!("records shard {}", pool.spec.shard_ref.name),
+            )
+        } else {
+            Observed::new(
+                "Degraded",
+                true,
+                "Unschedulable",
+                format!(
+                    "{} recorder pod(s) cannot be placed: {}",
+                    unschedulable.len(),
+                    unschedulable.join("; ")
+                ),
+            )
+        },
     };
     let status = RecorderPoolStatus {
         observed_generation: pool.metadata.generation,
@@ -98,6 +101,5 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         capacity: ready * pool.spec.recordings_per_pod,
     };
     patch_status(&ctx.client, pool, &status).await?;
-    let _ = pool.name_any();
     Ok(Action::requeue(RESYNC))
 }

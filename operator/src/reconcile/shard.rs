@@ -43,29 +43,17 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     if g.generate_jwt {
         let secret = secrets::render(&owner, &format!("{name}-jwt"), &secrets::random_value());
         if create_secret_once(&ctx.client, &secret).await? {
-            ctx.event(
-                shard,
-                false,
-                "SecretCreated",
-                format!("generated the HS256 token secret {name}-jwt"),
-            )
-            .await;
+            ctx.event(shard, false, "SecretCreated", format!("generated the HS256 token secret {name}-jwt"))
+                .await;
         }
     }
-    let control = secrets::render(
-        &owner,
-        &bridge_control_secret(&name),
-        &secrets::random_value(),
-    );
+    let control = secrets::render(&owner, &bridge_control_secret(&name), &secrets::random_value());
     if create_secret_once(&ctx.client, &control).await? {
         ctx.event(
             shard,
             false,
             "SecretCreated",
-            format!(
-                "generated the bridge-control secret {}",
-                bridge_control_secret(&name)
-            ),
+            format!("generated the bridge-control secret {}", bridge_control_secret(&name)),
         )
         .await;
     }
@@ -80,13 +68,7 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     };
     let selector = owner.children_selector();
     for gone in delete_orphans::<Ingress>(&ctx.client, &ns, &selector, &keep_ingress).await? {
-        ctx.event(
-            shard,
-            false,
-            "Deleted",
-            format!("deleted Ingress {gone}: ingress is disabled"),
-        )
-        .await;
+        ctx.event(shard, false, "Deleted", format!("deleted Ingress {gone}: ingress is disabled")).await;
     }
     // Keep unused kinds' orphans away too (renamed children from older versions).
     let main = vec![owner.child_name()];
@@ -94,11 +76,7 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     delete_orphans::<Service>(&ctx.client, &ns, &selector, &main).await?;
 
     let health = health(&g, Some(&sts).or(g.signaling.as_ref()));
-    let previous = shard
-        .status
-        .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
+    let previous = shard.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let status = ShardStatus {
         observed_generation: shard.metadata.generation,
         conditions: conditions_with_events(ctx, shard, &previous, &health).await,
@@ -108,11 +86,7 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
         participants: g.participants,
     };
     patch_status(&ctx.client, shard, &status).await?;
-    Ok(Action::requeue(if g.missing.is_empty() {
-        RESYNC
-    } else {
-        MISSING_REF_RETRY
-    }))
+    Ok(Action::requeue(if g.missing.is_empty() { RESYNC } else { MISSING_REF_RETRY }))
 }
 
 async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
@@ -132,10 +106,7 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
                 if !apply::secret_has_key(client, ns, &r.name, &r.key).await? {
                     missing.push((
                         "SecretNotFound",
-                        format!(
-                            "Secret {} with key {} (auth.jwt) does not exist",
-                            r.name, r.key
-                        ),
+                        format!("Secret {} with key {} (auth.jwt) does not exist", r.name, r.key),
                     ));
                 }
                 inputs.jwt_key = Some((r.name, r.key));
@@ -148,84 +119,42 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
     }
 
     if let Some(r) = &shard.spec.turn_pool_ref {
-        match Api::<TurnPool>::namespaced(client.clone(), ns)
-            .get_opt(&r.name)
-            .await?
-        {
+        match Api::<TurnPool>::namespaced(client.clone(), ns).get_opt(&r.name).await? {
             Some(pool) => {
-                let addresses = pool
-                    .status
-                    .as_ref()
-                    .map(|s| s.addresses.clone())
-                    .unwrap_or_default();
+                let addresses = pool.status.as_ref().map(|s| s.addresses.clone()).unwrap_or_default();
                 inputs.turn = Some(TurnInputs {
                     secret_name: turn::secret_name(&r.name),
-                    uris: addresses
-                        .iter()
-                        .flat_map(|a| turn::uris(&pool, a))
-                        .collect(),
+                    uris: addresses.iter().flat_map(|a| turn::uris(&pool, a)).collect(),
                     credential_lifetime_seconds: pool.spec.credential_lifetime_seconds,
                 });
             }
-            None => missing.push((
-                "TurnPoolNotFound",
-                format!("TurnPool {} (spec.turnPoolRef) does not exist", r.name),
-            )),
+            None => missing
+                .push(("TurnPoolNotFound", format!("TurnPool {} (spec.turnPoolRef) does not exist", r.name))),
         }
     }
     if let Some(r) = &shard.spec.recorder_pool_ref {
-        match Api::<RecorderPool>::namespaced(client.clone(), ns)
-            .get_opt(&r.name)
-            .await?
-        {
+        match Api::<RecorderPool>::namespaced(client.clone(), ns).get_opt(&r.name).await? {
             Some(_) => inputs.recording = true,
             None => missing.push((
                 "RecorderPoolNotFound",
-                format!(
-                    "RecorderPool {} (spec.recorderPoolRef) does not exist",
-                    r.name
-                ),
+                format!("RecorderPool {} (spec.recorderPoolRef) does not exist", r.name),
             )),
         }
     }
 
-    let pools = Api::<BridgePool>::namespaced(client.clone(), ns)
-        .list(&Default::default())
-        .await?;
-    let mine: Vec<&BridgePool> = pools
-        .items
-        .iter()
-        .filter(|p| p.spec.shard_ref.name == name)
-        .collect();
-    let bridges_ready = mine
-        .iter()
-        .filter_map(|p| p.status.as_ref())
-        .map(|s| s.ready_replicas)
-        .sum();
-    let loads: Vec<_> = mine
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.load.clone())
-        .collect();
+    let pools = Api::<BridgePool>::namespaced(client.clone(), ns).list(&Default::default()).await?;
+    let mine: Vec<&BridgePool> = pools.items.iter().filter(|p| p.spec.shard_ref.name == name).collect();
+    let bridges_ready = mine.iter().filter_map(|p| p.status.as_ref()).map(|s| s.ready_replicas).sum();
+    let loads: Vec<_> = mine.iter().filter_map(|p| p.status.as_ref()?.load.clone()).collect();
     let (conferences, participants) = if loads.is_empty() {
         (None, None)
     } else {
-        (
-            Some(loads.iter().map(|l| l.conferences).sum()),
-            Some(loads.iter().map(|l| l.endpoints).sum()),
-        )
+        (Some(loads.iter().map(|l| l.conferences).sum()), Some(loads.iter().map(|l| l.endpoints).sum()))
     };
     let signaling = Api::<StatefulSet>::namespaced(client.clone(), ns)
         .get_opt(&signaling::owner(shard).child_name())
         .await?;
-    Ok(Gathered {
-        inputs,
-        missing,
-        generate_jwt,
-        bridges_ready,
-        conferences,
-        participants,
-        signaling,
-    })
+    Ok(Gathered { inputs, missing, generate_jwt, bridges_ready, conferences, participants, signaling })
 }
 
 /// Pure: the shard's conditions from what was gathered.
@@ -236,38 +165,19 @@ fn health(g: &Gathered, sts: Option<&StatefulSet>) -> Health {
             "Degraded",
             true,
             *reason,
-            g.missing
-                .iter()
-                .map(|(_, m)| m.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
+            g.missing.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "),
         ),
         None => Observed::new("Degraded", false, "AsExpected", "all references resolved"),
     };
     let progressing = if rolled_out {
         Observed::new("Progressing", false, "Stable", "signaling is rolled out")
     } else {
-        Observed::new(
-            "Progressing",
-            true,
-            "RollingOut",
-            "signaling pod is starting or updating",
-        )
+        Observed::new("Progressing", true, "RollingOut", "signaling pod is starting or updating")
     };
     let ready = if degraded.status {
-        Observed::new(
-            "Ready",
-            false,
-            degraded.reason.clone(),
-            degraded.message.clone(),
-        )
+        Observed::new("Ready", false, degraded.reason.clone(), degraded.message.clone())
     } else if ready_pods < 1 {
-        Observed::new(
-            "Ready",
-            false,
-            "SignalingNotReady",
-            "the signaling pod is not ready yet",
-        )
+        Observed::new("Ready", false, "SignalingNotReady", "the signaling pod is not ready yet")
     } else if g.bridges_ready < 1 {
         Observed::new(
             "Ready",
@@ -276,16 +186,7 @@ fn health(g: &Gathered, sts: Option<&StatefulSet>) -> Health {
             "no bridge is ready: create a BridgePool with shardRef to this shard",
         )
     } else {
-        Observed::new(
-            "Ready",
-            true,
-            "Ready",
-            format!("signaling ready, {} bridges ready", g.bridges_ready),
-        )
+        Observed::new("Ready", true, "Ready", format!("signaling ready, {} bridges ready", g.bridges_ready))
     };
-    Health {
-        ready,
-        progressing,
-        degraded,
-    }
+    Health { ready, progressing, degraded }
 }

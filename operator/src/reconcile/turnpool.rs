@@ -31,10 +31,7 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
             pool,
             false,
             "SecretCreated",
-            format!(
-                "generated the TURN shared secret {}",
-                turn::secret_name(&name)
-            ),
+            format!("generated the TURN shared secret {}", turn::secret_name(&name)),
         )
         .await;
     }
@@ -71,11 +68,7 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
         },
         degraded: Observed::new("Degraded", false, "AsExpected", "configuration rendered"),
     };
-    let previous = pool
-        .status
-        .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
+    let previous = pool.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let status = TurnPoolStatus {
         observed_generation: pool.metadata.generation,
         conditions: conditions_with_events(ctx, pool, &previous, &health).await,
@@ -89,23 +82,14 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
 
 /// Addresses of the bridges of every shard in the namespace that uses this TurnPool.
 async fn bridge_addresses(ctx: &Context, ns: &str, pool: &str) -> Result<Vec<String>> {
-    let shards = Api::<Shard>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default())
-        .await?;
+    let shards = Api::<Shard>::namespaced(ctx.client.clone(), ns).list(&ListParams::default()).await?;
     let users: Vec<String> = shards
         .items
         .iter()
-        .filter(|s| {
-            s.spec
-                .turn_pool_ref
-                .as_ref()
-                .is_some_and(|r| r.name == pool)
-        })
+        .filter(|s| s.spec.turn_pool_ref.as_ref().is_some_and(|r| r.name == pool))
         .map(|s| s.name_any())
         .collect();
-    let pools = Api::<BridgePool>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default())
-        .await?;
+    let pools = Api::<BridgePool>::namespaced(ctx.client.clone(), ns).list(&ListParams::default()).await?;
     let mut addresses: Vec<String> = pools
         .items
         .iter()
@@ -120,22 +104,12 @@ async fn bridge_addresses(ctx: &Context, ns: &str, pool: &str) -> Result<Vec<Str
 
 /// Addresses clients reach the relays on: each relay node's ExternalIP, else its InternalIP.
 async fn relay_addresses(ctx: &Context, pool: &TurnPool, ns: &str) -> Result<Vec<String>> {
-    let selector = turn::owner(pool)
-        .selector_labels()
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default().labels(&selector))
-        .await?;
+    let selector = super::selector_string(&turn::owner(pool).selector_labels());
+    let pods =
+        Api::<Pod>::namespaced(ctx.client.clone(), ns).list(&ListParams::default().labels(&selector)).await?;
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let mut out = vec![];
-    for node_name in pods
-        .items
-        .iter()
-        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-    {
+    for node_name in pods.items.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()) {
         let Some(node) = nodes.get_opt(&node_name).await? else {
             continue;
         };

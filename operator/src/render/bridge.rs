@@ -7,13 +7,11 @@ use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host}
 use crate::crd::BridgePool;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, PodAffinityTerm, PodAntiAffinity,
-    PodSpec, PodTemplateSpec, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, PodAffinityTerm, PodAntiAffinity, PodSpec,
+    PodTemplateSpec, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-    NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
@@ -52,10 +50,7 @@ pub fn node_reader_role() -> ClusterRole {
         metadata: ObjectMeta {
             name: Some(NODE_READER_ROLE.into()),
             labels: Some(BTreeMap::from([
-                (
-                    super::meta::MANAGED_BY.into(),
-                    super::meta::MANAGED_BY_VALUE.into(),
-                ),
+                (super::meta::MANAGED_BY.into(), super::meta::MANAGED_BY_VALUE.into()),
                 (super::meta::NAME.into(), "convene".into()),
             ])),
             ..Default::default()
@@ -74,10 +69,7 @@ pub fn node_reader_role() -> ClusterRole {
 pub fn render(pool: &BridgePool, replicas: i32, cfg: &RenderConfig) -> BridgeObjects {
     let o = owner(pool);
     let name = o.child_name();
-    let selector = LabelSelector {
-        match_labels: Some(o.selector_labels()),
-        ..Default::default()
-    };
+    let selector = LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() };
     BridgeObjects {
         stateful_set: stateful_set(pool, &o, replicas, cfg),
         service: Service {
@@ -137,10 +129,7 @@ pub fn render(pool: &BridgePool, replicas: i32, cfg: &RenderConfig) -> BridgeObj
 fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig) -> StatefulSet {
     let spec = &pool.spec;
     let name = o.child_name();
-    let drain = spec
-        .autoscaling
-        .as_ref()
-        .map_or(600, |a| a.drain_timeout_seconds);
+    let drain = spec.autoscaling.as_ref().map_or(600, |a| a.drain_timeout_seconds);
     let port = |name: &str, port: i32, protocol: &str| ContainerPort {
         name: Some(name.into()),
         container_port: port,
@@ -152,45 +141,23 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
     };
     let mut vars = vec![
         env("CONVENE_BRIDGE_UDP_PORT", spec.ports.media.to_string()),
-        env(
-            "CONVENE_BRIDGE_TCP_PORT",
-            spec.ports.tcp_fallback.to_string(),
-        ),
+        env("CONVENE_BRIDGE_TCP_PORT", spec.ports.tcp_fallback.to_string()),
         env("CONVENE_BRIDGE_HTTP_PORT", spec.ports.http.to_string()),
-        env(
-            "CONVENE_BRIDGE_ADDRESS_SOURCE",
-            spec.public_address.source.flag(),
-        ),
+        env("CONVENE_BRIDGE_ADDRESS_SOURCE", spec.public_address.source.flag()),
         env_from_field("NODE_NAME", "spec.nodeName"),
         env_from_field("CONVENE_BRIDGE_ID", "metadata.name"),
         env(
             "CONVENE_SIGNALING_URL",
-            format!(
-                "ws://{}:{SIGNALING_PORT}/bridge",
-                signaling_host(&o.shard, &o.namespace)
-            ),
+            format!("ws://{}:{SIGNALING_PORT}/bridge", signaling_host(&o.shard, &o.namespace)),
         ),
-        env_from_secret(
-            "CONVENE_BRIDGE_SECRET",
-            &bridge_control_secret(&o.shard),
-            "secret",
-        ),
-        env(
-            "CONVENE_BRIDGE_MAX_ENDPOINTS",
-            spec.capacity.endpoints.to_string(),
-        ),
-        env(
-            "CONVENE_BRIDGE_MAX_BITRATE_MBPS",
-            spec.capacity.mbps.to_string(),
-        ),
+        env_from_secret("CONVENE_BRIDGE_SECRET", &bridge_control_secret(&o.shard), "secret"),
+        env("CONVENE_BRIDGE_MAX_ENDPOINTS", spec.capacity.endpoints.to_string()),
+        env("CONVENE_BRIDGE_MAX_BITRATE_MBPS", spec.capacity.mbps.to_string()),
         env("CONVENE_LOG_FORMAT", "json"),
         env("RUST_LOG", spec.bridge.log_level.clone()),
     ];
     if !spec.public_address.static_addresses.is_empty() {
-        vars.push(env(
-            "CONVENE_BRIDGE_STATIC_ADDRESSES",
-            spec.public_address.static_addresses.join(","),
-        ));
+        vars.push(env("CONVENE_BRIDGE_STATIC_ADDRESSES", spec.public_address.static_addresses.join(",")));
     }
     if let Some(stun) = &spec.public_address.stun_server {
         vars.push(env("CONVENE_BRIDGE_STUN_SERVER", stun.clone()));
@@ -200,12 +167,7 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
     }
     let container = Container {
         name: "bridge".into(),
-        image: Some(
-            spec.bridge
-                .image
-                .clone()
-                .unwrap_or_else(|| cfg.media_image.clone()),
-        ),
+        image: Some(spec.bridge.image.clone().unwrap_or_else(|| cfg.media_image.clone())),
         command: Some(vec!["/usr/local/bin/convene-bridge".into()]),
         env: Some(vars),
         ports: Some(vec![
@@ -234,15 +196,9 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
             service_name: Some(name.clone()),
             // Bridges are independent: start and stop them in parallel, not one by one.
             pod_management_policy: Some("Parallel".into()),
-            selector: LabelSelector {
-                match_labels: Some(o.selector_labels()),
-                ..Default::default()
-            },
+            selector: LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(o.labels()),
-                    ..Default::default()
-                }),
+                metadata: Some(ObjectMeta { labels: Some(o.labels()), ..Default::default() }),
                 spec: Some(PodSpec {
                     service_account_name: Some(name.clone()),
                     host_network: Some(true),
@@ -323,10 +279,7 @@ fn network_policy(pool: &BridgePool, o: &Owner, cfg: &RenderConfig) -> NetworkPo
         ..Default::default()
     };
     let anywhere = NetworkPolicyPeer {
-        ip_block: Some(IPBlock {
-            cidr: "0.0.0.0/0".into(),
-            ..Default::default()
-        }),
+        ip_block: Some(IPBlock { cidr: "0.0.0.0/0".into(), ..Default::default() }),
         ..Default::default()
     };
     NetworkPolicy {

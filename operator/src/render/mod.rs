@@ -23,10 +23,7 @@ pub struct RenderConfig {
 impl Default for RenderConfig {
     fn default() -> Self {
         Self {
-            media_image: format!(
-                "ghcr.io/convene-dev/convene-media:{}",
-                env!("CARGO_PKG_VERSION")
-            ),
+            media_image: format!("ghcr.io/convene-dev/convene-media:{}", env!("CARGO_PKG_VERSION")),
             turn_image: "docker.io/coturn/coturn:4.6.3".into(),
             operator_namespace: "convene-system".into(),
         }

@@ -2,9 +2,8 @@
 
 use crate::crd::common::{Placement, WorkloadSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext,
-    Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
-    TCPSocketAction,
+    Capabilities, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -20,10 +19,7 @@ pub fn pod_security(user: i64) -> PodSecurityContext {
         run_as_user: Some(user),
         run_as_group: Some(user),
         fs_group: Some(user),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
         ..Default::default()
     }
 }
@@ -46,19 +42,14 @@ pub fn container_security(add: &[&str]) -> SecurityContext {
 
 /// The spec's resources, or `default` (cpu request, memory request and limit) when unset.
 pub fn resources(spec: &WorkloadSpec, cpu: &str, memory: &str) -> ResourceRequirements {
-    spec.resources
-        .clone()
-        .unwrap_or_else(|| ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_string(), Quantity(cpu.into())),
-                ("memory".to_string(), Quantity(memory.into())),
-            ])),
-            limits: Some(BTreeMap::from([(
-                "memory".to_string(),
-                Quantity(memory.into()),
-            )])),
-            ..Default::default()
-        })
+    spec.resources.clone().unwrap_or_else(|| ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(memory.into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity(memory.into()))])),
+        ..Default::default()
+    })
 }
 
 pub fn node_selector(p: &Placement) -> Option<BTreeMap<String, String>> {
@@ -70,11 +61,7 @@ pub fn tolerations(p: &Placement) -> Option<Vec<k8s_openapi::api::core::v1::Tole
 }
 
 pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..Default::default()
-    }
+    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
 }
 
 pub fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
@@ -96,10 +83,7 @@ pub fn env_from_field(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                ..Default::default()
-            }),
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
             ..Default::default()
         }),
         ..Default::default()
@@ -125,10 +109,7 @@ pub fn http_probe(path: &str, port: &str, period: i32, failures: i32, initial_de
 /// A TCP connect probe.
 pub fn tcp_probe(port: i32, period: i32, failures: i32) -> Probe {
     Probe {
-        tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::Int(port),
-            ..Default::default()
-        }),
+        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(port), ..Default::default() }),
         period_seconds: Some(period),
         failure_threshold: Some(failures),
         timeout_seconds: Some(2),

@@ -7,9 +7,8 @@ use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host}
 use crate::crd::RecorderPool;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSpec, PodTemplateSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -30,20 +29,10 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
         env_from_field("CONVENE_RECORDER_ID", "metadata.name"),
         env(
             "CONVENE_SIGNALING_URL",
-            format!(
-                "ws://{}:{SIGNALING_PORT}/recorder",
-                signaling_host(&o.shard, &o.namespace)
-            ),
+            format!("ws://{}:{SIGNALING_PORT}/recorder", signaling_host(&o.shard, &o.namespace)),
         ),
-        env_from_secret(
-            "CONVENE_SIGNALING_SECRET",
-            &bridge_control_secret(&o.shard),
-            "secret",
-        ),
-        env(
-            "CONVENE_RECORDER_MAX_RECORDINGS",
-            s.recordings_per_pod.to_string(),
-        ),
+        env_from_secret("CONVENE_SIGNALING_SECRET", &bridge_control_secret(&o.shard), "secret"),
+        env("CONVENE_RECORDER_MAX_RECORDINGS", s.recordings_per_pod.to_string()),
         env("CONVENE_RECORDING_DIR", RECORDINGS_DIR),
         env("CONVENE_RECORDER_HTTP_PORT", HTTP_PORT.to_string()),
         env("CONVENE_LOG_FORMAT", "json"),
@@ -66,10 +55,7 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
                 access_modes: Some(vec!["ReadWriteOnce".into()]),
                 storage_class_name: v.storage_class_name.clone(),
                 resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".to_string(),
-                        Quantity(v.size.clone()),
-                    )])),
+                    requests: Some(BTreeMap::from([("storage".to_string(), Quantity(v.size.clone()))])),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -89,16 +75,8 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
         if let Some(region) = &s3.region {
             vars.push(env("CONVENE_S3_REGION", region.clone()));
         }
-        vars.push(env_from_secret(
-            "AWS_ACCESS_KEY_ID",
-            &s3.credentials_secret_name,
-            "accessKeyId",
-        ));
-        vars.push(env_from_secret(
-            "AWS_SECRET_ACCESS_KEY",
-            &s3.credentials_secret_name,
-            "secretAccessKey",
-        ));
+        vars.push(env_from_secret("AWS_ACCESS_KEY_ID", &s3.credentials_secret_name, "accessKeyId"));
+        vars.push(env_from_secret("AWS_SECRET_ACCESS_KEY", &s3.credentials_secret_name, "secretAccessKey"));
     }
     let placement = &s.recorder.placement;
     StatefulSet {
@@ -107,16 +85,10 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
             replicas: Some(s.replicas),
             service_name: Some(name.clone()),
             pod_management_policy: Some("Parallel".into()),
-            selector: LabelSelector {
-                match_labels: Some(o.selector_labels()),
-                ..Default::default()
-            },
+            selector: LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() },
             volume_claim_templates: claims,
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(o.labels()),
-                    ..Default::default()
-                }),
+                metadata: Some(ObjectMeta { labels: Some(o.labels()), ..Default::default() }),
                 spec: Some(PodSpec {
                     automount_service_account_token: Some(false),
                     node_selector: pod::node_selector(placement),
@@ -127,12 +99,7 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
                     termination_grace_period_seconds: Some(300),
                     containers: vec![Container {
                         name: "recorder".into(),
-                        image: Some(
-                            s.recorder
-                                .image
-                                .clone()
-                                .unwrap_or_else(|| cfg.media_image.clone()),
-                        ),
+                        image: Some(s.recorder.image.clone().unwrap_or_else(|| cfg.media_image.clone())),
                         command: Some(vec!["/usr/local/bin/convene-recorder".into()]),
                         env: Some(vars),
                         ports: Some(vec![ContainerPort {

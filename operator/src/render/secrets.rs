@@ -21,15 +21,13 @@ pub fn render(owner: &Owner, name: &str, value: &str) -> Secret {
     let mut meta = owner.meta(name);
     meta.annotations = Some(BTreeMap::from([(
         "convene.dev/generated".to_string(),
-        "Created once by convene-operator and never changed. Delete it to have a new one generated.".to_string(),
+        "Created once by convene-operator and never changed. Delete it to have a new one generated."
+            .to_string(),
     )]));
     Secret {
         metadata: meta,
         type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([(
-            KEY.to_string(),
-            ByteString(value.as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([(KEY.to_string(), ByteString(value.as_bytes().to_vec()))])),
         ..Default::default()
     }
 }

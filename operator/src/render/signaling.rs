@@ -8,13 +8,12 @@ use crate::crd::Shard;
 use crate::crd::shard::JwtAlgorithm;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, KeyToPath,
-    PodSpec, PodTemplateSpec, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, KeyToPath, PodSpec,
+    PodTemplateSpec, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
+    IngressSpec, IngressTLS, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -105,20 +104,12 @@ pub struct SignalingObjects {
 }
 
 pub fn owner(shard: &Shard) -> Owner {
-    Owner::new(
-        shard,
-        &kube::ResourceExt::name_any(shard),
-        Component::Signaling,
-    )
+    Owner::new(shard, &kube::ResourceExt::name_any(shard), Component::Signaling)
 }
 
 /// The URL users open.
 pub fn url(shard: &Shard) -> String {
-    let scheme = if shard.spec.ingress.tls_secret_name.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if shard.spec.ingress.tls_secret_name.is_some() { "https" } else { "http" };
     format!("{scheme}://{}/", shard.spec.domain)
 }
 
@@ -143,8 +134,7 @@ pub fn config(shard: &Shard, inputs: &ShardInputs) -> SignalingConfig {
                 key_file: format!("{SECRETS_DIR}/jwt/key"),
             }),
             allow_guests: s.auth.allow_guests,
-            allow_anonymous_room_creation: s.auth.jwt.is_none()
-                || s.auth.allow_anonymous_room_creation,
+            allow_anonymous_room_creation: s.auth.jwt.is_none() || s.auth.allow_anonymous_room_creation,
         },
         lobby_by_default: s.lobby.enabled_by_default,
         web: WebConfig {
@@ -197,11 +187,7 @@ fn secret_volume(name: &str, secret: &str, key: &str, path: &str) -> Volume {
         name: name.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret.into()),
-            items: Some(vec![KeyToPath {
-                key: key.into(),
-                path: path.into(),
-                ..Default::default()
-            }]),
+            items: Some(vec![KeyToPath { key: key.into(), path: path.into(), ..Default::default() }]),
             default_mode: Some(0o440),
             ..Default::default()
         }),
@@ -210,12 +196,7 @@ fn secret_volume(name: &str, secret: &str, key: &str, path: &str) -> Volume {
 }
 
 fn mount(name: &str, path: &str) -> VolumeMount {
-    VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        read_only: Some(true),
-        ..Default::default()
-    }
+    VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(true), ..Default::default() }
 }
 
 fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConfig) -> StatefulSet {
@@ -224,32 +205,16 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
     let mut volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: name.clone(),
-                ..Default::default()
-            }),
+            config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..Default::default() }),
             ..Default::default()
         },
-        secret_volume(
-            "bridge-control",
-            &bridge_control_secret(&o.name),
-            "secret",
-            "secret",
-        ),
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        },
+        secret_volume("bridge-control", &bridge_control_secret(&o.name), "secret", "secret"),
+        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
     ];
     let mut mounts = vec![
         mount("config", CONFIG_DIR),
         mount("bridge-control", &format!("{SECRETS_DIR}/bridge-control")),
-        VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..Default::default()
-        },
+        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
     ];
     if let Some((secret, key)) = &inputs.jwt_key {
         volumes.push(secret_volume("jwt", secret, key, "key"));
@@ -266,15 +231,9 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
             // One active focus per shard: conference state lives in this process.
             replicas: Some(1),
             service_name: Some(name.clone()),
-            selector: LabelSelector {
-                match_labels: Some(o.selector_labels()),
-                ..Default::default()
-            },
+            selector: LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(o.labels()),
-                    ..Default::default()
-                }),
+                metadata: Some(ObjectMeta { labels: Some(o.labels()), ..Default::default() }),
                 spec: Some(PodSpec {
                     automount_service_account_token: Some(false),
                     node_selector: pod::node_selector(placement),
@@ -283,16 +242,9 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
                     security_context: Some(pod::pod_security(pod::RUN_AS_USER)),
                     containers: vec![Container {
                         name: "signaling".into(),
-                        image: Some(
-                            spec.image
-                                .clone()
-                                .unwrap_or_else(|| cfg.media_image.clone()),
-                        ),
+                        image: Some(spec.image.clone().unwrap_or_else(|| cfg.media_image.clone())),
                         command: Some(vec!["/usr/local/bin/convene-signaling".into()]),
-                        args: Some(vec![
-                            "--config".into(),
-                            format!("{CONFIG_DIR}/signaling.yaml"),
-                        ]),
+                        args: Some(vec!["--config".into(), format!("{CONFIG_DIR}/signaling.yaml")]),
                         env: Some(vec![
                             env_from_field("POD_NAME", "metadata.name"),
                             env("CONVENE_LOG_FORMAT", "json"),
@@ -326,10 +278,7 @@ fn ingress(shard: &Shard, o: &Owner) -> Ingress {
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
             name: o.child_name(),
-            port: Some(ServiceBackendPort {
-                name: Some("http".into()),
-                ..Default::default()
-            }),
+            port: Some(ServiceBackendPort { name: Some("http".into()), ..Default::default() }),
         }),
         ..Default::default()
     };

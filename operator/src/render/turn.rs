@@ -9,8 +9,7 @@ use crate::crd::turnpool::DEFAULT_DENIED_PEER_RANGES;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume,
-    VolumeMount,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
@@ -82,16 +81,10 @@ pub fn config(pool: &TurnPool, bridge_addresses: &[String]) -> String {
     }
     let denied: Vec<String> = match &s.denied_peer_ranges {
         Some(ranges) => ranges.clone(),
-        None => DEFAULT_DENIED_PEER_RANGES
-            .iter()
-            .map(|r| r.to_string())
-            .collect(),
+        None => DEFAULT_DENIED_PEER_RANGES.iter().map(|r| r.to_string()).collect(),
     };
     lines.extend(denied.iter().map(|r| format!("denied-peer-ip={r}")));
-    let mut allowed: Vec<&String> = bridge_addresses
-        .iter()
-        .chain(&s.allowed_peer_ranges)
-        .collect();
+    let mut allowed: Vec<&String> = bridge_addresses.iter().chain(&s.allowed_peer_ranges).collect();
     allowed.sort();
     allowed.dedup();
     lines.extend(allowed.iter().map(|r| format!("allowed-peer-ip={r}")));
@@ -109,10 +102,7 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
     let o = owner(pool);
     let name = o.child_name();
     let s = &pool.spec;
-    let mut ports = vec![
-        ("turn-udp", s.ports.listening, "UDP"),
-        ("turn-tcp", s.ports.listening, "TCP"),
-    ];
+    let mut ports = vec![("turn-udp", s.ports.listening, "UDP"), ("turn-tcp", s.ports.listening, "TCP")];
     if s.tls_secret_name.is_some() {
         if let Some(tls) = s.ports.tls {
             ports.push(("turns", tls, "TCP"));
@@ -125,17 +115,10 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
     let mut volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: name.clone(),
-                ..Default::default()
-            }),
+            config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..Default::default() }),
             ..Default::default()
         },
-        Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        },
+        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
     ];
     let mut mounts = vec![
         VolumeMount {
@@ -144,19 +127,12 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
             read_only: Some(true),
             ..Default::default()
         },
-        VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..Default::default()
-        },
+        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
     ];
     if let Some(tls) = &s.tls_secret_name {
         volumes.push(Volume {
             name: "tls".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(tls.clone()),
-                ..Default::default()
-            }),
+            secret: Some(SecretVolumeSource { secret_name: Some(tls.clone()), ..Default::default() }),
             ..Default::default()
         });
         mounts.push(VolumeMount {
@@ -168,23 +144,14 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
     }
     let container = Container {
         name: "coturn".into(),
-        image: Some(
-            s.turn
-                .image
-                .clone()
-                .unwrap_or_else(|| cfg.turn_image.clone()),
-        ),
+        image: Some(s.turn.image.clone().unwrap_or_else(|| cfg.turn_image.clone())),
         args: Some(vec![
             "-c".into(),
             "/etc/coturn/turnserver.conf".into(),
             // Kubernetes expands $(VAR) from the container's environment.
             "--static-auth-secret=$(TURN_SECRET)".into(),
         ]),
-        env: Some(vec![env_from_secret(
-            "TURN_SECRET",
-            &secret_name(&o.name),
-            "secret",
-        )]),
+        env: Some(vec![env_from_secret("TURN_SECRET", &secret_name(&o.name), "secret")]),
         ports: Some(
             ports
                 .iter()
@@ -200,11 +167,7 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
         readiness_probe: Some(tcp_probe(s.ports.listening, 5, 2)),
         liveness_probe: Some(tcp_probe(s.ports.listening, 10, 3)),
         resources: Some(pod::resources(&s.turn, "500m", "512Mi")),
-        security_context: Some(pod::container_security(if low_port {
-            &["NET_BIND_SERVICE"]
-        } else {
-            &[]
-        })),
+        security_context: Some(pod::container_security(if low_port { &["NET_BIND_SERVICE"] } else { &[] })),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
@@ -212,10 +175,7 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
     TurnObjects {
         config_map: ConfigMap {
             metadata: o.meta(&name),
-            data: Some(BTreeMap::from([(
-                "turnserver.conf".to_string(),
-                config(pool, bridge_addresses),
-            )])),
+            data: Some(BTreeMap::from([("turnserver.conf".to_string(), config(pool, bridge_addresses))])),
             ..Default::default()
         },
         stateful_set: StatefulSet {
@@ -224,15 +184,9 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
                 replicas: Some(s.replicas),
                 service_name: Some(name.clone()),
                 pod_management_policy: Some("Parallel".into()),
-                selector: LabelSelector {
-                    match_labels: Some(o.selector_labels()),
-                    ..Default::default()
-                },
+                selector: LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() },
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(o.labels()),
-                        ..Default::default()
-                    }),
+                    metadata: Some(ObjectMeta { labels: Some(o.labels()), ..Default::default() }),
                     spec: Some(PodSpec {
                         automount_service_account_token: Some(false),
                         host_network: Some(true),

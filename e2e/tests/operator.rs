@@ -1,0 +1,607 @@
+//! The operator against a real kube-apiserver, controller-manager and scheduler with kwok
+//! nodes, exercised the way a cluster admin would. Run through the cluster tier:
+//!
+//!   e2e/cluster/with-cluster.sh cargo test -p convene-e2e --test operator -- --ignored --test-threads=1
+//!
+//! Tests share the cluster and its nodes (bridges bind host ports), so they run one at a time,
+//! each in its own namespace with its own operator process.
+
+use anyhow::{Result, anyhow};
+use convene_e2e::*;
+use convene_operator::crd::{BridgePool, RecorderPool, Shard, TurnPool};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::api::ListParams;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Once per test binary: CRDs installed and twelve fake nodes, ten of them media nodes with an
+/// ExternalIP (as cloud nodes have) like examples/production.yaml expects.
+fn setup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        install_crds();
+        for i in 0..12u8 {
+            let ip = format!("127.0.0.{}", 2 + i);
+            let ext = format!("127.0.1.{}", 2 + i);
+            if i < 10 {
+                add_node(&format!("media-{i}"), &ip, Some(&ext), &[("convene.dev/media", "true")]);
+            } else {
+                add_node(&format!("general-{i}"), &ip, None, &[]);
+            }
+        }
+    });
+}
+
+fn apply_example(ns: &str, file: &str) {
+    kubectl_ok(&["apply", "-n", ns, "-f", &format!("examples/{file}")]);
+}
+
+async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    Ok(Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?)
+}
+
+fn condition<'a>(conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], t: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    conds.iter().find(|c| c.type_ == t)
+}
+
+async fn shard_ready(client: &Client, ns: &str, name: &str) -> Shard {
+    eventually(&format!("Shard {ns}/{name} Ready"), TIMEOUT, || async {
+        let s: Shard = get(client, ns, name).await?.ok_or_else(|| anyhow!("no shard"))?;
+        let st = s.status.clone().unwrap_or_default();
+        Ok(condition(&st.conditions, "Ready").is_some_and(|c| c.status == "True").then_some(s))
+    })
+    .await
+}
+
+async fn pool_ready(client: &Client, ns: &str, name: &str, want: i32) -> BridgePool {
+    eventually(&format!("BridgePool {ns}/{name} with {want} ready bridges"), TIMEOUT, || async {
+        let p: BridgePool = get(client, ns, name).await?.ok_or_else(|| anyhow!("no pool"))?;
+        let st = p.status.clone().unwrap_or_default();
+        let ok = st.ready_replicas == want
+            && st.desired_replicas == want
+            && st.bridges.len() == want as usize
+            && st.bridges.iter().all(|b| b.ready && b.address.is_some())
+            && condition(&st.conditions, "Ready").is_some_and(|c| c.status == "True");
+        Ok(ok.then_some(p))
+    })
+    .await
+}
+
+async fn bridge_pods(client: &Client, ns: &str, pool: &str) -> Vec<Pod> {
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={pool},app.kubernetes.io/component=bridge")))
+        .await
+        .expect("list pods")
+        .items
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn trial_example_renders_everything_and_becomes_ready() {
+    setup();
+    let ns = "trial";
+    fresh_namespace(ns);
+    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
+    let client = client().await;
+    apply_example(ns, "trial.yaml");
+
+    let shard = shard_ready(&client, ns, "trial").await;
+    let st = shard.status.unwrap();
+    assert_eq!(st.url.as_deref(), Some("http://meet.localhost/"));
+    assert_eq!(st.bridges_ready, 1);
+    let ready = condition(&st.conditions, "Ready").unwrap();
+    assert_eq!(ready.observed_generation, shard.metadata.generation);
+    assert_eq!(condition(&st.conditions, "Degraded").unwrap().status, "False");
+
+    // Signaling children.
+    let sts: StatefulSet = get(&client, ns, "trial-signaling").await.unwrap().expect("signaling StatefulSet");
+    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(1));
+    assert!(get::<Service>(&client, ns, "trial-signaling").await.unwrap().is_some());
+    let cm: ConfigMap = get(&client, ns, "trial-signaling").await.unwrap().expect("ConfigMap");
+    assert!(cm.data.unwrap()["signaling.yaml"].contains("domain: meet.localhost"));
+    let ing: Ingress = get(&client, ns, "trial").await.unwrap().expect("Ingress");
+    assert_eq!(ing.spec.unwrap().rules.unwrap()[0].host.as_deref(), Some("meet.localhost"));
+    let control: Secret = get(&client, ns, "trial-bridge-control").await.unwrap().expect("bridge-control secret");
+    assert!(control.data.unwrap()["secret"].0.len() >= 32);
+    for owned in [&sts.metadata, &ing.metadata] {
+        let o = &owned.owner_references.as_ref().unwrap()[0];
+        assert_eq!((o.kind.as_str(), o.name.as_str()), ("Shard", "trial"));
+    }
+
+    // Bridge children, and the real scheduler put the one bridge on a node with host networking.
+    let pool = pool_ready(&client, ns, "trial", 1).await;
+    let bsts: StatefulSet = get(&client, ns, "trial-bridge").await.unwrap().expect("bridge StatefulSet");
+    assert_eq!(bsts.spec.as_ref().unwrap().template.spec.as_ref().unwrap().host_network, Some(true));
+    assert!(get::<Service>(&client, ns, "trial-bridge").await.unwrap().is_some());
+    assert!(get::<PodDisruptionBudget>(&client, ns, "trial-bridge").await.unwrap().is_some());
+    assert!(get::<ServiceAccount>(&client, ns, "trial-bridge").await.unwrap().is_some());
+    assert!(get::<NetworkPolicy>(&client, ns, "trial-bridge").await.unwrap().is_some());
+    let crb = Api::<ClusterRoleBinding>::all(client.clone()).get("convene-bridge-trial-trial").await.expect("binding");
+    assert_eq!(crb.role_ref.name, "convene-bridge-node-reader");
+    let pods = bridge_pods(&client, ns, "trial").await;
+    assert_eq!(pods.len(), 1);
+    let pod_ip = pods[0].status.as_ref().unwrap().pod_ip.clone().unwrap();
+    let b = &pool.status.as_ref().unwrap().bridges[0];
+    assert_eq!(b.address.as_deref(), Some(pod_ip.as_str()), "NodeInternalIP is the host-network pod's IP");
+    assert!(pod_ip.starts_with("127.0.0."));
+    assert_eq!(pool.status.as_ref().unwrap().selector.as_deref().map(|s| s.contains("app.kubernetes.io/instance=trial")), Some(true));
+
+    delete_namespace(ns);
+    let gone = Api::<ClusterRoleBinding>::all(client.clone()).get_opt("convene-bridge-trial-trial").await.unwrap();
+    assert!(gone.is_none(), "the pool's finalizer removed its cluster-scoped binding");
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn production_example_runs_two_shards_shared_relays_and_recorders() {
+    setup();
+    let ns = "prod";
+    fresh_namespace(ns);
+    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
+    let client = client().await;
+    // The S3 credentials the example says to create first.
+    kubectl_ok(&["create", "secret", "generic", "-n", ns, "recordings-s3", "--from-literal=accessKeyId=AK", "--from-literal=secretAccessKey=SK"]);
+    apply_example(ns, "production.yaml");
+
+    for shard in ["meet-a", "meet-b"] {
+        let pool = pool_ready(&client, ns, shard, 4).await;
+        let s = eventually(&format!("Shard {shard} Ready with 4 bridges"), TIMEOUT, || async {
+            let s = shard_ready(&client, ns, shard).await;
+            Ok((s.status.as_ref().unwrap().bridges_ready == 4).then_some(s))
+        })
+        .await;
+        let st = s.status.unwrap();
+        assert_eq!(st.url.as_deref(), Some(format!("https://{shard}.example.com/").as_str()));
+        // NodeExternalIP: each bridge advertises its node's ExternalIP, never the InternalIP.
+        for b in &pool.status.unwrap().bridges {
+            assert!(b.address.as_deref().unwrap().starts_with("127.0.1."), "{b:?}");
+        }
+        // The generated HS256 secret for tokens.
+        assert!(get::<Secret>(&client, ns, &format!("{shard}-jwt")).await.unwrap().is_some());
+    }
+    // One bridge per node: eight bridges on eight distinct media nodes.
+    let mut nodes = vec![];
+    for shard in ["meet-a", "meet-b"] {
+        for p in bridge_pods(&client, ns, shard).await {
+            nodes.push(p.spec.unwrap().node_name.unwrap());
+        }
+    }
+    // Two pools on the same ports: the scheduler's host-port check keeps them apart too.
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 8, "{nodes:?}");
+    assert!(nodes.iter().all(|n| n.starts_with("media-")));
+
+    let relays: TurnPool = eventually("TurnPool relays with 2 relays and bridge addresses", TIMEOUT, || async {
+        let t: TurnPool = get(&client, ns, "relays").await?.ok_or_else(|| anyhow!("no TurnPool"))?;
+        let st = t.status.clone().unwrap_or_default();
+        Ok((st.ready_replicas == 2 && st.addresses.len() == 2 && st.allowed_bridge_addresses.len() == 8).then_some(t))
+    })
+    .await;
+    let conf: ConfigMap = get(&client, ns, "relays-turn").await.unwrap().unwrap();
+    let conf = conf.data.unwrap()["turnserver.conf"].clone();
+    for a in &relays.status.as_ref().unwrap().allowed_bridge_addresses {
+        assert!(conf.contains(&format!("allowed-peer-ip={a}")), "bridge {a} allowed in\n{conf}");
+    }
+    assert!(conf.contains("denied-peer-ip=127.0.0.0-127.255.255.255"));
+    // The shards hand clients the relays' addresses.
+    let cm: ConfigMap = eventually("meet-a config lists TURN URIs", TIMEOUT, || async {
+        let cm: ConfigMap = get(&client, ns, "meet-a-signaling").await?.ok_or_else(|| anyhow!("no cm"))?;
+        Ok(cm.data.as_ref().unwrap()["signaling.yaml"].contains("turns:").then_some(cm))
+    })
+    .await;
+    assert!(cm.data.unwrap()["signaling.yaml"].contains("?transport=udp"));
+
+    let r: RecorderPool = eventually("RecorderPool meet-a-recorders (S3) Ready", TIMEOUT, || async {
+        let r: RecorderPool = get(&client, ns, "meet-a-recorders").await?.ok_or_else(|| anyhow!("none"))?;
+        let st = r.status.clone().unwrap_or_default();
+        Ok(condition(&st.conditions, "Ready").is_some_and(|c| c.status == "True").then_some(r))
+    })
+    .await;
+    assert_eq!(r.status.unwrap().capacity, 20, "2 pods x 10 recordings");
+    // The test cluster has no storage provisioner: the volume-backed pool must say why its
+    // recorders cannot start rather than sit silently Pending.
+    let r: RecorderPool = eventually("RecorderPool meet-b-recorders Degraded: unbound claims", TIMEOUT, || async {
+        let r: RecorderPool = get(&client, ns, "meet-b-recorders").await?.ok_or_else(|| anyhow!("none"))?;
+        let st = r.status.clone().unwrap_or_default();
+        Ok(condition(&st.conditions, "Degraded").is_some_and(|c| c.reason == "Unschedulable").then_some(r))
+    })
+    .await;
+    let msg = &condition(&r.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
+    assert!(msg.contains("PersistentVolumeClaim"), "{msg}");
+    let printed = kubectl_ok(&["get", "-n", ns, "shards,bridgepools,turnpools,recorderpools"]);
+    println!("--- kubectl get -n {ns} shards,bridgepools,turnpools,recorderpools\n{printed}");
+    assert!(printed.contains("https://meet-a.example.com/"));
+    delete_namespace(ns);
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn jwt_lobby_example_uses_the_referenced_secret() {
+    setup();
+    let ns = "secure";
+    fresh_namespace(ns);
+    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
+    let client = client().await;
+    apply_example(ns, "jwt-lobby.yaml");
+    // The referenced secret does not exist yet: Degraded, with an Event, and no hot loop.
+    let s: Shard = eventually("Shard secure Degraded for its missing secret", TIMEOUT, || async {
+        let s: Shard = get(&client, ns, "secure").await?.ok_or_else(|| anyhow!("none"))?;
+        let st = s.status.clone().unwrap_or_default();
+        Ok(condition(&st.conditions, "Degraded").is_some_and(|c| c.status == "True" && c.reason == "SecretNotFound").then_some(s))
+    })
+    .await;
+    let msg = &condition(&s.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
+    assert!(msg.contains("app-jwt"), "{msg}");
+    let events = kubectl_ok(&["get", "events", "-n", ns, "--field-selector", "involvedObject.name=secure,reason=SecretNotFound", "-o", "name"]);
+    assert!(!events.trim().is_empty(), "an Event tells the admin what is missing");
+    assert!(get::<Secret>(&client, ns, "secure-jwt").await.unwrap().is_none(), "a referenced key is never generated");
+
+    kubectl_ok(&["create", "secret", "generic", "-n", ns, "app-jwt", "--from-literal=secret=s3cret"]);
+    // The watch on TurnPool/BridgePool or the slow requeue picks it up; nudge via an annotation
+    // as an admin would after fixing a reference.
+    kubectl_ok(&["annotate", "-n", ns, "shard/secure", "convene.dev/nudge=1", "--overwrite"]);
+    let s = shard_ready(&client, ns, "secure").await;
+    let cm: ConfigMap = get(&client, ns, "secure-signaling").await.unwrap().unwrap();
+    let cfg = &cm.data.unwrap()["signaling.yaml"];
+    assert!(cfg.contains("lobbyByDefault: true"), "{cfg}");
+    assert!(cfg.contains("allowAnonymousRoomCreation: false"), "{cfg}");
+    let sts: StatefulSet = get(&client, ns, "secure-signaling").await.unwrap().unwrap();
+    let vols = sts.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+    assert!(vols.iter().any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some("app-jwt")));
+    assert_eq!(s.status.unwrap().bridges_ready, 1);
+    delete_namespace(ns);
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
+    setup();
+    let ns = "edit";
+    fresh_namespace(ns);
+    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
+    let client = client().await;
+    apply_example(ns, "trial.yaml");
+    pool_ready(&client, ns, "trial", 1).await;
+
+    // Edit replicas, resources and ports as an admin would.
+    let patch = r#"{"spec":{"replicas":3,"ports":{"media":10100,"tcpFallback":4543,"http":8180},"bridge":{"resources":{"requests":{"cpu":"750m","memory":"768Mi"},"limits":{"memory":"1536Mi"}}}}}"#;
+    kubectl_ok(&["patch", "-n", ns, "bridgepool/trial", "--type=merge", "-p", patch]);
+    let sts: StatefulSet = eventually("bridge StatefulSet follows the edit", TIMEOUT, || async {
+        let s: StatefulSet = get(&client, ns, "trial-bridge").await?.ok_or_else(|| anyhow!("none"))?;
+        let spec = s.spec.clone().unwrap();
+        let c = &spec.template.spec.as_ref().unwrap().containers[0];
+        let ports: Vec<i32> = c.ports.as_ref().unwrap().iter().map(|p| p.container_port).collect();
+        let cpu = c.resources.as_ref().unwrap().requests.as_ref().unwrap()["cpu"].0.clone();
+        Ok((spec.replicas == Some(3) && ports == vec![10100, 4543, 8180] && cpu == "750m").then_some(s))
+    })
+    .await;
+    let probe = &sts.spec.unwrap().template.spec.unwrap().containers[0].readiness_probe.clone().unwrap();
+    assert_eq!(probe.http_get.as_ref().unwrap().port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("http".into()));
+    let pool = pool_ready(&client, ns, "trial", 3).await;
+    let mut nodes: Vec<String> = pool.status.unwrap().bridges.into_iter().map(|b| b.node.unwrap()).collect();
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 3, "one bridge per node");
+
+    // The scale subresource, as `kubectl scale` (and HPA/KEDA) use it.
+    kubectl_ok(&["scale", "-n", ns, "bridgepool/trial", "--replicas=2"]);
+    eventually("StatefulSet scaled to 2 through the scale subresource", TIMEOUT, || async {
+        let s: StatefulSet = get(&client, ns, "trial-bridge").await?.ok_or_else(|| anyhow!("none"))?;
+        Ok((s.spec.unwrap().replicas == Some(2)).then_some(()))
+    })
+    .await;
+    pool_ready(&client, ns, "trial", 2).await;
+    let scale = kubectl_ok(&["get", "-n", ns, "--raw", &format!("/apis/convene.dev/v1alpha1/namespaces/{ns}/bridgepools/trial/scale")]);
+    let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["replicas"], 2);
+    assert!(scale["status"]["selector"].as_str().unwrap().contains("app.kubernetes.io/component=bridge"));
+
+    // More bridges than nodes: the pool says why the rest cannot run.
+    kubectl_ok(&["scale", "-n", ns, "bridgepool/trial", "--replicas=14"]);
+    let p: BridgePool = eventually("pool Degraded: Unschedulable", TIMEOUT, || async {
+        let p: BridgePool = get(&client, ns, "trial").await?.ok_or_else(|| anyhow!("none"))?;
+        let st = p.status.clone().unwrap_or_default();
+        Ok(condition(&st.conditions, "Degraded").is_some_and(|c| c.reason == "Unschedulable").then_some(p))
+    })
+    .await;
+    let msg = &condition(&p.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
+    assert!(msg.contains("trial-bridge-1") && msg.contains("node"), "{msg}");
+    println!("unschedulable message: {msg}");
+    kubectl_ok(&["scale", "-n", ns, "bridgepool/trial", "--replicas=1"]);
+    pool_ready(&client, ns, "trial", 1).await;
+    delete_namespace(ns);
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn deleting_a_shard_garbage_collects_its_children() {
+    setup();
+    let ns = "gc";
+    fresh_namespace(ns);
+    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
+    let client = client().await;
+    apply_example(ns, "trial.yaml");
+    shard_ready(&client, ns, "trial").await;
+    kubectl_ok(&["delete", "-n", ns, "shard/trial", "--wait=true"]);
+    eventually("signaling children garbage-collected", TIMEOUT, || async {
+        let left = (
+            get::<StatefulSet>(&client, ns, "trial-signaling").await?.is_some(),
+            get::<Service>(&client, ns, "trial-signaling").await?.is_some(),
+            get::<ConfigMap>(&client, ns, "trial-signaling").await?.is_some(),
+            get::<Ingress>(&client, ns, "trial").await?.is_some(),
+            get::<Secret>(&client, ns, "trial-bridge-control").await?.is_some(),
+        );
+        Ok((left == (false, false, false, false, false)).then_some(()))
+    })
+    .await;
+    // The pool outlives its shard but says so, and stops short of a hot loop.
+    let p: BridgePool = eventually("pool Degraded: ShardNotFound", TIMEOUT, || async {
+        let p: BridgePool = get(&client, ns, "trial").await?.ok_or_else(|| anyhow!("none"))?;
+        let st = p.status.clone().unwrap_or_default();
+        Ok(condition(&st.conditions, "Degraded").is_some_and(|c| c.reason == "ShardNotFound").then_some(p))
+    })
+    .await;
+    assert!(condition(&p.status.unwrap().conditions, "Degraded").unwrap().message.contains("Shard trial"));
+    let before = _op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = _op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
+    assert!(after - before <= 3.0, "no hot loop on a missing reference: {before} -> {after} reconciles in 10 s");
+    delete_namespace(ns);
+}
+
+/// One invalid manifest and a piece of the message the API server must answer with.
+const INVALID: &[(&str, &str, &str)] = &[
+    ("bridgepool min > max", "BridgePool", r#"spec: {shardRef: {name: s}, autoscaling: {minReplicas: 5, maxReplicas: 2}}"#),
+    ("media port below 1024", "BridgePool", r#"spec: {shardRef: {name: s}, ports: {media: 80}}"#),
+    ("port above 65535", "BridgePool", r#"spec: {shardRef: {name: s}, ports: {http: 70000}}"#),
+    ("tcp fallback == http", "BridgePool", r#"spec: {shardRef: {name: s}, ports: {tcpFallback: 8080, http: 8080}}"#),
+    ("replicas is a string", "BridgePool", r#"spec: {shardRef: {name: s}, replicas: "three"}"#),
+    ("missing shardRef", "BridgePool", r#"spec: {replicas: 1}"#),
+    ("static without addresses", "BridgePool", r#"spec: {shardRef: {name: s}, publicAddress: {source: Static}}"#),
+    ("unknown address source", "BridgePool", r#"spec: {shardRef: {name: s}, publicAddress: {source: Magic}}"#),
+    ("unknown field", "BridgePool", r#"spec: {shardRef: {name: s}, replicaz: 2}"#),
+    ("RS256 without public keys", "Shard", r#"spec: {domain: meet.example.com, auth: {jwt: {algorithm: RS256, issuer: a, audience: b}}}"#),
+    ("HS256 with public keys", "Shard", r#"spec: {domain: meet.example.com, auth: {jwt: {algorithm: HS256, issuer: a, audience: b, publicKeysRef: {name: k, key: pem}}}}"#),
+    ("domain not a DNS name", "Shard", r#"spec: {domain: "Meet Example!"}"#),
+    ("bad max resolution", "Shard", r#"spec: {domain: meet.example.com, web: {maxResolution: 1000}}"#),
+    ("relay range inverted", "TurnPool", r#"spec: {realm: r, relayPorts: {min: 60000, max: 50000}}"#),
+    ("tls port without secret", "TurnPool", r#"spec: {realm: r, ports: {tls: 5349}}"#),
+    ("recorder with two storages", "RecorderPool", r#"spec: {shardRef: {name: s}, storage: {volume: {size: 1Gi}, s3: {endpoint: "https://s3", bucket: b, credentialsSecretName: c}}}"#),
+    ("recorder size not a quantity", "RecorderPool", r#"spec: {shardRef: {name: s}, storage: {volume: {size: lots}}}"#),
+    ("name too long", "Shard", r#"spec: {domain: meet.example.com}"#),
+];
+
+fn expected_message(case: &str) -> &'static str {
+    match case {
+        "bridgepool min > max" => "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
+        "media port below 1024" => "ports.media must be between 1024 and 65535",
+        "port above 65535" => "ports.http must be between 1024 and 65535",
+        "tcp fallback == http" => "ports.tcpFallback and ports.http must differ",
+        "replicas is a string" => "spec.replicas: Invalid value: \"string\"",
+        "missing shardRef" => "spec.shardRef: Required value",
+        "static without addresses" => "publicAddress.staticAddresses must list at least one address",
+        "unknown address source" => "Unsupported value: \"Magic\"",
+        "unknown field" => "unknown field \"spec.replicaz\"",
+        "RS256 without public keys" => "auth.jwt.publicKeysRef is required for RS256 and ES256",
+        "HS256 with public keys" => "auth.jwt.publicKeysRef is only for RS256/ES256",
+        "domain not a DNS name" => "domain must be a lowercase DNS name",
+        "bad max resolution" => "web.maxResolution must be one of 180, 360, 540, 720, 1080",
+        "relay range inverted" => "relayPorts.min must not be greater than relayPorts.max",
+        "tls port without secret" => "ports.tls needs tlsSecretName",
+        "recorder with two storages" => "storage needs exactly one of volume or s3",
+        "recorder size not a quantity" => "storage.volume.size must be a quantity",
+        "name too long" => "metadata.name must be at most 40 characters",
+        _ => unreachable!("every case has a message"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn invalid_manifests_are_refused_with_a_readable_message() {
+    setup();
+    let ns = "invalid";
+    fresh_namespace(ns);
+    let mut failures = vec![];
+    for (case, kind, body) in INVALID {
+        let name = if *case == "name too long" { "a".repeat(45) } else { "x".into() };
+        let manifest = format!("apiVersion: convene.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\n{body}\n");
+        let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = expected_message(case);
+        if out.status.success() || !err.contains(want) {
+            failures.push(format!("{case}: success={} want `{want}`, got: {err}", out.status.success()));
+        } else {
+            println!("refused ({case}): {}", err.lines().next().unwrap_or_default());
+        }
+    }
+    assert!(INVALID.len() >= 12);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Nothing was stored.
+    let stored = kubectl_ok(&["get", "-n", ns, "shards,bridgepools,turnpools,recorderpools", "-o", "name"]);
+    assert!(stored.trim().is_empty(), "{stored}");
+    delete_namespace(ns);
+}
+
+async fn child_versions(client: &Client, ns: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    macro_rules! collect {
+        ($t:ty) => {
+            for o in Api::<$t>::namespaced(client.clone(), ns).list(&ListParams::default()).await.unwrap() {
+                out.insert(format!("{}/{}", <$t>::kind(&()), o.name_any()), o.resource_version().unwrap_or_default());
+            }
+        };
+    }
+    collect!(StatefulSet);
+    collect!(Service);
+    collect!(ConfigMap);
+    collect!(Secret);
+    collect!(Ingress);
+    collect!(PodDisruptionBudget);
+    collect!(ServiceAccount);
+    collect!(NetworkPolicy);
+    collect!(Shard);
+    collect!(BridgePool);
+    collect!(TurnPool);
+    collect!(RecorderPool);
+    out.retain(|k, _| !k.starts_with("ConfigMap/kube-root-ca.crt"));
+    out
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn restarting_the_operator_writes_nothing_when_nothing_changed() {
+    setup();
+    let ns = "restart";
+    fresh_namespace(ns);
+    let client = client().await;
+    let mut op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
+    apply_example(ns, "trial.yaml");
+    shard_ready(&client, ns, "trial").await;
+    pool_ready(&client, ns, "trial", 1).await;
+    // Let the status settle (pods ready, conditions stable) for a couple of resyncs.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = child_versions(&client, ns).await;
+    let secret_before: Secret = get(&client, ns, "trial-bridge-control").await.unwrap().unwrap();
+    op.terminate();
+
+    let op2 = Operator::start(ns, "op-b", "convene-operator", 15).unwrap();
+    // Wait until the new operator reconciled every object at least once.
+    eventually("restarted operator reconciled the shard and the pool", TIMEOUT, || async {
+        let shards = op2.counter("convene_operator_reconciles_total", "kind=\"Shard\"").await?;
+        let pools = op2.counter("convene_operator_reconciles_total", "kind=\"BridgePool\"").await?;
+        Ok((shards >= 2.0 && pools >= 2.0).then_some(()))
+    })
+    .await;
+    let after = child_versions(&client, ns).await;
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: {v} -> {:?}", after.get(k)))
+        .collect();
+    assert!(changed.is_empty(), "writes after a restart with nothing to do: {changed:?}");
+    assert_eq!(before.len(), after.len(), "no objects appeared or vanished");
+    let secret_after: Secret = get(&client, ns, "trial-bridge-control").await.unwrap().unwrap();
+    assert_eq!(secret_before.data, secret_after.data, "the generated secret is never regenerated");
+    delete_namespace(ns);
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn only_the_lease_holder_reconciles_and_killing_it_hands_over() {
+    setup();
+    let ns = "leader";
+    fresh_namespace(ns);
+    let client = client().await;
+    let mut a = Operator::start(ns, "op-a", "convene-ha", 6).unwrap();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    eventually("op-a holds the Lease", TIMEOUT, || async {
+        let l = leases.get_opt("convene-ha").await?;
+        Ok((l.and_then(|l| l.spec?.holder_identity).as_deref() == Some("op-a")).then_some(()))
+    })
+    .await;
+    let b = Operator::start(ns, "op-b", "convene-ha", 6).unwrap();
+    eventually("op-b is up (standby)", TIMEOUT, || async { Ok(http_get(b.port, "/readyz").await.ok().map(|_| ())) }).await;
+
+    apply_example(ns, "trial.yaml");
+    shard_ready(&client, ns, "trial").await;
+    assert!(a.counter("convene_operator_reconciles_total", "").await.unwrap() > 0.0);
+    assert_eq!(b.counter("convene_operator_reconciles_total", "").await.unwrap(), 0.0, "the standby must not act");
+    assert_eq!(b.counter("convene_operator_leader", "").await.unwrap(), 0.0);
+
+    // The leader dies without releasing the Lease; the standby takes over once it expires.
+    let killed = Instant::now();
+    a.kill();
+    eventually("op-b holds the Lease", Duration::from_secs(60), || async {
+        let l = leases.get_opt("convene-ha").await?;
+        Ok((l.and_then(|l| l.spec?.holder_identity).as_deref() == Some("op-b")).then_some(()))
+    })
+    .await;
+    println!("leader hand-over after SIGKILL took {:.1} s (lease 6 s)", killed.elapsed().as_secs_f64());
+    // The new leader acts: a change made now is reconciled.
+    kubectl_ok(&["patch", "-n", ns, "bridgepool/trial", "--type=merge", "-p", r#"{"spec":{"replicas":2}}"#]);
+    pool_ready(&client, ns, "trial", 2).await;
+    assert!(b.counter("convene_operator_reconciles_total", "").await.unwrap() > 0.0);
+    assert_eq!(b.counter("convene_operator_leader", "").await.unwrap(), 1.0);
+    delete_namespace(ns);
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn operator_without_crds_says_how_to_install_them() {
+    // One CRD removed, as when an admin forgot it: the operator must say what to do and stop.
+    setup();
+    kubectl_ok(&["delete", "-f", "crds/recorderpool.yaml", "--wait=true"]);
+    let ns = "nocrd";
+    fresh_namespace(ns);
+    let mut op = Operator::start(ns, "op-a", "convene-nocrd", 15).unwrap();
+    let started = Instant::now();
+    while op.is_running() && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!op.is_running(), "the operator exits instead of crash-looping on watches");
+    let log = std::fs::read_to_string(&op.log).unwrap();
+    assert!(log.contains("recorderpools.convene.dev is not installed") && log.contains("kubectl apply -f crds/"), "{log}");
+    install_crds();
+    delete_namespace(ns);
+}
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
+    setup();
+    let ns = "convene-system";
+    let chart = repo().join("charts/convene");
+    let chart = chart.to_str().unwrap();
+    fresh_namespace(ns);
+    let helm = |args: &[&str]| {
+        let out = std::process::Command::new("helm").args(args).output().expect("helm on PATH");
+        assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    helm(&["lint", chart, "--strict"]);
+    helm(&["install", "convene", chart, "-n", ns, "--wait=false", "--set", "replicas=2"]);
+    let client = client().await;
+    let dep: Deployment = get(&client, ns, "convene").await.unwrap().expect("operator Deployment");
+    assert_eq!(dep.spec.as_ref().unwrap().replicas, Some(2));
+    // The Deployment controller creates the pods and kwok runs them.
+    eventually("operator Deployment available", TIMEOUT, || async {
+        let d: Deployment = get(&client, ns, "convene").await?.ok_or_else(|| anyhow!("none"))?;
+        Ok((d.status.and_then(|s| s.available_replicas) == Some(2)).then_some(()))
+    })
+    .await;
+    for crd in ["shards", "bridgepools", "turnpools", "recorderpools"] {
+        kubectl_ok(&["get", "crd", &format!("{crd}.convene.dev")]);
+    }
+    // Least privilege: the operator may create secrets but never update or list them.
+    let can = |verb: &str, res: &str| {
+        let out = kubectl(&["auth", "can-i", verb, res, "-n", "default", &format!("--as=system:serviceaccount:{ns}:convene")], None);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    assert!(can("create", "secrets"));
+    assert!(!can("update", "secrets"));
+    assert!(!can("list", "secrets"));
+    assert!(can("patch", "statefulsets.apps"));
+    assert!(can("patch", "bridgepools.convene.dev/status"));
+    assert!(!can("delete", "nodes"));
+    helm(&["uninstall", "convene", "-n", ns, "--wait"]);
+    assert!(get::<Deployment>(&client, ns, "convene").await.unwrap().is_none());
+    let left = kubectl_ok(&["get", "clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/instance=convene", "-o", "name"]);
+    assert!(left.trim().is_empty(), "{left}");
+    delete_namespace(ns);
+}

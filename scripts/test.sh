@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, every tier, as CI runs it (.ci/run calls this script):
+#   1. format, lint and the CRDs-in-sync check
+#   2. unit and integration tests (cargo test)
+#   3. cluster tier: a real kube-apiserver, controller-manager, scheduler and kwok nodes on
+#      loopback (e2e/cluster/), with the operator, kubectl and helm run as an admin would
+# Builds are cached outside the repository (CONVENE_CACHE, default ~/.cache/convene).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONVENE_CACHE=${CONVENE_CACHE:-$HOME/.cache/convene}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CONVENE_CACHE/target}
+export CARGO_TERM_COLOR=never
+step() { echo; echo "=== $* ($(date +%T))"; }
+
+step "dependencies"
+scripts/install-deps.sh
+e2e/cluster/install-tools.sh >/dev/null
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit and integration tests"
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked
+
+step "cluster tier (real control plane, kwok nodes)"
+e2e/cluster/with-cluster.sh cargo test --locked -p convene-e2e --test operator -- --ignored --test-threads=1
+
+step "all tiers passed"
