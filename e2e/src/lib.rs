@@ -16,9 +16,10 @@ pub fn repo() -> PathBuf {
 
 /// The state folder of the running test cluster.
 pub fn cluster_dir() -> PathBuf {
-    PathBuf::from(std::env::var("CONVENE_CLUSTER_DIR").expect(
-        "CONVENE_CLUSTER_DIR is not set: run these tests through e2e/cluster/with-cluster.sh",
-    ))
+    PathBuf::from(
+        std::env::var("CONVENE_CLUSTER_DIR")
+            .expect("CONVENE_CLUSTER_DIR is not set: run these tests through e2e/cluster/with-cluster.sh"),
+    )
 }
 
 pub async fn client() -> Client {
@@ -65,20 +66,30 @@ pub fn add_node(name: &str, ip: &str, external_ip: Option<&str>, labels: &[(&str
             {"type": "ExternalIP", "address": ext},
             {"type": "Hostname", "address": name},
         ]}});
-        kubectl_ok(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", &patch.to_string()]);
+        kubectl_ok(&[
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ]);
     }
 }
 
 /// Create a fresh namespace (deleting a leftover one first).
 pub fn fresh_namespace(ns: &str) {
-    let _ = kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
+    let _ =
+        kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
     kubectl_ok(&["create", "namespace", ns]);
 }
 
 /// Delete a namespace and wait until it is gone (its BridgePools' finalizers need a running
 /// operator).
 pub fn delete_namespace(ns: &str) {
-    let out = kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
+    let out =
+        kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
     assert!(out.status.success(), "namespace {ns} not deleted: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -106,7 +117,10 @@ where
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// The operator binary built by `cargo build -p convene-operator`, next to the test binary.
@@ -191,17 +205,16 @@ impl Drop for Operator {
     }
 }
 
-/// Minimal HTTP/1.0 GET on 127.0.0.1 (the operator's own endpoint; no client library needed
-/// for one line of protocol in a test).
+/// GET `path` from a server on 127.0.0.1 (the operator's own endpoint); the body of a 200.
 pub async fn http_get(port: u16, path: &str) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await?;
-    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let resp = client.get(format!("http://127.0.0.1:{port}{path}").parse()?).await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        bail!("GET {path}: {status}");
     }
-    Ok(body.to_string())
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }

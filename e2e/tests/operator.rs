@@ -10,8 +10,8 @@ use anyhow::{Result, anyhow};
 use convene_e2e::*;
 use convene_operator::crd::{BridgePool, RecorderPool, Shard, TurnPool};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
@@ -49,12 +49,18 @@ fn apply_example(ns: &str, file: &str) {
 
 async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
 {
     Ok(Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?)
 }
 
-fn condition<'a>(conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], t: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+fn condition<'a>(
+    conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    t: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     conds.iter().find(|c| c.type_ == t)
 }
 
@@ -83,7 +89,10 @@ async fn pool_ready(client: &Client, ns: &str, name: &str, want: i32) -> BridgeP
 
 async fn bridge_pods(client: &Client, ns: &str, pool: &str) -> Vec<Pod> {
     Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={pool},app.kubernetes.io/component=bridge")))
+        .list(
+            &ListParams::default()
+                .labels(&format!("app.kubernetes.io/instance={pool},app.kubernetes.io/component=bridge")),
+        )
         .await
         .expect("list pods")
         .items
@@ -115,7 +124,8 @@ async fn trial_example_renders_everything_and_becomes_ready() {
     assert!(cm.data.unwrap()["signaling.yaml"].contains("domain: meet.localhost"));
     let ing: Ingress = get(&client, ns, "trial").await.unwrap().expect("Ingress");
     assert_eq!(ing.spec.unwrap().rules.unwrap()[0].host.as_deref(), Some("meet.localhost"));
-    let control: Secret = get(&client, ns, "trial-bridge-control").await.unwrap().expect("bridge-control secret");
+    let control: Secret =
+        get(&client, ns, "trial-bridge-control").await.unwrap().expect("bridge-control secret");
     assert!(control.data.unwrap()["secret"].0.len() >= 32);
     for owned in [&sts.metadata, &ing.metadata] {
         let o = &owned.owner_references.as_ref().unwrap()[0];
@@ -130,7 +140,10 @@ async fn trial_example_renders_everything_and_becomes_ready() {
     assert!(get::<PodDisruptionBudget>(&client, ns, "trial-bridge").await.unwrap().is_some());
     assert!(get::<ServiceAccount>(&client, ns, "trial-bridge").await.unwrap().is_some());
     assert!(get::<NetworkPolicy>(&client, ns, "trial-bridge").await.unwrap().is_some());
-    let crb = Api::<ClusterRoleBinding>::all(client.clone()).get("convene-bridge-trial-trial").await.expect("binding");
+    let crb = Api::<ClusterRoleBinding>::all(client.clone())
+        .get("convene-bridge-trial-trial")
+        .await
+        .expect("binding");
     assert_eq!(crb.role_ref.name, "convene-bridge-node-reader");
     let pods = bridge_pods(&client, ns, "trial").await;
     assert_eq!(pods.len(), 1);
@@ -138,10 +151,19 @@ async fn trial_example_renders_everything_and_becomes_ready() {
     let b = &pool.status.as_ref().unwrap().bridges[0];
     assert_eq!(b.address.as_deref(), Some(pod_ip.as_str()), "NodeInternalIP is the host-network pod's IP");
     assert!(pod_ip.starts_with("127.0.0."));
-    assert_eq!(pool.status.as_ref().unwrap().selector.as_deref().map(|s| s.contains("app.kubernetes.io/instance=trial")), Some(true));
+    assert_eq!(
+        pool.status
+            .as_ref()
+            .unwrap()
+            .selector
+            .as_deref()
+            .map(|s| s.contains("app.kubernetes.io/instance=trial")),
+        Some(true)
+    );
 
     delete_namespace(ns);
-    let gone = Api::<ClusterRoleBinding>::all(client.clone()).get_opt("convene-bridge-trial-trial").await.unwrap();
+    let gone =
+        Api::<ClusterRoleBinding>::all(client.clone()).get_opt("convene-bridge-trial-trial").await.unwrap();
     assert!(gone.is_none(), "the pool's finalizer removed its cluster-scoped binding");
 }
 
@@ -154,7 +176,16 @@ async fn production_example_runs_two_shards_shared_relays_and_recorders() {
     let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     let client = client().await;
     // The S3 credentials the example says to create first.
-    kubectl_ok(&["create", "secret", "generic", "-n", ns, "recordings-s3", "--from-literal=accessKeyId=AK", "--from-literal=secretAccessKey=SK"]);
+    kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "-n",
+        ns,
+        "recordings-s3",
+        "--from-literal=accessKeyId=AK",
+        "--from-literal=secretAccessKey=SK",
+    ]);
     apply_example(ns, "production.yaml");
 
     for shard in ["meet-a", "meet-b"] {
@@ -186,12 +217,14 @@ async fn production_example_runs_two_shards_shared_relays_and_recorders() {
     assert_eq!(nodes.len(), 8, "{nodes:?}");
     assert!(nodes.iter().all(|n| n.starts_with("media-")));
 
-    let relays: TurnPool = eventually("TurnPool relays with 2 relays and bridge addresses", TIMEOUT, || async {
-        let t: TurnPool = get(&client, ns, "relays").await?.ok_or_else(|| anyhow!("no TurnPool"))?;
-        let st = t.status.clone().unwrap_or_default();
-        Ok((st.ready_replicas == 2 && st.addresses.len() == 2 && st.allowed_bridge_addresses.len() == 8).then_some(t))
-    })
-    .await;
+    let relays: TurnPool =
+        eventually("TurnPool relays with 2 relays and bridge addresses", TIMEOUT, || async {
+            let t: TurnPool = get(&client, ns, "relays").await?.ok_or_else(|| anyhow!("no TurnPool"))?;
+            let st = t.status.clone().unwrap_or_default();
+            Ok((st.ready_replicas == 2 && st.addresses.len() == 2 && st.allowed_bridge_addresses.len() == 8)
+                .then_some(t))
+        })
+        .await;
     let conf: ConfigMap = get(&client, ns, "relays-turn").await.unwrap().unwrap();
     let conf = conf.data.unwrap()["turnserver.conf"].clone();
     for a in &relays.status.as_ref().unwrap().allowed_bridge_addresses {
@@ -215,12 +248,16 @@ async fn production_example_runs_two_shards_shared_relays_and_recorders() {
     assert_eq!(r.status.unwrap().capacity, 20, "2 pods x 10 recordings");
     // The test cluster has no storage provisioner: the volume-backed pool must say why its
     // recorders cannot start rather than sit silently Pending.
-    let r: RecorderPool = eventually("RecorderPool meet-b-recorders Degraded: unbound claims", TIMEOUT, || async {
-        let r: RecorderPool = get(&client, ns, "meet-b-recorders").await?.ok_or_else(|| anyhow!("none"))?;
-        let st = r.status.clone().unwrap_or_default();
-        Ok(condition(&st.conditions, "Degraded").is_some_and(|c| c.reason == "Unschedulable").then_some(r))
-    })
-    .await;
+    let r: RecorderPool =
+        eventually("RecorderPool meet-b-recorders Degraded: unbound claims", TIMEOUT, || async {
+            let r: RecorderPool =
+                get(&client, ns, "meet-b-recorders").await?.ok_or_else(|| anyhow!("none"))?;
+            let st = r.status.clone().unwrap_or_default();
+            Ok(condition(&st.conditions, "Degraded")
+                .is_some_and(|c| c.reason == "Unschedulable")
+                .then_some(r))
+        })
+        .await;
     let msg = &condition(&r.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
     assert!(msg.contains("PersistentVolumeClaim"), "{msg}");
     let printed = kubectl_ok(&["get", "-n", ns, "shards,bridgepools,turnpools,recorderpools"]);
@@ -242,14 +279,28 @@ async fn jwt_lobby_example_uses_the_referenced_secret() {
     let s: Shard = eventually("Shard secure Degraded for its missing secret", TIMEOUT, || async {
         let s: Shard = get(&client, ns, "secure").await?.ok_or_else(|| anyhow!("none"))?;
         let st = s.status.clone().unwrap_or_default();
-        Ok(condition(&st.conditions, "Degraded").is_some_and(|c| c.status == "True" && c.reason == "SecretNotFound").then_some(s))
+        Ok(condition(&st.conditions, "Degraded")
+            .is_some_and(|c| c.status == "True" && c.reason == "SecretNotFound")
+            .then_some(s))
     })
     .await;
     let msg = &condition(&s.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
     assert!(msg.contains("app-jwt"), "{msg}");
-    let events = kubectl_ok(&["get", "events", "-n", ns, "--field-selector", "involvedObject.name=secure,reason=SecretNotFound", "-o", "name"]);
+    let events = kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        "involvedObject.name=secure,reason=SecretNotFound",
+        "-o",
+        "name",
+    ]);
     assert!(!events.trim().is_empty(), "an Event tells the admin what is missing");
-    assert!(get::<Secret>(&client, ns, "secure-jwt").await.unwrap().is_none(), "a referenced key is never generated");
+    assert!(
+        get::<Secret>(&client, ns, "secure-jwt").await.unwrap().is_none(),
+        "a referenced key is never generated"
+    );
 
     kubectl_ok(&["create", "secret", "generic", "-n", ns, "app-jwt", "--from-literal=secret=s3cret"]);
     // The watch on TurnPool/BridgePool or the slow requeue picks it up; nudge via an annotation
@@ -291,7 +342,10 @@ async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
     })
     .await;
     let probe = &sts.spec.unwrap().template.spec.unwrap().containers[0].readiness_probe.clone().unwrap();
-    assert_eq!(probe.http_get.as_ref().unwrap().port, k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("http".into()));
+    assert_eq!(
+        probe.http_get.as_ref().unwrap().port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("http".into())
+    );
     let pool = pool_ready(&client, ns, "trial", 3).await;
     let mut nodes: Vec<String> = pool.status.unwrap().bridges.into_iter().map(|b| b.node.unwrap()).collect();
     nodes.sort();
@@ -306,7 +360,13 @@ async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
     })
     .await;
     pool_ready(&client, ns, "trial", 2).await;
-    let scale = kubectl_ok(&["get", "-n", ns, "--raw", &format!("/apis/convene.dev/v1alpha1/namespaces/{ns}/bridgepools/trial/scale")]);
+    let scale = kubectl_ok(&[
+        "get",
+        "-n",
+        ns,
+        "--raw",
+        &format!("/apis/convene.dev/v1alpha1/namespaces/{ns}/bridgepools/trial/scale"),
+    ]);
     let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
     assert_eq!(scale["spec"]["replicas"], 2);
     assert_eq!(scale["status"]["replicas"], 2);
@@ -361,29 +421,64 @@ async fn deleting_a_shard_garbage_collects_its_children() {
     let before = _op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let after = _op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
-    assert!(after - before <= 3.0, "no hot loop on a missing reference: {before} -> {after} reconciles in 10 s");
+    assert!(
+        after - before <= 3.0,
+        "no hot loop on a missing reference: {before} -> {after} reconciles in 10 s"
+    );
     delete_namespace(ns);
 }
 
 /// One invalid manifest and a piece of the message the API server must answer with.
 const INVALID: &[(&str, &str, &str)] = &[
-    ("bridgepool min > max", "BridgePool", r#"spec: {shardRef: {name: s}, autoscaling: {minReplicas: 5, maxReplicas: 2}}"#),
+    (
+        "bridgepool min > max",
+        "BridgePool",
+        r#"spec: {shardRef: {name: s}, autoscaling: {minReplicas: 5, maxReplicas: 2}}"#,
+    ),
     ("media port below 1024", "BridgePool", r#"spec: {shardRef: {name: s}, ports: {media: 80}}"#),
     ("port above 65535", "BridgePool", r#"spec: {shardRef: {name: s}, ports: {http: 70000}}"#),
-    ("tcp fallback == http", "BridgePool", r#"spec: {shardRef: {name: s}, ports: {tcpFallback: 8080, http: 8080}}"#),
+    (
+        "tcp fallback == http",
+        "BridgePool",
+        r#"spec: {shardRef: {name: s}, ports: {tcpFallback: 8080, http: 8080}}"#,
+    ),
     ("replicas is a string", "BridgePool", r#"spec: {shardRef: {name: s}, replicas: "three"}"#),
     ("missing shardRef", "BridgePool", r#"spec: {replicas: 1}"#),
-    ("static without addresses", "BridgePool", r#"spec: {shardRef: {name: s}, publicAddress: {source: Static}}"#),
-    ("unknown address source", "BridgePool", r#"spec: {shardRef: {name: s}, publicAddress: {source: Magic}}"#),
+    (
+        "static without addresses",
+        "BridgePool",
+        r#"spec: {shardRef: {name: s}, publicAddress: {source: Static}}"#,
+    ),
+    (
+        "unknown address source",
+        "BridgePool",
+        r#"spec: {shardRef: {name: s}, publicAddress: {source: Magic}}"#,
+    ),
     ("unknown field", "BridgePool", r#"spec: {shardRef: {name: s}, replicaz: 2}"#),
-    ("RS256 without public keys", "Shard", r#"spec: {domain: meet.example.com, auth: {jwt: {algorithm: RS256, issuer: a, audience: b}}}"#),
-    ("HS256 with public keys", "Shard", r#"spec: {domain: meet.example.com, auth: {jwt: {algorithm: HS256, issuer: a, audience: b, publicKeysRef: {name: k, key: pem}}}}"#),
+    (
+        "RS256 without public keys",
+        "Shard",
+        r#"spec: {domain: meet.example.com, auth: {jwt: {algorithm: RS256, issuer: a, audience: b}}}"#,
+    ),
+    (
+        "HS256 with public keys",
+        "Shard",
+        r#"spec: {domain: meet.example.com, auth: {jwt: {algorithm: HS256, issuer: a, audience: b, publicKeysRef: {name: k, key: pem}}}}"#,
+    ),
     ("domain not a DNS name", "Shard", r#"spec: {domain: "Meet Example!"}"#),
     ("bad max resolution", "Shard", r#"spec: {domain: meet.example.com, web: {maxResolution: 1000}}"#),
     ("relay range inverted", "TurnPool", r#"spec: {realm: r, relayPorts: {min: 60000, max: 50000}}"#),
     ("tls port without secret", "TurnPool", r#"spec: {realm: r, ports: {tls: 5349}}"#),
-    ("recorder with two storages", "RecorderPool", r#"spec: {shardRef: {name: s}, storage: {volume: {size: 1Gi}, s3: {endpoint: "https://s3", bucket: b, credentialsSecretName: c}}}"#),
-    ("recorder size not a quantity", "RecorderPool", r#"spec: {shardRef: {name: s}, storage: {volume: {size: lots}}}"#),
+    (
+        "recorder with two storages",
+        "RecorderPool",
+        r#"spec: {shardRef: {name: s}, storage: {volume: {size: 1Gi}, s3: {endpoint: "https://s3", bucket: b, credentialsSecretName: c}}}"#,
+    ),
+    (
+        "recorder size not a quantity",
+        "RecorderPool",
+        r#"spec: {shardRef: {name: s}, storage: {volume: {size: lots}}}"#,
+    ),
     ("name too long", "Shard", r#"spec: {domain: meet.example.com}"#),
 ];
 
@@ -420,7 +515,8 @@ async fn invalid_manifests_are_refused_with_a_readable_message() {
     let mut failures = vec![];
     for (case, kind, body) in INVALID {
         let name = if *case == "name too long" { "a".repeat(45) } else { "x".into() };
-        let manifest = format!("apiVersion: convene.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\n{body}\n");
+        let manifest =
+            format!("apiVersion: convene.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\n{body}\n");
         let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
         let err = String::from_utf8_lossy(&out.stderr);
         let want = expected_message(case);
@@ -443,7 +539,10 @@ async fn child_versions(client: &Client, ns: &str) -> BTreeMap<String, String> {
     macro_rules! collect {
         ($t:ty) => {
             for o in Api::<$t>::namespaced(client.clone(), ns).list(&ListParams::default()).await.unwrap() {
-                out.insert(format!("{}/{}", <$t>::kind(&()), o.name_any()), o.resource_version().unwrap_or_default());
+                out.insert(
+                    format!("{}/{}", <$t>::kind(&()), o.name_any()),
+                    o.resource_version().unwrap_or_default(),
+                );
             }
         };
     }
@@ -516,12 +615,19 @@ async fn only_the_lease_holder_reconciles_and_killing_it_hands_over() {
     })
     .await;
     let b = Operator::start(ns, "op-b", "convene-ha", 6).unwrap();
-    eventually("op-b is up (standby)", TIMEOUT, || async { Ok(http_get(b.port, "/readyz").await.ok().map(|_| ())) }).await;
+    eventually("op-b is up (standby)", TIMEOUT, || async {
+        Ok(http_get(b.port, "/readyz").await.ok().map(|_| ()))
+    })
+    .await;
 
     apply_example(ns, "trial.yaml");
     shard_ready(&client, ns, "trial").await;
     assert!(a.counter("convene_operator_reconciles_total", "").await.unwrap() > 0.0);
-    assert_eq!(b.counter("convene_operator_reconciles_total", "").await.unwrap(), 0.0, "the standby must not act");
+    assert_eq!(
+        b.counter("convene_operator_reconciles_total", "").await.unwrap(),
+        0.0,
+        "the standby must not act"
+    );
     assert_eq!(b.counter("convene_operator_leader", "").await.unwrap(), 0.0);
 
     // The leader dies without releasing the Lease; the standby takes over once it expires.
@@ -556,7 +662,10 @@ async fn operator_without_crds_says_how_to_install_them() {
     }
     assert!(!op.is_running(), "the operator exits instead of crash-looping on watches");
     let log = std::fs::read_to_string(&op.log).unwrap();
-    assert!(log.contains("recorderpools.convene.dev is not installed") && log.contains("kubectl apply -f crds/"), "{log}");
+    assert!(
+        log.contains("recorderpools.convene.dev is not installed") && log.contains("kubectl apply -f crds/"),
+        "{log}"
+    );
     install_crds();
     delete_namespace(ns);
 }
@@ -575,6 +684,32 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     helm(&["lint", chart, "--strict"]);
+    // Namespaced install: Roles in the watched namespaces instead of cluster-wide rights.
+    let rendered = helm(&[
+        "template",
+        "convene",
+        chart,
+        "-n",
+        ns,
+        "--kube-version",
+        "1.36.3",
+        "--set",
+        "watchNamespaces={team-a,team-b}",
+    ]);
+    assert_eq!(
+        rendered.matches("\nkind: Role\n").count(),
+        3,
+        "a Role per watched namespace plus the leader Role"
+    );
+    assert!(rendered.contains("namespace: team-a") && rendered.contains("value: \"team-a,team-b\""));
+    let bad = std::process::Command::new("helm")
+        .args(["template", "convene", chart, "--set", "logFormat=xml"])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("logFormat"),
+        "values.schema.json refuses bad values"
+    );
     helm(&["install", "convene", chart, "-n", ns, "--wait=false", "--set", "replicas=2"]);
     let client = client().await;
     let dep: Deployment = get(&client, ns, "convene").await.unwrap().expect("operator Deployment");
@@ -590,7 +725,18 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
     }
     // Least privilege: the operator may create secrets but never update or list them.
     let can = |verb: &str, res: &str| {
-        let out = kubectl(&["auth", "can-i", verb, res, "-n", "default", &format!("--as=system:serviceaccount:{ns}:convene")], None);
+        let out = kubectl(
+            &[
+                "auth",
+                "can-i",
+                verb,
+                res,
+                "-n",
+                "default",
+                &format!("--as=system:serviceaccount:{ns}:convene"),
+            ],
+            None,
+        );
         String::from_utf8_lossy(&out.stdout).trim() == "yes"
     };
     assert!(can("create", "secrets"));
@@ -601,7 +747,14 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
     assert!(!can("delete", "nodes"));
     helm(&["uninstall", "convene", "-n", ns, "--wait"]);
     assert!(get::<Deployment>(&client, ns, "convene").await.unwrap().is_none());
-    let left = kubectl_ok(&["get", "clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/instance=convene", "-o", "name"]);
+    let left = kubectl_ok(&[
+        "get",
+        "clusterrole,clusterrolebinding",
+        "-l",
+        "app.kubernetes.io/instance=convene",
+        "-o",
+        "name",
+    ]);
     assert!(left.trim().is_empty(), "{left}");
     delete_namespace(ns);
 }
