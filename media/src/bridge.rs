@@ -1,0 +1,255 @@
+//! Wiring: sockets, the media thread, HTTP, load reporting and the signaling client.
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use str0m::Candidate;
+use str0m::net::TcpType;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::control::{AdvertisedAddress, Load, Message, PROTOCOL_VERSION};
+use crate::io::Command;
+use crate::io::latency::LatencyHistogram;
+use crate::io::udp::{MediaLoop, TcpWriters, Waker};
+use crate::metrics::{Metrics, stress};
+use crate::sfu::{Sfu, SfuConfig};
+
+/// A running bridge. Control messages go in with [`Bridge::send`]; what the bridge says to
+/// signaling comes out of [`Bridge::take_events`] (taken by the signaling client when
+/// `--signaling-url` is set, otherwise by whoever drives the bridge, e.g. a test).
+pub struct Bridge {
+    pub cfg: Config,
+    pub bridge_id: String,
+    pub udp_addr: SocketAddr,
+    pub tcp_addr: Option<SocketAddr>,
+    pub http_addr: SocketAddr,
+    pub advertised: Vec<AdvertisedAddress>,
+    pub metrics: Arc<Metrics>,
+    pub latency: Arc<LatencyHistogram>,
+    commands: Mutex<Sender<Command>>,
+    waker: Waker,
+    events: Mutex<Option<UnboundedReceiver<Message>>>,
+    draining: AtomicBool,
+    media_alive: Arc<AtomicBool>,
+    load: Mutex<Load>,
+}
+
+impl Bridge {
+    pub async fn start(cfg: Config) -> anyhow::Result<Arc<Bridge>> {
+        crate::install_crypto();
+        let metrics = Arc::new(Metrics::new());
+        let latency = Arc::new(LatencyHistogram::default());
+
+        let udp = UdpSocket::bind(SocketAddr::new(cfg.bind, cfg.udp_port))
+            .with_context(|| format!("binding UDP {}:{}", cfg.bind, cfg.udp_port))?;
+        let udp_addr = udp.local_addr()?;
+        let tcp = if cfg.tcp_port != 0 || cfg.bind.is_loopback() {
+            Some(
+                tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.tcp_port))
+                    .await
+                    .with_context(|| format!("binding TCP {}:{}", cfg.bind, cfg.tcp_port))?,
+            )
+        } else {
+            None
+        };
+        let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+        let http = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.http_port))
+            .await
+            .with_context(|| format!("binding HTTP {}:{}", cfg.bind, cfg.http_port))?;
+        let http_addr = http.local_addr()?;
+
+        let found = crate::address::discover(&cfg, &udp).await?;
+        let advertised = crate::address::as_advertised(&found);
+        for a in &advertised {
+            metrics.advertised.with_label_values(&[&a.address, &a.source]).set(1.0);
+        }
+        let mut candidates = Vec::new();
+        let (mut v4, mut v6) = (None, None);
+        let mut tcp_cand = None;
+        for (ip, _) in &found {
+            let ua = SocketAddr::new(*ip, udp_addr.port());
+            candidates.push(Candidate::host(ua, "udp").context("udp candidate")?);
+            match ip {
+                IpAddr::V4(_) => v4 = v4.or(Some(ua)),
+                IpAddr::V6(_) => v6 = v6.or(Some(ua)),
+            }
+            if let Some(t) = tcp_addr {
+                let ta = SocketAddr::new(*ip, t.port());
+                tcp_cand = tcp_cand.or(Some(ta));
+                candidates.push(
+                    Candidate::builder()
+                        .tcp()
+                        .host(ta)
+                        .tcptype(TcpType::Passive)
+                        .build()
+                        .context("tcp candidate")?,
+                );
+            }
+        }
+
+        let sfu_cfg = SfuConfig {
+            candidates,
+            max_endpoints: cfg.max_endpoints as usize,
+            per_source_pps: cfg.max_pps_per_source,
+            initial_bwe: cfg.bwe.then(|| str0m::bwe::Bitrate::kbps(2_500)),
+            ..SfuConfig::default()
+        };
+        let sfu = Sfu::new(sfu_cfg, metrics.clone(), Instant::now());
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
+        let (ev_tx, ev_rx) = unbounded_channel();
+        let waker = Waker::new(udp_addr).context("waker socket")?;
+        let tcp_writers: TcpWriters = Arc::default();
+        let media_alive = Arc::new(AtomicBool::new(true));
+        let media = MediaLoop {
+            sfu,
+            socket: udp,
+            commands: cmd_rx,
+            control_out: ev_tx,
+            tcp_writers: tcp_writers.clone(),
+            waker_addr: waker.local_addr(),
+            udp_local_v4: v4,
+            udp_local_v6: v6,
+            latency: latency.clone(),
+        };
+        let alive = media_alive.clone();
+        std::thread::Builder::new()
+            .name("convene-media".into())
+            .spawn(move || {
+                media.run();
+                alive.store(false, Ordering::SeqCst);
+            })
+            .context("spawning the media thread")?;
+
+        if let (Some(listener), Some(adv)) = (tcp, tcp_cand) {
+            tokio::spawn(crate::io::tcp::serve(listener, adv, cmd_tx.clone(), tcp_writers, waker.clone()));
+        }
+
+        let bridge = Arc::new(Bridge {
+            bridge_id: cfg.bridge_id(),
+            cfg,
+            udp_addr,
+            tcp_addr,
+            http_addr,
+            advertised,
+            metrics,
+            latency,
+            commands: Mutex::new(cmd_tx),
+            waker,
+            events: Mutex::new(Some(ev_rx)),
+            draining: AtomicBool::new(false),
+            media_alive,
+            load: Mutex::new(Load::default()),
+        });
+        info!(
+            bridge_id = %bridge.bridge_id,
+            udp = %udp_addr,
+            tcp = ?tcp_addr,
+            http = %http_addr,
+            "bridge started"
+        );
+
+        tokio::spawn(crate::http::serve(http, bridge.clone()));
+        tokio::spawn(load_task(bridge.clone()));
+        if let Some(url) = bridge.cfg.signaling_url.clone()
+            && let Some(events) = bridge.take_events()
+        {
+            tokio::spawn(crate::signaling::run(url, bridge.clone(), events));
+        }
+        Ok(bridge)
+    }
+
+    /// Hand a control message (from signaling) to the media thread.
+    pub fn send(&self, msg: Message) {
+        self.command(Command::Control(msg));
+    }
+
+    fn command(&self, c: Command) {
+        let sent = self.commands.lock().map(|tx| tx.send(c).is_ok()).unwrap_or(false);
+        if !sent {
+            error!("media thread is gone");
+        }
+        self.waker.wake();
+    }
+
+    /// The stream of messages for signaling (once).
+    pub fn take_events(&self) -> Option<UnboundedReceiver<Message>> {
+        self.events.lock().ok()?.take()
+    }
+
+    pub fn set_draining(&self, draining: bool) {
+        if self.draining.swap(draining, Ordering::SeqCst) != draining {
+            info!(draining, "drain state changed");
+        }
+        self.command(Command::SetDraining(draining));
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.media_alive.load(Ordering::SeqCst)
+    }
+
+    pub fn shutdown(&self) {
+        self.command(Command::Shutdown);
+    }
+
+    pub fn register_message(&self) -> Message {
+        Message::Register {
+            protocol_version: PROTOCOL_VERSION,
+            bridge_id: self.bridge_id.clone(),
+            region: self.cfg.region.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            addresses: self.advertised.clone(),
+            udp_port: self.udp_addr.port(),
+            tcp_port: self.tcp_addr.map(|a| a.port()),
+            draining: self.is_draining(),
+        }
+    }
+
+    pub fn load(&self) -> Load {
+        self.load.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// Once a second: rates from counters, stress, gauges.
+async fn load_task(bridge: Arc<Bridge>) {
+    let m = &bridge.metrics;
+    let mut last =
+        (Instant::now(), m.bytes_in.get(), m.bytes_out.get(), m.packets_in.get(), m.packets_out.get());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let cur = (now, m.bytes_in.get(), m.bytes_out.get(), m.packets_in.get(), m.packets_out.get());
+        let dt = now.saturating_duration_since(last.0).as_secs_f64().max(0.001);
+        let rate = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / dt;
+        let bin = rate(last.1, cur.1) * 8.0;
+        let bout = rate(last.2, cur.2) * 8.0;
+        m.bitrate_in_bps.set(bin);
+        m.bitrate_out_bps.set(bout);
+        let endpoints = m.endpoints.get().max(0) as u64;
+        let s = stress(endpoints, bridge.cfg.max_endpoints, bin.max(bout), bridge.cfg.max_bitrate_mbps * 1e6);
+        m.stress.set(s);
+        if let Ok(mut l) = bridge.load.lock() {
+            *l = Load {
+                endpoints,
+                conferences: m.conferences.get().max(0) as u64,
+                largest_conference: m.largest_conference.get().max(0) as u64,
+                bitrate_in_bps: bin as u64,
+                bitrate_out_bps: bout as u64,
+                packets_in_per_s: rate(last.3, cur.3) as u64,
+                packets_out_per_s: rate(last.4, cur.4) as u64,
+                stress: s,
+                draining: bridge.is_draining(),
+            };
+        }
+        last = cur;
+    }
+}

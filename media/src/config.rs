@@ -1,0 +1,161 @@
+//! Command line / environment configuration (the operator renders these flags; keep them).
+use std::net::IpAddr;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AddressSource {
+    /// The Node's ExternalIP, read from the Kubernetes API (`NODE_NAME`).
+    NodeExternalIp,
+    /// The Node's InternalIP, read from the Kubernetes API (`NODE_NAME`).
+    NodeInternalIp,
+    /// `--static-addresses`.
+    Static,
+    /// A STUN binding request to `--stun-server`, sent from the media port.
+    Stun,
+}
+
+impl AddressSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            AddressSource::NodeExternalIp => "node-external-ip",
+            AddressSource::NodeInternalIp => "node-internal-ip",
+            AddressSource::Static => "static",
+            AddressSource::Stun => "stun",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "convene-bridge", version, about = "Convene SFU media bridge")]
+pub struct Config {
+    /// UDP port shared by every endpoint (ICE-lite demultiplexing).
+    #[arg(long, env = "CONVENE_BRIDGE_UDP_PORT", default_value_t = 10000)]
+    pub udp_port: u16,
+    /// ICE-TCP (passive) port for clients whose UDP is blocked; 0 disables it.
+    #[arg(long, env = "CONVENE_BRIDGE_TCP_PORT", default_value_t = 4443)]
+    pub tcp_port: u16,
+    /// HTTP port: /metrics, /health, /ready, POST /drain.
+    #[arg(long, env = "CONVENE_BRIDGE_HTTP_PORT", default_value_t = 8080)]
+    pub http_port: u16,
+    /// Local address to bind every socket to.
+    #[arg(long, env = "CONVENE_BRIDGE_BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// How the advertised candidate address is found.
+    #[arg(long, env = "CONVENE_BRIDGE_ADDRESS_SOURCE", value_enum, default_value = "static")]
+    pub address_source: AddressSource,
+    /// Comma-separated addresses to advertise (address source `static`; empty = the bind
+    /// address, or the first non-loopback interface address when bound to 0.0.0.0).
+    #[arg(long, env = "CONVENE_BRIDGE_STATIC_ADDRESSES", value_delimiter = ',')]
+    pub static_addresses: Vec<IpAddr>,
+    /// STUN server (`host:port`) for address source `stun`.
+    #[arg(long, env = "CONVENE_BRIDGE_STUN_SERVER")]
+    pub stun_server: Option<String>,
+    /// Node name (downward API) for the node-* address sources.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Signaling's bridge-control WebSocket (`ws://…/bridge`). Without it the bridge runs
+    /// undriven (tests drive it in-process).
+    #[arg(long, env = "CONVENE_SIGNALING_URL")]
+    pub signaling_url: Option<String>,
+    /// Shared secret: bearer token towards signaling and for POST /drain.
+    #[arg(long, env = "CONVENE_BRIDGE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Bridge identity (defaults to the host/pod name).
+    #[arg(long, env = "CONVENE_BRIDGE_ID")]
+    pub bridge_id: Option<String>,
+    #[arg(long, env = "CONVENE_BRIDGE_REGION")]
+    pub region: Option<String>,
+    /// Capacity in endpoints (for stress).
+    #[arg(long, env = "CONVENE_BRIDGE_MAX_ENDPOINTS", default_value_t = 500)]
+    pub max_endpoints: u64,
+    /// Capacity in Mbit/s sent (for stress).
+    #[arg(long, env = "CONVENE_BRIDGE_MAX_BITRATE_MBPS", default_value_t = 1000.0)]
+    pub max_bitrate_mbps: f64,
+    #[arg(long, env = "CONVENE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Packets per second accepted from one source address; more is dropped as a flood.
+    #[arg(long, env = "CONVENE_BRIDGE_MAX_PPS_PER_SOURCE", default_value_t = 20000.0)]
+    pub max_pps_per_source: f64,
+    /// Bandwidth estimation (TWCC) per receiver, used to pick simulcast layers. Turning it off
+    /// also turns off str0m's pacer (cheaper; layers then follow receiver constraints only).
+    #[arg(long, env = "CONVENE_BRIDGE_BWE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bwe: bool,
+    /// Seconds between load reports to signaling.
+    #[arg(long, env = "CONVENE_BRIDGE_LOAD_INTERVAL", default_value_t = 5)]
+    pub load_interval_s: u64,
+}
+
+impl Config {
+    /// The bridge id: flag/env, else `HOSTNAME` (the pod name), else /etc/hostname.
+    pub fn bridge_id(&self) -> String {
+        if let Some(id) = &self.bridge_id {
+            return id.clone();
+        }
+        if let Ok(h) = std::env::var("HOSTNAME")
+            && !h.is_empty()
+        {
+            return h;
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "convene-bridge".into())
+    }
+
+    /// A configuration for tests: everything on `bind`, ephemeral ports.
+    pub fn for_test(bind: IpAddr) -> Config {
+        Config {
+            udp_port: 0,
+            tcp_port: 0,
+            http_port: 0,
+            bind,
+            address_source: AddressSource::Static,
+            static_addresses: Vec::new(),
+            stun_server: None,
+            node_name: None,
+            signaling_url: None,
+            secret: Some("test-secret".into()),
+            bridge_id: Some("test-bridge".into()),
+            region: None,
+            max_endpoints: 100,
+            max_bitrate_mbps: 1000.0,
+            log_format: LogFormat::Text,
+            load_interval_s: 1,
+            max_pps_per_source: 20000.0,
+            bwe: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_flags() {
+        let c = Config::try_parse_from(["convene-bridge"]).unwrap();
+        assert_eq!((c.udp_port, c.tcp_port, c.http_port), (10000, 4443, 8080));
+        assert_eq!(c.address_source, AddressSource::Static);
+        let c = Config::try_parse_from([
+            "convene-bridge",
+            "--address-source",
+            "node-external-ip",
+            "--static-addresses",
+            "10.0.0.1,10.0.0.2",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(c.address_source, AddressSource::NodeExternalIp);
+        assert_eq!(c.static_addresses.len(), 2);
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+}

@@ -1,0 +1,25 @@
+//! The thin I/O around the sans-IO core: the media thread (UDP + commands) and ICE-TCP.
+pub mod latency;
+pub mod tcp;
+pub mod udp;
+
+use std::net::SocketAddr;
+
+use crate::control::Message;
+
+/// What the async side asks of the media thread.
+#[derive(Debug)]
+pub enum Command {
+    /// A control message from signaling (or a test acting as signaling).
+    Control(Message),
+    /// One de-framed packet from an ICE-TCP connection.
+    TcpPacket {
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// A bad ICE-TCP frame was seen (counted by the media thread's metrics).
+    TcpFramingError,
+    SetDraining(bool),
+    Shutdown,
+}

@@ -1,0 +1,23 @@
+//! Convene media plane: the `convene-bridge` SFU (str0m, one UDP port, ICE-lite, simulcast,
+//! last-N) and the bridge-control protocol shared with signaling.
+//!
+//! Layout: [`control`] (protocol types), [`sfu`] (sans-IO forwarding core), [`io`] (sockets
+//! driving the core), [`bridge`] (wiring), [`http`] (metrics/health/drain), [`signaling`]
+//! (control WebSocket client), [`address`] (advertised address discovery), [`config`].
+pub mod address;
+pub mod bridge;
+pub mod config;
+pub mod control;
+pub mod http;
+pub mod io;
+pub mod metrics;
+pub mod sfu;
+pub mod signaling;
+
+/// Install str0m's default crypto provider (aws-lc-rs) for the process, once.
+pub fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        str0m::crypto::from_feature_flags().install_process_default();
+    });
+}

@@ -1,0 +1,206 @@
+//! Prometheus metrics. Names are a fixed interface: the operator's autoscaler scrapes them.
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Why an incoming packet or control message was dropped (label values of
+/// `convene_bridge_dropped_packets_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Not STUN/DTLS/RTP/RTCP by its first byte, or too short.
+    Unparseable,
+    /// STUN whose USERNAME names no endpoint of ours.
+    UnknownUfrag,
+    /// STUN without a usable USERNAME attribute.
+    MalformedStun,
+    /// DTLS/RTP/RTCP from an address no endpoint has done ICE from.
+    UnknownSource,
+    /// Over the per-address packet rate.
+    Flood,
+    /// The endpoint's str0m instance refused it (bad DTLS, SRTP auth failure, …).
+    Rejected,
+    /// Garbage or oversized control message.
+    Control,
+    /// Malformed ICE-TCP framing.
+    TcpFraming,
+}
+
+impl DropReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Unparseable => "unparseable",
+            DropReason::UnknownUfrag => "unknown_ufrag",
+            DropReason::MalformedStun => "malformed_stun",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::Flood => "flood",
+            DropReason::Rejected => "rejected",
+            DropReason::Control => "control",
+            DropReason::TcpFraming => "tcp_framing",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub endpoints: IntGauge,
+    pub conferences: IntGauge,
+    pub largest_conference: IntGauge,
+    pub bitrate_in_bps: Gauge,
+    pub bitrate_out_bps: Gauge,
+    pub packets_in: IntCounter,
+    pub packets_out: IntCounter,
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    pub stress: Gauge,
+    pub draining: IntGauge,
+    pub advertised: GaugeVec,
+    pub dropped: IntCounterVec,
+    pub loss: Gauge,
+    pub rtt_seconds: Histogram,
+    pub nacks_received: IntCounter,
+    pub nacks_sent: IntCounter,
+    pub keyframe_requests: IntCounter,
+    pub layer_switches: IntCounter,
+    pub forward_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        // Metric construction only fails on invalid names, which are literals here.
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("valid metric definition");
+                registry.register(Box::new(m.clone())).expect("unique metric");
+                m
+            }};
+        }
+        Metrics {
+            endpoints: reg!(IntGauge::new("convene_bridge_endpoints", "Endpoints allocated")),
+            conferences: reg!(IntGauge::new("convene_bridge_conferences", "Conferences")),
+            largest_conference: reg!(IntGauge::new(
+                "convene_bridge_largest_conference",
+                "Endpoints in the largest conference"
+            )),
+            bitrate_in_bps: reg!(Gauge::new("convene_bridge_bitrate_in_bps", "Received bits/s")),
+            bitrate_out_bps: reg!(Gauge::new("convene_bridge_bitrate_out_bps", "Sent bits/s")),
+            packets_in: reg!(IntCounter::new(
+                "convene_bridge_packets_in_total",
+                "UDP/TCP packets received and accepted"
+            )),
+            packets_out: reg!(IntCounter::new("convene_bridge_packets_out_total", "Packets sent")),
+            bytes_in: reg!(IntCounter::new("convene_bridge_bytes_in_total", "Bytes received")),
+            bytes_out: reg!(IntCounter::new("convene_bridge_bytes_out_total", "Bytes sent")),
+            stress: reg!(Gauge::new("convene_bridge_stress_level", "Load against configured capacity, 0..1")),
+            draining: reg!(IntGauge::new("convene_bridge_draining", "1 while draining")),
+            advertised: reg!(GaugeVec::new(
+                Opts::new(
+                    "convene_bridge_advertised_address_info",
+                    "Address advertised to clients and how it was found"
+                ),
+                &["address", "source"]
+            )),
+            dropped: reg!(IntCounterVec::new(
+                Opts::new("convene_bridge_dropped_packets_total", "Dropped input by reason"),
+                &["reason"]
+            )),
+            loss: reg!(Gauge::new(
+                "convene_bridge_packet_loss_ratio",
+                "Mean ingress+egress loss fraction reported by peers (last stats period)"
+            )),
+            rtt_seconds: reg!(Histogram::with_opts(
+                HistogramOpts::new("convene_bridge_rtt_seconds", "Round-trip time to endpoints")
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6])
+            )),
+            nacks_received: reg!(IntCounter::new(
+                "convene_bridge_nacks_received_total",
+                "NACKs received from receivers"
+            )),
+            nacks_sent: reg!(IntCounter::new("convene_bridge_nacks_sent_total", "NACKs sent to senders")),
+            keyframe_requests: reg!(IntCounter::new(
+                "convene_bridge_keyframe_requests_total",
+                "PLI/FIR sent to senders"
+            )),
+            layer_switches: reg!(IntCounter::new(
+                "convene_bridge_layer_switches_total",
+                "Simulcast layer switches"
+            )),
+            forward_latency: reg!(Histogram::with_opts(
+                HistogramOpts::new(
+                    "convene_bridge_forward_latency_seconds",
+                    "Receive to send of forwarded media, sampled"
+                )
+                .buckets(vec![1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2])
+            )),
+            registry,
+        }
+    }
+
+    pub fn count_drop(&self, reason: DropReason) {
+        self.dropped.with_label_values(&[reason.label()]).inc();
+    }
+
+    pub fn dropped_count(&self, reason: DropReason) -> u64 {
+        self.dropped.with_label_values(&[reason.label()]).get()
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Text encoding of our own registry does not fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Stress 0..1: the larger of endpoint and bitrate utilisation against configured capacity.
+pub fn stress(endpoints: u64, max_endpoints: u64, bitrate_bps: f64, max_bitrate_bps: f64) -> f64 {
+    let e = if max_endpoints > 0 { endpoints as f64 / max_endpoints as f64 } else { 0.0 };
+    let b = if max_bitrate_bps > 0.0 { bitrate_bps / max_bitrate_bps } else { 0.0 };
+    let s = e.max(b);
+    if s.is_finite() { s.clamp(0.0, 1.0) } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stress_figure() {
+        assert_eq!(stress(0, 100, 0.0, 1e9), 0.0);
+        assert_eq!(stress(50, 100, 0.0, 1e9), 0.5);
+        assert_eq!(stress(10, 100, 8e8, 1e9), 0.8);
+        assert_eq!(stress(500, 100, 0.0, 1e9), 1.0);
+        assert_eq!(stress(5, 0, 0.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn names_are_exported() {
+        let m = Metrics::new();
+        m.advertised.with_label_values(&["1.2.3.4", "static"]).set(1.0);
+        m.count_drop(DropReason::Flood);
+        let text = m.render();
+        for name in [
+            "convene_bridge_endpoints",
+            "convene_bridge_conferences",
+            "convene_bridge_largest_conference",
+            "convene_bridge_bitrate_in_bps",
+            "convene_bridge_bitrate_out_bps",
+            "convene_bridge_packets_in_total",
+            "convene_bridge_packets_out_total",
+            "convene_bridge_stress_level",
+            "convene_bridge_draining",
+            "convene_bridge_advertised_address_info{address=\"1.2.3.4\",source=\"static\"} 1",
+            "convene_bridge_dropped_packets_total{reason=\"flood\"} 1",
+        ] {
+            assert!(text.contains(name), "missing {name}");
+        }
+    }
+}

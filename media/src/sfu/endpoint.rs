@@ -1,0 +1,221 @@
+//! One endpoint: its str0m `Rtc`, the tracks it publishes and the tracks it receives.
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::Rtc;
+use str0m::change::SdpPendingOffer;
+use str0m::media::{MediaKind, MediaTime, Mid, Rid};
+
+use super::EpId;
+use super::simulcast::{LayerInfo, assumed_height, rid_rank};
+use crate::control::{ReceiverConstraints, SourceKind};
+
+/// A layer is inactive when the sender has not sent on it for this long.
+const LAYER_IDLE: Duration = Duration::from_millis(1500);
+
+#[derive(Debug)]
+pub struct Layer {
+    pub rid: Option<Rid>,
+    /// Height seen in a VP8 keyframe, if any.
+    pub seen_height: Option<u32>,
+    pub last_seen: Instant,
+    window_start: Instant,
+    window_bytes: u64,
+    pub bitrate_bps: u64,
+}
+
+/// A track published by this endpoint (one m-line, possibly several simulcast layers).
+#[derive(Debug)]
+pub struct TrackIn {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub source: SourceKind,
+    /// `<endpoint>-a0` / `-v0` / `-s0`.
+    pub name: String,
+    /// Ordered low → high quality.
+    pub layers: Vec<Layer>,
+    /// Last keyframe request per layer (rate limit).
+    pub last_kf_request: Vec<(Option<Rid>, Instant)>,
+}
+
+impl TrackIn {
+    pub fn new(mid: Mid, kind: MediaKind, source: SourceKind, name: String) -> Self {
+        TrackIn { mid, kind, source, name, layers: Vec::new(), last_kf_request: Vec::new() }
+    }
+
+    /// Account a received frame on its layer; returns true if the layer is new.
+    pub fn observe(&mut self, rid: Option<Rid>, bytes: usize, height: Option<u32>, now: Instant) -> bool {
+        let mut added = false;
+        if !self.layers.iter().any(|l| l.rid == rid) {
+            self.layers.push(Layer {
+                rid,
+                seen_height: None,
+                last_seen: now,
+                window_start: now,
+                window_bytes: 0,
+                bitrate_bps: 0,
+            });
+            // Known names by rank, unknown ones in order of appearance after them.
+            self.layers.sort_by_key(|l| l.rid.as_ref().and_then(|r| rid_rank(r)).unwrap_or(u8::MAX));
+            added = true;
+        }
+        if let Some(l) = self.layers.iter_mut().find(|l| l.rid == rid) {
+            l.last_seen = now;
+            l.window_bytes += bytes as u64;
+            if height.is_some() {
+                l.seen_height = height;
+            }
+            let dt = now.saturating_duration_since(l.window_start);
+            if dt >= Duration::from_secs(1) {
+                l.bitrate_bps = l.window_bytes * 8 * 1000 / (dt.as_millis().max(1) as u64);
+                l.window_bytes = 0;
+                l.window_start = now;
+            }
+        }
+        added
+    }
+
+    pub fn layer_infos(&self, now: Instant) -> Vec<LayerInfo> {
+        let n = self.layers.len();
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerInfo {
+                height: l.seen_height.unwrap_or_else(|| assumed_height(i, n)),
+                bitrate_bps: l.bitrate_bps,
+                active: now.saturating_duration_since(l.last_seen) < LAYER_IDLE,
+            })
+            .collect()
+    }
+
+    /// True (and recorded) if a keyframe request for `rid` is allowed now.
+    pub fn may_request_keyframe(&mut self, rid: Option<Rid>, now: Instant, min_gap: Duration) -> bool {
+        match self.last_kf_request.iter_mut().find(|(r, _)| *r == rid) {
+            Some((_, at)) if now.saturating_duration_since(*at) < min_gap => false,
+            Some((_, at)) => {
+                *at = now;
+                true
+            }
+            None => {
+                self.last_kf_request.push((rid, now));
+                true
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    ToOpen,
+    Negotiating(Mid),
+    Open(Mid),
+    ToStop(Mid),
+    NegotiatingStop(Mid),
+}
+
+/// A track this endpoint receives: another endpoint's `TrackIn`.
+#[derive(Debug)]
+pub struct TrackOut {
+    pub src: EpId,
+    pub src_endpoint: String,
+    pub src_mid: Mid,
+    pub kind: MediaKind,
+    pub source: SourceKind,
+    pub name: String,
+    pub state: OutState,
+    /// Layer being forwarded now, and the one we want (switch on its next keyframe).
+    pub current: Option<Option<Rid>>,
+    pub target: Option<Option<Rid>>,
+    /// RTP time continuity across layer switches (different SSRCs, different time bases).
+    pub time_offset: i64,
+    pub last_out: Option<(u64, Instant, u32)>,
+}
+
+impl TrackOut {
+    pub fn open_mid(&self) -> Option<Mid> {
+        match self.state {
+            OutState::Open(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn mid(&self) -> Option<Mid> {
+        match self.state {
+            OutState::ToOpen => None,
+            OutState::Negotiating(m)
+            | OutState::Open(m)
+            | OutState::ToStop(m)
+            | OutState::NegotiatingStop(m) => Some(m),
+        }
+    }
+
+    /// Media time to send for an incoming frame time, continuous across layer switches.
+    pub fn rewrite_time(&mut self, t: MediaTime, switched: bool, now: Instant) -> MediaTime {
+        let freq = t.frequency();
+        let hz = freq.get();
+        let numer = t.numer() as i64;
+        if switched
+            && let Some((last, at, last_hz)) = self.last_out
+            && last_hz == hz
+        {
+            let elapsed = now.saturating_duration_since(at).as_secs_f64();
+            let expected = last as i64 + ((elapsed * hz as f64) as i64).max(1);
+            self.time_offset = expected - numer;
+        }
+        let out = (numer + self.time_offset).max(0) as u64;
+        self.last_out = Some((out, now, hz));
+        MediaTime::new(out, freq)
+    }
+}
+
+pub struct Endpoint {
+    pub id: EpId,
+    pub conference: String,
+    pub name: String,
+    pub rtc: Rtc,
+    pub ufrag: String,
+    pub timeout: Instant,
+    /// Needs `poll_output` (input was given or media written).
+    pub dirty: bool,
+    pub connected: bool,
+    pub disconnected_since: Option<Instant>,
+    /// First offer/answer done; only then may the bridge renegotiate.
+    pub negotiated: bool,
+    pub declared: Vec<crate::control::SourceInfo>,
+    pub tracks_in: Vec<TrackIn>,
+    pub tracks_out: Vec<TrackOut>,
+    pub pending: Option<(u64, SdpPendingOffer)>,
+    pub constraints: ReceiverConstraints,
+    /// Latest TWCC estimate of what we may send to this endpoint.
+    pub estimate_bps: Option<u64>,
+    pub addrs: Vec<SocketAddr>,
+    pub created: Instant,
+}
+
+impl Endpoint {
+    pub fn track_in(&mut self, mid: Mid) -> Option<&mut TrackIn> {
+        self.tracks_in.iter_mut().find(|t| t.mid == mid)
+    }
+}
+
+/// Height of a VP8 keyframe (RFC 6386 §9.1), from the depacketized frame.
+pub fn vp8_keyframe_height(frame: &[u8]) -> Option<u32> {
+    if frame.len() < 10 || frame[0] & 1 != 0 || frame[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    Some(u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_height() {
+        let mut kf = vec![0x10, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xd0, 0x02];
+        assert_eq!(vp8_keyframe_height(&kf), Some(720));
+        kf[0] = 0x11; // interframe
+        assert_eq!(vp8_keyframe_height(&kf), None);
+        assert_eq!(vp8_keyframe_height(&[0; 4]), None);
+    }
+}

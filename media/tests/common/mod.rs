@@ -1,0 +1,502 @@
+//! Test harness: str0m clients on loopback and a test acting as signaling for an in-process
+//! bridge. Everything is bounded in time.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use convene_media::bridge::Bridge;
+use convene_media::config::Config;
+use convene_media::control::{Message, SourceInfo, SourceKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive, TcpType};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub const LOOP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Heights the fake encoder puts in VP8 keyframes, per simulcast layer (low → high).
+pub const LAYER_HEIGHTS: [u32; 3] = [180, 360, 720];
+pub const RIDS: [&str; 3] = ["q", "h", "f"];
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,str0m=error,dimpl=error".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// What a client received on one m-line.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    pub frames: u64,
+    pub keyframes: u64,
+    /// Keyframes whose depacketized VP8 header is valid (start code, dimensions).
+    pub decodable_keyframes: u64,
+    /// Layer index of each frame, in order (from our fake encoder's marker byte).
+    pub layers: Vec<u8>,
+    /// Height of the last decodable keyframe.
+    pub last_height: Option<u32>,
+    /// (layer, is_keyframe) at each change of layer.
+    pub switches: Vec<(u8, bool)>,
+}
+
+pub struct Client {
+    pub name: String,
+    pub rtc: Rtc,
+    pub socket: UdpSocket,
+    pub local: SocketAddr,
+    /// ICE-TCP instead of UDP: the stream to the bridge, its address, and a read buffer.
+    pub tcp: Option<(TcpStream, SocketAddr, Vec<u8>)>,
+    pub pending: Option<(u64, SdpPendingOffer)>,
+    pub audio_mid: Option<Mid>,
+    pub video_mid: Option<Mid>,
+    pub simulcast: bool,
+    /// Audio level to send (str0m convention: 0 loudest, -127 silence).
+    pub audio_level: i8,
+    pub connected: bool,
+    pub received: HashMap<Mid, Received>,
+    pub sources: HashMap<Mid, SourceInfo>,
+    next_audio: Instant,
+    next_video: Instant,
+    audio_ts: u64,
+    video_ts: u64,
+    frame_no: u64,
+    want_keyframe: [bool; 3],
+    last_keyframe: Instant,
+    initial_offer: Option<SdpOffer>,
+}
+
+impl Client {
+    /// `publish`: send audio + video (3 simulcast layers if `simulcast`).
+    pub fn new(name: &str, publish: bool, simulcast: bool) -> Client {
+        convene_media::install_crypto();
+        let socket = UdpSocket::bind(SocketAddr::new(LOOP, 0)).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let local = socket.local_addr().unwrap();
+        let now = Instant::now();
+        let mut rtc = Rtc::builder().build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        Client {
+            name: name.to_string(),
+            rtc,
+            socket,
+            local,
+            tcp: None,
+            pending: None,
+            audio_mid: None,
+            video_mid: None,
+            simulcast: publish && simulcast,
+            audio_level: -30,
+            connected: false,
+            received: HashMap::new(),
+            sources: HashMap::new(),
+            next_audio: now,
+            next_video: now,
+            audio_ts: 0,
+            video_ts: 0,
+            frame_no: 0,
+            want_keyframe: [true; 3],
+            last_keyframe: now,
+            initial_offer: None,
+        }
+        .with_offer_media(publish)
+    }
+
+    /// A client whose only candidate is ICE-TCP (active) towards the bridge's TCP port.
+    pub fn new_tcp(name: &str, publish: bool, bridge_tcp: SocketAddr) -> Client {
+        convene_media::install_crypto();
+        let stream = TcpStream::connect(bridge_tcp).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let local = stream.local_addr().unwrap();
+        let socket = UdpSocket::bind(SocketAddr::new(LOOP, 0)).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mut c = Client::new(name, publish, false);
+        let now = Instant::now();
+        let mut rtc = Rtc::builder().build(now);
+        let cand = Candidate::builder().tcp().host(local).tcptype(TcpType::Active).build().unwrap();
+        rtc.add_local_candidate(cand);
+        c.rtc = rtc;
+        c.local = local;
+        c.socket = socket;
+        c.tcp = Some((stream, bridge_tcp, Vec::new()));
+        c.audio_mid = None;
+        c.video_mid = None;
+        c.with_offer_media(publish)
+    }
+
+    fn with_offer_media(mut self, publish: bool) -> Client {
+        let mut api = self.rtc.sdp_api();
+        if publish {
+            self.audio_mid = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+            let sim = self.simulcast.then(|| {
+                let mut s = Simulcast::new();
+                for r in RIDS {
+                    s.add_send_layer(SimulcastLayer::new(r));
+                }
+                s
+            });
+            self.video_mid = Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, sim));
+        } else {
+            api.add_channel("convene".into());
+        }
+        let (offer, pending) = api.apply().unwrap();
+        self.pending = Some((0, pending));
+        self.initial_offer = Some(offer);
+        self
+    }
+}
+
+impl Client {
+    pub fn take_offer(&mut self) -> String {
+        self.initial_offer.take().map(|o| o.to_sdp_string()).unwrap_or_default()
+    }
+
+    /// Sources this client publishes, as declared in its offer.
+    pub fn declared_sources(&self) -> Vec<SourceInfo> {
+        let mut v = Vec::new();
+        if let Some(m) = self.audio_mid {
+            v.push(SourceInfo { mid: m.to_string(), kind: SourceKind::Audio, endpoint: None, name: None });
+        }
+        if let Some(m) = self.video_mid {
+            v.push(SourceInfo { mid: m.to_string(), kind: SourceKind::Camera, endpoint: None, name: None });
+        }
+        v
+    }
+
+    pub fn accept_answer(&mut self, id: u64, sdp: &str) {
+        let answer = SdpAnswer::from_sdp_string(sdp).expect("bridge answer parses");
+        let (pid, pending) = self.pending.take().expect("client has a pending offer");
+        assert_eq!(pid, id, "answer id echoes the offer id");
+        self.rtc.sdp_api().accept_answer(pending, answer).expect("answer accepted");
+    }
+
+    pub fn accept_offer(&mut self, sdp: &str, sources: &[SourceInfo]) -> String {
+        let offer = SdpOffer::from_sdp_string(sdp).expect("bridge offer parses");
+        for s in sources {
+            self.sources.insert(Mid::from(s.mid.as_str()), s.clone());
+        }
+        let answer = self.rtc.sdp_api().accept_offer(offer).expect("bridge offer accepted");
+        answer.to_sdp_string()
+    }
+
+    /// Received stats for the m-line carrying `source` (a bridge source name).
+    pub fn received_from(&self, source: &str) -> Received {
+        self.sources
+            .iter()
+            .filter(|(_, s)| s.name.as_deref() == Some(source))
+            .find_map(|(m, _)| self.received.get(m))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Feed socket input and time, write due media, send output.
+    pub fn drive(&mut self, now: Instant) {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, src)) = self.socket.recv_from(&mut buf) {
+            if let Ok(r) = Receive::new(Protocol::Udp, src, self.local, &buf[..n]) {
+                let _ = self.rtc.handle_input(Input::Receive(now, r));
+            }
+        }
+        if let Some((stream, peer, rbuf)) = &mut self.tcp {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                rbuf.extend_from_slice(&chunk[..n]);
+            }
+            while rbuf.len() >= 2 {
+                let len = u16::from_be_bytes([rbuf[0], rbuf[1]]) as usize;
+                if rbuf.len() < 2 + len {
+                    break;
+                }
+                let frame: Vec<u8> = rbuf.drain(..2 + len).skip(2).collect();
+                if let Ok(r) = Receive::new(Protocol::Tcp, *peer, self.local, &frame) {
+                    let _ = self.rtc.handle_input(Input::Receive(now, r));
+                }
+            }
+        }
+        let _ = self.rtc.handle_input(Input::Timeout(now));
+        if self.connected {
+            self.write_media(now);
+        }
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => match (&mut self.tcp, t.proto) {
+                    (Some((stream, _, _)), Protocol::Tcp) => {
+                        let mut framed = (t.contents.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&t.contents);
+                        // Loopback with tiny volumes: a blocking write is fine here.
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.write_all(&framed);
+                        let _ = stream.set_nonblocking(true);
+                    }
+                    (None, Protocol::Udp) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination);
+                    }
+                    _ => {}
+                },
+                Ok(Output::Timeout(_)) => break,
+                Ok(Output::Event(e)) => self.on_event(e),
+                Err(e) => panic!("{}: poll_output: {e}", self.name),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => self.connected = true,
+            Event::KeyframeRequest(req) => {
+                let idx = req.rid.and_then(|r| RIDS.iter().position(|x| *x == &*r)).unwrap_or(2);
+                self.want_keyframe[idx] = true;
+            }
+            Event::MediaData(d) => {
+                let r = self.received.entry(d.mid).or_default();
+                r.frames += 1;
+                if d.params.spec().codec.is_video() {
+                    let layer = d.data.get(10).copied().unwrap_or(255);
+                    if d.is_keyframe() {
+                        r.keyframes += 1;
+                        if d.data.len() >= 11 && d.data[3..6] == [0x9d, 0x01, 0x2a] {
+                            r.decodable_keyframes += 1;
+                            r.last_height =
+                                Some(u32::from(u16::from_le_bytes([d.data[8], d.data[9]]) & 0x3fff));
+                        }
+                    }
+                    if r.layers.last() != Some(&layer) {
+                        r.switches.push((layer, d.is_keyframe()));
+                    }
+                    r.layers.push(layer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn write_media(&mut self, now: Instant) {
+        if let Some(mid) = self.audio_mid
+            && now >= self.next_audio
+        {
+            self.next_audio = now + Duration::from_millis(20);
+            self.audio_ts += 960;
+            let level = self.audio_level;
+            if let Some(w) = self.rtc.writer(mid) {
+                let pt = w.payload_params().find(|p| p.spec().codec.is_audio()).map(|p| p.pt());
+                if let Some(pt) = pt {
+                    let t = MediaTime::new(self.audio_ts, Frequency::FORTY_EIGHT_KHZ);
+                    let _ = w.audio_level(level, level > -100).write(pt, now, t, vec![0xfcu8; 80]);
+                }
+            }
+        }
+        if let Some(mid) = self.video_mid
+            && now >= self.next_video
+        {
+            self.next_video = now + Duration::from_millis(33);
+            self.video_ts += 3000;
+            self.frame_no += 1;
+            if now.duration_since(self.last_keyframe) > Duration::from_secs(3) {
+                self.want_keyframe = [true; 3];
+                self.last_keyframe = now;
+            }
+            let layers: Vec<usize> = if self.simulcast { vec![0, 1, 2] } else { vec![2] };
+            for l in layers {
+                let key = std::mem::take(&mut self.want_keyframe[l]);
+                let size = if key { 3000 } else { 300 * (l + 1) };
+                let frame = fake_vp8(key, LAYER_HEIGHTS[l], l as u8, size);
+                let Some(mut w) = self.rtc.writer(mid) else {
+                    return;
+                };
+                let Some(pt) = w.payload_params().find(|p| p.spec().codec.is_video()).map(|p| p.pt()) else {
+                    return;
+                };
+                if self.simulcast {
+                    w = w.rid(Rid::from(RIDS[l]));
+                }
+                let t = MediaTime::new(self.video_ts, Frequency::NINETY_KHZ);
+                let _ = w.write(pt, now, t, frame);
+            }
+        }
+    }
+}
+
+/// A message without its SDP (for assertion output).
+pub fn summary(m: &Message) -> String {
+    match m {
+        Message::Offer { id, endpoint, .. } => format!("Offer{{id:{id},endpoint:{endpoint}}}"),
+        Message::Answer { id, endpoint, .. } => format!("Answer{{id:{id},endpoint:{endpoint}}}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A fake VP8 frame: a valid keyframe header (RFC 6386 §9.1) with `height`, our layer
+/// marker at byte 10, padding to `size`.
+pub fn fake_vp8(key: bool, height: u32, layer: u8, size: usize) -> Vec<u8> {
+    let mut f = vec![0u8; size.max(16)];
+    f[0] = if key { 0x10 } else { 0x11 }; // bit0: 0 = keyframe; show_frame set
+    f[1] = 0x02;
+    if key {
+        let w = (height * 16 / 9) as u16;
+        f[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+        f[6..8].copy_from_slice(&w.to_le_bytes());
+        f[8..10].copy_from_slice(&(height as u16).to_le_bytes());
+    }
+    f[10] = layer;
+    f
+}
+
+/// The bridge in-process plus the clients; the test plays signaling.
+pub struct Harness {
+    pub bridge: Arc<Bridge>,
+    pub events: UnboundedReceiver<Message>,
+    pub clients: Vec<Client>,
+    pub conference: String,
+    pub log: Vec<Message>,
+    next_id: u64,
+}
+
+impl Harness {
+    pub async fn new(conference: &str) -> Harness {
+        Self::with_config(conference, Config::for_test(LOOP)).await
+    }
+
+    pub async fn with_config(conference: &str, cfg: Config) -> Harness {
+        init_logs();
+        let bridge = Bridge::start(cfg).await.expect("bridge starts");
+        let events = bridge.take_events().expect("events");
+        Harness {
+            bridge,
+            events,
+            clients: Vec::new(),
+            conference: conference.into(),
+            log: Vec::new(),
+            next_id: 100,
+        }
+    }
+
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Allocate, offer, and keep the client; its answer arrives through the pump.
+    pub fn join(&mut self, mut c: Client) -> usize {
+        let id = self.next_id();
+        self.bridge.send(Message::AllocateEndpoint {
+            id,
+            conference: self.conference.clone(),
+            endpoint: c.name.clone(),
+            display_name: None,
+        });
+        let reply = self.wait_for(|m| m.id() == Some(id), Duration::from_secs(5));
+        assert!(matches!(reply, Message::Allocated { .. }), "allocation failed: {reply:?}");
+        let oid = self.next_id();
+        if let Some((_, p)) = c.pending.take() {
+            c.pending = Some((oid, p));
+        }
+        let sdp = c.take_offer();
+        let sources = c.declared_sources();
+        self.bridge.send(Message::Offer {
+            id: oid,
+            conference: self.conference.clone(),
+            endpoint: c.name.clone(),
+            sdp,
+            sources,
+        });
+        self.clients.push(c);
+        self.clients.len() - 1
+    }
+
+    /// Send a request and wait for the reply with its id.
+    pub fn request(&mut self, msg: Message) -> Message {
+        let id = msg.id().expect("request has an id");
+        self.bridge.send(msg);
+        self.wait_for(|m| m.id() == Some(id) && !matches!(m, Message::Offer { .. }), Duration::from_secs(5))
+    }
+
+    pub fn client(&self, name: &str) -> &Client {
+        self.clients.iter().find(|c| c.name == name).expect("client exists")
+    }
+
+    pub fn client_mut(&mut self, name: &str) -> &mut Client {
+        self.clients.iter_mut().find(|c| c.name == name).expect("client exists")
+    }
+
+    /// Wait for a bridge message matching `f` while pumping media.
+    pub fn wait_for(&mut self, f: impl Fn(&Message) -> bool, limit: Duration) -> Message {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(pos) = self.log.iter().position(&f) {
+                return self.log.remove(pos);
+            }
+            if Instant::now() >= deadline {
+                let kinds: Vec<String> = self.log.iter().map(summary).collect();
+                panic!("timed out waiting for a bridge message; log: {kinds:?}");
+            }
+            self.step();
+        }
+    }
+
+    /// Run signaling and media for `d`.
+    pub fn pump(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.step();
+        }
+    }
+
+    /// Pump until `f` holds (panics after `limit`).
+    pub fn pump_until(&mut self, limit: Duration, what: &str, f: impl Fn(&Harness) -> bool) {
+        let end = Instant::now() + limit;
+        while !f(self) {
+            assert!(Instant::now() < end, "timed out: {what}");
+            self.step();
+        }
+    }
+
+    fn step(&mut self) {
+        while let Ok(m) = self.events.try_recv() {
+            self.on_bridge_message(m);
+        }
+        let now = Instant::now();
+        for c in &mut self.clients {
+            c.drive(now);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    fn on_bridge_message(&mut self, m: Message) {
+        match &m {
+            Message::Answer { id, endpoint, sdp, .. } => {
+                if let Some(c) = self.clients.iter_mut().find(|c| &c.name == endpoint) {
+                    c.accept_answer(*id, sdp);
+                }
+            }
+            Message::Offer { id, endpoint, sdp, sources, .. } => {
+                let answer = self
+                    .clients
+                    .iter_mut()
+                    .find(|c| &c.name == endpoint)
+                    .map(|c| c.accept_offer(sdp, sources));
+                if let Some(sdp) = answer {
+                    self.bridge.send(Message::Answer {
+                        id: *id,
+                        conference: self.conference.clone(),
+                        endpoint: endpoint.clone(),
+                        sdp,
+                    });
+                }
+            }
+            _ => {}
+        }
+        self.log.push(m);
+    }
+}
