@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, every tier, as CI runs it (.ci/run calls this script):
 #   1. format, lint and the CRDs-in-sync check
-#   2. unit and integration tests (cargo test)
+#   2. unit and integration tests (cargo test); the media tests (str0m clients against a real
+#      bridge) inside a private network namespace, loopback only
 #   3. cluster tier: a real kube-apiserver, controller-manager, scheduler and kwok nodes on
 #      loopback (e2e/cluster/), with the operator, kubectl and helm run as an admin would
 # Builds are cached outside the repository (CONVENE_CACHE, default ~/.cache/convene).
@@ -22,7 +23,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit and integration tests"
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked
+cargo test --workspace --locked --exclude convene-media
+
+step "media tests (private network namespace: every packet stays on loopback)"
+unshare -n -- sh -c 'ip link set lo up && exec cargo test --offline --locked -p convene-media'
 
 step "cluster tier (real control plane, kwok nodes)"
 e2e/cluster/with-cluster.sh cargo test --locked -p convene-e2e --test operator -- --ignored --test-threads=1

@@ -27,7 +27,6 @@ struct Gathered {
     bridges_ready: i32,
     conferences: Option<i64>,
     participants: Option<i64>,
-    signaling: Option<StatefulSet>,
 }
 
 pub async fn reconcile(shard: Arc<Shard>, ctx: Arc<Context>) -> Result<Action> {
@@ -75,7 +74,7 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     delete_orphans::<ConfigMap>(&ctx.client, &ns, &selector, &main).await?;
     delete_orphans::<Service>(&ctx.client, &ns, &selector, &main).await?;
 
-    let health = health(&g, Some(&sts).or(g.signaling.as_ref()));
+    let health = health(&g, Some(&sts));
     let previous = shard.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let status = ShardStatus {
         observed_generation: shard.metadata.generation,
@@ -151,10 +150,7 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
     } else {
         (Some(loads.iter().map(|l| l.conferences).sum()), Some(loads.iter().map(|l| l.endpoints).sum()))
     };
-    let signaling = Api::<StatefulSet>::namespaced(client.clone(), ns)
-        .get_opt(&signaling::owner(shard).child_name())
-        .await?;
-    Ok(Gathered { inputs, missing, generate_jwt, bridges_ready, conferences, participants, signaling })
+    Ok(Gathered { inputs, missing, generate_jwt, bridges_ready, conferences, participants })
 }
 
 /// Pure: the shard's conditions from what was gathered.

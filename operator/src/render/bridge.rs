@@ -7,8 +7,8 @@ use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host}
 use crate::crd::BridgePool;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, PodAffinityTerm, PodAntiAffinity, PodSpec,
-    PodTemplateSpec, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, PodSpec, PodTemplateSpec, Service, ServiceAccount,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
@@ -205,22 +205,7 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
                     dns_policy: Some("ClusterFirstWithHostNet".into()),
                     // Enough time to finish draining, never hours.
                     termination_grace_period_seconds: Some(i64::from(drain) + 30),
-                    affinity: Some(Affinity {
-                        pod_anti_affinity: Some(PodAntiAffinity {
-                            required_during_scheduling_ignored_during_execution: Some(vec![
-                                PodAffinityTerm {
-                                    label_selector: Some(LabelSelector {
-                                        match_labels: Some(o.selector_labels()),
-                                        ..Default::default()
-                                    }),
-                                    topology_key: "kubernetes.io/hostname".into(),
-                                    ..Default::default()
-                                },
-                            ]),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    affinity: Some(pod::one_per_node(o.selector_labels())),
                     node_selector: pod::node_selector(placement),
                     tolerations: pod::tolerations(placement),
                     priority_class_name: placement.priority_class_name.clone(),

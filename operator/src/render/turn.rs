@@ -8,8 +8,8 @@ use crate::crd::TurnPool;
 use crate::crd::turnpool::DEFAULT_DENIED_PEER_RANGES;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, SecretVolumeSource, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, PodSpec,
+    PodTemplateSpec, SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
@@ -191,22 +191,7 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
                         automount_service_account_token: Some(false),
                         host_network: Some(true),
                         dns_policy: Some("ClusterFirstWithHostNet".into()),
-                        affinity: Some(Affinity {
-                            pod_anti_affinity: Some(PodAntiAffinity {
-                                required_during_scheduling_ignored_during_execution: Some(vec![
-                                    PodAffinityTerm {
-                                        label_selector: Some(LabelSelector {
-                                            match_labels: Some(o.selector_labels()),
-                                            ..Default::default()
-                                        }),
-                                        topology_key: "kubernetes.io/hostname".into(),
-                                        ..Default::default()
-                                    },
-                                ]),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }),
+                        affinity: Some(pod::one_per_node(o.selector_labels())),
                         node_selector: pod::node_selector(placement),
                         tolerations: pod::tolerations(placement),
                         priority_class_name: placement.priority_class_name.clone(),
