@@ -1,6 +1,7 @@
 //! Convene operator: custom resources, pure renderers of the objects that run a shard, and the
 //! controllers that apply them.
 
+pub mod autoscale;
 pub mod controller;
 pub mod crd;
 pub mod http;

@@ -94,12 +94,12 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(image) = args.turn_image {
         render.turn_image = image;
     }
-    let ctx = Arc::new(Context {
-        client: client.clone(),
+    let ctx = Arc::new(Context::new(
+        client.clone(),
         render,
-        metrics: metrics.clone(),
-        reporter: Reporter { controller: "convene-operator".into(), instance: Some(identity.clone()) },
-    });
+        metrics.clone(),
+        Reporter { controller: "convene-operator".into(), instance: Some(identity.clone()) },
+    ));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop = {

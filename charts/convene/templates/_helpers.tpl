@@ -48,9 +48,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create]
+# patch: a bridge pod is annotated when its drain starts, so the deadline survives restarts.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
 - apiGroups: ["networking.k8s.io"]
   resources: [ingresses, networkpolicies]
   verbs: [get, list, watch, create, patch, delete]

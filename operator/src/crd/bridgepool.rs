@@ -307,6 +307,15 @@ pub struct BridgeState {
     /// Whether the bridge is draining before removal.
     #[serde(default)]
     pub draining: bool,
+    /// Endpoints on the bridge at the last scrape; absent when it did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<i64>,
+    /// Media bitrate in + out (Mbps) at the last scrape; absent when it did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mbps: Option<i64>,
+    /// The bridge's stress (0..1) against its capacity; absent when it did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<f64>,
 }
 
 /// A scaling decision.

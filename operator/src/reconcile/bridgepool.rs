@@ -5,18 +5,22 @@ use super::apply::{apply, apply_cluster, patch_status};
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
+use super::scrape;
 use super::{MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference, stateful_set_progress};
-use crate::crd::bridgepool::{AddressSource, BridgeState};
+use crate::autoscale;
+use crate::crd::bridgepool::{AddressSource, BridgeState, PoolLoad, ScaleDecisionStatus};
 use crate::crd::{BridgePool, BridgePoolStatus, Shard};
-use crate::render::bridge;
+use crate::render::{bridge, bridge_control_secret};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
-use kube::api::{DeleteParams, ListParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const FINALIZER: &str = "convene.dev/bridge-node-access";
 
@@ -51,6 +55,8 @@ async fn cleanup(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
 /// Pods of the pool with the Nodes they run on.
 struct Gathered {
     shard: Option<Shard>,
+    /// Bridges the StatefulSet runs now (None before it exists).
+    running: Option<i32>,
     pods: Vec<Pod>,
     nodes: Vec<Node>,
 }
@@ -75,8 +81,48 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         return Ok(Action::requeue(MISSING_REF_RETRY));
     }
 
-    let desired = desired_replicas(pool, previous.desired_replicas);
-    let objects = bridge::render(pool, desired, &ctx.render);
+    // Load: every bridge pod with an address is scraped; silence is "unknown", not idle.
+    let loads = scrape_all(pool, &g.pods).await;
+    let decision = decide(pool, ctx, previous.desired_replicas, &loads);
+    let desired = decision.desired;
+    let running = g.running.unwrap_or(desired);
+    let drain_timeout =
+        Duration::from_secs(pool.spec.autoscaling.as_ref().map_or(600, |a| a.drain_timeout_seconds) as u64);
+    let members: Vec<autoscale::Bridge> = loads
+        .iter()
+        .map(|(pod, load)| autoscale::Bridge {
+            ordinal: ordinal(&pod.name_any()) as i32,
+            name: pod.name_any(),
+            endpoints: load.endpoints,
+            drain_started: pod
+                .annotations()
+                .get(DRAIN_STARTED)
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_secs),
+        })
+        .collect();
+    let (run_count, requeue) = match autoscale::step(running, desired, &members, drain_timeout, wall_clock())
+    {
+        autoscale::Step::Run(n, why) => {
+            if n != running {
+                ctx.event(
+                    pool,
+                    false,
+                    if n > running { "ScaledUp" } else { "ScaledDown" },
+                    format!("{running} -> {n} bridge(s): {why}"),
+                )
+                .await;
+            }
+            (n, if autoscaling_on(pool) { AUTOSCALE_PERIOD } else { RESYNC })
+        }
+        autoscale::Step::Drain(name) => {
+            start_drain(ctx, pool, ns, &g.pods, &name).await?;
+            (running, AUTOSCALE_PERIOD)
+        }
+        autoscale::Step::Wait(_) => (running, AUTOSCALE_PERIOD),
+    };
+
+    let objects = bridge::render(pool, run_count, &ctx.render);
     apply_cluster(&ctx.client, &bridge::node_reader_role()).await?;
     apply_cluster(&ctx.client, &objects.cluster_role_binding).await?;
     apply(&ctx.client, &objects.service_account).await?;
@@ -85,9 +131,35 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     apply(&ctx.client, &objects.network_policy).await?;
     let sts = apply(&ctx.client, &objects.stateful_set).await?;
 
-    let bridges = bridge_states(pool, &g.pods, &g.nodes);
-    let health = health(pool, desired, &sts, &g.pods, &bridges);
+    let mut bridges = bridge_states(pool, &g.pods, &g.nodes);
+    for b in &mut bridges {
+        if let Some((_, l)) = loads.iter().find(|(p, _)| p.name_any() == b.name) {
+            b.endpoints = l.endpoints.map(|e| e as i64);
+            b.mbps = l.mbps.map(|m| m.round() as i64);
+            b.stress = l.stress.map(|s| (s * 100.0).round() / 100.0);
+            b.draining |= l.draining;
+        }
+    }
+    let health = health(pool, run_count, &sts, &g.pods, &bridges);
     let st = sts.status.as_ref();
+    let last_scale = if previous.desired_replicas != 0 && previous.desired_replicas != desired {
+        let reason = decision.reason.clone();
+        ctx.event(
+            pool,
+            false,
+            "ScalingDecision",
+            format!("{} -> {desired} bridge(s): {reason}", previous.desired_replicas),
+        )
+        .await;
+        Some(ScaleDecisionStatus {
+            time: Time(jiff::Timestamp::now()),
+            from: previous.desired_replicas,
+            to: desired,
+            reason,
+        })
+    } else {
+        previous.last_scale.clone()
+    };
     let status = BridgePoolStatus {
         observed_generation: pool.metadata.generation,
         conditions: conditions_with_events(ctx, pool, &previous.conditions, &health).await,
@@ -95,12 +167,113 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         replicas: st.map_or(0, |s| s.replicas),
         ready_replicas: st.and_then(|s| s.ready_replicas).unwrap_or(0),
         selector: Some(selector_string(pool)),
-        load: previous.load.clone(),
+        // Absent until some bridge reports: unknown load is not zero load.
+        load: loads.iter().any(|(_, l)| l.known()).then(|| pool_load(&loads)),
         bridges,
-        last_scale: previous.last_scale.clone(),
+        last_scale,
     };
     patch_status(&ctx.client, pool, &status).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(requeue))
+}
+
+/// Pods are annotated when the operator starts draining them, so a restarted or new leader
+/// knows the drain deadline.
+pub const DRAIN_STARTED: &str = "convene.dev/drain-started";
+const DRAINING: &str = "convene.dev/draining";
+/// How often a pool with autoscaling is scraped and decided on.
+const AUTOSCALE_PERIOD: Duration = Duration::from_secs(5);
+
+fn autoscaling_on(pool: &BridgePool) -> bool {
+    pool.spec.autoscaling.as_ref().is_some_and(|a| a.enabled)
+}
+
+fn wall_clock() -> Duration {
+    Duration::from_secs(jiff::Timestamp::now().as_second().max(0) as u64)
+}
+
+async fn scrape_all<'a>(pool: &BridgePool, pods: &'a [Pod]) -> Vec<(&'a Pod, autoscale::BridgeLoad)> {
+    let port = pool.spec.ports.http;
+    let futures = pods.iter().map(|p| async move {
+        let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
+        let load = match ip {
+            Some(ip) => scrape::load(&ip, port).await,
+            None => autoscale::BridgeLoad::default(),
+        };
+        (p, load)
+    });
+    futures::future::join_all(futures).await
+}
+
+/// Pure: the pool's total load from what its bridges reported.
+pub fn pool_load(loads: &[(&Pod, autoscale::BridgeLoad)]) -> PoolLoad {
+    PoolLoad {
+        endpoints: loads.iter().filter_map(|(_, l)| l.endpoints).sum::<u64>() as i64,
+        conferences: loads.iter().filter_map(|(_, l)| l.conferences).sum::<u64>() as i64,
+        mbps: loads.iter().filter_map(|(_, l)| l.mbps).sum::<f64>().round() as i64,
+        unknown_bridges: loads.iter().filter(|(_, l)| !l.known()).count() as i32,
+    }
+}
+
+/// The autoscaler's decision when it is on; `spec.replicas` (the scale subresource) otherwise.
+fn decide(
+    pool: &BridgePool,
+    ctx: &Context,
+    previous: i32,
+    loads: &[(&Pod, autoscale::BridgeLoad)],
+) -> autoscale::Decision {
+    let Some(a) = pool.spec.autoscaling.as_ref().filter(|a| a.enabled) else {
+        let n = pool.spec.replicas.max(0);
+        return autoscale::Decision {
+            desired: n,
+            needed: n,
+            reason: "spec.replicas (autoscaling is off)".into(),
+        };
+    };
+    let targets = autoscale::Targets {
+        min: a.min_replicas,
+        max: a.max_replicas,
+        endpoints_per_bridge: a.target_endpoints_per_bridge,
+        mbps_per_bridge: a.target_mbps_per_bridge,
+        headroom_percent: a.headroom_percent,
+        scale_up_window: Duration::from_secs(a.scale_up_stabilization_seconds.max(0) as u64),
+        scale_down_window: Duration::from_secs(a.scale_down_stabilization_seconds.max(0) as u64),
+    };
+    let current = desired_replicas(pool, previous);
+    let loads: Vec<autoscale::BridgeLoad> = loads.iter().map(|(_, l)| l.clone()).collect();
+    let key = format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any());
+    let mut windows = ctx.windows.lock().unwrap_or_else(|e| e.into_inner());
+    let w = windows.entry(key).or_default();
+    autoscale::decide(current, &loads, &targets, w, ctx.started.elapsed())
+}
+
+/// Ask the bridge to drain and mark its pod, so the deadline survives operator restarts.
+async fn start_drain(ctx: &Context, pool: &BridgePool, ns: &str, pods: &[Pod], name: &str) -> Result<()> {
+    let Some(pod) = pods.iter().find(|p| p.name_any() == name) else { return Ok(()) };
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&bridge_control_secret(&pool.spec.shard_ref.name))
+        .await?
+        .and_then(|s| s.data?.get("secret").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
+        .unwrap_or_default();
+    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+    let accepted = scrape::drain(&ip, pool.spec.ports.http, &secret).await;
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        DRAINING: "true",
+        DRAIN_STARTED: wall_clock().as_secs().to_string(),
+    }}});
+    Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    let note = if accepted {
+        format!(
+            "draining {name} before removing it: no new conferences; its participants move at the deadline"
+        )
+    } else {
+        format!(
+            "{name} did not accept the drain request; it is removed once its deadline passes or it stops answering"
+        )
+    };
+    ctx.event(pool, !accepted, "Draining", note).await;
+    Ok(())
 }
 
 async fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Gathered> {
@@ -117,7 +290,11 @@ async fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Gathered> 
             nodes.push(n);
         }
     }
-    Ok(Gathered { shard, pods, nodes })
+    let running = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get_opt(&bridge::owner(pool).child_name())
+        .await?
+        .and_then(|s| s.spec?.replicas);
+    Ok(Gathered { shard, running, pods, nodes })
 }
 
 fn selector_string(pool: &BridgePool) -> String {
@@ -162,7 +339,8 @@ pub fn bridge_states(pool: &BridgePool, pods: &[Pod], nodes: &[Node]) -> Vec<Bri
                 address: node_name.as_ref().and_then(|_| advertised_address(pool, node)),
                 node: node_name,
                 ready: super::pod_condition(p, "Ready").is_some_and(|c| c.status == "True"),
-                draining: p.annotations().get("convene.dev/draining").is_some_and(|v| v == "true"),
+                draining: p.annotations().get(DRAINING).is_some_and(|v| v == "true"),
+                ..BridgeState::default()
             }
         })
         .collect();

@@ -10,6 +10,24 @@ pub struct Context {
     pub render: RenderConfig,
     pub metrics: Metrics,
     pub reporter: Reporter,
+    /// Autoscaler stabilisation windows per pool (`namespace/name`). In memory: a new leader
+    /// starts the windows afresh, which only delays a decision.
+    pub windows: std::sync::Mutex<std::collections::HashMap<String, crate::autoscale::Windows>>,
+    /// Monotonic origin for the windows.
+    pub started: std::time::Instant,
+}
+
+impl Context {
+    pub fn new(client: Client, render: RenderConfig, metrics: Metrics, reporter: Reporter) -> Self {
+        Self {
+            client,
+            render,
+            metrics,
+            reporter,
+            windows: Default::default(),
+            started: std::time::Instant::now(),
+        }
+    }
 }
 
 impl Context {

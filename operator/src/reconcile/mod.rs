@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod context;
 pub mod error;
 pub mod recorderpool;
+pub mod scrape;
 pub mod shard;
 pub mod turnpool;
 
