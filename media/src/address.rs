@@ -28,12 +28,13 @@ const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 pub async fn discover(cfg: &Config, media: &UdpSocket) -> anyhow::Result<Vec<(IpAddr, String)>> {
     let found = match cfg.address_source {
         AddressSource::Static => {
-            if cfg.static_addresses.is_empty() {
+            let ips = cfg.static_ips()?;
+            if ips.is_empty() {
                 let ip = fallback_ip(cfg.bind);
                 warn!(%ip, "no --static-addresses: advertising the bind/interface address");
                 vec![(ip, "bind".to_string())]
             } else {
-                cfg.static_addresses.iter().map(|ip| (*ip, "static".to_string())).collect()
+                ips.into_iter().map(|ip| (ip, "static".to_string())).collect()
             }
         }
         AddressSource::NodeExternalIp | AddressSource::NodeInternalIp => {

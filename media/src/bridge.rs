@@ -48,15 +48,12 @@ impl Bridge {
         let udp = UdpSocket::bind(SocketAddr::new(cfg.bind, cfg.udp_port))
             .with_context(|| format!("binding UDP {}:{}", cfg.bind, cfg.udp_port))?;
         let udp_addr = udp.local_addr()?;
-        let tcp = if cfg.tcp_port != 0 || cfg.bind.is_loopback() {
-            Some(
-                tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.tcp_port))
-                    .await
-                    .with_context(|| format!("binding TCP {}:{}", cfg.bind, cfg.tcp_port))?,
-            )
-        } else {
-            None
-        };
+        // ICE-TCP is always on (port 0 = an ephemeral port, as for UDP; used by tests).
+        let tcp = Some(
+            tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.tcp_port))
+                .await
+                .with_context(|| format!("binding TCP {}:{}", cfg.bind, cfg.tcp_port))?,
+        );
         let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
         let http = tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.http_port))
             .await

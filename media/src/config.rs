@@ -38,7 +38,7 @@ pub struct Config {
     /// UDP port shared by every endpoint (ICE-lite demultiplexing).
     #[arg(long, env = "CONVENE_BRIDGE_UDP_PORT", default_value_t = 10000)]
     pub udp_port: u16,
-    /// ICE-TCP (passive) port for clients whose UDP is blocked; 0 disables it.
+    /// ICE-TCP (passive) port for clients whose UDP is blocked (0 = ephemeral).
     #[arg(long, env = "CONVENE_BRIDGE_TCP_PORT", default_value_t = 4443)]
     pub tcp_port: u16,
     /// HTTP port: /metrics, /health, /ready, POST /drain.
@@ -52,8 +52,9 @@ pub struct Config {
     pub address_source: AddressSource,
     /// Comma-separated addresses to advertise (address source `static`; empty = the bind
     /// address, or the first non-loopback interface address when bound to 0.0.0.0).
+    /// (Kept as text so an empty env value, as a template may render it, means "none".)
     #[arg(long, env = "CONVENE_BRIDGE_STATIC_ADDRESSES", value_delimiter = ',')]
-    pub static_addresses: Vec<IpAddr>,
+    pub static_addresses: Vec<String>,
     /// STUN server (`host:port`) for address source `stun`.
     #[arg(long, env = "CONVENE_BRIDGE_STUN_SERVER")]
     pub stun_server: Option<String>,
@@ -93,6 +94,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// `--static-addresses` parsed, ignoring empty items.
+    pub fn static_ips(&self) -> anyhow::Result<Vec<IpAddr>> {
+        self.static_addresses
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| anyhow::anyhow!("invalid static address {s:?}")))
+            .collect()
+    }
+
     /// The bridge id: flag/env, else `HOSTNAME` (the pod name), else /etc/hostname.
     pub fn bridge_id(&self) -> String {
         if let Some(id) = &self.bridge_id {
@@ -155,7 +166,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.address_source, AddressSource::NodeExternalIp);
-        assert_eq!(c.static_addresses.len(), 2);
+        assert_eq!(c.static_ips().unwrap().len(), 2);
         assert_eq!(c.log_format, LogFormat::Json);
+        let c = Config::try_parse_from(["convene-bridge", "--static-addresses", ""]).unwrap();
+        assert!(c.static_ips().unwrap().is_empty());
+        let c = Config::try_parse_from(["convene-bridge", "--static-addresses", "nope"]).unwrap();
+        assert!(c.static_ips().is_err());
     }
 }

@@ -1,6 +1,153 @@
-//! convene-signaling: placeholder until the signaling issue lands; it exits with an error so a
-//! deployment never mistakes it for a working server.
-fn main() -> std::process::ExitCode {
-    eprintln!("convene-signaling is not implemented yet (see the signaling issue)");
-    std::process::ExitCode::FAILURE
+//! convene-signaling: web app server, client signaling (`/ws`), bridge registry and focus
+//! (`/bridge`), metrics. See `signaling/NOTES.md` and `signaling/PROTOCOL.md`.
+mod auth;
+mod bridge;
+mod client;
+mod config;
+mod metrics;
+mod protocol;
+mod select;
+mod state;
+mod turn;
+mod web;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use clap::Parser;
+use subtle::ConstantTimeEq;
+
+use crate::state::App;
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/ws", get(ws))
+        .route("/bridge", get(bridge_ws))
+        .route(
+            "/recorder",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "recording is not implemented yet") }),
+        )
+        .route("/config.json", get(web::config_json))
+        .route("/static/{file}", get(web::asset))
+        .route("/", get(web::index))
+        .route("/{*room}", get(web::room_page))
+        .with_state(app)
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    let n = app.lock().bridges.values().filter(|b| b.conn.is_some()).count();
+    (StatusCode::OK, format!("ready; {n} bridge(s) registered\n")).into_response()
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+}
+
+async fn ws(State(app): State<Arc<App>>, up: WebSocketUpgrade) -> Response {
+    up.max_message_size(protocol::MAX_CLIENT_FRAME)
+        .on_upgrade(move |s| client::handle(app, s))
+        .into_response()
+}
+
+fn bearer_ok(headers: &HeaderMap, secret: &str) -> bool {
+    let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    let Some(token) = v.strip_prefix("Bearer ") else { return false };
+    bool::from(token.trim().as_bytes().ct_eq(secret.as_bytes()))
+}
+
+async fn bridge_ws(State(app): State<Arc<App>>, headers: HeaderMap, up: WebSocketUpgrade) -> Response {
+    if !bearer_ok(&headers, &app.settings.bridge_secret) {
+        app.metrics.auth_failures.with_label_values(&["bridge_secret"]).inc();
+        return (StatusCode::UNAUTHORIZED, "bad bridge secret").into_response();
+    }
+    up.max_message_size(convene_media::control::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |s| bridge::handle(app, s))
+        .into_response()
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = config::Args::parse();
+    init_logging(&args.log_format);
+    let settings = match config::Settings::load(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let listen = settings.listen.clone();
+    let app = match App::new(settings) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot listen on {listen}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(listen);
+    let url = if app.settings.public_url.is_empty() {
+        format!("http://{}/", local.replace("0.0.0.0", "localhost").replace("127.0.0.1", "localhost"))
+    } else {
+        app.settings.public_url.clone()
+    };
+    tracing::info!(listen = %local, jwt = app.verifier.is_some(), turn = app.settings.turn.is_some(), "convene-signaling listening; open {url}");
+    tokio::spawn(bridge::monitor(app.clone()));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let shutdown = async {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return shutdown.await,
+        };
+        tokio::select! { _ = shutdown => {}, _ = term.recv() => {} }
+    };
+    if let Err(e) = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await {
+        tracing::error!("server error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_check() {
+        let mut h = HeaderMap::new();
+        assert!(!bearer_ok(&h, "s3cret"));
+        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(bearer_ok(&h, "s3cret"));
+        h.insert(header::AUTHORIZATION, "Bearer s3cre".parse().unwrap());
+        assert!(!bearer_ok(&h, "s3cret"));
+        h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
+        assert!(!bearer_ok(&h, "s3cret"));
+    }
 }

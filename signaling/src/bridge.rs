@@ -1,0 +1,288 @@
+//! `/bridge`: bridges dial in, register, report load; we route their answers and offers to
+//! clients and move conferences away from bridges that vanish, go stale or drain.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message as WsMessage, WebSocket};
+use convene_media::control::{self, Message};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::protocol::ServerMsg;
+use crate::state::{App, Bridge, BridgeConn};
+
+/// How long a bridge whose control connection dropped has to come back before its
+/// conferences move (endpoints survive a control reconnect).
+pub const RECONNECT_GRACE: Duration = Duration::from_secs(2);
+
+pub async fn handle(app: Arc<App>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+    let reg = match first {
+        Ok(Some(Ok(WsMessage::Text(t)))) => Message::parse(t.as_str()),
+        _ => return,
+    };
+    let Ok(Message::Register { protocol_version, bridge_id, region, version, addresses, draining, .. }) = reg
+    else {
+        let _ = sink
+            .send(WsMessage::text(
+                Message::error(None, control::ErrorCode::BadRequest, "expected register").to_json(),
+            ))
+            .await;
+        return;
+    };
+    if protocol_version != control::PROTOCOL_VERSION || bridge_id.is_empty() {
+        let _ = sink
+            .send(WsMessage::text(
+                Message::error(None, control::ErrorCode::BadRequest, "unsupported protocol version")
+                    .to_json(),
+            ))
+            .await;
+        return;
+    }
+    static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let conn = BridgeConn {
+        tx,
+        pending: Default::default(),
+        generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    };
+    {
+        let mut inner = app.lock();
+        let now = Instant::now();
+        let b = inner.bridges.entry(bridge_id.clone()).or_insert_with(|| Bridge {
+            id: bridge_id.clone(),
+            region: None,
+            addresses: vec![],
+            version: String::new(),
+            load: Default::default(),
+            draining: false,
+            draining_since: None,
+            drain_migrated: false,
+            last_seen: now,
+            conn: None,
+            recent: 0,
+        });
+        b.region = region.clone();
+        b.addresses = addresses.iter().map(|a| a.address.clone()).collect();
+        b.version = version.clone();
+        set_draining(b, draining, now);
+        b.last_seen = now;
+        b.conn = Some(conn.clone());
+        app.update_gauges(&inner);
+    }
+    tracing::info!(bridge = %bridge_id, region = ?region, version = %version, draining, "bridge registered");
+    let writer = tokio::spawn(async move {
+        while let Some(s) = rx.recv().await {
+            if sink.send(WsMessage::text(s)).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(frame)) = stream.next().await {
+        match frame {
+            WsMessage::Text(t) => match Message::parse(t.as_str()) {
+                Ok(m) => on_message(&app, &bridge_id, &conn, m),
+                Err(e) => tracing::warn!(bridge = %bridge_id, error = %e, "bad control frame"),
+            },
+            WsMessage::Close(_) => break,
+            _ => {}
+        }
+    }
+    writer.abort();
+    tracing::warn!(bridge = %bridge_id, "bridge control connection closed");
+    let still_ours = {
+        let mut inner = app.lock();
+        let ours = match inner.bridges.get_mut(&bridge_id) {
+            Some(b) if b.conn.as_ref().map(|c| c.generation) == Some(conn.generation) => {
+                b.conn = None;
+                true
+            }
+            _ => false,
+        };
+        app.update_gauges(&inner);
+        ours
+    };
+    lock_pending_clear(&conn);
+    if still_ours {
+        tokio::time::sleep(RECONNECT_GRACE).await;
+        let gone = {
+            let inner = app.lock();
+            inner.bridges.get(&bridge_id).is_some_and(|b| b.conn.is_none())
+        };
+        if gone {
+            tracing::warn!(bridge = %bridge_id, "bridge did not come back: moving its conferences");
+            bridge_lost(&app, &bridge_id, true);
+        }
+    }
+}
+
+fn lock_pending_clear(conn: &BridgeConn) {
+    crate::state::lock(&conn.pending).clear();
+}
+
+fn set_draining(b: &mut Bridge, draining: bool, now: Instant) {
+    if draining && !b.draining {
+        b.draining_since = Some(now);
+    }
+    if !draining {
+        b.draining_since = None;
+        b.drain_migrated = false;
+    }
+    b.draining = draining;
+}
+
+fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: Message) {
+    let now = Instant::now();
+    let mut inner = app.lock();
+    if let Some(b) = inner.bridges.get_mut(bridge_id) {
+        b.last_seen = now;
+    }
+    match msg {
+        Message::Load(load) => {
+            if let Some(b) = inner.bridges.get_mut(bridge_id) {
+                set_draining(b, load.draining, now);
+                b.load = load;
+                b.recent = 0;
+            }
+        }
+        Message::Draining { draining } => {
+            if let Some(b) = inner.bridges.get_mut(bridge_id) {
+                set_draining(b, draining, now);
+            }
+            tracing::info!(bridge = %bridge_id, draining, "bridge draining state");
+        }
+        Message::Allocated { id, .. } | Message::Ok { id } => {
+            conn.complete(id, msg);
+        }
+        Message::Error { id, ref code, ref message } => {
+            if let Some(id) = id
+                && conn.complete(id, msg.clone())
+            {
+                return;
+            }
+            tracing::debug!(bridge = %bridge_id, ?code, %message, "bridge error");
+        }
+        Message::Answer { id, ref conference, ref endpoint, ref sdp } => {
+            if let Some(p) = participant_on(&inner, bridge_id, conference, endpoint) {
+                let _ = p.send(ServerMsg::Answer { sdp: sdp.clone() });
+            }
+            conn.complete(id, msg);
+        }
+        Message::Offer { id, conference, endpoint, sdp, sources } => {
+            if let Some(p) = participant_on(&inner, bridge_id, &conference, &endpoint) {
+                let _ = p.send(ServerMsg::Offer { id, sdp, sources });
+            }
+        }
+        Message::EndpointState { conference, endpoint, state } => {
+            if let Some(r) = inner.rooms.get(&conference) {
+                let state = match state {
+                    control::EndpointState::Connected => "connected",
+                    control::EndpointState::Disconnected => "disconnected",
+                    control::EndpointState::Expired => "expired",
+                };
+                r.broadcast(&ServerMsg::ConnectionState { id: endpoint, state: state.into() }, None);
+            }
+        }
+        Message::DominantSpeaker { conference, endpoint } => {
+            if let Some(r) = inner.rooms.get_mut(&conference)
+                && r.bridge.as_deref() == Some(bridge_id)
+            {
+                r.dominant = Some(endpoint.clone());
+                r.broadcast(&ServerMsg::DominantSpeaker { id: endpoint }, None);
+            }
+        }
+        other => tracing::debug!(bridge = %bridge_id, msg = ?other.id(), "unexpected control message"),
+    }
+}
+
+fn participant_on(
+    inner: &crate::state::Inner,
+    bridge_id: &str,
+    conference: &str,
+    endpoint: &str,
+) -> Option<crate::state::Tx> {
+    let p = inner.rooms.get(conference)?.participants.get(endpoint)?;
+    (p.bridge.as_deref() == Some(bridge_id)).then(|| p.tx.clone())
+}
+
+/// Move every conference (or, for a draining bridge, every endpoint) off `bridge_id`.
+pub fn bridge_lost(app: &Arc<App>, bridge_id: &str, vanished: bool) {
+    let mut moves = Vec::new();
+    let old_conn;
+    {
+        let mut inner = app.lock();
+        old_conn = inner.bridges.get(bridge_id).and_then(|b| b.conn.clone());
+        if vanished {
+            inner.bridges.remove(bridge_id);
+        } else if let Some(b) = inner.bridges.get_mut(bridge_id) {
+            b.drain_migrated = true;
+        }
+        for room in inner.rooms.values_mut() {
+            if room.bridge.as_deref() == Some(bridge_id) {
+                room.bridge = None;
+            }
+            for (pid, p) in room.participants.iter_mut() {
+                if p.bridge.as_deref() == Some(bridge_id) {
+                    p.bridge = None;
+                    moves.push((room.name.clone(), pid.clone()));
+                }
+            }
+        }
+        app.update_gauges(&inner);
+    }
+    for (room, pid) in moves {
+        app.metrics.migrations.inc();
+        let app = app.clone();
+        let app2 = app.clone();
+        let old = if vanished { None } else { old_conn.clone() };
+        tokio::spawn(async move {
+            crate::client::setup_media(app, room.clone(), pid.clone(), true).await;
+            if let Some(old) = old {
+                // Give the client time to reconnect to the new bridge, then free the old endpoint.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                old.send(&Message::ExpireEndpoint { id: app2.next_id(), conference: room, endpoint: pid });
+            }
+        });
+    }
+}
+
+/// Every second: bridges that went silent are lost; draining bridges past the grace period
+/// have their conferences moved.
+pub async fn monitor(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let stale = app.stale();
+        let drain_after = Duration::from_secs(app.settings.drain_migrate_after_seconds);
+        let (lost, drained): (Vec<String>, Vec<String>) = {
+            let inner = app.lock();
+            let lost = inner
+                .bridges
+                .values()
+                .filter(|b| now.saturating_duration_since(b.last_seen) > stale)
+                .map(|b| b.id.clone())
+                .collect();
+            let drained = inner
+                .bridges
+                .values()
+                .filter(|b| {
+                    b.draining
+                        && !b.drain_migrated
+                        && b.draining_since.is_some_and(|t| now.saturating_duration_since(t) >= drain_after)
+                })
+                .map(|b| b.id.clone())
+                .collect();
+            (lost, drained)
+        };
+        for id in lost {
+            tracing::warn!(bridge = %id, "bridge is stale: moving its conferences");
+            bridge_lost(&app, &id, true);
+        }
+        for id in drained {
+            tracing::info!(bridge = %id, "drain deadline reached: moving its conferences");
+            bridge_lost(&app, &id, false);
+        }
+    }
+}

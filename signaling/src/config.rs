@@ -1,0 +1,313 @@
+//! Configuration: the YAML file the operator renders (`SignalingConfig` in
+//! `operator/src/render/signaling.rs`, camelCase), with flag/env overrides for local runs.
+//! Secrets are files, read once at start and trimmed.
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Deserialize;
+
+#[derive(Parser, Debug, Clone, Default)]
+#[command(name = "convene-signaling", version, about = "Convene signaling, focus and web app")]
+pub struct Args {
+    /// Configuration file (camelCase YAML, as rendered by the operator).
+    #[arg(long, env = "CONVENE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address (overrides `listen`).
+    #[arg(long, env = "CONVENE_LISTEN")]
+    pub listen: Option<String>,
+    /// Public URL printed and used by the web app (overrides `publicUrl`).
+    #[arg(long, env = "CONVENE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Bridge control secret (overrides `bridgeSecretFile`).
+    #[arg(long, env = "CONVENE_BRIDGE_SECRET", hide_env_values = true)]
+    pub bridge_secret: Option<String>,
+    /// Region of this shard (overrides `region`).
+    #[arg(long, env = "CONVENE_REGION")]
+    pub region: Option<String>,
+    /// TURN URIs, comma separated (with --turn-secret, overrides `turn`).
+    #[arg(long, env = "CONVENE_TURN_URIS", value_delimiter = ',')]
+    pub turn_uris: Vec<String>,
+    /// TURN REST shared secret.
+    #[arg(long, env = "CONVENE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// JWT algorithm (HS256, RS256, ES256); with --jwt-key-file enables JWT auth.
+    #[arg(long, env = "CONVENE_JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+    #[arg(long, env = "CONVENE_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+    #[arg(long, env = "CONVENE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    #[arg(long, env = "CONVENE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Allow guests (no token) into rooms that exist.
+    #[arg(long, env = "CONVENE_ALLOW_GUESTS")]
+    pub allow_guests: Option<bool>,
+    /// Allow anyone without a token to create rooms.
+    #[arg(long, env = "CONVENE_ALLOW_ANONYMOUS_ROOM_CREATION")]
+    pub allow_anonymous_room_creation: Option<bool>,
+    /// Enable the lobby in new rooms.
+    #[arg(long, env = "CONVENE_LOBBY_BY_DEFAULT")]
+    pub lobby_by_default: Option<bool>,
+    /// Endpoints per bridge above which no conference is placed on it.
+    #[arg(long, env = "CONVENE_BRIDGE_CAPACITY")]
+    pub bridge_capacity: Option<u64>,
+    /// Seconds after which a bridge that sent nothing is stale (and its conferences move).
+    #[arg(long, env = "CONVENE_BRIDGE_STALE_SECONDS")]
+    pub bridge_stale_seconds: Option<u64>,
+    /// `text` or `json`.
+    #[arg(long, env = "CONVENE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// The file format (all fields optional so a partial file works locally).
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FileConfig {
+    pub domain: String,
+    pub public_url: String,
+    pub listen: String,
+    pub region: Option<String>,
+    pub bridge_secret_file: Option<String>,
+    pub auth: FileAuth,
+    pub lobby_by_default: bool,
+    pub web: WebConfig,
+    pub turn: Option<FileTurn>,
+    pub recording: bool,
+    /// Not rendered by the operator (yet): defaults below.
+    pub bridge_capacity: Option<u64>,
+    pub bridge_stale_seconds: Option<u64>,
+    pub drain_migrate_after_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FileAuth {
+    pub jwt: Option<FileJwt>,
+    pub allow_guests: bool,
+    pub allow_anonymous_room_creation: bool,
+}
+
+impl Default for FileAuth {
+    fn default() -> Self {
+        FileAuth { jwt: None, allow_guests: true, allow_anonymous_room_creation: true }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FileJwt {
+    pub algorithm: String,
+    pub issuer: String,
+    pub audience: String,
+    pub key_file: String,
+}
+
+#[derive(Deserialize, serde::Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WebConfig {
+    pub start_audio_muted: bool,
+    pub start_video_muted: bool,
+    pub max_resolution: i32,
+    pub last_n: i32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { start_audio_muted: false, start_video_muted: false, max_resolution: 720, last_n: -1 }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FileTurn {
+    pub uris: Vec<String>,
+    pub secret_file: String,
+    pub credential_lifetime_seconds: i64,
+}
+
+/// Resolved JWT settings (key material loaded).
+#[derive(Clone)]
+pub struct JwtSettings {
+    pub algorithm: String,
+    pub issuer: String,
+    pub audience: String,
+    /// HS256 secret bytes or PEM text of one or more public keys.
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("algorithm", &self.algorithm)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+pub struct TurnSettings {
+    pub uris: Vec<String>,
+    pub secret: String,
+    pub lifetime_seconds: i64,
+}
+
+/// Everything the server needs, resolved.
+#[derive(Clone)]
+pub struct Settings {
+    pub domain: String,
+    pub public_url: String,
+    pub listen: String,
+    pub region: Option<String>,
+    pub bridge_secret: String,
+    pub jwt: Option<JwtSettings>,
+    pub allow_guests: bool,
+    pub allow_anonymous_room_creation: bool,
+    pub lobby_by_default: bool,
+    pub web: WebConfig,
+    pub turn: Option<TurnSettings>,
+    pub recording: bool,
+    pub bridge_capacity: u64,
+    pub bridge_stale_seconds: u64,
+    pub drain_migrate_after_seconds: u64,
+}
+
+fn read_secret(path: &str) -> anyhow::Result<String> {
+    let s = std::fs::read_to_string(path).with_context(|| format!("reading secret file {path}"))?;
+    Ok(s.trim().to_string())
+}
+
+impl Settings {
+    pub fn load(args: &Args) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+                parse_file(&text)?
+            }
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, args)
+    }
+
+    pub fn resolve(file: FileConfig, args: &Args) -> anyhow::Result<Settings> {
+        let listen = args.listen.clone().unwrap_or(if file.listen.is_empty() {
+            "0.0.0.0:8080".to_string()
+        } else {
+            file.listen.clone()
+        });
+        let bridge_secret = match (&args.bridge_secret, &file.bridge_secret_file) {
+            (Some(s), _) => s.trim().to_string(),
+            (None, Some(f)) => read_secret(f)?,
+            (None, None) => bail!("no bridge secret: set bridgeSecretFile or --bridge-secret"),
+        };
+        if bridge_secret.is_empty() {
+            bail!("the bridge secret is empty");
+        }
+        let jwt = match (&args.jwt_algorithm, &args.jwt_key_file, &file.auth.jwt) {
+            (Some(alg), Some(key), _) => Some(JwtSettings {
+                algorithm: alg.clone(),
+                issuer: args.jwt_issuer.clone().unwrap_or_default(),
+                audience: args.jwt_audience.clone().unwrap_or_default(),
+                key: read_secret(&key.to_string_lossy())?.into_bytes(),
+            }),
+            (_, _, Some(j)) => Some(JwtSettings {
+                algorithm: j.algorithm.clone(),
+                issuer: j.issuer.clone(),
+                audience: j.audience.clone(),
+                key: read_secret(&j.key_file)?.into_bytes(),
+            }),
+            _ => None,
+        };
+        if let Some(j) = &jwt {
+            crate::auth::Verifier::new(j).context("JWT settings")?;
+        }
+        let turn = if let (false, Some(secret)) = (args.turn_uris.is_empty(), &args.turn_secret) {
+            Some(TurnSettings {
+                uris: args.turn_uris.clone(),
+                secret: secret.clone(),
+                lifetime_seconds: 86400,
+            })
+        } else if let Some(t) = &file.turn {
+            Some(TurnSettings {
+                uris: t.uris.clone(),
+                secret: read_secret(&t.secret_file)?,
+                lifetime_seconds: if t.credential_lifetime_seconds > 0 {
+                    t.credential_lifetime_seconds
+                } else {
+                    86400
+                },
+            })
+        } else {
+            None
+        };
+        let public_url = args.public_url.clone().unwrap_or(file.public_url.clone());
+        Ok(Settings {
+            domain: if file.domain.is_empty() { "localhost".into() } else { file.domain.clone() },
+            public_url,
+            listen,
+            region: args.region.clone().or(file.region.clone()),
+            bridge_secret,
+            allow_guests: args.allow_guests.unwrap_or(file.auth.allow_guests),
+            allow_anonymous_room_creation: args
+                .allow_anonymous_room_creation
+                .unwrap_or(jwt.is_none() || file.auth.allow_anonymous_room_creation),
+            jwt,
+            lobby_by_default: args.lobby_by_default.unwrap_or(file.lobby_by_default),
+            web: file.web.clone(),
+            turn,
+            recording: file.recording,
+            bridge_capacity: args.bridge_capacity.or(file.bridge_capacity).unwrap_or(500),
+            bridge_stale_seconds: args.bridge_stale_seconds.or(file.bridge_stale_seconds).unwrap_or(15),
+            drain_migrate_after_seconds: file.drain_migrate_after_seconds.unwrap_or(60),
+        })
+    }
+}
+
+pub fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
+    serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("invalid config: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_operator_rendering() {
+        let yaml = r#"
+domain: meet.example.org
+publicUrl: https://meet.example.org/
+listen: 0.0.0.0:8080
+region: eu
+bridgeSecretFile: /var/run/secrets/convene/bridge-control/secret
+auth:
+  jwt:
+    algorithm: HS256
+    issuer: app
+    audience: convene
+    keyFile: /var/run/secrets/convene/jwt/key
+  allowGuests: true
+  allowAnonymousRoomCreation: false
+lobbyByDefault: false
+web:
+  startAudioMuted: true
+  startVideoMuted: false
+  maxResolution: 720
+  lastN: 20
+turn:
+  uris: ["turn:1.2.3.4:3478?transport=udp"]
+  secretFile: /var/run/secrets/convene/turn/secret
+  credentialLifetimeSeconds: 3600
+recording: false
+"#;
+        let f = parse_file(yaml).unwrap();
+        assert_eq!(f.domain, "meet.example.org");
+        assert_eq!(f.auth.jwt.as_ref().unwrap().algorithm, "HS256");
+        assert!(!f.auth.allow_anonymous_room_creation);
+        assert!(f.web.start_audio_muted);
+        assert_eq!(f.turn.unwrap().credential_lifetime_seconds, 3600);
+        let null_auth = parse_file("domain: x\nauth:\n  jwt: null\n  allowGuests: true\n  allowAnonymousRoomCreation: true\nturn: null\n").unwrap();
+        assert!(null_auth.auth.jwt.is_none());
+    }
+}

@@ -1,0 +1,63 @@
+//! Prometheus metrics (`convene_signaling_*`).
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub ws_connections: IntGauge,
+    pub rooms: IntGauge,
+    pub participants: IntGauge,
+    pub lobby_waiting: IntGauge,
+    pub bridges: IntGauge,
+    pub joins: IntCounter,
+    pub auth_failures: IntCounterVec,
+    pub refusals: IntCounterVec,
+    pub allocation_failures: IntCounter,
+    pub migrations: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("convene_signaling".into()), None).unwrap_or_default();
+        let gauge = |n: &str, h: &str| {
+            let g =
+                IntGauge::new(n, h).unwrap_or_else(|_| IntGauge::new("invalid", "invalid").expect("static"));
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
+        let counter = |n: &str, h: &str| {
+            let c = IntCounter::new(n, h)
+                .unwrap_or_else(|_| IntCounter::new("invalid", "invalid").expect("static"));
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        let vec = |n: &str, h: &str, l: &str| {
+            let c = IntCounterVec::new(Opts::new(n, h), &[l]).expect("static metric definition");
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        Metrics {
+            ws_connections: gauge("websocket_connections", "Open client WebSocket connections"),
+            rooms: gauge("rooms", "Rooms with at least one participant"),
+            participants: gauge("participants", "Participants in rooms"),
+            lobby_waiting: gauge("lobby_waiting", "Participants waiting in lobbies"),
+            bridges: gauge("bridges", "Registered bridges"),
+            joins: counter("joins_total", "Successful joins"),
+            auth_failures: vec("auth_failures_total", "Refused tokens and guests, by reason", "reason"),
+            refusals: vec("refusals_total", "Typed errors sent to clients, by code", "code"),
+            allocation_failures: counter("allocation_failures_total", "Endpoint allocations that failed"),
+            migrations: counter("migrations_total", "Participants moved to another bridge"),
+            registry,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let enc = prometheus::TextEncoder::new();
+        enc.encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

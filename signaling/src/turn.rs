@@ -1,0 +1,59 @@
+//! Ephemeral TURN credentials in coturn's REST format (`use-auth-secret`): username
+//! `<expiry unix time>:<user id>`, password `base64(HMAC-SHA1(secret, username))`.
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha1::Sha1;
+
+use crate::config::TurnSettings;
+
+/// One entry of `RTCConfiguration.iceServers`.
+#[derive(Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
+pub fn credential(secret: &str, username: &str) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = match Hmac::<Sha1>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(username.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+pub fn ice_servers(turn: &TurnSettings, user: &str, now_unix: i64) -> Vec<IceServer> {
+    if turn.uris.is_empty() {
+        return Vec::new();
+    }
+    let username = format!("{}:{}", now_unix + turn.lifetime_seconds, user);
+    let credential = credential(&turn.secret, &username);
+    vec![IceServer { urls: turn.uris.clone(), username, credential }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vector() {
+        // python3: base64.b64encode(hmac.new(b'north', b'1600000000:alice', hashlib.sha1).digest())
+        assert_eq!(credential("north", "1600000000:alice"), "gq98pTOhhHaAu0we9aV79kOVVv0=");
+    }
+
+    #[test]
+    fn username_format() {
+        let t = TurnSettings {
+            uris: vec!["turn:127.0.0.1:3478".into()],
+            secret: "north".into(),
+            lifetime_seconds: 600,
+        };
+        let s = ice_servers(&t, "alice", 1_599_999_400);
+        assert_eq!(s[0].username, "1600000000:alice");
+        assert_eq!(s[0].credential, "gq98pTOhhHaAu0we9aV79kOVVv0=");
+        assert!(ice_servers(&TurnSettings { uris: vec![], ..t }, "a", 0).is_empty());
+    }
+}
