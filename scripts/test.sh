@@ -3,7 +3,9 @@
 #   1. format, lint and the CRDs-in-sync check
 #   2. unit and integration tests (cargo test); the media tests (str0m clients against a real
 #      bridge) inside a private network namespace, loopback only
-#   3. cluster tier: a real kube-apiserver, controller-manager, scheduler and kwok nodes on
+#   3. browser tier: three Chromium participants, lobby, moderation, screen share, relay-only
+#      through coturn, bridge loss (signaling/web-tests/)
+#   4. cluster tier: a real kube-apiserver, controller-manager, scheduler and kwok nodes on
 #      loopback (e2e/cluster/), with the operator, kubectl and helm run as an admin would
 # Builds are cached outside the repository (CONVENE_CACHE, default ~/.cache/convene).
 set -euo pipefail
@@ -27,6 +29,9 @@ cargo test --workspace --locked --exclude convene-media
 
 step "media tests (private network namespace: every packet stays on loopback)"
 unshare -n -- sh -c 'ip link set lo up && exec cargo test --offline --locked -p convene-media'
+
+step "browser tier (headless Chromium, signaling + bridges + coturn, private netns)"
+signaling/web-tests/run.sh
 
 step "cluster tier (real control plane, kwok nodes)"
 e2e/cluster/with-cluster.sh cargo test --locked -p convene-e2e --test operator -- --ignored --test-threads=1

@@ -9,29 +9,31 @@ PORT="${PORT:-8080}"
 UDP_PORT="${UDP_PORT:-10000}"
 BRIDGE_HTTP_PORT="${BRIDGE_HTTP_PORT:-9090}"
 ADDRESS="${ADDRESS:-127.0.0.1}"   # address the bridge advertises to browsers
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-media}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${CONVENE_CACHE:-$HOME/.cache/convene}/target}"
 cargo build -q -p convene-signaling -p convene-media --bin convene-signaling --bin convene-bridge
 BIN="$CARGO_TARGET_DIR/debug"
-SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+# The bridge secret goes through the environment (both binaries read CONVENE_BRIDGE_SECRET), not argv.
+export CONVENE_BRIDGE_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-sig_args=(--listen "0.0.0.0:$PORT" --bridge-secret "$SECRET")
+sig_args=(--listen "0.0.0.0:$PORT")
 if [[ "${TURN:-0}" == 1 ]] && command -v turnserver >/dev/null; then
   TURN_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
   turnserver -n --listening-ip="$ADDRESS" --listening-port=3478 --relay-ip="$ADDRESS" \
     --use-auth-secret --static-auth-secret="$TURN_SECRET" --realm=convene --allow-loopback-peers \
     --no-cli --no-tls --no-dtls --log-file=stdout >/tmp/convene-turn.log 2>&1 &
   pids+=($!)
-  sig_args+=(--turn-uris "turn:$ADDRESS:3478?transport=udp" --turn-secret "$TURN_SECRET")
+  export CONVENE_TURN_SECRET="$TURN_SECRET"
+  sig_args+=(--turn-uris "turn:$ADDRESS:3478?transport=udp")
 fi
 "$BIN/convene-signaling" "${sig_args[@]}" &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
 "$BIN/convene-bridge" --bind 0.0.0.0 --udp-port "$UDP_PORT" --tcp-port $((UDP_PORT + 1)) \
   --http-port "$BRIDGE_HTTP_PORT" --address-source static --static-addresses "$ADDRESS" \
-  --signaling-url "ws://127.0.0.1:$PORT/bridge" --secret "$SECRET" --bridge-id local-bridge-1 &
+  --signaling-url "ws://127.0.0.1:$PORT/bridge" --bridge-id local-bridge-1 &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/ready" | grep -q "1 bridge" && break; sleep 0.1; done
 echo

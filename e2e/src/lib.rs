@@ -133,6 +133,21 @@ pub fn operator_binary() -> PathBuf {
     dir.join("convene-operator")
 }
 
+/// Another binary of the workspace, next to the operator.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    operator_binary().with_file_name(name)
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running operator process, killed when dropped.
 pub struct Operator {
     child: Child,
@@ -207,10 +222,15 @@ impl Drop for Operator {
 
 /// GET `path` from a server on 127.0.0.1 (the operator's own endpoint); the body of a 200.
 pub async fn http_get(port: u16, path: &str) -> Result<String> {
+    http_get_host("127.0.0.1", port, path).await
+}
+
+/// GET `path` from `host:port`; the body of a 200.
+pub async fn http_get_host(host: &str, port: u16, path: &str) -> Result<String> {
     use http_body_util::{BodyExt, Empty};
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<bytes::Bytes>>();
-    let resp = client.get(format!("http://127.0.0.1:{port}{path}").parse()?).await?;
+    let resp = client.get(format!("http://{host}:{port}{path}").parse()?).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
     if !status.is_success() {

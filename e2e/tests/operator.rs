@@ -758,3 +758,95 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
     assert!(left.trim().is_empty(), "{left}");
     delete_namespace(ns);
 }
+
+#[tokio::test]
+#[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
+async fn a_real_bridge_reads_its_node_and_is_scraped_then_drained_before_removal() {
+    setup();
+    let ns = "scrape";
+    fresh_namespace(ns);
+    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
+    let client = client().await;
+    apply_example(ns, "trial.yaml");
+    // A port no other test process uses on the node addresses.
+    kubectl_ok(&[
+        "patch",
+        "-n",
+        ns,
+        "bridgepool/trial",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"ports":{"http":18080}}}"#,
+    ]);
+    let pool = pool_ready(&client, ns, "trial", 1).await;
+    let b = pool.status.unwrap().bridges[0].clone();
+    let (node, ip) = (b.node.unwrap(), b.address.unwrap());
+
+    // Stand in for the kubelet: run the real bridge where the scheduler put the pod, with the
+    // pool's secret, reading its address from the Node through the API server.
+    let secret: Secret = get(&client, ns, "trial-bridge-control").await.unwrap().unwrap();
+    let secret = String::from_utf8(secret.data.unwrap()["secret"].0.clone()).unwrap();
+    let bin = workspace_binary("convene-bridge");
+    let log = std::fs::File::create(cluster_dir().join("logs/bridge-scrape.log")).unwrap();
+    let _bridge = Process(
+        std::process::Command::new(&bin)
+            .args(["--bind", &ip, "--udp-port", "10000", "--tcp-port", "4443", "--http-port", "18080"])
+            .args([
+                "--address-source",
+                "node-internal-ip",
+                "--node-name",
+                &node,
+                "--bridge-id",
+                "trial-bridge-0",
+            ])
+            .env("CONVENE_BRIDGE_SECRET", &secret)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display())),
+    );
+    let metrics = eventually("the bridge serves metrics", TIMEOUT, || async {
+        Ok(bridge_metrics(&ip, 18080).await.ok())
+    })
+    .await;
+    let line =
+        format!("convene_bridge_advertised_address_info{{address=\"{ip}\",source=\"node-internal-ip\"}} 1");
+    assert!(metrics.contains(&line), "the bridge read its Node's InternalIP from the API server: {line}");
+
+    // The operator scrapes it: load is known (zero endpoints), not unknown.
+    eventually("the operator scraped the bridge's load", TIMEOUT, || async {
+        let p: BridgePool = get(&client, ns, "trial").await?.ok_or_else(|| anyhow!("none"))?;
+        let st = p.status.unwrap_or_default();
+        Ok((st.bridges.first().and_then(|b| b.endpoints) == Some(0)
+            && st.load.as_ref().is_some_and(|l| l.unknown_bridges == 0))
+        .then_some(()))
+    })
+    .await;
+
+    // Scale to zero: the bridge is drained first (POST /drain with the shard's secret, pod
+    // annotated), and only then is the StatefulSet shrunk.
+    kubectl_ok(&["scale", "-n", ns, "bridgepool/trial", "--replicas=0"]);
+    eventually("the StatefulSet shrank after the drain", TIMEOUT, || async {
+        let s: StatefulSet = get(&client, ns, "trial-bridge").await?.ok_or_else(|| anyhow!("none"))?;
+        Ok((s.spec.unwrap().replicas == Some(0)).then_some(()))
+    })
+    .await;
+    let after = bridge_metrics(&ip, 18080).await.unwrap();
+    assert!(after.contains("convene_bridge_draining 1"), "the bridge was told to drain before removal");
+    let events = kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        "reason=Draining",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(events.contains("draining trial-bridge-0"), "{events}");
+    delete_namespace(ns);
+}
+
+async fn bridge_metrics(ip: &str, port: u16) -> anyhow::Result<String> {
+    convene_e2e::http_get_host(ip, port, "/metrics").await
+}

@@ -4,24 +4,18 @@
 //! people can talk, three cannot"): `status.hostIP` is not public and STUN behind a load
 //! balancer returns the egress IP. So the source is explicit, logged and exported.
 //!
-//! Node addresses come from one HTTPS GET of the Node object with the pod's service-account
-//! token. We do that by hand (rustls + a 10-line HTTP/1.0 request) instead of pulling in
-//! `kube` + `k8s-openapi` (minutes of compile and megabytes of binary) for a single call.
+//! Node addresses come from the Node object, read with the kube client: in a pod with the
+//! pool's ServiceAccount (in-cluster credentials), elsewhere from `KUBECONFIG` (so the lookup is
+//! tested against the cluster tier's real API server).
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::rustls;
+use k8s_openapi::api::core::v1::Node;
 use tracing::{info, warn};
 
 use crate::config::{AddressSource, Config};
 use crate::control::AdvertisedAddress;
-
-const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// Find the addresses to advertise. `media` is the bound UDP media socket (STUN is sent from
 /// it, so a NAT maps the very port clients will use).
@@ -42,10 +36,10 @@ pub async fn discover(cfg: &Config, media: &UdpSocket) -> anyhow::Result<Vec<(Ip
                 .node_name
                 .clone()
                 .ok_or_else(|| anyhow!("NODE_NAME is required for {}", cfg.address_source.label()))?;
-            let json = fetch_node(&node).await?;
+            let node_obj = fetch_node(&node).await?;
             let want =
                 if cfg.address_source == AddressSource::NodeExternalIp { "ExternalIP" } else { "InternalIP" };
-            let ips = node_addresses(&json, want)?;
+            let ips = node_addresses(&node_obj, want);
             if ips.is_empty() {
                 bail!("node {node} has no {want} in status.addresses");
             }
@@ -88,59 +82,22 @@ fn fallback_ip(bind: IpAddr) -> IpAddr {
 }
 
 /// `status.addresses[]` entries of `kind` from a Node object.
-pub fn node_addresses(node_json: &str, kind: &str) -> anyhow::Result<Vec<IpAddr>> {
-    let v: serde_json::Value = serde_json::from_str(node_json).context("node JSON")?;
-    let list = v
-        .pointer("/status/addresses")
-        .and_then(|a| a.as_array())
-        .ok_or_else(|| anyhow!("node has no status.addresses"))?;
-    Ok(list
-        .iter()
-        .filter(|a| a.get("type").and_then(|t| t.as_str()) == Some(kind))
-        .filter_map(|a| a.get("address")?.as_str()?.parse().ok())
-        .collect())
+pub fn node_addresses(node: &Node, kind: &str) -> Vec<IpAddr> {
+    node.status
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .map(|list| list.iter().filter(|a| a.type_ == kind).filter_map(|a| a.address.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
-/// GET /api/v1/nodes/{name} with in-cluster credentials.
-async fn fetch_node(name: &str) -> anyhow::Result<String> {
-    let host = std::env::var("KUBERNETES_SERVICE_HOST").context("KUBERNETES_SERVICE_HOST")?;
-    let port: u16 = std::env::var("KUBERNETES_SERVICE_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(443);
-    let token = std::fs::read_to_string(format!("{SA_DIR}/token")).context("service account token")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(format!("{SA_DIR}/ca.crt")).context("ca.crt")? {
-        roots.add(cert.context("ca.crt entry")?)?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let server_name = ServerName::try_from(host.clone()).context("API server name")?;
-    let tcp =
-        tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect((host.as_str(), port)))
-            .await
-            .context("API server connect timeout")??;
-    let mut stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(server_name, tcp)
+/// The Node `name`, with in-cluster credentials (or `KUBECONFIG`).
+async fn fetch_node(name: &str) -> anyhow::Result<Node> {
+    let client = kube::Client::try_default().await.context("Kubernetes API credentials")?;
+    let api: kube::Api<Node> = kube::Api::all(client);
+    tokio::time::timeout(Duration::from_secs(10), api.get(name))
         .await
-        .context("TLS to API server")?;
-    // HTTP/1.0: no chunked encoding in the answer, connection closes after the body.
-    let req = format!(
-        "GET /api/v1/nodes/{name} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nAccept: application/json\r\n\r\n",
-        token.trim()
-    );
-    stream.write_all(req.as_bytes()).await?;
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut resp))
-        .await
-        .context("API server read timeout")??;
-    let text = String::from_utf8_lossy(&resp);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("bad HTTP response"))?;
-    let status = head.lines().next().unwrap_or_default();
-    if !status.contains(" 200 ") {
-        bail!("GET node {name}: {status} {}", body.chars().take(300).collect::<String>());
-    }
-    Ok(body.to_string())
+        .context("API server timeout")?
+        .with_context(|| format!("reading Node {name}"))
 }
 
 const STUN_MAGIC: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
@@ -216,12 +173,14 @@ mod tests {
 
     #[test]
     fn node_address_parsing() {
-        let j = r#"{"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.5"},
-            {"type":"ExternalIP","address":"203.0.113.7"},{"type":"Hostname","address":"n1"}]}}"#;
-        assert_eq!(node_addresses(j, "ExternalIP").unwrap(), vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
-        assert_eq!(node_addresses(j, "InternalIP").unwrap(), vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
-        assert!(node_addresses(r#"{"status":{}}"#, "InternalIP").is_err());
-        assert!(node_addresses("garbage", "InternalIP").is_err());
+        let node = |j: &str| -> Node { serde_json::from_str(j).unwrap() };
+        let n = node(
+            r#"{"metadata":{"name":"n1"},"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.5"},
+            {"type":"ExternalIP","address":"203.0.113.7"},{"type":"Hostname","address":"n1"}]}}"#,
+        );
+        assert_eq!(node_addresses(&n, "ExternalIP"), vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(node_addresses(&n, "InternalIP"), vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
+        assert!(node_addresses(&node(r#"{"metadata":{"name":"n2"},"status":{}}"#), "InternalIP").is_empty());
     }
 
     #[test]

@@ -15,6 +15,10 @@ use crate::turn::{self, IceServer};
 
 const MAX_NAME: usize = 64;
 const MAX_CHAT: usize = 4096;
+/// Messages queued for one client beyond which it is disconnected (slow consumer).
+const MAX_QUEUED: usize = 2048;
+const RATE: f64 = 50.0;
+const BURST: f64 = 200.0;
 
 pub async fn handle(app: Arc<App>, socket: WebSocket) {
     app.metrics.ws_connections.inc();
@@ -22,6 +26,12 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
     let (tx, mut rx) = mpsc::unbounded_channel::<ServerMsg>();
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
+            if rx.len() > MAX_QUEUED {
+                // A client this far behind cannot keep up: close; the app reconnects and rejoins.
+                tracing::warn!(queued = rx.len(), "slow client: closing its connection");
+                let _ = sink.close().await;
+                break;
+            }
             let last = matches!(m, ServerMsg::Kicked { .. } | ServerMsg::LobbyDenied);
             if sink.send(WsMessage::text(m.to_json())).await.is_err() {
                 break;
@@ -35,7 +45,18 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
     let _ = tx.send(ServerMsg::Hello { v: PROTOCOL_VERSION });
     let pid = new_id();
     let mut room: Option<String> = None;
+    // Token bucket: RATE messages per second, bursts of BURST.
+    let mut budget = BURST;
+    let mut refilled = std::time::Instant::now();
     while let Some(Ok(frame)) = stream.next().await {
+        let now = std::time::Instant::now();
+        budget = (budget + now.duration_since(refilled).as_secs_f64() * RATE).min(BURST);
+        refilled = now;
+        if budget < 1.0 {
+            refuse(&app, &tx, ErrorCode::RateLimited, "too many messages; slow down");
+            continue;
+        }
+        budget -= 1.0;
         match frame {
             WsMessage::Text(t) => match protocol::parse(t.as_str()) {
                 Ok(ClientMsg::Leave) => break,
@@ -231,6 +252,7 @@ fn join_room(app: &Arc<App>, pid: &str, name: &str, tx: &Tx, req: JoinRequest) -
     }
     admit(app, &mut inner, name, info, tx.clone(), fixed_identity);
     drop(inner);
+    tracing::info!(room = %name, participant = %pid, token = identity.is_some(), moderator, "joined");
     spawn_media(app, name, pid, false);
     true
 }

@@ -4,6 +4,8 @@ mod auth;
 mod bridge;
 mod client;
 mod config;
+#[cfg(test)]
+mod focus_tests;
 mod metrics;
 mod protocol;
 mod select;
@@ -73,11 +75,20 @@ fn bearer_ok(headers: &HeaderMap, secret: &str) -> bool {
     bool::from(token.trim().as_bytes().ct_eq(secret.as_bytes()))
 }
 
-async fn bridge_ws(State(app): State<Arc<App>>, headers: HeaderMap, up: WebSocketUpgrade) -> Response {
+async fn bridge_ws(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    up: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    // The secret is checked before anything else, upgrade or not.
     if !bearer_ok(&headers, &app.settings.bridge_secret) {
         app.metrics.auth_failures.with_label_values(&["bridge_secret"]).inc();
         return (StatusCode::UNAUTHORIZED, "bad bridge secret").into_response();
     }
+    let up = match up {
+        Ok(up) => up,
+        Err(e) => return e.into_response(),
+    };
     up.max_message_size(convene_media::control::MAX_MESSAGE_BYTES)
         .on_upgrade(move |s| bridge::handle(app, s))
         .into_response()
@@ -127,6 +138,12 @@ async fn main() -> std::process::ExitCode {
             Err(_) => return shutdown.await,
         };
         tokio::select! { _ = shutdown => {}, _ = term.recv() => {} }
+        // WebSockets never finish by themselves: give in-flight HTTP a moment, then exit.
+        tracing::info!("shutting down");
+        tokio::spawn(async {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            std::process::exit(0);
+        });
     };
     if let Err(e) = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await {
         tracing::error!("server error: {e}");

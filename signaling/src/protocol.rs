@@ -238,6 +238,7 @@ pub enum ErrorCode {
     NoBridge,
     MediaError,
     RoomFull,
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -259,6 +260,7 @@ impl ErrorCode {
             ErrorCode::NoBridge => "no_bridge",
             ErrorCode::MediaError => "media_error",
             ErrorCode::RoomFull => "room_full",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }

@@ -39,7 +39,11 @@ const state = {
   queue: Promise.resolve(), dominant: null, password: null, lastConstraints: '',
   migrations: 0, lobby: [], firstFrameMs: null, unread: 0,
 };
-window.convene = { state, pageOpenedAt, get pc() { return state.pc; }, startScreen, stopScreen, stats, setMic, setCam };
+window.convene = {
+  state, pageOpenedAt, get pc() { return state.pc; }, startScreen, stopScreen, stats, setMic, setCam,
+  // Tests: replace the layout-derived receiver constraints (null: back to the layout).
+  overrideConstraints(c) { state.constraintsOverride = c; sendConstraints(); },
+};
 
 // ---------------------------------------------------------------- home
 if (!roomName) {
@@ -133,11 +137,16 @@ function connect() {
   ws.onmessage = (e) => {
     let msg;
     try { msg = JSON.parse(e.data); } catch { return; }
+    if (msg.type === 'kicked' || msg.type === 'lobby_denied') state.left = true; // before onclose can reconnect
     state.queue = state.queue.then(() => onMessage(msg)).catch((err) => console.error('handling', msg.type, err));
   };
   ws.onclose = () => {
-    if (state.left) return;
-    if (state.me) notice('Connection to the server lost.');
+    if (state.left || state.ws !== ws) return;
+    if (state.me) {
+      // Signaling restarted or the network blipped: rejoin (a new participant id) after a pause.
+      notice('Connection to the server lost; reconnecting…');
+      setTimeout(() => { if (!state.left) connect(); }, 1000 + Math.random() * 1000);
+    }
   };
 }
 
@@ -167,13 +176,19 @@ async function onMessage(m) {
   switch (m.type) {
     case 'hello': break;
     case 'joined': {
+      const rejoin = !!state.me;
+      if (rejoin) {
+        for (const [k, t] of state.tiles) if (!t.local || k !== m.you.id && k !== m.you.id + ':screen') { t.el.remove(); state.tiles.delete(k); }
+        for (const a of document.querySelectorAll('audio[id^="audio-"]')) a.remove();
+        state.dominant = null; state.lobby = [];
+      }
       state.me = m.you; state.room = m.room; state.web = m.web || state.web; state.iceServers = m.ice_servers || [];
       state.participants = new Map(m.participants.map((p) => [p.id, p]));
       state.participants.set(m.you.id, m.you);
-      enterMeeting();
+      if (rejoin) { const mine = ensureTile(m.you.id, false, true); mine.video.srcObject = state.local.stream; render(); publishState(); } else enterMeeting();
       break;
     }
-    case 'media': await startMedia(m); break;
+    case 'media': state.bridgeId = m.bridge; await startMedia(m); break;
     case 'answer': if (state.pc) await state.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp }); break;
     case 'offer': await onBridgeOffer(m); break;
     case 'participant_joined': state.participants.set(m.participant.id, m.participant); render(); break;
@@ -327,6 +342,7 @@ function enterMeeting() {
   mine.video.srcObject = state.local.stream;
   render();
   setInterval(sendConstraints, 1000);
+  setInterval(() => send({ type: 'ping' }), 20000); // keeps proxies/ingress from idling the socket out
   setInterval(updateQuality, 2000);
   new ResizeObserver(() => sendConstraints()).observe($('#grid'));
 }
@@ -442,7 +458,9 @@ function render() {
     const muted = isMe ? state.audioMuted : p.audio_muted;
     const camOff = isMe ? state.videoMuted : p.video_muted;
     t.label.textContent = `${p.hand_raised ? '✋ ' : ''}${p.name}${isMe ? ' (you)' : ''}${muted ? ' 🔇' : ''}${p.moderator ? ' ★' : ''}`;
-    t.avatar.textContent = camOff ? (p.name || '?').slice(0, 1).toUpperCase() : '';
+    if (camOff && p.avatar) {
+      if (t.avatar.firstChild?.src !== p.avatar) t.avatar.replaceChildren(el('img', { src: p.avatar, alt: p.name, className: 'avatar-img' }));
+    } else t.avatar.textContent = camOff ? (p.name || '?').slice(0, 1).toUpperCase() : '';
     t.video.style.visibility = camOff ? 'hidden' : 'visible';
     t.el.classList.toggle('speaking', state.dominant === p.id);
     t.el.dataset.audioMuted = String(!!muted);
@@ -489,7 +507,7 @@ function sendConstraints() {
     const step = t.screen ? 1080 : h <= 200 ? 180 : h <= 400 ? 360 : 720;
     max_height[t.endpoint + (t.screen ? '-s0' : '-v0')] = step;
   }
-  const c = { last_n: Number(state.web.lastN ?? -1) || -1, default_max_height: 360, max_height };
+  const c = state.constraintsOverride || { last_n: Number(state.web.lastN ?? -1) || -1, default_max_height: 360, max_height };
   const s = JSON.stringify(c);
   if (s === state.lastConstraints) return;
   state.lastConstraints = s;

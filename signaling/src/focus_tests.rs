@@ -1,0 +1,222 @@
+//! In-process tests of the focus: a fake bridge and a fake client over real WebSockets against
+//! the real router (allocation, offer/answer relay, refusal of a wrong bridge secret, and
+//! migration when a bridge vanishes).
+use std::time::Duration;
+
+use convene_media::control::{AdvertisedAddress, Load, Message};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::config::{Args, FileConfig, Settings};
+use crate::state::App;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn server() -> (String, std::sync::Arc<App>) {
+    server_with(FileConfig::default()).await
+}
+
+async fn server_with(file: FileConfig) -> (String, std::sync::Arc<App>) {
+    let args = Args { bridge_secret: Some("s3cret".into()), ..Default::default() };
+    let mut settings = Settings::resolve(file, &args).unwrap();
+    settings.listen = "127.0.0.1:0".into();
+    let app = App::new(settings).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let router = crate::router(app.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(crate::bridge::monitor(app.clone()));
+    (addr, app)
+}
+
+async fn bridge(addr: &str, id: &str, secret: &str) -> Result<Ws, tungstenite::Error> {
+    let mut req = format!("ws://{addr}/bridge").into_client_request()?;
+    req.headers_mut().insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let reg = Message::Register {
+        protocol_version: 1,
+        bridge_id: id.into(),
+        region: None,
+        version: "test".into(),
+        addresses: vec![AdvertisedAddress { address: "127.0.0.1".into(), source: "static".into() }],
+        udp_port: 10000,
+        tcp_port: None,
+        draining: false,
+    };
+    ws.send(tungstenite::Message::text(reg.to_json())).await?;
+    ws.send(tungstenite::Message::text(Message::Load(Load::default()).to_json())).await?;
+    Ok(ws)
+}
+
+async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("timeout")
+            .unwrap()
+            .unwrap();
+        if let tungstenite::Message::Text(t) = m {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+async fn next_of(ws: &mut Ws, ty: &str) -> serde_json::Value {
+    loop {
+        let v = next_json(ws).await;
+        if v["type"] == ty {
+            return v;
+        }
+    }
+}
+
+async fn next_control(ws: &mut Ws) -> Message {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("timeout")
+            .unwrap()
+            .unwrap();
+        if let tungstenite::Message::Text(t) = m {
+            return Message::parse(t.as_str()).unwrap();
+        }
+    }
+}
+
+/// Answer allocations on a fake bridge until an offer arrives; answer it too.
+async fn serve_bridge_once(ws: &mut Ws) -> (String, String) {
+    loop {
+        match next_control(ws).await {
+            Message::AllocateEndpoint { id, conference, endpoint, .. } => {
+                let r = Message::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
+                ws.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+            }
+            Message::Offer { id, conference, endpoint, .. } => {
+                let r = Message::Answer {
+                    id,
+                    conference: conference.clone(),
+                    endpoint: endpoint.clone(),
+                    sdp: "answer-sdp".into(),
+                };
+                ws.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+                return (conference, endpoint);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_bridge_secret_refused() {
+    let (addr, _app) = server().await;
+    assert!(bridge(&addr, "b", "wrong").await.is_err());
+    let mut req = format!("ws://{addr}/bridge").into_client_request().unwrap();
+    req.headers_mut().remove("authorization");
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+}
+
+#[tokio::test]
+async fn join_allocate_relay_and_migrate() {
+    let (addr, app) = server().await;
+    let mut b1 = bridge(&addr, "b1", "s3cret").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    // Garbage first: a typed error, the connection stays usable.
+    client.send(tungstenite::Message::text("{nope")).await.unwrap();
+    assert_eq!(next_of(&mut client, "error").await["code"], "bad_request");
+    client
+        .send(tungstenite::Message::text(r#"{"type":"join","v":1,"room":"Standup","name":"Ada"}"#))
+        .await
+        .unwrap();
+    let joined = next_of(&mut client, "joined").await;
+    assert_eq!(joined["you"]["name"], "Ada");
+    assert_eq!(joined["you"]["moderator"], true);
+    let (media, ()) = tokio::join!(next_of(&mut client, "media"), async {
+        // The bridge sees the allocation; answer it.
+        if let Message::AllocateEndpoint { id, conference, endpoint, .. } = next_control(&mut b1).await {
+            assert_eq!(conference, "standup");
+            let r = Message::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
+            b1.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+        } else {
+            panic!("expected allocate_endpoint");
+        }
+    });
+    assert_eq!(media["bridge"], "b1");
+    assert_eq!(media["migration"], false);
+    client
+        .send(tungstenite::Message::text(r#"{"type":"offer","sdp":"offer-sdp","sources":[]}"#))
+        .await
+        .unwrap();
+    let (answer, _) = tokio::join!(next_of(&mut client, "answer"), serve_bridge_once(&mut b1));
+    assert_eq!(answer["sdp"], "answer-sdp");
+
+    // A second bridge registers; the first vanishes: the client is moved without asking.
+    let mut b2 = bridge(&addr, "b2", "s3cret").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(b1);
+    let (media, ()) = tokio::join!(next_of(&mut client, "media"), async {
+        if let Message::AllocateEndpoint { id, conference, endpoint, .. } = next_control(&mut b2).await {
+            let r = Message::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
+            b2.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+        }
+    });
+    assert_eq!(media["bridge"], "b2");
+    assert_eq!(media["migration"], true);
+    assert_eq!(app.metrics.migrations.get(), 1);
+    let metrics = app.metrics.render();
+    assert!(metrics.contains("convene_signaling_joins_total 1"), "{metrics}");
+    assert!(metrics.contains("convene_signaling_migrations_total 1"), "{metrics}");
+}
+
+async fn join(addr: &str, room: &str) -> Ws {
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    let j = format!(r#"{{"type":"join","v":1,"room":"{room}","name":"Ada"}}"#);
+    client.send(tungstenite::Message::text(j)).await.unwrap();
+    next_of(&mut client, "joined").await;
+    client
+}
+
+async fn allocate_on(b: &mut Ws) {
+    loop {
+        if let Message::AllocateEndpoint { id, conference, endpoint, .. } = next_control(b).await {
+            let r = Message::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
+            b.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn draining_bridge_conferences_move_at_the_deadline() {
+    let file = FileConfig { drain_migrate_after_seconds: Some(1), ..Default::default() };
+    let (addr, _app) = server_with(file).await;
+    let mut b1 = bridge(&addr, "b1", "s3cret").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut client = join(&addr, "room").await;
+    let (media, ()) = tokio::join!(next_of(&mut client, "media"), allocate_on(&mut b1));
+    assert_eq!(media["bridge"], "b1");
+    let mut b2 = bridge(&addr, "b2", "s3cret").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A new conference never lands on a draining bridge; an existing one moves at the deadline.
+    b1.send(tungstenite::Message::text(Message::Draining { draining: true }.to_json())).await.unwrap();
+    let (media, ()) = tokio::join!(next_of(&mut client, "media"), allocate_on(&mut b2));
+    assert_eq!(media["bridge"], "b2");
+    assert_eq!(media["migration"], true);
+    // The old endpoint is freed on the draining bridge.
+    loop {
+        if let Message::ExpireEndpoint { conference, .. } = next_control(&mut b1).await {
+            assert_eq!(conference, "room");
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_bridge_is_a_typed_error() {
+    let (addr, _app) = server().await;
+    let mut client = join(&addr, "lonely").await;
+    let e = next_of(&mut client, "error").await;
+    assert_eq!(e["code"], "no_bridge");
+}

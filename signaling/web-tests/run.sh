@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Browser tests: builds signaling + bridge, installs Chromium/coturn/playwright-core if missing
+# (outside the network namespace), then runs everything inside `unshare -n` on loopback:
+# signaling A (open, TURN configured) with two bridges, signaling B (JWT, guests allowed, no
+# anonymous room creation), coturn. Prints results and "N passed, N failed".
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${CONVENE_CACHE:-$HOME/.cache/convene}/target}"
+
+if [[ "${CONVENE_IN_NETNS:-}" != 1 ]]; then
+  (cd "$ROOT" && cargo build -q -p convene-signaling -p convene-media --bin convene-signaling --bin convene-bridge)
+  if ! command -v chromium >/dev/null || ! command -v turnserver >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn >/dev/null
+  fi
+  if [[ ! -d "$HERE/node_modules/playwright-core" ]]; then
+    (cd "$HERE" && npm ci --no-audit --no-fund --silent)
+  fi
+  exec timeout 600 unshare -n env CONVENE_IN_NETNS=1 bash -c 'ip link set lo up; exec "$0"' "$0"
+fi
+
+BIN="$CARGO_TARGET_DIR/debug"
+WORK="$(mktemp -d /tmp/convene-web-tests.XXXXXX)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ "${KEEP_LOGS:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "logs in $WORK"; fi
+}
+trap cleanup EXIT INT TERM
+
+SECRET=bridge-secret-$RANDOM$RANDOM
+TURN_SECRET=turn-secret-$RANDOM$RANDOM
+export JWT_SECRET=jwt-secret-$RANDOM$RANDOM
+printf '%s\n' "$JWT_SECRET" > "$WORK/jwt.key"
+export RUST_LOG="${RUST_LOG:-info}"
+
+turnserver -n --listening-ip=127.0.0.1 --listening-port=3478 --relay-ip=127.0.0.1 \
+  --min-port=40000 --max-port=40999 --use-auth-secret --static-auth-secret="$TURN_SECRET" \
+  --realm=convene --allow-loopback-peers --no-cli --no-tls --no-dtls --log-file=stdout \
+  > "$WORK/turn.log" 2>&1 &
+pids+=($!)
+
+SIG_A_ARGS=(--listen 127.0.0.1:18080 --bridge-secret "$SECRET" --turn-uris "turn:127.0.0.1:3478?transport=udp" --turn-secret "$TURN_SECRET")
+"$BIN/convene-signaling" "${SIG_A_ARGS[@]}" > "$WORK/signaling-a.log" 2>&1 &
+pids+=($!)
+export SIGNALING_A_PID=$! SIGNALING_BIN="$BIN/convene-signaling" SIGNALING_A_LOG="$WORK/signaling-a2.log"
+SIGNALING_A_ARGS="$(printf '%s\n' "${SIG_A_ARGS[@]}")"
+export SIGNALING_A_ARGS
+"$BIN/convene-signaling" --listen 127.0.0.1:18081 --bridge-secret "$SECRET" \
+  --jwt-algorithm HS256 --jwt-key-file "$WORK/jwt.key" --jwt-issuer tests --jwt-audience convene \
+  --allow-guests true --allow-anonymous-room-creation false > "$WORK/signaling-b.log" 2>&1 &
+pids+=($!)
+for port in 18080 18081; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+done
+
+bridge_pids=""
+for i in 1 2; do
+  "$BIN/convene-bridge" --bind 127.0.0.1 --udp-port $((20000 + i * 10)) --tcp-port $((20001 + i * 10)) \
+    --http-port $((19090 + i)) --address-source static --static-addresses 127.0.0.1 \
+    --signaling-url ws://127.0.0.1:18080/bridge --secret "$SECRET" --bridge-id "bridge-$i" \
+    --load-interval-s 1 > "$WORK/bridge-$i.log" 2>&1 &
+  pids+=($!)
+  bridge_pids+="bridge-$i=$!,"
+done
+for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/ready | grep -q "2 bridge" && break; sleep 0.1; done
+curl -sf http://127.0.0.1:18080/ready
+
+set +e
+BASE_URL=http://localhost:18080/ JWT_BASE_URL=http://localhost:18081/ BRIDGE_PIDS="$bridge_pids" \
+  timeout 420 node "$HERE/test.mjs"
+rc=$?
+set -e
+if [[ $rc != 0 ]]; then
+  echo "--- signaling-a.log (tail)"; tail -n 30 "$WORK/signaling-a.log"
+  for i in 1 2; do echo "--- bridge-$i.log (tail)"; tail -n 15 "$WORK/bridge-$i.log"; done
+fi
+exit $rc
