@@ -5,10 +5,9 @@ use super::meta::{Component, Owner};
 use super::pod::{self, env, env_from_field, env_from_secret, http_probe};
 use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host};
 use crate::crd::BridgePool;
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, PodSpec, PodTemplateSpec, Service, ServiceAccount,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    Container, ContainerPort, PodSpec, Service, ServiceAccount, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
@@ -128,7 +127,6 @@ pub fn render(pool: &BridgePool, replicas: i32, cfg: &RenderConfig) -> BridgeObj
 
 fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig) -> StatefulSet {
     let spec = &pool.spec;
-    let name = o.child_name();
     let drain = spec.autoscaling.as_ref().map_or(600, |a| a.drain_timeout_seconds);
     let port = |name: &str, port: i32, protocol: &str| ContainerPort {
         name: Some(name.into()),
@@ -181,48 +179,19 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
         liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
         resources: Some(pod::resources(&spec.bridge, "1", "1Gi")),
         security_context: Some(pod::container_security(&[])),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..Default::default()
-        }]),
         ..Default::default()
     };
-    let placement = &spec.bridge.placement;
-    StatefulSet {
-        metadata: o.meta(&name),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(replicas),
-            service_name: Some(name.clone()),
-            // Bridges are independent: start and stop them in parallel, not one by one.
-            pod_management_policy: Some("Parallel".into()),
-            selector: LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(o.labels()), ..Default::default() }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(name.clone()),
-                    host_network: Some(true),
-                    dns_policy: Some("ClusterFirstWithHostNet".into()),
-                    // Enough time to finish draining, never hours.
-                    termination_grace_period_seconds: Some(i64::from(drain) + 30),
-                    affinity: Some(pod::one_per_node(o.selector_labels())),
-                    node_selector: pod::node_selector(placement),
-                    tolerations: pod::tolerations(placement),
-                    priority_class_name: placement.priority_class_name.clone(),
-                    security_context: Some(pod::pod_security(pod::RUN_AS_USER)),
-                    containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
+    let pod = PodSpec {
+        service_account_name: Some(o.child_name()),
+        host_network: Some(true),
+        dns_policy: Some("ClusterFirstWithHostNet".into()),
+        // Enough time to finish draining, never hours.
+        termination_grace_period_seconds: Some(i64::from(drain) + 30),
+        affinity: Some(pod::one_per_node(o.selector_labels())),
+        containers: vec![container],
         ..Default::default()
-    }
+    };
+    pod::stateful_set(o, replicas, true, &spec.bridge.placement, pod::RUN_AS_USER, pod)
 }
 
 /// Only the shard's signaling and the operator reach the bridge's HTTP (control and metrics)

@@ -1,12 +1,15 @@
 //! Pod-level pieces every workload shares: security, resources, placement, probes.
 
 use crate::crd::common::{Placement, WorkloadSpec};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, TCPSocketAction,
+    Affinity, Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
@@ -124,13 +127,55 @@ pub fn one_per_node(selector: BTreeMap<String, String>) -> Affinity {
     Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
             required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-                label_selector: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                    match_labels: Some(selector),
-                    ..Default::default()
-                }),
+                label_selector: Some(LabelSelector { match_labels: Some(selector), ..Default::default() }),
                 topology_key: "kubernetes.io/hostname".into(),
                 ..Default::default()
             }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The StatefulSet running `owner`'s pods: selected and labelled by the owner, `replicas` of
+/// them (started in parallel when `parallel`, since media pods do not depend on each other), the
+/// pod spec placed as `placement` says, with the hardened pod security context and a scratch
+/// `/tmp` (the root filesystem is read-only).
+pub fn stateful_set(
+    owner: &super::meta::Owner,
+    replicas: i32,
+    parallel: bool,
+    placement: &Placement,
+    user: i64,
+    mut pod: PodSpec,
+) -> StatefulSet {
+    pod.node_selector = node_selector(placement);
+    pod.tolerations = tolerations(placement);
+    pod.priority_class_name = placement.priority_class_name.clone();
+    pod.security_context = Some(pod_security(user));
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
+    for c in &mut pod.containers {
+        c.volume_mounts.get_or_insert_with(Vec::new).push(VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        });
+    }
+    StatefulSet {
+        metadata: owner.meta(owner.child_name()),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(owner.child_name()),
+            pod_management_policy: parallel.then(|| "Parallel".into()),
+            selector: LabelSelector { match_labels: Some(owner.selector_labels()), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(owner.labels()), ..Default::default() }),
+                spec: Some(pod),
+            },
             ..Default::default()
         }),
         ..Default::default()

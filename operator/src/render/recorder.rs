@@ -5,13 +5,13 @@ use super::meta::{Component, Owner};
 use super::pod::{self, env, env_from_field, env_from_secret, http_probe};
 use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host};
 use crate::crd::RecorderPool;
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSpec, PodTemplateSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
 const RECORDINGS_DIR: &str = "/recordings";
@@ -23,7 +23,7 @@ pub fn owner(pool: &RecorderPool) -> Owner {
 
 pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
     let o = owner(pool);
-    let name = o.child_name();
+    let _name = o.child_name();
     let s = &pool.spec;
     let mut vars = vec![
         env_from_field("CONVENE_RECORDER_ID", "metadata.name"),
@@ -38,11 +38,7 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
         env("CONVENE_LOG_FORMAT", "json"),
         env("RUST_LOG", s.recorder.log_level.clone()),
     ];
-    let mut volumes = vec![Volume {
-        name: "tmp".into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Default::default()
-    }];
+    let mut volumes = vec![];
     let mut claims = None;
     if let Some(v) = &s.storage.volume {
         claims = Some(vec![PersistentVolumeClaim {
@@ -78,60 +74,38 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
         vars.push(env_from_secret("AWS_ACCESS_KEY_ID", &s3.credentials_secret_name, "accessKeyId"));
         vars.push(env_from_secret("AWS_SECRET_ACCESS_KEY", &s3.credentials_secret_name, "secretAccessKey"));
     }
-    let placement = &s.recorder.placement;
-    StatefulSet {
-        metadata: o.meta(&name),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(s.replicas),
-            service_name: Some(name.clone()),
-            pod_management_policy: Some("Parallel".into()),
-            selector: LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() },
-            volume_claim_templates: claims,
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(o.labels()), ..Default::default() }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    node_selector: pod::node_selector(placement),
-                    tolerations: pod::tolerations(placement),
-                    priority_class_name: placement.priority_class_name.clone(),
-                    security_context: Some(pod::pod_security(pod::RUN_AS_USER)),
-                    // Let running recordings finish and upload.
-                    termination_grace_period_seconds: Some(300),
-                    containers: vec![Container {
-                        name: "recorder".into(),
-                        image: Some(s.recorder.image.clone().unwrap_or_else(|| cfg.media_image.clone())),
-                        command: Some(vec!["/usr/local/bin/convene-recorder".into()]),
-                        env: Some(vars),
-                        ports: Some(vec![ContainerPort {
-                            name: Some("http".into()),
-                            container_port: HTTP_PORT,
-                            protocol: Some("TCP".into()),
-                            ..Default::default()
-                        }]),
-                        readiness_probe: Some(http_probe("/ready", "http", 5, 2, 1)),
-                        liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
-                        resources: Some(pod::resources(&s.recorder, "500m", "1Gi")),
-                        security_context: Some(pod::container_security(&[])),
-                        volume_mounts: Some(vec![
-                            VolumeMount {
-                                name: "recordings".into(),
-                                mount_path: RECORDINGS_DIR.into(),
-                                ..Default::default()
-                            },
-                            VolumeMount {
-                                name: "tmp".into(),
-                                mount_path: "/tmp".into(),
-                                ..Default::default()
-                            },
-                        ]),
-                        ..Default::default()
-                    }],
-                    volumes: Some(volumes),
-                    ..Default::default()
-                }),
-            },
+    let pod = PodSpec {
+        automount_service_account_token: Some(false),
+        // Let running recordings finish and upload.
+        termination_grace_period_seconds: Some(300),
+        containers: vec![Container {
+            name: "recorder".into(),
+            image: Some(s.recorder.image.clone().unwrap_or_else(|| cfg.media_image.clone())),
+            command: Some(vec!["/usr/local/bin/convene-recorder".into()]),
+            env: Some(vars),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: HTTP_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            readiness_probe: Some(http_probe("/ready", "http", 5, 2, 1)),
+            liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
+            resources: Some(pod::resources(&s.recorder, "500m", "1Gi")),
+            security_context: Some(pod::container_security(&[])),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "recordings".into(),
+                mount_path: RECORDINGS_DIR.into(),
+                ..Default::default()
+            }]),
             ..Default::default()
-        }),
+        }],
+        volumes: Some(volumes),
         ..Default::default()
+    };
+    let mut sts = pod::stateful_set(&o, s.replicas, true, &s.recorder.placement, pod::RUN_AS_USER, pod);
+    if let Some(spec) = sts.spec.as_mut() {
+        spec.volume_claim_templates = claims;
     }
+    sts
 }

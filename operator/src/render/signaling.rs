@@ -6,16 +6,15 @@ use super::pod::{self, env, env_from_field, http_probe};
 use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret};
 use crate::crd::Shard;
 use crate::crd::shard::JwtAlgorithm;
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, KeyToPath, PodSpec,
-    PodTemplateSpec, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, KeyToPath, PodSpec, SecretVolumeSource,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
     IngressSpec, IngressTLS, ServiceBackendPort,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -209,13 +208,9 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
             ..Default::default()
         },
         secret_volume("bridge-control", &bridge_control_secret(&o.name), "secret", "secret"),
-        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
     ];
-    let mut mounts = vec![
-        mount("config", CONFIG_DIR),
-        mount("bridge-control", &format!("{SECRETS_DIR}/bridge-control")),
-        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
-    ];
+    let mut mounts =
+        vec![mount("config", CONFIG_DIR), mount("bridge-control", &format!("{SECRETS_DIR}/bridge-control"))];
     if let Some((secret, key)) = &inputs.jwt_key {
         volumes.push(secret_volume("jwt", secret, key, "key"));
         mounts.push(mount("jwt", &format!("{SECRETS_DIR}/jwt")));
@@ -224,53 +219,36 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
         volumes.push(secret_volume("turn", &turn.secret_name, "secret", "secret"));
         mounts.push(mount("turn", &format!("{SECRETS_DIR}/turn")));
     }
-    let placement = &spec.placement;
-    StatefulSet {
-        metadata: o.meta(&name),
-        spec: Some(StatefulSetSpec {
-            // One active focus per shard: conference state lives in this process.
-            replicas: Some(1),
-            service_name: Some(name.clone()),
-            selector: LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(o.labels()), ..Default::default() }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    node_selector: pod::node_selector(placement),
-                    tolerations: pod::tolerations(placement),
-                    priority_class_name: placement.priority_class_name.clone(),
-                    security_context: Some(pod::pod_security(pod::RUN_AS_USER)),
-                    containers: vec![Container {
-                        name: "signaling".into(),
-                        image: Some(spec.image.clone().unwrap_or_else(|| cfg.media_image.clone())),
-                        command: Some(vec!["/usr/local/bin/convene-signaling".into()]),
-                        args: Some(vec!["--config".into(), format!("{CONFIG_DIR}/signaling.yaml")]),
-                        env: Some(vec![
-                            env_from_field("POD_NAME", "metadata.name"),
-                            env("CONVENE_LOG_FORMAT", "json"),
-                            env("RUST_LOG", spec.log_level.clone()),
-                        ]),
-                        ports: Some(vec![ContainerPort {
-                            name: Some("http".into()),
-                            container_port: SIGNALING_PORT,
-                            protocol: Some("TCP".into()),
-                            ..Default::default()
-                        }]),
-                        readiness_probe: Some(http_probe("/ready", "http", 5, 2, 1)),
-                        liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
-                        resources: Some(pod::resources(spec, "250m", "512Mi")),
-                        security_context: Some(pod::container_security(&[])),
-                        volume_mounts: Some(mounts),
-                        ..Default::default()
-                    }],
-                    volumes: Some(volumes),
-                    ..Default::default()
-                }),
-            },
+    let pod = PodSpec {
+        automount_service_account_token: Some(false),
+        containers: vec![Container {
+            name: "signaling".into(),
+            image: Some(spec.image.clone().unwrap_or_else(|| cfg.media_image.clone())),
+            command: Some(vec!["/usr/local/bin/convene-signaling".into()]),
+            args: Some(vec!["--config".into(), format!("{CONFIG_DIR}/signaling.yaml")]),
+            env: Some(vec![
+                env_from_field("POD_NAME", "metadata.name"),
+                env("CONVENE_LOG_FORMAT", "json"),
+                env("RUST_LOG", spec.log_level.clone()),
+            ]),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: SIGNALING_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            readiness_probe: Some(http_probe("/ready", "http", 5, 2, 1)),
+            liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
+            resources: Some(pod::resources(spec, "250m", "512Mi")),
+            security_context: Some(pod::container_security(&[])),
+            volume_mounts: Some(mounts),
             ..Default::default()
-        }),
+        }],
+        volumes: Some(volumes),
         ..Default::default()
-    }
+    };
+    // One active focus per shard: conference state lives in this process.
+    pod::stateful_set(o, 1, false, &spec.placement, pod::RUN_AS_USER, pod)
 }
 
 fn ingress(shard: &Shard, o: &Owner) -> Ingress {

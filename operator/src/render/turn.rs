@@ -6,12 +6,11 @@ use super::meta::{Component, Owner};
 use super::pod::{self, env_from_secret, tcp_probe};
 use crate::crd::TurnPool;
 use crate::crd::turnpool::DEFAULT_DENIED_PEER_RANGES;
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, PodSpec,
-    PodTemplateSpec, SecretVolumeSource, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, PodSpec, SecretVolumeSource, Volume,
+    VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
 
 /// coturn's image runs as `nobody`.
@@ -112,23 +111,17 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
         }
     }
     let low_port = ports.iter().any(|(_, p, _)| *p < 1024);
-    let mut volumes = vec![
-        Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..Default::default() }),
-            ..Default::default()
-        },
-        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
-    ];
-    let mut mounts = vec![
-        VolumeMount {
-            name: "config".into(),
-            mount_path: "/etc/coturn".into(),
-            read_only: Some(true),
-            ..Default::default()
-        },
-        VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
-    ];
+    let mut volumes = vec![Volume {
+        name: "config".into(),
+        config_map: Some(ConfigMapVolumeSource { name: name.clone(), ..Default::default() }),
+        ..Default::default()
+    }];
+    let mut mounts = vec![VolumeMount {
+        name: "config".into(),
+        mount_path: "/etc/coturn".into(),
+        read_only: Some(true),
+        ..Default::default()
+    }];
     if let Some(tls) = &s.tls_secret_name {
         volumes.push(Volume {
             name: "tls".into(),
@@ -171,39 +164,21 @@ pub fn render(pool: &TurnPool, bridge_addresses: &[String], cfg: &RenderConfig) 
         volume_mounts: Some(mounts),
         ..Default::default()
     };
-    let placement = &s.turn.placement;
+    let pod = PodSpec {
+        automount_service_account_token: Some(false),
+        host_network: Some(true),
+        dns_policy: Some("ClusterFirstWithHostNet".into()),
+        affinity: Some(pod::one_per_node(o.selector_labels())),
+        containers: vec![container],
+        volumes: Some(volumes),
+        ..Default::default()
+    };
     TurnObjects {
         config_map: ConfigMap {
             metadata: o.meta(&name),
             data: Some(BTreeMap::from([("turnserver.conf".to_string(), config(pool, bridge_addresses))])),
             ..Default::default()
         },
-        stateful_set: StatefulSet {
-            metadata: o.meta(&name),
-            spec: Some(StatefulSetSpec {
-                replicas: Some(s.replicas),
-                service_name: Some(name.clone()),
-                pod_management_policy: Some("Parallel".into()),
-                selector: LabelSelector { match_labels: Some(o.selector_labels()), ..Default::default() },
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(o.labels()), ..Default::default() }),
-                    spec: Some(PodSpec {
-                        automount_service_account_token: Some(false),
-                        host_network: Some(true),
-                        dns_policy: Some("ClusterFirstWithHostNet".into()),
-                        affinity: Some(pod::one_per_node(o.selector_labels())),
-                        node_selector: pod::node_selector(placement),
-                        tolerations: pod::tolerations(placement),
-                        priority_class_name: placement.priority_class_name.clone(),
-                        security_context: Some(pod::pod_security(COTURN_USER)),
-                        containers: vec![container],
-                        volumes: Some(volumes),
-                        ..Default::default()
-                    }),
-                },
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        stateful_set: pod::stateful_set(&o, s.replicas, true, &s.turn.placement, COTURN_USER, pod),
     }
 }
