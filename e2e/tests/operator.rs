@@ -43,6 +43,14 @@ fn setup() {
     });
 }
 
+/// A fresh namespace with its own operator (watching only it) and an API client.
+async fn scenario(ns: &str) -> (Operator, Client) {
+    setup();
+    fresh_namespace(ns);
+    let op = Operator::start(ns, "op-a", "convene-operator", 15).expect("operator starts");
+    (op, client().await)
+}
+
 fn apply_example(ns: &str, file: &str) {
     kubectl_ok(&["apply", "-n", ns, "-f", &format!("examples/{file}")]);
 }
@@ -101,11 +109,8 @@ async fn bridge_pods(client: &Client, ns: &str, pool: &str) -> Vec<Pod> {
 #[tokio::test]
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn trial_example_renders_everything_and_becomes_ready() {
-    setup();
     let ns = "trial";
-    fresh_namespace(ns);
-    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
-    let client = client().await;
+    let (_op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
 
     let shard = shard_ready(&client, ns, "trial").await;
@@ -170,11 +175,8 @@ async fn trial_example_renders_everything_and_becomes_ready() {
 #[tokio::test]
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn production_example_runs_two_shards_shared_relays_and_recorders() {
-    setup();
     let ns = "prod";
-    fresh_namespace(ns);
-    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
-    let client = client().await;
+    let (_op, client) = scenario(ns).await;
     // The S3 credentials the example says to create first.
     kubectl_ok(&[
         "create",
@@ -269,11 +271,8 @@ async fn production_example_runs_two_shards_shared_relays_and_recorders() {
 #[tokio::test]
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn jwt_lobby_example_uses_the_referenced_secret() {
-    setup();
     let ns = "secure";
-    fresh_namespace(ns);
-    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
-    let client = client().await;
+    let (_op, client) = scenario(ns).await;
     apply_example(ns, "jwt-lobby.yaml");
     // The referenced secret does not exist yet: Degraded, with an Event, and no hot loop.
     let s: Shard = eventually("Shard secure Degraded for its missing secret", TIMEOUT, || async {
@@ -321,11 +320,8 @@ async fn jwt_lobby_example_uses_the_referenced_secret() {
 #[tokio::test]
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
-    setup();
     let ns = "edit";
-    fresh_namespace(ns);
-    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
-    let client = client().await;
+    let (_op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
     pool_ready(&client, ns, "trial", 1).await;
 
@@ -391,11 +387,8 @@ async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
 #[tokio::test]
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn deleting_a_shard_garbage_collects_its_children() {
-    setup();
     let ns = "gc";
-    fresh_namespace(ns);
-    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
-    let client = client().await;
+    let (op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
     shard_ready(&client, ns, "trial").await;
     kubectl_ok(&["delete", "-n", ns, "shard/trial", "--wait=true"]);
@@ -418,9 +411,9 @@ async fn deleting_a_shard_garbage_collects_its_children() {
     })
     .await;
     assert!(condition(&p.status.unwrap().conditions, "Degraded").unwrap().message.contains("Shard trial"));
-    let before = _op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
+    let before = op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let after = _op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
+    let after = op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
     assert!(
         after - before <= 3.0,
         "no hot loop on a missing reference: {before} -> {after} reconciles in 10 s"
@@ -762,11 +755,8 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
 #[tokio::test]
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn a_real_bridge_reads_its_node_and_is_scraped_then_drained_before_removal() {
-    setup();
     let ns = "scrape";
-    fresh_namespace(ns);
-    let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
-    let client = client().await;
+    let (_op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
     // A port no other test process uses on the node addresses.
     kubectl_ok(&[
