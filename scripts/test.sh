@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, every tier, as CI runs it (.ci/run calls this script):
 #   1. format, lint and the CRDs-in-sync check
-#   2. unit and integration tests (cargo test); the media tests (str0m clients against a real
-#      bridge) inside a private network namespace, loopback only
+#   2. unit and integration tests (cargo test, with the media tests' str0m clients against a
+#      real bridge) inside a private network namespace, loopback only
 #   3. browser tier: three Chromium participants, lobby, moderation, screen share, relay-only
 #      through coturn, bridge loss (signaling/web-tests/)
 #   4. cluster tier: a real kube-apiserver, controller-manager, scheduler and kwok nodes on
@@ -23,12 +23,10 @@ step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "unit and integration tests"
+step "unit and integration tests (private network namespace: every packet stays on loopback)"
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked --exclude convene-media
-
-step "media tests (private network namespace: every packet stays on loopback)"
-unshare -n -- sh -c 'ip link set lo up && exec cargo test --offline --locked -p convene-media'
+# The same package set as the build, so nothing is rebuilt (offline) inside the namespace.
+unshare -n -- sh -c 'ip link set lo up && exec cargo test --workspace --offline --locked'
 
 step "browser tier (headless Chromium, signaling + bridges + coturn, private netns)"
 signaling/web-tests/run.sh
