@@ -29,9 +29,10 @@ cargo build --workspace --all-targets --locked
 unshare -n -- sh -c 'ip link set lo up && exec cargo test --workspace --offline --locked'
 
 step "browser tier (headless Chromium, signaling + bridges + coturn, private netns)"
-signaling/web-tests/run.sh
+CONVENE_PREBUILT=1 signaling/web-tests/run.sh
 
 step "cluster tier (real control plane, kwok nodes)"
-e2e/cluster/with-cluster.sh cargo test --locked -p convene-e2e --test operator -- --ignored --test-threads=1
+# --workspace keeps the build's feature set: the test target is already built, nothing rebuilds.
+e2e/cluster/with-cluster.sh cargo test --workspace --locked --test operator -- --ignored --test-threads=1
 
 step "all tiers passed"

@@ -9,7 +9,10 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${CONVENE_CACHE:-$HOME/.cache/convene}/target}"
 
 if [[ "${CONVENE_IN_NETNS:-}" != 1 ]]; then
-  (cd "$ROOT" && cargo build -q -p convene-signaling -p convene-media --bin convene-signaling --bin convene-bridge)
+  # scripts/test.sh has built the whole workspace already (CONVENE_PREBUILT=1).
+  if [[ "${CONVENE_PREBUILT:-}" != 1 ]]; then
+    (cd "$ROOT" && cargo build -q -p convene-signaling -p convene-media --bin convene-signaling --bin convene-bridge)
+  fi
   if ! command -v chromium >/dev/null || ! command -v turnserver >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn >/dev/null
   fi
