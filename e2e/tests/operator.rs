@@ -377,7 +377,9 @@ async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
     })
     .await;
     let msg = &condition(&p.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
-    assert!(msg.contains("trial-bridge-1") && msg.contains("node"), "{msg}");
+    // Twelve nodes, fourteen bridges: which two lose the race varies; how many, and why, not.
+    assert!(msg.starts_with("2 bridge pod(s) cannot be placed"), "{msg}");
+    assert!(msg.contains("didn't have free ports"), "the scheduler's own reason is passed on: {msg}");
     println!("unschedulable message: {msg}");
     kubectl_ok(&["scale", "-n", ns, "bridgepool/trial", "--replicas=1"]);
     pool_ready(&client, ns, "trial", 1).await;
