@@ -758,7 +758,7 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn a_real_bridge_reads_its_node_and_is_scraped_then_drained_before_removal() {
     let ns = "scrape";
-    let (_op, client) = scenario(ns).await;
+    let (op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
     // A port no other test process uses on the node addresses.
     kubectl_ok(&[
@@ -814,6 +814,13 @@ async fn a_real_bridge_reads_its_node_and_is_scraped_then_drained_before_removal
         .then_some(()))
     })
     .await;
+
+    let m = op.metrics().await.unwrap();
+    assert!(
+        m.contains("convene_operator_bridgepool_unknown_bridges{namespace=\"scrape\",pool=\"trial\"} 0"),
+        "{m}"
+    );
+    assert!(m.contains("convene_operator_bridgepool_endpoints{namespace=\"scrape\",pool=\"trial\"} 0"));
 
     // Scale to zero: the bridge is drained first (POST /drain with the shard's secret, pod
     // annotated), and only then is the StatefulSet shrunk.

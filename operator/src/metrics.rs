@@ -1,6 +1,6 @@
 //! The operator's own Prometheus metrics, prefixed `convene_operator_`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -9,6 +9,12 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     pub duration: HistogramVec,
     pub leader: IntGauge,
+    /// Per BridgePool (`namespace`, `pool`): what the autoscaler saw and decided.
+    pub pool_desired: IntGaugeVec,
+    pub pool_running: IntGaugeVec,
+    pub pool_endpoints: IntGaugeVec,
+    pub pool_mbps: IntGaugeVec,
+    pub pool_unknown: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -31,15 +37,42 @@ impl Default for Metrics {
         .expect("static metric");
         let leader =
             IntGauge::new("leader", "1 while this replica holds the leader Lease").expect("static metric");
+        let pool = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["namespace", "pool"]).expect("static metric")
+        };
+        let pool_desired =
+            pool("bridgepool_desired_replicas", "Bridges the pool should run (autoscaler or spec.replicas)");
+        let pool_running = pool("bridgepool_replicas", "Bridges the pool's StatefulSet runs");
+        let pool_endpoints =
+            pool("bridgepool_endpoints", "Endpoints the pool's bridges reported at the last scrape");
+        let pool_mbps =
+            pool("bridgepool_mbps", "Bitrate in + out (Mbps) the pool's bridges reported at the last scrape");
+        let pool_unknown = pool("bridgepool_unknown_bridges", "Bridges that did not answer the last scrape");
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(leader.clone()),
+            Box::new(pool_desired.clone()),
+            Box::new(pool_running.clone()),
+            Box::new(pool_endpoints.clone()),
+            Box::new(pool_mbps.clone()),
+            Box::new(pool_unknown.clone()),
         ] {
             registry.register(c).expect("metrics are registered once");
         }
-        Self { registry, reconciles, errors, duration, leader }
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            leader,
+            pool_desired,
+            pool_running,
+            pool_endpoints,
+            pool_mbps,
+            pool_unknown,
+        }
     }
 }
 
@@ -52,5 +85,25 @@ impl Metrics {
             tracing::warn!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_gauges_are_exported_with_the_operator_prefix() {
+        let m = Metrics::default();
+        m.pool_desired.with_label_values(&["ns", "meet"]).set(4);
+        m.pool_unknown.with_label_values(&["ns", "meet"]).set(1);
+        let text = m.render();
+        assert!(
+            text.contains("convene_operator_bridgepool_desired_replicas{namespace=\"ns\",pool=\"meet\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("convene_operator_bridgepool_unknown_bridges{namespace=\"ns\",pool=\"meet\"} 1")
+        );
     }
 }

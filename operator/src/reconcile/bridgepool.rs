@@ -172,6 +172,14 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         bridges,
         last_scale,
     };
+    let labels = [ns, &pool.name_any()];
+    let m = &ctx.metrics;
+    m.pool_desired.with_label_values(&labels).set(i64::from(desired));
+    m.pool_running.with_label_values(&labels).set(i64::from(run_count));
+    let total = pool_load(&loads);
+    m.pool_endpoints.with_label_values(&labels).set(total.endpoints);
+    m.pool_mbps.with_label_values(&labels).set(total.mbps);
+    m.pool_unknown.with_label_values(&labels).set(i64::from(total.unknown_bridges));
     patch_status(&ctx.client, pool, &status).await?;
     Ok(Action::requeue(requeue))
 }
