@@ -798,7 +798,7 @@ async fn a_real_bridge_reads_its_node_and_is_scraped_then_drained_before_removal
             .unwrap_or_else(|e| panic!("{}: {e}", bin.display())),
     );
     let metrics = eventually("the bridge serves metrics", TIMEOUT, || async {
-        Ok(bridge_metrics(&ip, 18080).await.ok())
+        Ok(http_get_host(&ip, 18080, "/metrics").await.ok())
     })
     .await;
     let line =
@@ -830,7 +830,7 @@ async fn a_real_bridge_reads_its_node_and_is_scraped_then_drained_before_removal
         Ok((s.spec.unwrap().replicas == Some(0)).then_some(()))
     })
     .await;
-    let after = bridge_metrics(&ip, 18080).await.unwrap();
+    let after = http_get_host(&ip, 18080, "/metrics").await.unwrap();
     assert!(after.contains("convene_bridge_draining 1"), "the bridge was told to drain before removal");
     let events = kubectl_ok(&[
         "get",
@@ -844,8 +844,4 @@ async fn a_real_bridge_reads_its_node_and_is_scraped_then_drained_before_removal
     ]);
     assert!(events.contains("draining trial-bridge-0"), "{events}");
     delete_namespace(ns);
-}
-
-async fn bridge_metrics(ip: &str, port: u16) -> anyhow::Result<String> {
-    convene_e2e::http_get_host(ip, port, "/metrics").await
 }

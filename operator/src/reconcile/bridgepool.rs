@@ -160,6 +160,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     } else {
         previous.last_scale.clone()
     };
+    let total = pool_load(&loads);
     let status = BridgePoolStatus {
         observed_generation: pool.metadata.generation,
         conditions: conditions_with_events(ctx, pool, &previous.conditions, &health).await,
@@ -168,7 +169,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         ready_replicas: st.and_then(|s| s.ready_replicas).unwrap_or(0),
         selector: Some(selector_string(pool)),
         // Absent until some bridge reports: unknown load is not zero load.
-        load: loads.iter().any(|(_, l)| l.known()).then(|| pool_load(&loads)),
+        load: loads.iter().any(|(_, l)| l.known()).then(|| total.clone()),
         bridges,
         last_scale,
     };
@@ -176,7 +177,6 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let m = &ctx.metrics;
     m.pool_desired.with_label_values(&labels).set(i64::from(desired));
     m.pool_running.with_label_values(&labels).set(i64::from(run_count));
-    let total = pool_load(&loads);
     m.pool_endpoints.with_label_values(&labels).set(total.endpoints);
     m.pool_mbps.with_label_values(&labels).set(total.mbps);
     m.pool_unknown.with_label_values(&labels).set(i64::from(total.unknown_bridges));

@@ -11,7 +11,6 @@ use crate::crd::{BridgePool, RecorderPool, Shard, ShardStatus, TurnPool};
 use crate::render::signaling::{self, ShardInputs, TurnInputs};
 use crate::render::{bridge_control_secret, secrets, turn};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -69,10 +68,6 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     for gone in delete_orphans::<Ingress>(&ctx.client, &ns, &selector, &keep_ingress).await? {
         ctx.event(shard, false, "Deleted", format!("deleted Ingress {gone}: ingress is disabled")).await;
     }
-    // Keep unused kinds' orphans away too (renamed children from older versions).
-    let main = vec![owner.child_name()];
-    delete_orphans::<ConfigMap>(&ctx.client, &ns, &selector, &main).await?;
-    delete_orphans::<Service>(&ctx.client, &ns, &selector, &main).await?;
 
     let health = health(&g, Some(&sts));
     let previous = shard.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
