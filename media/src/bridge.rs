@@ -1,6 +1,6 @@
 //! Wiring: sockets, the media thread, HTTP, load reporting and the signaling client.
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +35,8 @@ pub struct Bridge {
     waker: Waker,
     events: Mutex<Option<UnboundedReceiver<Message>>>,
     draining: AtomicBool,
+    /// Drain deadline asked for with `POST /drain` (0: none), reported in every load.
+    migrate_after: AtomicU64,
     media_alive: Arc<AtomicBool>,
     load: Mutex<Load>,
 }
@@ -139,6 +141,7 @@ impl Bridge {
             waker,
             events: Mutex::new(Some(ev_rx)),
             draining: AtomicBool::new(false),
+            migrate_after: AtomicU64::new(0),
             media_alive,
             load: Mutex::new(Load::default()),
         });
@@ -178,11 +181,18 @@ impl Bridge {
         self.events.lock().ok()?.take()
     }
 
-    pub fn set_draining(&self, draining: bool) {
+    /// `migrate_after_seconds`: when signaling should move the endpoints still here.
+    pub fn set_draining(&self, draining: bool, migrate_after_seconds: Option<u64>) {
         if self.draining.swap(draining, Ordering::SeqCst) != draining {
-            info!(draining, "drain state changed");
+            info!(draining, migrate_after_seconds, "drain state changed");
         }
-        self.command(Command::SetDraining(draining));
+        let after = migrate_after_seconds.filter(|_| draining);
+        self.migrate_after.store(after.unwrap_or(0), Ordering::SeqCst);
+        self.command(Command::SetDraining(draining, after));
+    }
+
+    fn migrate_after(&self) -> Option<u64> {
+        Some(self.migrate_after.load(Ordering::SeqCst)).filter(|s| *s > 0)
     }
 
     pub fn is_draining(&self) -> bool {
@@ -245,6 +255,7 @@ async fn load_task(bridge: Arc<Bridge>) {
                 packets_out_per_s: rate(last.4, cur.4) as u64,
                 stress: s,
                 draining: bridge.is_draining(),
+                migrate_after_seconds: bridge.migrate_after(),
             };
         }
         last = cur;

@@ -60,6 +60,10 @@ pub enum Message {
     /// The bridge (stopped) draining: no new conferences/endpoints will be accepted.
     Draining {
         draining: bool,
+        /// Seconds from now after which signaling should move the endpoints still here (the
+        /// operator's drain deadline); absent: signaling's own default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        migrate_after_seconds: Option<u64>,
     },
     /// Success for requests that return nothing else.
     Ok {
@@ -153,6 +157,9 @@ pub struct Load {
     /// 0..1 against the configured capacity (endpoints and bitrate).
     pub stress: f64,
     pub draining: bool,
+    /// While draining: the deadline asked for with the drain, in seconds from when it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_after_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -67,12 +67,23 @@ pub fn authorised(headers: &HeaderMap, secret: Option<&str>) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn drain(State(b): State<Arc<Bridge>>, headers: HeaderMap) -> impl IntoResponse {
+/// `POST /drain?migrate_after_seconds=N`: the deadline after which signaling moves the
+/// endpoints still here (the operator passes its pool's drain timeout).
+#[derive(serde::Deserialize)]
+struct DrainParams {
+    migrate_after_seconds: Option<u64>,
+}
+
+async fn drain(
+    State(b): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    Query(p): Query<DrainParams>,
+) -> impl IntoResponse {
     if !authorised(&headers, b.cfg.secret.as_deref()) {
         return (StatusCode::UNAUTHORIZED, "unauthorised");
     }
-    info!("drain requested over HTTP");
-    b.set_draining(true);
+    info!(migrate_after_seconds = p.migrate_after_seconds, "drain requested over HTTP");
+    b.set_draining(true, p.migrate_after_seconds);
     (StatusCode::OK, "draining")
 }
 

@@ -143,8 +143,8 @@ async fn control_over_websocket() {
     assert_eq!(next(&mut ws).await, Message::Ok { id: 3 });
     assert!(bridge.metrics.dropped.with_label_values(&["control"]).get() >= 2);
 
-    // Draining is reported to signaling.
-    bridge.set_draining(true);
-    assert_eq!(next(&mut ws).await, Message::Draining { draining: true });
+    // Draining is reported to signaling, with the deadline the drain asked for.
+    bridge.set_draining(true, Some(30));
+    assert_eq!(next(&mut ws).await, Message::Draining { draining: true, migrate_after_seconds: Some(30) });
     bridge.shutdown();
 }

@@ -122,65 +122,6 @@ pub fn decide(current: i32, loads: &[BridgeLoad], t: &Targets, w: &mut Windows, 
     keep(format!("{load}: {current} bridge(s) is right"))
 }
 
-/// One bridge pod as the drain logic sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Bridge {
-    pub ordinal: i32,
-    pub name: String,
-    /// None: the bridge did not answer.
-    pub endpoints: Option<u64>,
-    /// When the operator started draining it (monotonic or wall-clock seconds, as `now`).
-    pub drain_started: Option<Duration>,
-}
-
-/// The next step towards `desired` bridges from `running` (the StatefulSet's replicas).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Step {
-    /// Run this many bridges (scale up, or shrink once the last bridge is empty or expired).
-    Run(i32, String),
-    /// Drain this bridge first (POST /drain): it takes no new conferences, signaling moves the
-    /// remaining participants at the deadline.
-    Drain(String),
-    /// Keep `running` while the draining bridge empties.
-    Wait(String),
-}
-
-/// Scale-down removes the highest ordinals only after they drained: no endpoints left, the
-/// drain timeout passed, or the bridge does not answer at all (then signaling has already
-/// moved its calls). Bridges that are already done go together; live ones drain one at a time.
-pub fn step(running: i32, desired: i32, bridges: &[Bridge], drain_timeout: Duration, now: Duration) -> Step {
-    if desired >= running {
-        return Step::Run(desired, format!("run {desired} bridge(s)"));
-    }
-    let mut n = running;
-    let mut why = vec![];
-    while n > desired {
-        let last = n - 1;
-        let done = match bridges.iter().find(|b| b.ordinal == last) {
-            None => format!("bridge #{last} is gone"),
-            Some(b) => match (b.endpoints, b.drain_started) {
-                (None, _) => format!("{} does not answer", b.name),
-                (Some(0), Some(_)) => format!("{} drained", b.name),
-                (Some(e), Some(since)) if now.saturating_sub(since) >= drain_timeout => {
-                    format!(
-                        "{} reached its drain deadline with {e} endpoint(s); signaling moves them",
-                        b.name
-                    )
-                }
-                (Some(e), Some(_)) if n == running => {
-                    return Step::Wait(format!("draining {}: {e} endpoint(s) left", b.name));
-                }
-                (Some(_), None) if n == running => return Step::Drain(b.name.clone()),
-                // A live bridge below others that are done: remove those first.
-                _ => break,
-            },
-        };
-        why.push(done);
-        n -= 1;
-    }
-    Step::Run(n, why.join("; "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,55 +228,6 @@ mod tests {
         let mut w = Windows::default();
         decide(2, &busy_and_unknown, &targets(), &mut w, s(0));
         assert_eq!(decide(2, &busy_and_unknown, &targets(), &mut w, s(30)).desired, 5);
-    }
-
-    fn bridge(ordinal: i32, endpoints: Option<u64>, drain_started: Option<u64>) -> Bridge {
-        Bridge {
-            ordinal,
-            name: format!("p-bridge-{ordinal}"),
-            endpoints,
-            drain_started: drain_started.map(s),
-        }
-    }
-
-    #[test]
-    fn scale_down_drains_the_highest_ordinal_before_removing_it() {
-        let t = s(600);
-        let two = |last: Bridge| vec![bridge(0, Some(40), None), last];
-        assert_eq!(step(2, 1, &two(bridge(1, Some(12), None)), t, s(0)), Step::Drain("p-bridge-1".into()));
-        assert!(matches!(step(2, 1, &two(bridge(1, Some(12), Some(0))), t, s(100)), Step::Wait(_)));
-        assert!(matches!(step(2, 1, &two(bridge(1, Some(0), Some(0))), t, s(100)), Step::Run(1, _)));
-        assert!(
-            matches!(step(2, 1, &two(bridge(1, Some(3), Some(0))), t, s(600)), Step::Run(1, _)),
-            "deadline"
-        );
-        assert!(matches!(step(2, 1, &two(bridge(1, None, None)), t, s(0)), Step::Run(1, _)), "unreachable");
-        assert!(matches!(step(2, 1, &[bridge(0, Some(1), None)], t, s(0)), Step::Run(1, _)), "already gone");
-    }
-
-    #[test]
-    fn finished_bridges_go_together_and_live_ones_one_at_a_time() {
-        let t = s(600);
-        // #3 and #2 are unreachable/drained, #1 is live: shrink to 2 now, drain #1 next time.
-        let b = vec![
-            bridge(0, Some(5), None),
-            bridge(1, Some(7), None),
-            bridge(2, Some(0), Some(5)),
-            bridge(3, None, None),
-        ];
-        assert!(matches!(step(4, 1, &b, t, s(10)), Step::Run(2, _)));
-        assert_eq!(step(2, 1, &b[..2], t, s(10)), Step::Drain("p-bridge-1".into()));
-        // Nothing answering at all (bridges not yet up): straight to the target.
-        let silent: Vec<Bridge> = (0..14).map(|i| bridge(i, None, None)).collect();
-        assert!(matches!(step(14, 1, &silent, t, s(0)), Step::Run(1, _)));
-    }
-
-    #[test]
-    fn scale_up_never_waits_for_a_drain() {
-        assert_eq!(
-            step(2, 4, &[bridge(1, Some(9), Some(0))], s(600), s(1)),
-            Step::Run(4, "run 4 bridge(s)".into())
-        );
     }
 
     #[test]

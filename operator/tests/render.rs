@@ -70,6 +70,9 @@ fn bridge_statefulset_uses_host_network_one_per_node_and_the_spec_ports() {
     assert_eq!(sts.name_any(), "meet-a-bridge");
     assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(4));
     assert_eq!(sts.spec.as_ref().unwrap().pod_management_policy.as_deref(), Some("Parallel"));
+    // Template changes are rolled out by the operator, draining each bridge before replacing it.
+    let strategy = sts.spec.as_ref().unwrap().update_strategy.as_ref().unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("OnDelete"));
     let p = pod(sts);
     assert_eq!(p.host_network, Some(true));
     assert_eq!(p.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));

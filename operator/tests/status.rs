@@ -111,7 +111,7 @@ fn unschedulable_pods_make_the_pool_degraded_with_the_schedulers_reason() {
         pod("p-bridge-1", None, false, Some("0/1 nodes are available: 1 node(s) didn't have free ports")),
     ];
     let nodes = vec![node("n1", "10.0.0.1", None)];
-    let h = health(&p, 3, &sts(2, 1), &pods, &bridge_states(&p, &pods, &nodes));
+    let h = health(&p, 3, &sts(2, 1), &pods, &bridge_states(&p, &pods, &nodes), None);
     assert!(h.degraded.status);
     assert_eq!(h.degraded.reason, "Unschedulable");
     assert!(h.degraded.message.contains("didn't have free ports"), "{}", h.degraded.message);
@@ -125,7 +125,7 @@ fn a_node_without_the_advertised_address_is_called_out() {
     let p = pool(json!({"replicas": 1}));
     let pods = vec![pod("p-bridge-0", Some("n1"), true, None)];
     let nodes = vec![node("n1", "10.0.0.1", None)];
-    let h = health(&p, 1, &sts(1, 1), &pods, &bridge_states(&p, &pods, &nodes));
+    let h = health(&p, 1, &sts(1, 1), &pods, &bridge_states(&p, &pods, &nodes), None);
     assert!(h.degraded.status);
     assert_eq!(h.degraded.reason, "NoAdvertisedAddress");
     assert!(h.degraded.message.contains("n1") && h.degraded.message.contains("publicAddress.source"));
@@ -136,9 +136,9 @@ fn a_rolled_out_pool_is_ready_stable_and_not_degraded() {
     let p = pool(json!({"replicas": 2, "publicAddress": {"source": "NodeInternalIP"}}));
     let pods = vec![pod("p-bridge-0", Some("n1"), true, None), pod("p-bridge-1", Some("n2"), true, None)];
     let nodes = vec![node("n1", "10.0.0.1", None), node("n2", "10.0.0.2", None)];
-    let h = health(&p, 2, &sts(2, 2), &pods, &bridge_states(&p, &pods, &nodes));
+    let h = health(&p, 2, &sts(2, 2), &pods, &bridge_states(&p, &pods, &nodes), None);
     assert!(h.ready.status && !h.progressing.status && !h.degraded.status, "{h:?}");
-    let zero = health(&p, 0, &sts(0, 0), &[], &[]);
+    let zero = health(&p, 0, &sts(0, 0), &[], &[], None);
     assert!(!zero.ready.status);
     assert_eq!(zero.ready.reason, "ScaledToZero");
 }

@@ -59,6 +59,7 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
             draining: false,
             draining_since: None,
             drain_migrated: false,
+            drain_after: None,
             last_seen: now,
             conn: None,
             recent: 0,
@@ -66,7 +67,7 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         b.region = region.clone();
         b.addresses = addresses.iter().map(|a| a.address.clone()).collect();
         b.version = version.clone();
-        set_draining(b, draining, now);
+        set_draining(b, draining, None, now);
         b.last_seen = now;
         b.conn = Some(conn.clone());
         app.update_gauges(&inner);
@@ -121,13 +122,17 @@ fn lock_pending_clear(conn: &BridgeConn) {
     crate::state::lock(&conn.pending).clear();
 }
 
-fn set_draining(b: &mut Bridge, draining: bool, now: Instant) {
+fn set_draining(b: &mut Bridge, draining: bool, migrate_after: Option<u64>, now: Instant) {
     if draining && !b.draining {
         b.draining_since = Some(now);
     }
     if !draining {
         b.draining_since = None;
         b.drain_migrated = false;
+        b.drain_after = None;
+    }
+    if let Some(s) = migrate_after.filter(|_| draining) {
+        b.drain_after = Some(Duration::from_secs(s));
     }
     b.draining = draining;
 }
@@ -141,16 +146,16 @@ fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: Message) 
     match msg {
         Message::Load(load) => {
             if let Some(b) = inner.bridges.get_mut(bridge_id) {
-                set_draining(b, load.draining, now);
+                set_draining(b, load.draining, load.migrate_after_seconds, now);
                 b.load = load;
                 b.recent = 0;
             }
         }
-        Message::Draining { draining } => {
+        Message::Draining { draining, migrate_after_seconds } => {
             if let Some(b) = inner.bridges.get_mut(bridge_id) {
-                set_draining(b, draining, now);
+                set_draining(b, draining, migrate_after_seconds, now);
             }
-            tracing::info!(bridge = %bridge_id, draining, "bridge draining state");
+            tracing::info!(bridge = %bridge_id, draining, migrate_after_seconds, "bridge draining state");
         }
         Message::Allocated { id, .. } | Message::Ok { id } => {
             conn.complete(id, msg);
@@ -270,7 +275,9 @@ pub async fn monitor(app: Arc<App>) {
                 .filter(|b| {
                     b.draining
                         && !b.drain_migrated
-                        && b.draining_since.is_some_and(|t| now.saturating_duration_since(t) >= drain_after)
+                        && b.draining_since.is_some_and(|t| {
+                            now.saturating_duration_since(t) >= b.drain_after.unwrap_or(drain_after)
+                        })
                 })
                 .map(|b| b.id.clone())
                 .collect();

@@ -190,7 +190,8 @@ async fn allocate_on(b: &mut Ws) {
 
 #[tokio::test]
 async fn draining_bridge_conferences_move_at_the_deadline() {
-    let file = FileConfig { drain_migrate_after_seconds: Some(1), ..Default::default() };
+    // The bridge's own deadline (from the operator's drain request) wins over the default.
+    let file = FileConfig { drain_migrate_after_seconds: Some(600), ..Default::default() };
     let (addr, _app) = server_with(file).await;
     let mut b1 = bridge(&addr, "b1", "s3cret").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -200,7 +201,11 @@ async fn draining_bridge_conferences_move_at_the_deadline() {
     let mut b2 = bridge(&addr, "b2", "s3cret").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A new conference never lands on a draining bridge; an existing one moves at the deadline.
-    b1.send(tungstenite::Message::text(Message::Draining { draining: true }.to_json())).await.unwrap();
+    b1.send(tungstenite::Message::text(
+        Message::Draining { draining: true, migrate_after_seconds: Some(1) }.to_json(),
+    ))
+    .await
+    .unwrap();
     let (media, ()) = tokio::join!(next_of(&mut client, "media"), allocate_on(&mut b2));
     assert_eq!(media["bridge"], "b2");
     assert_eq!(media["migration"], true);

@@ -67,6 +67,8 @@ pub struct Bridge {
     pub draining: bool,
     pub draining_since: Option<Instant>,
     pub drain_migrated: bool,
+    /// The deadline the bridge reported with its drain (the operator's); else the default.
+    pub drain_after: Option<std::time::Duration>,
     pub last_seen: Instant,
     pub conn: Option<BridgeConn>,
     /// Endpoints allocated since the last load report.

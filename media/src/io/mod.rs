@@ -20,6 +20,7 @@ pub enum Command {
     },
     /// A bad ICE-TCP frame was seen (counted by the media thread's metrics).
     TcpFramingError,
-    SetDraining(bool),
+    /// Drain (or stop draining), with the deadline signaling should move endpoints at.
+    SetDraining(bool, Option<u64>),
     Shutdown,
 }

@@ -135,7 +135,7 @@ impl MediaLoop {
                     self.flush_output(Some(t));
                 }
                 Ok(Command::TcpFramingError) => self.sfu.metrics().count_drop(DropReason::TcpFraming),
-                Ok(Command::SetDraining(d)) => self.sfu.set_draining(d),
+                Ok(Command::SetDraining(d, after)) => self.sfu.set_draining(d, after),
                 Ok(Command::Shutdown) => return false,
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,

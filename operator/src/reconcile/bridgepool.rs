@@ -10,6 +10,7 @@ use super::{MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference
 use crate::autoscale;
 use crate::crd::bridgepool::{AddressSource, BridgeState, PoolLoad, ScaleDecisionStatus};
 use crate::crd::{BridgePool, BridgePoolStatus, Shard};
+use crate::drain::{self, Step};
 use crate::render::{bridge, bridge_control_secret};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
@@ -57,6 +58,8 @@ struct Gathered {
     shard: Option<Shard>,
     /// Bridges the StatefulSet runs now (None before it exists).
     running: Option<i32>,
+    /// The StatefulSet's current template revision (pods with another one are outdated).
+    update_revision: Option<String>,
     pods: Vec<Pod>,
     nodes: Vec<Node>,
 }
@@ -88,22 +91,22 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let running = g.running.unwrap_or(desired);
     let drain_timeout =
         Duration::from_secs(pool.spec.autoscaling.as_ref().map_or(600, |a| a.drain_timeout_seconds) as u64);
-    let members: Vec<autoscale::Bridge> = loads
-        .iter()
-        .map(|(pod, load)| autoscale::Bridge {
-            ordinal: ordinal(&pod.name_any()) as i32,
-            name: pod.name_any(),
-            endpoints: load.endpoints,
-            drain_started: pod
-                .annotations()
-                .get(DRAIN_STARTED)
-                .and_then(|v| v.parse().ok())
-                .map(Duration::from_secs),
-        })
-        .collect();
-    let (run_count, requeue) = match autoscale::step(running, desired, &members, drain_timeout, wall_clock())
+    let members = drain_members(&loads, g.update_revision.as_deref());
+    let mut step = drain::step(running, desired, &members, drain_timeout, wall_clock());
+    // The template rolls out only while the size holds: a scale-down removes old pods anyway.
+    let mut rolling = None;
+    if matches!(&step, Step::Run(n, _) if *n == running)
+        && let Some(r) = drain::rollout(running, &members, drain_timeout, wall_clock())
     {
-        autoscale::Step::Run(n, why) => {
+        rolling = Some(match &r {
+            Step::Drain(name) => format!("updating bridges: draining {name}"),
+            Step::Replace(name, why) => format!("updating bridges: replacing {name} ({why})"),
+            Step::Wait(why) | Step::Run(_, why) => why.clone(),
+        });
+        step = r;
+    }
+    let run_count = match step {
+        Step::Run(n, why) => {
             if n != running {
                 ctx.event(
                     pool,
@@ -113,13 +116,24 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
                 )
                 .await;
             }
-            (n, if autoscaling_on(pool) { AUTOSCALE_PERIOD } else { RESYNC })
+            n
         }
-        autoscale::Step::Drain(name) => {
-            start_drain(ctx, pool, ns, &g.pods, &name).await?;
-            (running, AUTOSCALE_PERIOD)
+        Step::Drain(name) => {
+            start_drain(ctx, pool, ns, &g.pods, &name, drain_timeout).await?;
+            running
         }
-        autoscale::Step::Wait(_) => (running, AUTOSCALE_PERIOD),
+        Step::Replace(name, why) => {
+            ctx.event(pool, false, "Replacing", format!("{name} runs an old template: {why}; replacing it"))
+                .await;
+            Api::<Pod>::namespaced(ctx.client.clone(), ns).delete(&name, &DeleteParams::default()).await?;
+            running
+        }
+        Step::Wait(_) => running,
+    };
+    let requeue = if autoscaling_on(pool) || rolling.is_some() || run_count != desired {
+        AUTOSCALE_PERIOD
+    } else {
+        RESYNC
     };
 
     let objects = bridge::render(pool, run_count, &ctx.render);
@@ -140,7 +154,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
             b.draining |= l.draining;
         }
     }
-    let health = health(pool, run_count, &sts, &g.pods, &bridges);
+    let health = health(pool, run_count, &sts, &g.pods, &bridges, rolling);
     let st = sts.status.as_ref();
     let last_scale = if previous.desired_replicas != 0 && previous.desired_replicas != desired {
         let reason = decision.reason.clone();
@@ -254,8 +268,45 @@ fn decide(
     autoscale::decide(current, &loads, &targets, w, ctx.started.elapsed())
 }
 
-/// Ask the bridge to drain and mark its pod, so the deadline survives operator restarts.
-async fn start_drain(ctx: &Context, pool: &BridgePool, ns: &str, pods: &[Pod], name: &str) -> Result<()> {
+/// Pure: the drain logic's view of the pool's pods. A pod is current when it runs the
+/// StatefulSet's update revision (or no revision is known yet).
+pub fn drain_members(
+    loads: &[(&Pod, autoscale::BridgeLoad)],
+    update_revision: Option<&str>,
+) -> Vec<drain::Bridge> {
+    loads
+        .iter()
+        .map(|(pod, load)| {
+            let status = pod.status.as_ref();
+            let revision = pod.labels().get("controller-revision-hash").map(String::as_str);
+            drain::Bridge {
+                ordinal: ordinal(&pod.name_any()) as i32,
+                name: pod.name_any(),
+                endpoints: load.endpoints,
+                drain_started: pod
+                    .annotations()
+                    .get(DRAIN_STARTED)
+                    .and_then(|v| v.parse().ok())
+                    .map(Duration::from_secs),
+                running: status.and_then(|s| s.pod_ip.as_ref()).is_some()
+                    && status.and_then(|s| s.phase.as_deref()) == Some("Running"),
+                ready: super::pod_condition(pod, "Ready").is_some_and(|c| c.status == "True"),
+                current: update_revision.is_none() || revision == update_revision,
+            }
+        })
+        .collect()
+}
+
+/// Ask the bridge to drain and mark its pod, so the deadline survives operator restarts. The
+/// bridge passes the deadline on to signaling, which moves the remaining calls at it.
+async fn start_drain(
+    ctx: &Context,
+    pool: &BridgePool,
+    ns: &str,
+    pods: &[Pod],
+    name: &str,
+    deadline: Duration,
+) -> Result<()> {
     let Some(pod) = pods.iter().find(|p| p.name_any() == name) else { return Ok(()) };
     let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
         .get_opt(&bridge_control_secret(&pool.spec.shard_ref.name))
@@ -263,7 +314,7 @@ async fn start_drain(ctx: &Context, pool: &BridgePool, ns: &str, pods: &[Pod], n
         .and_then(|s| s.data?.get("secret").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
         .unwrap_or_default();
     let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
-    let accepted = scrape::drain(&ip, pool.spec.ports.http, &secret).await;
+    let accepted = scrape::drain(&ip, pool.spec.ports.http, &secret, deadline).await;
     let patch = serde_json::json!({"metadata": {"annotations": {
         DRAINING: "true",
         DRAIN_STARTED: wall_clock().as_secs().to_string(),
@@ -298,11 +349,11 @@ async fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Gathered> 
             nodes.push(n);
         }
     }
-    let running = Api::<StatefulSet>::namespaced(client.clone(), ns)
-        .get_opt(&bridge::owner(pool).child_name())
-        .await?
-        .and_then(|s| s.spec?.replicas);
-    Ok(Gathered { shard, running, pods, nodes })
+    let sts =
+        Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(&bridge::owner(pool).child_name()).await?;
+    let running = sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+    let update_revision = sts.and_then(|s| s.status?.update_revision);
+    Ok(Gathered { shard, running, update_revision, pods, nodes })
 }
 
 fn selector_string(pool: &BridgePool) -> String {
@@ -368,6 +419,7 @@ pub fn health(
     sts: &StatefulSet,
     pods: &[Pod],
     bridges: &[BridgeState],
+    rolling: Option<String>,
 ) -> Health {
     let (ready, rolled_out) = stateful_set_progress(Some(sts), desired);
     let unschedulable = super::unschedulable(pods);
@@ -402,7 +454,9 @@ pub fn health(
     } else {
         Observed::new("Degraded", false, "AsExpected", "all bridges placed with an address")
     };
-    let progressing = if rolled_out {
+    let progressing = if let Some(msg) = rolling {
+        Observed::new("Progressing", true, "RollingUpdate", msg)
+    } else if rolled_out {
         Observed::new("Progressing", false, "Stable", format!("{desired} bridge(s) rolled out"))
     } else {
         Observed::new("Progressing", true, "Scaling", format!("{ready} of {desired} bridge(s) ready"))

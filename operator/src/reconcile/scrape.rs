@@ -56,9 +56,11 @@ pub fn parse(text: &str) -> BridgeLoad {
     }
 }
 
-/// `POST /drain` with the shard's bridge-control secret. Returns whether the bridge accepted.
-pub async fn drain(ip: &str, port: i32, secret: &str) -> bool {
-    let Ok(req) = hyper::Request::post(format!("http://{ip}:{port}/drain"))
+/// `POST /drain` with the shard's bridge-control secret and the deadline after which signaling
+/// should move the remaining calls. Returns whether the bridge accepted.
+pub async fn drain(ip: &str, port: i32, secret: &str, deadline: std::time::Duration) -> bool {
+    let url = format!("http://{ip}:{port}/drain?migrate_after_seconds={}", deadline.as_secs());
+    let Ok(req) = hyper::Request::post(url)
         .header("Authorization", format!("Bearer {secret}"))
         .body(Empty::<Bytes>::new())
     else {

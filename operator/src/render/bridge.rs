@@ -5,7 +5,7 @@ use super::meta::{Component, Owner};
 use super::pod::{self, env, env_from_field, env_from_secret, http_probe};
 use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host};
 use crate::crd::BridgePool;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, PodSpec, Service, ServiceAccount, ServicePort, ServiceSpec,
 };
@@ -191,7 +191,14 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
         containers: vec![container],
         ..Default::default()
     };
-    pod::stateful_set(o, replicas, true, &spec.bridge.placement, pod::RUN_AS_USER, pod)
+    let mut sts = pod::stateful_set(o, replicas, true, &spec.bridge.placement, pod::RUN_AS_USER, pod);
+    if let Some(s) = sts.spec.as_mut() {
+        // The operator replaces bridges itself, draining each first: a rolling update by the
+        // StatefulSet controller would delete pods with calls on them.
+        s.update_strategy =
+            Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), rolling_update: None });
+    }
+    sts
 }
 
 /// Only the shard's signaling and the operator reach the bridge's HTTP (control and metrics)
