@@ -141,11 +141,11 @@ impl Sfu {
     }
 
     /// Enter/leave draining: no new conferences; signaling is told.
-    pub fn set_draining(&mut self, draining: bool) {
-        if self.draining != draining {
+    pub fn set_draining(&mut self, draining: bool, migrate_after_seconds: Option<u64>) {
+        if self.draining != draining || (draining && migrate_after_seconds.is_some()) {
             self.draining = draining;
             self.metrics.draining.set(i64::from(draining));
-            self.control_out.push_back(Message::Draining { draining });
+            self.control_out.push_back(Message::Draining { draining, migrate_after_seconds });
         }
     }
 
