@@ -2,6 +2,8 @@
 //! (`KUBECONFIG`, `CONVENE_CLUSTER_DIR`), kubectl as an admin runs it, fake nodes, and the
 //! operator binary as a child process.
 
+pub mod kubelet;
+
 use anyhow::{Context as _, Result, bail};
 use kube::Client;
 use std::future::Future;

@@ -91,7 +91,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let running = g.running.unwrap_or(desired);
     let drain_timeout =
         Duration::from_secs(pool.spec.autoscaling.as_ref().map_or(600, |a| a.drain_timeout_seconds) as u64);
-    let members = drain_members(&loads, g.update_revision.as_deref());
+    let members = drain_members(&loads, g.update_revision.as_deref(), &previous.bridges);
     let mut step = drain::step(running, desired, &members, drain_timeout, wall_clock());
     // The template rolls out only while the size holds: a scale-down removes old pods anyway.
     let mut rolling = None;
@@ -273,6 +273,7 @@ fn decide(
 pub fn drain_members(
     loads: &[(&Pod, autoscale::BridgeLoad)],
     update_revision: Option<&str>,
+    previous: &[BridgeState],
 ) -> Vec<drain::Bridge> {
     loads
         .iter()
@@ -291,6 +292,7 @@ pub fn drain_members(
                 running: status.and_then(|s| s.pod_ip.as_ref()).is_some()
                     && status.and_then(|s| s.phase.as_deref()) == Some("Running"),
                 ready: super::pod_condition(pod, "Ready").is_some_and(|c| c.status == "True"),
+                answered_before: previous.iter().any(|b| b.name == pod.name_any() && b.endpoints.is_some()),
                 current: update_revision.is_none() || revision == update_revision,
             }
         })
