@@ -72,13 +72,50 @@ fn condition<'a>(
     conds.iter().find(|c| c.type_ == t)
 }
 
-async fn shard_ready(client: &Client, ns: &str, name: &str) -> Shard {
-    eventually(&format!("Shard {ns}/{name} Ready"), TIMEOUT, || async {
-        let s: Shard = get(client, ns, name).await?.ok_or_else(|| anyhow!("no shard"))?;
-        let st = s.status.clone().unwrap_or_default();
-        Ok(condition(&st.conditions, "Ready").is_some_and(|c| c.status == "True").then_some(s))
+/// Our resources, by their status conditions.
+trait Conditioned {
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
+}
+
+macro_rules! conditioned {
+    ($($kind:ty),*) => {$(
+        impl Conditioned for $kind {
+            fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+                self.status.clone().unwrap_or_default().conditions
+            }
+        }
+    )*};
+}
+conditioned!(Shard, BridgePool, RecorderPool, TurnPool);
+
+/// Wait until `name` has condition `type_` with `status` (and `reason`, when given).
+async fn wait_condition<K>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> K
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Conditioned
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let what = format!("{} {ns}/{name}: {type_}={status} {}", K::kind(&()), reason.unwrap_or_default());
+    eventually(&what, TIMEOUT, || async {
+        let k: K = get(client, ns, name).await?.ok_or_else(|| anyhow!("not found"))?;
+        let ok = condition(&k.conditions(), type_)
+            .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r));
+        Ok(ok.then_some(k))
     })
     .await
+}
+
+async fn shard_ready(client: &Client, ns: &str, name: &str) -> Shard {
+    wait_condition(client, ns, name, "Ready", "True", None).await
 }
 
 async fn pool_ready(client: &Client, ns: &str, name: &str, want: i32) -> BridgePool {
@@ -241,25 +278,12 @@ async fn production_example_runs_two_shards_shared_relays_and_recorders() {
     .await;
     assert!(cm.data.unwrap()["signaling.yaml"].contains("?transport=udp"));
 
-    let r: RecorderPool = eventually("RecorderPool meet-a-recorders (S3) Ready", TIMEOUT, || async {
-        let r: RecorderPool = get(&client, ns, "meet-a-recorders").await?.ok_or_else(|| anyhow!("none"))?;
-        let st = r.status.clone().unwrap_or_default();
-        Ok(condition(&st.conditions, "Ready").is_some_and(|c| c.status == "True").then_some(r))
-    })
-    .await;
+    let r: RecorderPool = wait_condition(&client, ns, "meet-a-recorders", "Ready", "True", None).await;
     assert_eq!(r.status.unwrap().capacity, 20, "2 pods x 10 recordings");
     // The test cluster has no storage provisioner: the volume-backed pool must say why its
     // recorders cannot start rather than sit silently Pending.
     let r: RecorderPool =
-        eventually("RecorderPool meet-b-recorders Degraded: unbound claims", TIMEOUT, || async {
-            let r: RecorderPool =
-                get(&client, ns, "meet-b-recorders").await?.ok_or_else(|| anyhow!("none"))?;
-            let st = r.status.clone().unwrap_or_default();
-            Ok(condition(&st.conditions, "Degraded")
-                .is_some_and(|c| c.reason == "Unschedulable")
-                .then_some(r))
-        })
-        .await;
+        wait_condition(&client, ns, "meet-b-recorders", "Degraded", "True", Some("Unschedulable")).await;
     let msg = &condition(&r.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
     assert!(msg.contains("PersistentVolumeClaim"), "{msg}");
     let printed = kubectl_ok(&["get", "-n", ns, "shards,bridgepools,turnpools,recorderpools"]);
@@ -275,14 +299,7 @@ async fn jwt_lobby_example_uses_the_referenced_secret() {
     let (_op, client) = scenario(ns).await;
     apply_example(ns, "jwt-lobby.yaml");
     // The referenced secret does not exist yet: Degraded, with an Event, and no hot loop.
-    let s: Shard = eventually("Shard secure Degraded for its missing secret", TIMEOUT, || async {
-        let s: Shard = get(&client, ns, "secure").await?.ok_or_else(|| anyhow!("none"))?;
-        let st = s.status.clone().unwrap_or_default();
-        Ok(condition(&st.conditions, "Degraded")
-            .is_some_and(|c| c.status == "True" && c.reason == "SecretNotFound")
-            .then_some(s))
-    })
-    .await;
+    let s: Shard = wait_condition(&client, ns, "secure", "Degraded", "True", Some("SecretNotFound")).await;
     let msg = &condition(&s.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
     assert!(msg.contains("app-jwt"), "{msg}");
     let events = kubectl_ok(&[
@@ -370,12 +387,7 @@ async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
 
     // More bridges than nodes: the pool says why the rest cannot run.
     kubectl_ok(&["scale", "-n", ns, "bridgepool/trial", "--replicas=14"]);
-    let p: BridgePool = eventually("pool Degraded: Unschedulable", TIMEOUT, || async {
-        let p: BridgePool = get(&client, ns, "trial").await?.ok_or_else(|| anyhow!("none"))?;
-        let st = p.status.clone().unwrap_or_default();
-        Ok(condition(&st.conditions, "Degraded").is_some_and(|c| c.reason == "Unschedulable").then_some(p))
-    })
-    .await;
+    let p: BridgePool = wait_condition(&client, ns, "trial", "Degraded", "True", Some("Unschedulable")).await;
     let msg = &condition(&p.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
     // Twelve nodes, fourteen bridges: which two lose the race varies; how many, and why, not.
     assert!(msg.starts_with("2 bridge pod(s) cannot be placed"), "{msg}");
@@ -406,12 +418,7 @@ async fn deleting_a_shard_garbage_collects_its_children() {
     })
     .await;
     // The pool outlives its shard but says so, and stops short of a hot loop.
-    let p: BridgePool = eventually("pool Degraded: ShardNotFound", TIMEOUT, || async {
-        let p: BridgePool = get(&client, ns, "trial").await?.ok_or_else(|| anyhow!("none"))?;
-        let st = p.status.clone().unwrap_or_default();
-        Ok(condition(&st.conditions, "Degraded").is_some_and(|c| c.reason == "ShardNotFound").then_some(p))
-    })
-    .await;
+    let p: BridgePool = wait_condition(&client, ns, "trial", "Degraded", "True", Some("ShardNotFound")).await;
     assert!(condition(&p.status.unwrap().conditions, "Degraded").unwrap().message.contains("Shard trial"));
     let before = op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
