@@ -43,6 +43,7 @@ pub async fn reconcile(pool: Arc<BridgePool>, ctx: Arc<Context>) -> Result<Actio
 
 /// The pool's cluster-scoped binding cannot be garbage-collected through an owner reference.
 async fn cleanup(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
+    ctx.windows.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_key(pool));
     let api: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
     match api.delete(&bridge::cluster_role_binding_name(ns, &pool.name_any()), &DeleteParams::default()).await
     {
@@ -86,7 +87,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
 
     // Load: every bridge pod with an address is scraped; silence is "unknown", not idle.
     let loads = scrape_all(pool, &g.pods).await;
-    let decision = decide(pool, ctx, previous.desired_replicas, &loads);
+    let (decision, from) = decide(pool, ctx, previous.desired_replicas, &loads);
     let desired = decision.desired;
     let running = g.running.unwrap_or(desired);
     let drain_timeout =
@@ -156,21 +157,10 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     }
     let health = health(pool, run_count, &sts, &g.pods, &bridges, rolling);
     let st = sts.status.as_ref();
-    let last_scale = if previous.desired_replicas != 0 && previous.desired_replicas != desired {
+    let last_scale = if from != 0 && from != desired {
         let reason = decision.reason.clone();
-        ctx.event(
-            pool,
-            false,
-            "ScalingDecision",
-            format!("{} -> {desired} bridge(s): {reason}", previous.desired_replicas),
-        )
-        .await;
-        Some(ScaleDecisionStatus {
-            time: Time(jiff::Timestamp::now()),
-            from: previous.desired_replicas,
-            to: desired,
-            reason,
-        })
+        ctx.event(pool, false, "ScalingDecision", format!("{from} -> {desired} bridge(s): {reason}")).await;
+        Some(ScaleDecisionStatus { time: Time(jiff::Timestamp::now()), from, to: desired, reason })
     } else {
         previous.last_scale.clone()
     };
@@ -236,36 +226,44 @@ pub fn pool_load(loads: &[(&Pod, autoscale::BridgeLoad)]) -> PoolLoad {
     }
 }
 
-/// The autoscaler's decision when it is on; `spec.replicas` (the scale subresource) otherwise.
+fn pool_key(pool: &BridgePool) -> String {
+    format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any())
+}
+
+/// The autoscaler's decision when it is on; `spec.replicas` (the scale subresource) otherwise,
+/// with the size it decides from. That is the operator's own last decision: the status in
+/// the watch cache can lag a reconcile behind, and deciding from it would undo a scale-up.
 fn decide(
     pool: &BridgePool,
     ctx: &Context,
-    previous: i32,
+    status_desired: i32,
     loads: &[(&Pod, autoscale::BridgeLoad)],
-) -> autoscale::Decision {
-    let Some(a) = pool.spec.autoscaling.as_ref().filter(|a| a.enabled) else {
-        let n = pool.spec.replicas.max(0);
-        return autoscale::Decision {
-            desired: n,
-            needed: n,
-            reason: "spec.replicas (autoscaling is off)".into(),
-        };
-    };
-    let targets = autoscale::Targets {
-        min: a.min_replicas,
-        max: a.max_replicas,
-        endpoints_per_bridge: a.target_endpoints_per_bridge,
-        mbps_per_bridge: a.target_mbps_per_bridge,
-        headroom_percent: a.headroom_percent,
-        scale_up_window: Duration::from_secs(a.scale_up_stabilization_seconds.max(0) as u64),
-        scale_down_window: Duration::from_secs(a.scale_down_stabilization_seconds.max(0) as u64),
-    };
-    let current = desired_replicas(pool, previous);
-    let loads: Vec<autoscale::BridgeLoad> = loads.iter().map(|(_, l)| l.clone()).collect();
-    let key = format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any());
+) -> (autoscale::Decision, i32) {
     let mut windows = ctx.windows.lock().unwrap_or_else(|e| e.into_inner());
-    let w = windows.entry(key).or_default();
-    autoscale::decide(current, &loads, &targets, w, ctx.started.elapsed())
+    let w = windows.entry(pool_key(pool)).or_default();
+    let from = w.desired.unwrap_or(status_desired);
+    let decision = match pool.spec.autoscaling.as_ref().filter(|a| a.enabled) {
+        None => {
+            let n = pool.spec.replicas.max(0);
+            autoscale::Decision { desired: n, needed: n, reason: "spec.replicas (autoscaling is off)".into() }
+        }
+        Some(a) => {
+            let targets = autoscale::Targets {
+                min: a.min_replicas,
+                max: a.max_replicas,
+                endpoints_per_bridge: a.target_endpoints_per_bridge,
+                mbps_per_bridge: a.target_mbps_per_bridge,
+                headroom_percent: a.headroom_percent,
+                scale_up_window: Duration::from_secs(a.scale_up_stabilization_seconds.max(0) as u64),
+                scale_down_window: Duration::from_secs(a.scale_down_stabilization_seconds.max(0) as u64),
+            };
+            let loads: Vec<autoscale::BridgeLoad> = loads.iter().map(|(_, l)| l.clone()).collect();
+            let current = desired_replicas(pool, from);
+            autoscale::decide(current, &loads, &targets, w, ctx.started.elapsed())
+        }
+    };
+    w.desired = Some(decision.desired);
+    (decision, from)
 }
 
 /// Pure: the drain logic's view of the pool's pods. A pod is current when it runs the
