@@ -3,13 +3,15 @@
 //!
 //! Layout: [`control`] (protocol types), [`sfu`] (sans-IO forwarding core), [`io`] (sockets
 //! driving the core), [`bridge`] (wiring), [`http`] (metrics/health/drain), [`signaling`]
-//! (control WebSocket client), [`address`] (advertised address discovery), [`config`].
+//! (control WebSocket client), [`address`] (advertised address discovery), [`config`],
+//! [`loadgen`] (simulated participants through signaling, for `convene-loadgen`).
 pub mod address;
 pub mod bridge;
 pub mod config;
 pub mod control;
 pub mod http;
 pub mod io;
+pub mod loadgen;
 pub mod metrics;
 pub mod sfu;
 pub mod signaling;

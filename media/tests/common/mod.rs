@@ -11,17 +11,15 @@ use std::time::{Duration, Instant};
 use convene_media::bridge::Bridge;
 use convene_media::config::Config;
 use convene_media::control::{Message, SourceInfo, SourceKind};
+// The fake encoder (VP8 keyframe headers with layer marker at byte 10) is the load generator's.
+use convene_media::loadgen::publish::{PublishConfig, Publisher, RIDS};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Direction, MediaKind, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 pub const LOOP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-/// Heights the fake encoder puts in VP8 keyframes, per simulcast layer (low → high).
-pub const LAYER_HEIGHTS: [u32; 3] = [180, 360, 720];
-pub const RIDS: [&str; 3] = ["q", "h", "f"];
 
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
@@ -64,13 +62,7 @@ pub struct Client {
     pub connected: bool,
     pub received: HashMap<Mid, Received>,
     pub sources: HashMap<Mid, SourceInfo>,
-    next_audio: Instant,
-    next_video: Instant,
-    audio_ts: u64,
-    video_ts: u64,
-    frame_no: u64,
-    want_keyframe: [bool; 3],
-    last_keyframe: Instant,
+    publisher: Option<Publisher>,
     initial_offer: Option<SdpOffer>,
 }
 
@@ -98,13 +90,7 @@ impl Client {
             connected: false,
             received: HashMap::new(),
             sources: HashMap::new(),
-            next_audio: now,
-            next_video: now,
-            audio_ts: 0,
-            video_ts: 0,
-            frame_no: 0,
-            want_keyframe: [true; 3],
-            last_keyframe: now,
+            publisher: None,
             initial_offer: None,
         }
         .with_offer_media(publish)
@@ -151,6 +137,12 @@ impl Client {
         let (offer, pending) = api.apply().unwrap();
         self.pending = Some((0, pending));
         self.initial_offer = Some(offer);
+        self.publisher = Some(Publisher::new(
+            publish_config(self.simulcast),
+            self.audio_mid,
+            self.video_mid,
+            Instant::now(),
+        ));
         self
     }
 }
@@ -256,8 +248,9 @@ impl Client {
         match e {
             Event::Connected => self.connected = true,
             Event::KeyframeRequest(req) => {
-                let idx = req.rid.and_then(|r| RIDS.iter().position(|x| *x == &*r)).unwrap_or(2);
-                self.want_keyframe[idx] = true;
+                if let Some(p) = &mut self.publisher {
+                    p.request_keyframe(req.rid.as_ref());
+                }
             }
             Event::MediaData(d) => {
                 let r = self.received.entry(d.mid).or_default();
@@ -283,48 +276,25 @@ impl Client {
     }
 
     fn write_media(&mut self, now: Instant) {
-        if let Some(mid) = self.audio_mid
-            && now >= self.next_audio
-        {
-            self.next_audio = now + Duration::from_millis(20);
-            self.audio_ts += 960;
-            let level = self.audio_level;
-            if let Some(w) = self.rtc.writer(mid) {
-                let pt = w.payload_params().find(|p| p.spec().codec.is_audio()).map(|p| p.pt());
-                if let Some(pt) = pt {
-                    let t = MediaTime::new(self.audio_ts, Frequency::FORTY_EIGHT_KHZ);
-                    let _ = w.audio_level(level, level > -100).write(pt, now, t, vec![0xfcu8; 80]);
-                }
-            }
+        if let Some(p) = &mut self.publisher {
+            p.cfg.audio_level = self.audio_level;
+            p.write_due(&mut self.rtc, now);
         }
-        if let Some(mid) = self.video_mid
-            && now >= self.next_video
-        {
-            self.next_video = now + Duration::from_millis(33);
-            self.video_ts += 3000;
-            self.frame_no += 1;
-            if now.duration_since(self.last_keyframe) > Duration::from_secs(3) {
-                self.want_keyframe = [true; 3];
-                self.last_keyframe = now;
-            }
-            let layers: Vec<usize> = if self.simulcast { vec![0, 1, 2] } else { vec![2] };
-            for l in layers {
-                let key = std::mem::take(&mut self.want_keyframe[l]);
-                let size = if key { 3000 } else { 300 * (l + 1) };
-                let frame = fake_vp8(key, LAYER_HEIGHTS[l], l as u8, size);
-                let Some(mut w) = self.rtc.writer(mid) else {
-                    return;
-                };
-                let Some(pt) = w.payload_params().find(|p| p.spec().codec.is_video()).map(|p| p.pt()) else {
-                    return;
-                };
-                if self.simulcast {
-                    w = w.rid(Rid::from(RIDS[l]));
-                }
-                let t = MediaTime::new(self.video_ts, Frequency::NINETY_KHZ);
-                let _ = w.write(pt, now, t, frame);
-            }
-        }
+    }
+}
+
+/// What the test clients send: 30 fps, 3 kB keyframes every 3 s, 300/600/900-byte deltas.
+fn publish_config(simulcast: bool) -> PublishConfig {
+    PublishConfig {
+        audio: true,
+        video: true,
+        simulcast,
+        fps: 30,
+        frame_bytes: [300, 600, 900],
+        keyframe_bytes: [3000; 3],
+        keyframe_interval: Duration::from_secs(3),
+        audio_bytes: 80,
+        audio_level: -30,
     }
 }
 
@@ -335,22 +305,6 @@ pub fn summary(m: &Message) -> String {
         Message::Answer { id, endpoint, .. } => format!("Answer{{id:{id},endpoint:{endpoint}}}"),
         other => format!("{other:?}"),
     }
-}
-
-/// A fake VP8 frame: a valid keyframe header (RFC 6386 §9.1) with `height`, our layer
-/// marker at byte 10, padding to `size`.
-pub fn fake_vp8(key: bool, height: u32, layer: u8, size: usize) -> Vec<u8> {
-    let mut f = vec![0u8; size.max(16)];
-    f[0] = if key { 0x10 } else { 0x11 }; // bit0: 0 = keyframe; show_frame set
-    f[1] = 0x02;
-    if key {
-        let w = (height * 16 / 9) as u16;
-        f[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
-        f[6..8].copy_from_slice(&w.to_le_bytes());
-        f[8..10].copy_from_slice(&(height as u16).to_le_bytes());
-    }
-    f[10] = layer;
-    f
 }
 
 /// The bridge in-process plus the clients; the test plays signaling.

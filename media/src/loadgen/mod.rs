@@ -1,0 +1,132 @@
+//! `convene-loadgen`: N simulated participants in M rooms through a running
+//! `convene-signaling`, each behaving like the web app (join, `media` → offer audio, simulcast
+//! camera and screen m-lines, answer every bridge offer, renegotiate from scratch on
+//! `media{migration:true}`) and sending real RTP through str0m (ICE, DTLS, SRTP).
+//!
+//! Layout: [`config`] (flags), [`frames`] (client-protocol frames), [`publish`] (synthetic
+//! Opus/VP8 frames), [`peer`] (one str0m peer connection and its UDP socket), [`participant`]
+//! (signaling + peer task), [`stats`] (counters, gaps, drop rules), [`report`] (JSON, progress).
+//!
+//! One task per participant on a small shared runtime: it sleeps until its UDP socket is
+//! readable, a signaling frame arrives, or the next str0m/frame deadline.
+pub mod config;
+pub mod frames;
+pub mod participant;
+pub mod peer;
+pub mod publish;
+pub mod report;
+pub mod stats;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+pub use config::Config;
+pub use report::Report;
+use stats::Stats;
+
+/// How long participants get to leave once the run is over.
+const LEAVE_GRACE: Duration = Duration::from_secs(5);
+
+/// Run the load until `duration_s` passes or `shutdown` resolves; participants then leave
+/// and the report is built. Must run inside a tokio runtime.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Report {
+    let started = Instant::now();
+    let cpu_at_start = report::process_cpu_seconds();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let rules = cfg.drop_rules();
+    let slots: Vec<Arc<Mutex<Stats>>> = (0..cfg.participants)
+        .map(|i| Arc::new(Mutex::new(Stats::new(cfg.name_of(i), cfg.room_of(i), started))))
+        .collect();
+
+    let spawner = {
+        let specs: Vec<participant::Spec> = (0..cfg.participants)
+            .map(|i| participant::Spec {
+                url: cfg.signaling_url.clone(),
+                room: cfg.room_of(i),
+                name: cfg.name_of(i),
+                token: cfg.token.clone(),
+                bind: cfg.bind_ip,
+                publish: cfg.publish(),
+                constraints: cfg.constraints(),
+            })
+            .collect();
+        let slots = slots.clone();
+        let mut stop = stop_rx.clone();
+        let ramp = Duration::from_millis(cfg.ramp_ms);
+        tokio::spawn(async move {
+            let mut handles = Vec::new();
+            for (i, (spec, slot)) in specs.into_iter().zip(slots).enumerate() {
+                if i > 0 && !ramp.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(ramp) => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                }
+                if *stop.borrow() {
+                    break;
+                }
+                lock(&slot).started = Instant::now();
+                handles.push(tokio::spawn(participant::run(spec, slot, stop.clone())));
+            }
+            handles
+        })
+    };
+
+    let progress = (cfg.progress_s > 0).then(|| {
+        let slots = slots.clone();
+        let rules = rules.clone();
+        let every = Duration::from_secs(cfg.progress_s);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let now = Instant::now();
+                let snapshot: Vec<Stats> = slots.iter().map(|s| lock(s).clone()).collect();
+                eprintln!(
+                    "{}",
+                    report::progress_line(started.elapsed(), slots.len(), &snapshot, &rules, now)
+                );
+            }
+        })
+    });
+
+    let run_for = async {
+        match cfg.duration_s {
+            0 => std::future::pending().await,
+            s => tokio::time::sleep(Duration::from_secs(s)).await,
+        }
+    };
+    tokio::select! {
+        _ = run_for => tracing::info!("duration reached: leaving"),
+        _ = shutdown => tracing::info!("stop requested: leaving"),
+    }
+    let duration = started.elapsed();
+    let _ = stop_tx.send(true);
+    let handles = spawner.await.unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + LEAVE_GRACE;
+    for h in handles {
+        if tokio::time::timeout_at(deadline, h).await.is_err() {
+            tracing::warn!("a participant did not leave in time");
+        }
+    }
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let end = Instant::now();
+    let per_participant = slots
+        .iter()
+        .map(|s| {
+            let mut s = lock(s);
+            s.finish(end);
+            report::ParticipantReport::new(&s, &rules, end)
+        })
+        .collect();
+    let cpu = report::process_cpu_seconds().zip(cpu_at_start).map(|(b, a)| b - a);
+    Report::new(cfg.rooms as usize, duration, per_participant, cpu)
+}
+
+fn lock(s: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
