@@ -55,6 +55,8 @@ pub struct Metrics {
     pub bytes_out: IntCounter,
     pub stress: Gauge,
     pub draining: IntGauge,
+    /// 1 while the control connection to signaling is up (registered).
+    pub signaling_connected: IntGauge,
     pub advertised: GaugeVec,
     pub dropped: IntCounterVec,
     pub loss: Gauge,
@@ -95,6 +97,10 @@ impl Metrics {
             bytes_out: reg!(IntCounter::new("convene_bridge_bytes_out_total", "Bytes sent")),
             stress: reg!(Gauge::new("convene_bridge_stress_level", "Load against configured capacity, 0..1")),
             draining: reg!(IntGauge::new("convene_bridge_draining", "1 while draining")),
+            signaling_connected: reg!(IntGauge::new(
+                "convene_bridge_signaling_connected",
+                "1 while registered with signaling over the control connection"
+            )),
             advertised: reg!(GaugeVec::new(
                 Opts::new(
                     "convene_bridge_advertised_address_info",
@@ -197,6 +203,7 @@ mod tests {
             "convene_bridge_packets_out_total",
             "convene_bridge_stress_level",
             "convene_bridge_draining",
+            "convene_bridge_signaling_connected",
             "convene_bridge_advertised_address_info{address=\"1.2.3.4\",source=\"static\"} 1",
             "convene_bridge_dropped_packets_total{reason=\"flood\"} 1",
         ] {

@@ -18,7 +18,9 @@ use crate::sfu::ratelimit::TokenBucket;
 pub async fn run(url: String, bridge: Arc<Bridge>, mut events: UnboundedReceiver<Message>) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        match session(&url, &bridge, &mut events).await {
+        let result = session(&url, &bridge, &mut events).await;
+        bridge.metrics.signaling_connected.set(0);
+        match result {
             Ok(()) => {
                 info!("signaling closed the control connection");
                 backoff = Duration::from_millis(500);
@@ -54,6 +56,7 @@ async fn session(
     let (mut tx, mut rx) = ws.split();
     tx.send(WsMessage::text(bridge.register_message().to_json())).await?;
     tx.send(WsMessage::text(Message::Load(bridge.load()).to_json())).await?;
+    bridge.metrics.signaling_connected.set(1);
     let mut tick = tokio::time::interval(Duration::from_secs(bridge.cfg.load_interval_s.max(1)));
     let mut log_limit = TokenBucket::new(1.0, 5.0, std::time::Instant::now());
     loop {

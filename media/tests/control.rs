@@ -41,7 +41,10 @@ async fn draining_refuses_new_conferences() {
     let (st, _) =
         tokio::task::spawn_blocking(move || http(addr, "POST", "/drain", Some("test-secret"))).await.unwrap();
     assert_eq!(st, 200);
-    h.wait_for(|m| *m == Message::Draining { draining: true }, Duration::from_secs(5));
+    h.wait_for(
+        |m| *m == Message::Draining { draining: true, migrate_after_seconds: None },
+        Duration::from_secs(5),
+    );
     let (st, body) = tokio::task::spawn_blocking(move || http(addr, "GET", "/ready", None)).await.unwrap();
     assert_eq!((st, body.as_str()), (503, "draining"));
     let (st, _) = tokio::task::spawn_blocking(move || http(addr, "GET", "/health", None)).await.unwrap();
@@ -129,6 +132,7 @@ async fn control_over_websocket() {
     ws.send(WsMessage::text(alloc.to_json())).await.unwrap();
     let m = next(&mut ws).await;
     assert!(matches!(m, Message::Allocated { id: 1, ref candidates, .. } if !candidates.is_empty()), "{m:?}");
+    assert_eq!(bridge.metrics.signaling_connected.get(), 1, "registered: reported as connected");
 
     ws.send(WsMessage::text("{nope")).await.unwrap();
     assert!(matches!(next(&mut ws).await, Message::Error { id: None, code: ErrorCode::BadRequest, .. }));
