@@ -33,6 +33,9 @@ CONVENE_PREBUILT=1 signaling/web-tests/run.sh
 
 step "cluster tier (real control plane, kwok nodes)"
 # --workspace keeps the build's feature set: the test target is already built, nothing rebuilds.
-e2e/cluster/with-cluster.sh cargo test --workspace --locked --test operator -- --ignored --test-threads=1
+# operator: the examples, edits, GC, invalid manifests, helm, leader election;
+# autoscale: real signaling, bridges (one per kwok pod) and convene-loadgen under load.
+e2e/cluster/with-cluster.sh cargo test --workspace --locked --test operator --test autoscale \
+  -- --ignored --test-threads=1 --nocapture
 
 step "all tiers passed"

@@ -62,19 +62,19 @@ impl Kubelet {
         Kubelet { state, task }
     }
 
-    /// Names of the pods whose process runs now.
+    /// UIDs of the pods whose process runs now, sorted.
     pub fn running(&self) -> Vec<String> {
         let mut st = lock(&self.state);
-        let mut names: Vec<String> = st
+        let mut uids: Vec<String> = st
             .containers
-            .values_mut()
-            .filter_map(|c| {
+            .iter_mut()
+            .filter_map(|(uid, c)| {
                 let alive = c.process.as_mut().is_some_and(|p| matches!(p.0.try_wait(), Ok(None)));
-                alive.then(|| c.pod.clone())
+                alive.then(|| uid.clone())
             })
             .collect();
-        names.sort();
-        names
+        uids.sort();
+        uids
     }
 
     /// Pods whose process was stopped because the pod went away, each with the endpoints its

@@ -67,7 +67,13 @@ struct Gathered {
 
 async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let g = gather(pool, ctx, ns).await?;
-    let previous = pool.status.clone().unwrap_or_default();
+    // Every 5 s under autoscaling a reconcile can start before the watch cache holds the status
+    // the last one wrote; read it back so no stale decision or lastScale is written again.
+    let previous = Api::<BridgePool>::namespaced(ctx.client.clone(), ns)
+        .get_status(&pool.name_any())
+        .await?
+        .status
+        .unwrap_or_default();
     if g.shard.is_none() {
         let health = missing_reference(
             "ShardNotFound",
