@@ -5,8 +5,8 @@
 //!
 //!   e2e/cluster/with-cluster.sh cargo test -p convene-e2e --test autoscale -- --ignored --test-threads=1
 //!
-//! These tests use their own nodes (`load-*`, 127.0.0.30+) so they never share ports with the
-//! `operator` tests.
+//! These tests use their own tainted nodes (`load-*`, 127.0.0.30+) so they never share ports
+//! or nodes with the `operator` tests.
 
 use anyhow::Result;
 use convene_e2e::kubelet::Kubelet;
@@ -31,7 +31,11 @@ fn setup() {
         install_crds();
         for i in 0..NODES {
             let ip = format!("127.0.0.{}", 30 + i);
-            add_node(&format!("load-{i}"), &ip, None, &[("convene.dev/load", "true")]);
+            let name = format!("load-{i}");
+            add_node(&name, &ip, None, &[("convene.dev/load", "true")]);
+            // Dedicated media nodes, as in production: nothing else lands on them (the
+            // operator tests count the nodes their bridges can use).
+            kubectl_ok(&["taint", "node", &name, "--overwrite", "convene.dev/load=true:NoSchedule"]);
         }
     });
 }
@@ -58,6 +62,7 @@ spec:
     logLevel: info
     placement:
       nodeSelector: {{convene.dev/load: "true"}}
+      tolerations: [{{key: convene.dev/load, operator: Equal, value: "true", effect: NoSchedule}}]
 "#
     );
     let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest));

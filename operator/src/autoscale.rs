@@ -38,8 +38,6 @@ pub struct Targets {
 pub struct Windows {
     pub over_since: Option<Duration>,
     pub under_since: Option<Duration>,
-    /// The last decision; the caller decides from it rather than from a status read back.
-    pub desired: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -93,7 +93,8 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
 
     // Load: every bridge pod with an address is scraped; silence is "unknown", not idle.
     let loads = scrape_all(pool, &g.pods).await;
-    let (decision, from) = decide(pool, ctx, previous.desired_replicas, &loads);
+    let from = previous.desired_replicas;
+    let decision = decide(pool, ctx, from, &loads);
     let desired = decision.desired;
     let running = g.running.unwrap_or(desired);
     let drain_timeout =
@@ -236,19 +237,17 @@ fn pool_key(pool: &BridgePool) -> String {
     format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any())
 }
 
-/// The autoscaler's decision when it is on; `spec.replicas` (the scale subresource) otherwise,
-/// with the size it decides from. That is the operator's own last decision: the status in
-/// the watch cache can lag a reconcile behind, and deciding from it would undo a scale-up.
+/// The autoscaler's decision from the size last decided (`from`, read back from the status)
+/// when it is on; `spec.replicas` (the scale subresource) otherwise.
 fn decide(
     pool: &BridgePool,
     ctx: &Context,
-    status_desired: i32,
+    from: i32,
     loads: &[(&Pod, autoscale::BridgeLoad)],
-) -> (autoscale::Decision, i32) {
+) -> autoscale::Decision {
     let mut windows = ctx.windows.lock().unwrap_or_else(|e| e.into_inner());
     let w = windows.entry(pool_key(pool)).or_default();
-    let from = w.desired.unwrap_or(status_desired);
-    let decision = match pool.spec.autoscaling.as_ref().filter(|a| a.enabled) {
+    match pool.spec.autoscaling.as_ref().filter(|a| a.enabled) {
         None => {
             let n = pool.spec.replicas.max(0);
             autoscale::Decision { desired: n, needed: n, reason: "spec.replicas (autoscaling is off)".into() }
@@ -267,9 +266,7 @@ fn decide(
             let current = desired_replicas(pool, from);
             autoscale::decide(current, &loads, &targets, w, ctx.started.elapsed())
         }
-    };
-    w.desired = Some(decision.desired);
-    (decision, from)
+    }
 }
 
 /// Pure: the drain logic's view of the pool's pods. A pod is current when it runs the
