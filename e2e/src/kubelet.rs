@@ -184,18 +184,12 @@ fn spawn(c: &Managed) -> Result<Process> {
     Ok(Process(child))
 }
 
-/// What a bridge reports in `convene_bridge_endpoints` right now.
+/// The endpoints a bridge carries right now, scraped exactly as the operator scrapes it.
 async fn bridge_endpoints(c: &Managed) -> Option<u64> {
     c.process.as_ref()?;
     let var = |k: &str| c.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let (ip, port) = (var("CONVENE_BRIDGE_BIND")?, var("CONVENE_BRIDGE_HTTP_PORT")?.parse().ok()?);
-    let text = tokio::time::timeout(Duration::from_secs(2), crate::http_get_host(&ip, port, "/metrics"))
-        .await
-        .ok()?
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("convene_bridge_endpoints ")?.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
+    convene_operator::reconcile::scrape::load(&ip, port).await.endpoints
 }
 
 /// SIGTERM, then SIGKILL after a few seconds (the pod's grace period, shortened for tests).
