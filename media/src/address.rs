@@ -35,15 +35,14 @@ pub async fn discover(cfg: &Config, media: &UdpSocket) -> anyhow::Result<Vec<(Ip
             let node = cfg
                 .node_name
                 .clone()
-                .ok_or_else(|| anyhow!("NODE_NAME is required for {}", cfg.address_source.label()))?;
+                .ok_or_else(|| anyhow!("NODE_NAME is required for {}", cfg.address_source.flag()))?;
             let node_obj = fetch_node(&node).await?;
-            let want =
-                if cfg.address_source == AddressSource::NodeExternalIp { "ExternalIP" } else { "InternalIP" };
+            let want = cfg.address_source.node_address_type().unwrap_or("ExternalIP");
             let ips = node_addresses(&node_obj, want);
             if ips.is_empty() {
                 bail!("node {node} has no {want} in status.addresses");
             }
-            ips.into_iter().map(|ip| (ip, cfg.address_source.label().to_string())).collect()
+            ips.into_iter().map(|ip| (ip, cfg.address_source.flag().to_string())).collect()
         }
         AddressSource::Stun => {
             let server = cfg

@@ -1,6 +1,6 @@
 //! Wiring: sockets, the media thread, HTTP, load reporting and the signaling client.
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::control::{AdvertisedAddress, Load, Message, PROTOCOL_VERSION};
+use crate::control::{AdvertisedAddress, Drain, FromBridge, LoadReport, PROTOCOL_VERSION, ToBridge};
 use crate::io::Command;
 use crate::io::latency::LatencyHistogram;
 use crate::io::udp::{MediaLoop, TcpWriters, Waker};
@@ -33,12 +33,12 @@ pub struct Bridge {
     pub latency: Arc<LatencyHistogram>,
     commands: Mutex<Sender<Command>>,
     waker: Waker,
-    events: Mutex<Option<UnboundedReceiver<Message>>>,
-    draining: AtomicBool,
-    /// Drain deadline asked for with `POST /drain` (0: none), reported in every load.
-    migrate_after: AtomicU64,
+    events: Mutex<Option<UnboundedReceiver<FromBridge>>>,
+    /// While draining: when it began and its deadline. The bridge owns the drain deadline;
+    /// signaling and the operator read it from the load reports.
+    drain: Mutex<Option<(Instant, Duration)>>,
     media_alive: Arc<AtomicBool>,
-    load: Mutex<Load>,
+    load: Mutex<LoadReport>,
 }
 
 impl Bridge {
@@ -140,10 +140,9 @@ impl Bridge {
             commands: Mutex::new(cmd_tx),
             waker,
             events: Mutex::new(Some(ev_rx)),
-            draining: AtomicBool::new(false),
-            migrate_after: AtomicU64::new(0),
+            drain: Mutex::new(None),
             media_alive,
-            load: Mutex::new(Load::default()),
+            load: Mutex::new(LoadReport::default()),
         });
         info!(
             bridge_id = %bridge.bridge_id,
@@ -164,7 +163,7 @@ impl Bridge {
     }
 
     /// Hand a control message (from signaling) to the media thread.
-    pub fn send(&self, msg: Message) {
+    pub fn send(&self, msg: ToBridge) {
         self.command(Command::Control(msg));
     }
 
@@ -177,26 +176,36 @@ impl Bridge {
     }
 
     /// The stream of messages for signaling (once).
-    pub fn take_events(&self) -> Option<UnboundedReceiver<Message>> {
+    pub fn take_events(&self) -> Option<UnboundedReceiver<FromBridge>> {
         self.events.lock().ok()?.take()
     }
 
-    /// `migrate_after_seconds`: when signaling should move the endpoints still here.
-    pub fn set_draining(&self, draining: bool, migrate_after_seconds: Option<u64>) {
-        if self.draining.swap(draining, Ordering::SeqCst) != draining {
-            info!(draining, migrate_after_seconds, "drain state changed");
-        }
-        let after = migrate_after_seconds.filter(|_| draining);
-        self.migrate_after.store(after.unwrap_or(0), Ordering::SeqCst);
-        self.command(Command::SetDraining(draining, after));
+    /// Start draining with a deadline (from the drain's start; `None`: the configured
+    /// default), or stop. Draining again keeps the start and takes the new deadline.
+    pub fn set_draining(&self, draining: bool, deadline: Option<Duration>) {
+        let now = Instant::now();
+        let report = {
+            let Ok(mut d) = self.drain.lock() else { return };
+            let was = d.is_some();
+            *d = draining.then(|| {
+                let started = d.map_or(now, |(s, _)| s);
+                (started, deadline.unwrap_or(Duration::from_secs(self.cfg.drain_deadline_seconds)))
+            });
+            if was != draining {
+                info!(draining, deadline_s = d.map(|(_, t)| t.as_secs()), "drain state changed");
+            }
+            drain_report(*d, now)
+        };
+        self.command(Command::SetDraining(report));
     }
 
-    fn migrate_after(&self) -> Option<u64> {
-        Some(self.migrate_after.load(Ordering::SeqCst)).filter(|s| *s > 0)
+    /// The drain as reported to others, measured now.
+    pub fn drain(&self) -> Option<Drain> {
+        self.drain.lock().ok().and_then(|d| drain_report(*d, Instant::now()))
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.drain.lock().map(|d| d.is_some()).unwrap_or(false)
     }
 
     pub fn is_alive(&self) -> bool {
@@ -207,8 +216,8 @@ impl Bridge {
         self.command(Command::Shutdown);
     }
 
-    pub fn register_message(&self) -> Message {
-        Message::Register {
+    pub fn register_message(&self) -> FromBridge {
+        FromBridge::Register {
             protocol_version: PROTOCOL_VERSION,
             bridge_id: self.bridge_id.clone(),
             region: self.cfg.region.clone(),
@@ -216,13 +225,22 @@ impl Bridge {
             addresses: self.advertised.clone(),
             udp_port: self.udp_addr.port(),
             tcp_port: self.tcp_addr.map(|a| a.port()),
-            draining: self.is_draining(),
+            drain: self.drain(),
         }
     }
 
-    pub fn load(&self) -> Load {
-        self.load.lock().map(|l| l.clone()).unwrap_or_default()
+    /// The latest load figures (rates refreshed every second), with the drain as of now.
+    pub fn load(&self) -> LoadReport {
+        let figures = self.load.lock().map(|l| l.clone()).unwrap_or_default();
+        LoadReport { drain: self.drain(), ..figures }
     }
+}
+
+fn drain_report(drain: Option<(Instant, Duration)>, now: Instant) -> Option<Drain> {
+    drain.map(|(started, deadline)| Drain {
+        elapsed_ms: now.saturating_duration_since(started).as_millis() as u64,
+        deadline_ms: deadline.as_millis() as u64,
+    })
 }
 
 /// Once a second: rates from counters, stress, gauges.
@@ -245,7 +263,7 @@ async fn load_task(bridge: Arc<Bridge>) {
         let s = stress(endpoints, bridge.cfg.max_endpoints, bin.max(bout), bridge.cfg.max_bitrate_mbps * 1e6);
         m.stress.set(s);
         if let Ok(mut l) = bridge.load.lock() {
-            *l = Load {
+            *l = LoadReport {
                 endpoints,
                 conferences: m.conferences.get().max(0) as u64,
                 largest_conference: m.largest_conference.get().max(0) as u64,
@@ -254,8 +272,7 @@ async fn load_task(bridge: Arc<Bridge>) {
                 packets_in_per_s: rate(last.3, cur.3) as u64,
                 packets_out_per_s: rate(last.4, cur.4) as u64,
                 stress: s,
-                draining: bridge.is_draining(),
-                migrate_after_seconds: bridge.migrate_after(),
+                drain: None, // filled in when read: the drain is measured at that moment
             };
         }
         last = cur;

@@ -1,30 +1,10 @@
-//! Command line / environment configuration (the operator renders these flags; keep them).
+//! Command line / environment configuration. The operator sets the environment; the names
+//! come from the contract crate (`convene_proto::bridge::env`).
 use std::net::IpAddr;
 
 use clap::{Parser, ValueEnum};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AddressSource {
-    /// The Node's ExternalIP, read from the Kubernetes API (`NODE_NAME`).
-    NodeExternalIp,
-    /// The Node's InternalIP, read from the Kubernetes API (`NODE_NAME`).
-    NodeInternalIp,
-    /// `--static-addresses`.
-    Static,
-    /// A STUN binding request to `--stun-server`, sent from the media port.
-    Stun,
-}
-
-impl AddressSource {
-    pub fn label(self) -> &'static str {
-        match self {
-            AddressSource::NodeExternalIp => "node-external-ip",
-            AddressSource::NodeInternalIp => "node-internal-ip",
-            AddressSource::Static => "static",
-            AddressSource::Stun => "stun",
-        }
-    }
-}
+pub use convene_proto::bridge::AddressSource;
+use convene_proto::bridge::{common_env, env};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -36,61 +16,65 @@ pub enum LogFormat {
 #[command(name = "convene-bridge", version, about = "Convene SFU media bridge")]
 pub struct Config {
     /// UDP port shared by every endpoint (ICE-lite demultiplexing).
-    #[arg(long, env = "CONVENE_BRIDGE_UDP_PORT", default_value_t = 10000)]
+    #[arg(long, env = env::UDP_PORT, default_value_t = 10000)]
     pub udp_port: u16,
     /// ICE-TCP (passive) port for clients whose UDP is blocked (0 = ephemeral).
-    #[arg(long, env = "CONVENE_BRIDGE_TCP_PORT", default_value_t = 4443)]
+    #[arg(long, env = env::TCP_PORT, default_value_t = 4443)]
     pub tcp_port: u16,
     /// HTTP port: /metrics, /health, /ready, POST /drain.
-    #[arg(long, env = "CONVENE_BRIDGE_HTTP_PORT", default_value_t = 8080)]
+    #[arg(long, env = env::HTTP_PORT, default_value_t = 8080)]
     pub http_port: u16,
     /// Local address to bind every socket to.
-    #[arg(long, env = "CONVENE_BRIDGE_BIND", default_value = "0.0.0.0")]
+    #[arg(long, env = env::BIND, default_value = "0.0.0.0")]
     pub bind: IpAddr,
     /// How the advertised candidate address is found.
-    #[arg(long, env = "CONVENE_BRIDGE_ADDRESS_SOURCE", value_enum, default_value = "static")]
+    #[arg(long, env = env::ADDRESS_SOURCE, default_value = "static")]
     pub address_source: AddressSource,
     /// Comma-separated addresses to advertise (address source `static`; empty = the bind
     /// address, or the first non-loopback interface address when bound to 0.0.0.0).
     /// (Kept as text so an empty env value, as a template may render it, means "none".)
-    #[arg(long, env = "CONVENE_BRIDGE_STATIC_ADDRESSES", value_delimiter = ',')]
+    #[arg(long, env = env::STATIC_ADDRESSES, value_delimiter = ',')]
     pub static_addresses: Vec<String>,
     /// STUN server (`host:port`) for address source `stun`.
-    #[arg(long, env = "CONVENE_BRIDGE_STUN_SERVER")]
+    #[arg(long, env = env::STUN_SERVER)]
     pub stun_server: Option<String>,
     /// Node name (downward API) for the node-* address sources.
-    #[arg(long, env = "NODE_NAME")]
+    #[arg(long, env = env::NODE_NAME)]
     pub node_name: Option<String>,
     /// Signaling's bridge-control WebSocket (`ws://…/bridge`). Without it the bridge runs
     /// undriven (tests drive it in-process).
-    #[arg(long, env = "CONVENE_SIGNALING_URL")]
+    #[arg(long, env = env::SIGNALING_URL)]
     pub signaling_url: Option<String>,
     /// Shared secret: bearer token towards signaling and for POST /drain.
-    #[arg(long, env = "CONVENE_BRIDGE_SECRET", hide_env_values = true)]
+    #[arg(long, env = env::SECRET, hide_env_values = true)]
     pub secret: Option<String>,
     /// Bridge identity (defaults to the host/pod name).
-    #[arg(long, env = "CONVENE_BRIDGE_ID")]
+    #[arg(long, env = env::ID)]
     pub bridge_id: Option<String>,
-    #[arg(long, env = "CONVENE_BRIDGE_REGION")]
+    #[arg(long, env = env::REGION)]
     pub region: Option<String>,
     /// Capacity in endpoints (for stress).
-    #[arg(long, env = "CONVENE_BRIDGE_MAX_ENDPOINTS", default_value_t = 500)]
+    #[arg(long, env = env::MAX_ENDPOINTS, default_value_t = 500)]
     pub max_endpoints: u64,
     /// Capacity in Mbit/s sent (for stress).
-    #[arg(long, env = "CONVENE_BRIDGE_MAX_BITRATE_MBPS", default_value_t = 1000.0)]
+    #[arg(long, env = env::MAX_BITRATE_MBPS, default_value_t = 1000.0)]
     pub max_bitrate_mbps: f64,
-    #[arg(long, env = "CONVENE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(long, env = common_env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// Packets per second accepted from one source address; more is dropped as a flood.
-    #[arg(long, env = "CONVENE_BRIDGE_MAX_PPS_PER_SOURCE", default_value_t = 20000.0)]
+    #[arg(long, env = env::MAX_PPS_PER_SOURCE, default_value_t = 20000.0)]
     pub max_pps_per_source: f64,
     /// Bandwidth estimation (TWCC) per receiver, used to pick simulcast layers. Turning it off
     /// also turns off str0m's pacer (cheaper; layers then follow receiver constraints only).
-    #[arg(long, env = "CONVENE_BRIDGE_BWE", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = env::BWE, default_value_t = true, action = clap::ArgAction::Set)]
     pub bwe: bool,
     /// Seconds between load reports to signaling.
-    #[arg(long, env = "CONVENE_BRIDGE_LOAD_INTERVAL", default_value_t = 5)]
+    #[arg(long, env = env::LOAD_INTERVAL, default_value_t = 5)]
     pub load_interval_s: u64,
+    /// Seconds a drain lasts before signaling moves the endpoints still here, when
+    /// `POST /drain` names no deadline.
+    #[arg(long, env = env::DRAIN_DEADLINE_SECONDS, default_value_t = 60)]
+    pub drain_deadline_seconds: u64,
 }
 
 impl Config {
@@ -142,6 +126,7 @@ impl Config {
             load_interval_s: 1,
             max_pps_per_source: 20000.0,
             bwe: true,
+            drain_deadline_seconds: 60,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! HTTP: /metrics, /health, /ready (false while draining), POST /drain (bearer secret),
-//! GET /stats (forwarding latency quantiles, for the benchmark).
+//! HTTP: /metrics (Prometheus, for people), /load (the typed load report, for the operator),
+//! /health, /ready (false while draining), POST /drain (bearer secret), GET /stats
+//! (forwarding latency quantiles, for the benchmark). Paths come from `convene_proto::paths`.
 use std::sync::Arc;
 
 use axum::Router;
@@ -9,14 +10,17 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tracing::{info, warn};
 
+use convene_proto::paths;
+
 use crate::bridge::Bridge;
 
 pub fn router(bridge: Arc<Bridge>) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/drain", post(drain))
+        .route(paths::METRICS, get(metrics))
+        .route(paths::BRIDGE_LOAD, get(load))
+        .route(paths::HEALTH, get(health))
+        .route(paths::READY, get(ready))
+        .route(paths::BRIDGE_DRAIN, post(drain))
         .route("/stats", get(stats))
         .route("/stats/reset", post(stats_reset))
         .with_state(bridge)
@@ -30,6 +34,10 @@ pub async fn serve(listener: tokio::net::TcpListener, bridge: Arc<Bridge>) {
 
 async fn metrics(State(b): State<Arc<Bridge>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], b.metrics.render())
+}
+
+async fn load(State(b): State<Arc<Bridge>>) -> impl IntoResponse {
+    axum::Json(b.load())
 }
 
 async fn health(State(b): State<Arc<Bridge>>) -> impl IntoResponse {
@@ -68,7 +76,8 @@ pub fn authorised(headers: &HeaderMap, secret: Option<&str>) -> bool {
 }
 
 /// `POST /drain?migrate_after_seconds=N`: the deadline after which signaling moves the
-/// endpoints still here (the operator passes its pool's drain timeout).
+/// endpoints still here (the operator passes its pool's drain timeout; the query name is
+/// `convene_proto::paths::DRAIN_DEADLINE_QUERY`).
 #[derive(serde::Deserialize)]
 struct DrainParams {
     migrate_after_seconds: Option<u64>,
@@ -83,7 +92,7 @@ async fn drain(
         return (StatusCode::UNAUTHORIZED, "unauthorised");
     }
     info!(migrate_after_seconds = p.migrate_after_seconds, "drain requested over HTTP");
-    b.set_draining(true, p.migrate_after_seconds);
+    b.set_draining(true, p.migrate_after_seconds.map(std::time::Duration::from_secs));
     (StatusCode::OK, "draining")
 }
 

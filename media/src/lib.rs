@@ -1,17 +1,16 @@
 //! Convene media plane: the `convene-bridge` SFU (str0m, one UDP port, ICE-lite, simulcast,
-//! last-N) and the bridge-control protocol shared with signaling.
+//! last-N).
 //!
-//! Layout: [`control`] (protocol types), [`sfu`] (sans-IO forwarding core), [`io`] (sockets
-//! driving the core), [`bridge`] (wiring), [`http`] (metrics/health/drain), [`signaling`]
-//! (control WebSocket client), [`address`] (advertised address discovery), [`config`],
-//! [`loadgen`] (simulated participants through signaling, for `convene-loadgen`).
+//! Layout: [`control`] (the control protocol, from `convene-proto`), [`sfu`] (sans-IO
+//! forwarding core), [`io`] (sockets driving the core), [`bridge`] (wiring), [`http`]
+//! (metrics/load/health/drain), [`signaling`] (control WebSocket client), [`address`]
+//! (advertised address discovery), [`config`].
 pub mod address;
 pub mod bridge;
 pub mod config;
 pub mod control;
 pub mod http;
 pub mod io;
-pub mod loadgen;
 pub mod metrics;
 pub mod sfu;
 pub mod signaling;

@@ -11,11 +11,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{info, warn};
 
 use crate::bridge::Bridge;
-use crate::control::{ErrorCode, MAX_MESSAGE_BYTES, Message};
+use crate::control::{self, ErrorCode, FromBridge, MAX_MESSAGE_BYTES, ToBridge};
 use crate::metrics::DropReason;
 use crate::sfu::ratelimit::TokenBucket;
 
-pub async fn run(url: String, bridge: Arc<Bridge>, mut events: UnboundedReceiver<Message>) {
+pub async fn run(url: String, bridge: Arc<Bridge>, mut events: UnboundedReceiver<FromBridge>) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let result = session(&url, &bridge, &mut events).await;
@@ -38,7 +38,7 @@ pub async fn run(url: String, bridge: Arc<Bridge>, mut events: UnboundedReceiver
 async fn session(
     url: &str,
     bridge: &Arc<Bridge>,
-    events: &mut UnboundedReceiver<Message>,
+    events: &mut UnboundedReceiver<FromBridge>,
 ) -> anyhow::Result<()> {
     let mut req = url.into_client_request()?;
     if let Some(secret) = &bridge.cfg.secret {
@@ -54,8 +54,8 @@ async fn session(
     .await??;
     info!(%url, "control connection up");
     let (mut tx, mut rx) = ws.split();
-    tx.send(WsMessage::text(bridge.register_message().to_json())).await?;
-    tx.send(WsMessage::text(Message::Load(bridge.load()).to_json())).await?;
+    tx.send(WsMessage::text(control::to_json(&bridge.register_message()))).await?;
+    tx.send(WsMessage::text(control::to_json(&FromBridge::Load(bridge.load())))).await?;
     bridge.metrics.signaling_connected.set(1);
     let mut tick = tokio::time::interval(Duration::from_secs(bridge.cfg.load_interval_s.max(1)));
     let mut log_limit = TokenBucket::new(1.0, 5.0, std::time::Instant::now());
@@ -63,23 +63,23 @@ async fn session(
         tokio::select! {
             ev = events.recv() => {
                 let Some(ev) = ev else { return Ok(()) };
-                tx.send(WsMessage::text(ev.to_json())).await?;
+                tx.send(WsMessage::text(control::to_json(&ev))).await?;
             }
             _ = tick.tick() => {
-                tx.send(WsMessage::text(Message::Load(bridge.load()).to_json())).await?;
+                tx.send(WsMessage::text(control::to_json(&FromBridge::Load(bridge.load())))).await?;
             }
             msg = rx.next() => {
                 let Some(msg) = msg else { return Ok(()) };
                 match msg? {
-                    WsMessage::Text(t) => match Message::parse(t.as_str()) {
+                    WsMessage::Text(t) => match control::parse::<ToBridge>(t.as_str()) {
                         Ok(m) => bridge.send(m),
                         Err(e) => {
                             bridge.metrics.count_drop(DropReason::Control);
                             if log_limit.allow(std::time::Instant::now()) {
                                 warn!("bad control message: {e}");
                             }
-                            let reply = Message::error(None, ErrorCode::BadRequest, e.to_string());
-                            tx.send(WsMessage::text(reply.to_json())).await?;
+                            let reply = FromBridge::error(None, ErrorCode::BadRequest, e.to_string());
+                            tx.send(WsMessage::text(control::to_json(&reply))).await?;
                         }
                     },
                     WsMessage::Close(_) => return Ok(()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Client, Harness, LOOP};
 use convene_media::bridge::Bridge;
 use convene_media::config::Config;
-use convene_media::control::{ErrorCode, MAX_MESSAGE_BYTES, Message};
+use convene_media::control::{self, ErrorCode, FromBridge, LoadReport, MAX_MESSAGE_BYTES, ToBridge};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -41,35 +41,32 @@ async fn draining_refuses_new_conferences() {
     let (st, _) =
         tokio::task::spawn_blocking(move || http(addr, "POST", "/drain", Some("test-secret"))).await.unwrap();
     assert_eq!(st, 200);
+    // Without a deadline in the request, the bridge's configured default (60 s) applies.
     h.wait_for(
-        |m| *m == Message::Draining { draining: true, migrate_after_seconds: None },
+        |m| matches!(m, FromBridge::Draining { drain: Some(d) } if d.deadline_ms == 60_000),
         Duration::from_secs(5),
     );
+    let (st, body) = tokio::task::spawn_blocking(move || http(addr, "GET", "/load", None)).await.unwrap();
+    assert_eq!(st, 200);
+    let load: LoadReport = serde_json::from_str(&body).expect("the load report is JSON");
+    assert_eq!(load.drain.map(|d| d.deadline_ms), Some(60_000), "{body}");
     let (st, body) = tokio::task::spawn_blocking(move || http(addr, "GET", "/ready", None)).await.unwrap();
     assert_eq!((st, body.as_str()), (503, "draining"));
     let (st, _) = tokio::task::spawn_blocking(move || http(addr, "GET", "/health", None)).await.unwrap();
     assert_eq!(st, 200, "draining is not unhealthy");
 
     let id = h.next_id();
-    let reply = h.request(Message::AllocateEndpoint {
-        id,
-        conference: "room2".into(),
-        endpoint: "bob".into(),
-        display_name: None,
-    });
+    let reply =
+        h.request(ToBridge::AllocateEndpoint { id, conference: "room2".into(), endpoint: "bob".into() });
     assert!(
-        matches!(reply, Message::Error { code: ErrorCode::Draining, id: Some(i), .. } if i == id),
+        matches!(reply, FromBridge::Error { code: ErrorCode::Draining, id: Some(i), .. } if i == id),
         "{reply:?}"
     );
     // The conference in progress may still grow.
     let id = h.next_id();
-    let reply = h.request(Message::AllocateEndpoint {
-        id,
-        conference: "room1".into(),
-        endpoint: "carol".into(),
-        display_name: None,
-    });
-    assert!(matches!(reply, Message::Allocated { .. }), "{reply:?}");
+    let reply =
+        h.request(ToBridge::AllocateEndpoint { id, conference: "room1".into(), endpoint: "carol".into() });
+    assert!(matches!(reply, FromBridge::Allocated { .. }), "{reply:?}");
     let (_, metrics) =
         tokio::task::spawn_blocking(move || http(addr, "GET", "/metrics", None)).await.unwrap();
     assert!(metrics.contains("convene_bridge_draining 1"), "{metrics}");
@@ -78,7 +75,10 @@ async fn draining_refuses_new_conferences() {
     );
     // Expiry.
     let id = h.next_id();
-    assert_eq!(h.request(Message::ExpireConference { id, conference: "room1".into() }), Message::Ok { id });
+    assert_eq!(
+        h.request(ToBridge::ExpireConference { id, conference: "room1".into() }),
+        FromBridge::Ok { id }
+    );
     assert_eq!(h.bridge.metrics.endpoints.get(), 0);
     h.bridge.shutdown();
 }
@@ -110,45 +110,56 @@ async fn control_over_websocket() {
     .unwrap();
     assert_eq!(auth.lock().unwrap().as_deref(), Some("Bearer sekrit"));
 
-    async fn next(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> Message {
+    async fn next(ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> FromBridge {
         loop {
             let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
             if let WsMessage::Text(t) = m {
-                let msg = Message::parse(t.as_str()).unwrap();
-                if !matches!(msg, Message::Load(_)) {
+                let msg = control::parse::<FromBridge>(t.as_str()).unwrap();
+                if !matches!(msg, FromBridge::Load(_)) {
                     return msg;
                 }
             }
         }
     }
     let reg = next(&mut ws).await;
-    let Message::Register { bridge_id, protocol_version, addresses, .. } = reg else { panic!("{reg:?}") };
+    let FromBridge::Register { bridge_id, protocol_version, addresses, .. } = reg else { panic!("{reg:?}") };
     assert_eq!(bridge_id, "test-bridge");
     assert_eq!(protocol_version, convene_media::control::PROTOCOL_VERSION);
     assert_eq!(addresses[0].address, "127.0.0.1");
 
-    let alloc =
-        Message::AllocateEndpoint { id: 1, conference: "c".into(), endpoint: "e".into(), display_name: None };
-    ws.send(WsMessage::text(alloc.to_json())).await.unwrap();
+    let alloc = ToBridge::AllocateEndpoint { id: 1, conference: "c".into(), endpoint: "e".into() };
+    ws.send(WsMessage::text(control::to_json(&alloc))).await.unwrap();
     let m = next(&mut ws).await;
-    assert!(matches!(m, Message::Allocated { id: 1, ref candidates, .. } if !candidates.is_empty()), "{m:?}");
+    assert!(
+        matches!(m, FromBridge::Allocated { id: 1, ref candidates, .. } if !candidates.is_empty()),
+        "{m:?}"
+    );
     assert_eq!(bridge.metrics.signaling_connected.get(), 1, "registered: reported as connected");
 
     ws.send(WsMessage::text("{nope")).await.unwrap();
-    assert!(matches!(next(&mut ws).await, Message::Error { id: None, code: ErrorCode::BadRequest, .. }));
+    assert!(matches!(next(&mut ws).await, FromBridge::Error { id: None, code: ErrorCode::BadRequest, .. }));
     ws.send(WsMessage::text(format!(
-        "{{\"type\":\"ping\",\"id\":2,\"pad\":\"{}\"}}",
+        "{{\"type\":\"expire_conference\",\"id\":2,\"conference\":\"{}\"}}",
         "x".repeat(MAX_MESSAGE_BYTES)
     )))
     .await
     .unwrap();
-    assert!(matches!(next(&mut ws).await, Message::Error { id: None, .. }));
-    ws.send(WsMessage::text(Message::Ping { id: 3 }.to_json())).await.unwrap();
-    assert_eq!(next(&mut ws).await, Message::Ok { id: 3 });
+    assert!(matches!(next(&mut ws).await, FromBridge::Error { id: None, .. }));
+    let expire = ToBridge::ExpireConference { id: 3, conference: "c".into() };
+    ws.send(WsMessage::text(control::to_json(&expire))).await.unwrap();
+    let reply = loop {
+        // The expiry also reports the endpoint expired; the reply follows.
+        match next(&mut ws).await {
+            FromBridge::EndpointState { .. } => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(reply, FromBridge::Ok { id: 3 });
     assert!(bridge.metrics.dropped.with_label_values(&["control"]).get() >= 2);
 
     // Draining is reported to signaling, with the deadline the drain asked for.
-    bridge.set_draining(true, Some(30));
-    assert_eq!(next(&mut ws).await, Message::Draining { draining: true, migrate_after_seconds: Some(30) });
+    bridge.set_draining(true, Some(Duration::from_secs(30)));
+    let m = next(&mut ws).await;
+    assert!(matches!(m, FromBridge::Draining { drain: Some(d) } if d.deadline_ms == 30_000), "{m:?}");
     bridge.shutdown();
 }

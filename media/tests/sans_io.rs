@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use convene_media::control::{Message, ReceiverConstraints, SourceInfo, SourceKind};
+use convene_media::control::{FromBridge, ReceiverConstraints, SourceInfo, SourceKind, ToBridge};
 use convene_media::metrics::Metrics;
 use convene_media::sfu::{Sfu, SfuConfig};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -74,7 +74,7 @@ struct World {
     peers: Vec<Peer>,
     now: Instant,
     frame: u64,
-    log: Vec<Message>,
+    log: Vec<FromBridge>,
 }
 
 impl World {
@@ -135,21 +135,21 @@ impl World {
         }
     }
 
-    fn on_control(&mut self, m: Message) {
+    fn on_control(&mut self, m: FromBridge) {
         match &m {
-            Message::Answer { endpoint, sdp, .. } => {
+            FromBridge::Answer { endpoint, sdp, .. } => {
                 let p = self.peers.iter_mut().find(|p| &p.name == endpoint).unwrap();
                 let pending = p.pending.take().unwrap();
                 p.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(sdp).unwrap()).unwrap();
             }
-            Message::Offer { id, conference, endpoint, sdp, sources } => {
+            FromBridge::Offer { offer_id, conference, endpoint, sdp, sources } => {
                 let p = self.peers.iter_mut().find(|p| &p.name == endpoint).unwrap();
                 for s in sources {
                     p.sources.insert(s.mid.clone(), s.name.clone().unwrap_or_default());
                 }
                 let answer = p.rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(sdp).unwrap()).unwrap();
-                let reply = Message::Answer {
-                    id: *id,
+                let reply = ToBridge::Answer {
+                    offer_id: *offer_id,
                     conference: conference.clone(),
                     endpoint: endpoint.clone(),
                     sdp: answer.to_sdp_string(),
@@ -180,16 +180,11 @@ impl World {
         self.peers.push(p);
         let now = self.now;
         self.sfu.handle_control(
-            Message::AllocateEndpoint {
-                id: 1,
-                conference: "c".into(),
-                endpoint: name.into(),
-                display_name: None,
-            },
+            ToBridge::AllocateEndpoint { id: 1, conference: "c".into(), endpoint: name.into() },
             now,
         );
         self.sfu.handle_control(
-            Message::Offer {
+            ToBridge::Offer {
                 id: 2,
                 conference: "c".into(),
                 endpoint: name.into(),
@@ -247,7 +242,7 @@ fn routes_between_endpoints_without_sockets() {
     }
     // last_n = 0 for c: its video stops, audio continues.
     w.sfu.handle_control(
-        Message::ReceiverConstraints {
+        ToBridge::ReceiverConstraints {
             id: 9,
             conference: "c".into(),
             endpoint: "c".into(),
@@ -260,7 +255,7 @@ fn routes_between_endpoints_without_sockets() {
     w.run(1000);
     assert_eq!(get(&w, "c", "a-v0"), v0, "no video with last_n = 0");
     assert!(get(&w, "c", "a-a0") >= a0 + 20, "audio still forwarded");
-    assert!(w.log.contains(&Message::Ok { id: 9 }));
+    assert!(w.log.contains(&FromBridge::Ok { id: 9 }));
 }
 
 #[test]
@@ -277,7 +272,7 @@ fn camera_and_screen_share_are_separate_sources() {
         .log
         .iter()
         .filter_map(|m| match m {
-            Message::Offer { endpoint, sources, .. } if endpoint == "viewer" => Some(sources.clone()),
+            FromBridge::Offer { endpoint, sources, .. } if endpoint == "viewer" => Some(sources.clone()),
             _ => None,
         })
         .flatten()

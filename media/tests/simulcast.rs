@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Client, Harness};
-use convene_media::control::{Message, ReceiverConstraints};
+use convene_media::control::{FromBridge, ReceiverConstraints, ToBridge};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lowered_constraint_switches_layer_on_keyframe() {
@@ -17,7 +17,7 @@ async fn lowered_constraint_switches_layer_on_keyframe() {
         r.frames >= 10 && r.layers.last() == Some(&2)
     });
     let id = h.next_id();
-    let reply = h.request(Message::ReceiverConstraints {
+    let reply = h.request(ToBridge::ReceiverConstraints {
         id,
         conference: "sim".into(),
         endpoint: "sub".into(),
@@ -26,7 +26,7 @@ async fn lowered_constraint_switches_layer_on_keyframe() {
             ..ReceiverConstraints::default()
         },
     });
-    assert_eq!(reply, Message::Ok { id });
+    assert_eq!(reply, FromBridge::Ok { id });
     h.pump_until(Duration::from_secs(10), "sub switched to the 180p layer", |h| {
         let r = h.client("sub").received_from("pub-v0");
         r.layers.last() == Some(&0) && r.last_height == Some(180)
@@ -37,7 +37,7 @@ async fn lowered_constraint_switches_layer_on_keyframe() {
     assert!(r.switches.iter().any(|(l, _)| *l == 0));
     // Raise it again: back to the top layer.
     let id = h.next_id();
-    h.request(Message::ReceiverConstraints {
+    h.request(ToBridge::ReceiverConstraints {
         id,
         conference: "sim".into(),
         endpoint: "sub".into(),
@@ -62,14 +62,14 @@ async fn last_n_one_forwards_only_the_dominant_speaker() {
     }
     h.join(Client::new("viewer", false, false));
     let id = h.next_id();
-    h.request(Message::ReceiverConstraints {
+    h.request(ToBridge::ReceiverConstraints {
         id,
         conference: "lastn".into(),
         endpoint: "viewer".into(),
         constraints: ReceiverConstraints { last_n: 1, ..ReceiverConstraints::default() },
     });
     h.wait_for(
-        |m| matches!(m, Message::DominantSpeaker { endpoint, .. } if endpoint == "loud"),
+        |m| matches!(m, FromBridge::DominantSpeaker { endpoint, .. } if endpoint == "loud"),
         Duration::from_secs(20),
     );
     h.pump_until(Duration::from_secs(10), "viewer gets the speaker's video", |h| {

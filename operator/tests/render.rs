@@ -206,7 +206,7 @@ fn static_and_stun_address_sources_reach_the_bridge() {
         env(c, "CONVENE_BRIDGE_STATIC_ADDRESSES").unwrap().value.as_deref(),
         Some("203.0.113.7,2001:db8::7")
     );
-    pool.spec.public_address.source = convene_operator::crd::bridgepool::AddressSource::STUN;
+    pool.spec.public_address.source = convene_operator::crd::bridgepool::AddressSource::Stun;
     pool.spec.public_address.stun_server = Some("stun.example.com:3478".into());
     let sts = bridge::render(&pool, 1, &RenderConfig::default()).stateful_set;
     let c = &pod(&sts).containers[0];
@@ -262,6 +262,33 @@ fn signaling_renders_one_focus_service_ingress_and_config() {
     assert_eq!(cfg["turn"]["uris"][0], "turn:198.51.100.1:3478?transport=udp");
     assert_eq!(cfg["recording"], true);
     assert!(!yaml.contains("secret:"), "no secret value inline in the ConfigMap");
+}
+
+#[test]
+fn rendered_signaling_config_reads_back_as_the_contract_type_for_every_example() {
+    use convene_proto::config::{SIGNALING_CONFIG_FILE, SignalingConfig};
+    let mut shards = 0;
+    for file in ["trial.yaml", "production.yaml", "jwt-lobby.yaml"] {
+        for d in docs(file).into_iter().filter(|d| d["kind"] == "Shard") {
+            let shard: Shard = serde_json::from_value(d).unwrap();
+            let inputs = signaling::ShardInputs {
+                jwt_key: shard.spec.auth.jwt.as_ref().map(|_| ("s".into(), "key".into())),
+                turn: Some(signaling::TurnInputs {
+                    secret_name: "t".into(),
+                    uris: vec!["turn:192.0.2.1:3478".into()],
+                    credential_lifetime_seconds: 600,
+                }),
+                recording: true,
+            };
+            let objs = signaling::render(&shard, &inputs, &RenderConfig::default());
+            let yaml = &objs.config_map.data.as_ref().unwrap()[SIGNALING_CONFIG_FILE];
+            let parsed: SignalingConfig = serde_saphyr::from_str(yaml)
+                .unwrap_or_else(|e| panic!("{file} {}: signaling cannot read {yaml}: {e}", shard.name_any()));
+            assert_eq!(parsed, signaling::config(&shard, &inputs), "{file} {}", shard.name_any());
+            shards += 1;
+        }
+    }
+    assert!(shards >= 4, "every example shard was checked ({shards})");
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn advertised_address_follows_the_source() {
     assert_eq!(advertised_address(&stun, Some(&n)), None, "discovered by the bridge itself");
     // A cloud-less node has no ExternalIP: no address, never a wrong one.
     assert_eq!(advertised_address(&pool(json!({})), Some(&node("n2", "10.0.0.6", None))), None);
-    assert_eq!(pool(json!({})).spec.public_address.source, AddressSource::NodeExternalIP);
+    assert_eq!(pool(json!({})).spec.public_address.source, AddressSource::NodeExternalIp);
 }
 
 #[test]

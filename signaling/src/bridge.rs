@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
-use convene_media::control::{self, Message};
+use convene_proto::control::{self, FromBridge, ToBridge};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
@@ -19,25 +19,19 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
     let reg = match first {
-        Ok(Some(Ok(WsMessage::Text(t)))) => Message::parse(t.as_str()),
+        Ok(Some(Ok(WsMessage::Text(t)))) => control::parse::<FromBridge>(t.as_str()),
         _ => return,
     };
-    let Ok(Message::Register { protocol_version, bridge_id, region, version, addresses, draining, .. }) = reg
+    let refuse = |why: &str| {
+        WsMessage::text(control::to_json(&FromBridge::error(None, control::ErrorCode::BadRequest, why)))
+    };
+    let Ok(FromBridge::Register { protocol_version, bridge_id, region, version, addresses, drain, .. }) = reg
     else {
-        let _ = sink
-            .send(WsMessage::text(
-                Message::error(None, control::ErrorCode::BadRequest, "expected register").to_json(),
-            ))
-            .await;
+        let _ = sink.send(refuse("expected register")).await;
         return;
     };
     if protocol_version != control::PROTOCOL_VERSION || bridge_id.is_empty() {
-        let _ = sink
-            .send(WsMessage::text(
-                Message::error(None, control::ErrorCode::BadRequest, "unsupported protocol version")
-                    .to_json(),
-            ))
-            .await;
+        let _ = sink.send(refuse("unsupported protocol version")).await;
         return;
     }
     static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -56,10 +50,8 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
             addresses: vec![],
             version: String::new(),
             load: Default::default(),
-            draining: false,
-            draining_since: None,
+            drain_deadline: None,
             drain_migrated: false,
-            drain_after: None,
             last_seen: now,
             conn: None,
             recent: 0,
@@ -67,12 +59,12 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         b.region = region.clone();
         b.addresses = addresses.iter().map(|a| a.address.clone()).collect();
         b.version = version.clone();
-        set_draining(b, draining, None, now);
+        b.set_drain(drain, now);
         b.last_seen = now;
         b.conn = Some(conn.clone());
         app.update_gauges(&inner);
     }
-    tracing::info!(bridge = %bridge_id, region = ?region, version = %version, draining, "bridge registered");
+    tracing::info!(bridge = %bridge_id, region = ?region, version = %version, draining = drain.is_some(), "bridge registered");
     let writer = tokio::spawn(async move {
         while let Some(s) = rx.recv().await {
             if sink.send(WsMessage::text(s)).await.is_err() {
@@ -82,7 +74,7 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
     });
     while let Some(Ok(frame)) = stream.next().await {
         match frame {
-            WsMessage::Text(t) => match Message::parse(t.as_str()) {
+            WsMessage::Text(t) => match control::parse::<FromBridge>(t.as_str()) {
                 Ok(m) => on_message(&app, &bridge_id, &conn, m),
                 Err(e) => tracing::warn!(bridge = %bridge_id, error = %e, "bad control frame"),
             },
@@ -122,45 +114,31 @@ fn lock_pending_clear(conn: &BridgeConn) {
     crate::state::lock(&conn.pending).clear();
 }
 
-fn set_draining(b: &mut Bridge, draining: bool, migrate_after: Option<u64>, now: Instant) {
-    if draining && !b.draining {
-        b.draining_since = Some(now);
-    }
-    if !draining {
-        b.draining_since = None;
-        b.drain_migrated = false;
-        b.drain_after = None;
-    }
-    if let Some(s) = migrate_after.filter(|_| draining) {
-        b.drain_after = Some(Duration::from_secs(s));
-    }
-    b.draining = draining;
-}
-
-fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: Message) {
+fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: FromBridge) {
     let now = Instant::now();
     let mut inner = app.lock();
     if let Some(b) = inner.bridges.get_mut(bridge_id) {
         b.last_seen = now;
     }
     match msg {
-        Message::Load(load) => {
+        FromBridge::Load(load) => {
             if let Some(b) = inner.bridges.get_mut(bridge_id) {
-                set_draining(b, load.draining, load.migrate_after_seconds, now);
+                b.set_drain(load.drain, now);
                 b.load = load;
                 b.recent = 0;
             }
         }
-        Message::Draining { draining, migrate_after_seconds } => {
+        FromBridge::Draining { drain } => {
             if let Some(b) = inner.bridges.get_mut(bridge_id) {
-                set_draining(b, draining, migrate_after_seconds, now);
+                b.set_drain(drain, now);
             }
-            tracing::info!(bridge = %bridge_id, draining, migrate_after_seconds, "bridge draining state");
+            let deadline_s = drain.map(|d| d.remaining_ms() / 1000);
+            tracing::info!(bridge = %bridge_id, draining = drain.is_some(), ?deadline_s, "bridge draining state");
         }
-        Message::Allocated { id, .. } | Message::Ok { id } => {
+        FromBridge::Allocated { id, .. } | FromBridge::Ok { id } => {
             conn.complete(id, msg);
         }
-        Message::Error { id, ref code, ref message } => {
+        FromBridge::Error { id, ref code, ref message } => {
             if let Some(id) = id
                 && conn.complete(id, msg.clone())
             {
@@ -168,28 +146,23 @@ fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: Message) 
             }
             tracing::debug!(bridge = %bridge_id, ?code, %message, "bridge error");
         }
-        Message::Answer { id, ref conference, ref endpoint, ref sdp } => {
+        FromBridge::Answer { id, ref conference, ref endpoint, ref sdp } => {
             if let Some(p) = participant_on(&inner, bridge_id, conference, endpoint) {
                 let _ = p.send(ServerMsg::Answer { sdp: sdp.clone() });
             }
             conn.complete(id, msg);
         }
-        Message::Offer { id, conference, endpoint, sdp, sources } => {
+        FromBridge::Offer { offer_id, conference, endpoint, sdp, sources } => {
             if let Some(p) = participant_on(&inner, bridge_id, &conference, &endpoint) {
-                let _ = p.send(ServerMsg::Offer { id, sdp, sources });
+                let _ = p.send(ServerMsg::Offer { id: offer_id, sdp, sources });
             }
         }
-        Message::EndpointState { conference, endpoint, state } => {
+        FromBridge::EndpointState { conference, endpoint, state } => {
             if let Some(r) = inner.rooms.get(&conference) {
-                let state = match state {
-                    control::EndpointState::Connected => "connected",
-                    control::EndpointState::Disconnected => "disconnected",
-                    control::EndpointState::Expired => "expired",
-                };
-                r.broadcast(&ServerMsg::ConnectionState { id: endpoint, state: state.into() }, None);
+                r.broadcast(&ServerMsg::ConnectionState { id: endpoint, state }, None);
             }
         }
-        Message::DominantSpeaker { conference, endpoint } => {
+        FromBridge::DominantSpeaker { conference, endpoint } => {
             if let Some(r) = inner.rooms.get_mut(&conference)
                 && r.bridge.as_deref() == Some(bridge_id)
             {
@@ -197,7 +170,7 @@ fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: Message) 
                 r.broadcast(&ServerMsg::DominantSpeaker { id: endpoint }, None);
             }
         }
-        other => tracing::debug!(bridge = %bridge_id, msg = ?other.id(), "unexpected control message"),
+        FromBridge::Register { .. } => tracing::warn!(bridge = %bridge_id, "second register ignored"),
     }
 }
 
@@ -246,21 +219,20 @@ pub fn bridge_lost(app: &Arc<App>, bridge_id: &str, vanished: bool) {
             if let Some(old) = old {
                 // Give the client time to reconnect to the new bridge, then free the old endpoint.
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                old.send(&Message::ExpireEndpoint { id: app2.next_id(), conference: room, endpoint: pid });
+                old.send(&ToBridge::ExpireEndpoint { id: app2.next_id(), conference: room, endpoint: pid });
             }
         });
     }
 }
 
-/// Every second: bridges that went silent are lost; draining bridges past the grace period
-/// have their conferences moved.
+/// Every second: bridges that went silent are lost; draining bridges past the deadline they
+/// reported have their conferences moved.
 pub async fn monitor(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         let now = Instant::now();
         let stale = app.stale();
-        let drain_after = Duration::from_secs(app.settings.drain_migrate_after_seconds);
         let (lost, drained): (Vec<String>, Vec<String>) = {
             let inner = app.lock();
             let lost = inner
@@ -272,13 +244,7 @@ pub async fn monitor(app: Arc<App>) {
             let drained = inner
                 .bridges
                 .values()
-                .filter(|b| {
-                    b.draining
-                        && !b.drain_migrated
-                        && b.draining_since.is_some_and(|t| {
-                            now.saturating_duration_since(t) >= b.drain_after.unwrap_or(drain_after)
-                        })
-                })
+                .filter(|b| !b.drain_migrated && b.drain_deadline.is_some_and(|t| now >= t))
                 .map(|b| b.id.clone())
                 .collect();
             (lost, drained)

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
-use convene_media::control::{self, Message};
+use convene_proto::control::{self, FromBridge, ToBridge};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::auth::Identity;
-use crate::protocol::{self, ClientMsg, ErrorCode, PROTOCOL_VERSION, ParticipantInfo, ServerMsg};
+use crate::protocol::{self, ClientMsg, ErrorCode, MuteKind, PROTOCOL_VERSION, ParticipantInfo, ServerMsg};
 use crate::state::{App, Inner, Participant, Room, Tx, Waiter};
 use crate::turn::{self, IceServer};
 
@@ -299,17 +299,18 @@ pub async fn setup_media(app: Arc<App>, room: String, pid: String, migration: bo
         let chosen = {
             let mut inner = app.lock();
             let Some(r) = inner.rooms.get(&room) else { return };
-            let Some(p) = r.participants.get(&pid) else { return };
-            let display = p.info.name.clone();
+            if !r.participants.contains_key(&pid) {
+                return;
+            }
             let chosen = app.bridge_for(&mut inner, &room);
             if let Some((b, _)) = &chosen
                 && let Some(br) = inner.bridges.get_mut(b)
             {
                 br.recent += 1;
             }
-            chosen.map(|(b, c)| (b, c, display))
+            chosen
         };
-        let Some((bridge, conn, display)) = chosen else {
+        let Some((bridge, conn)) = chosen else {
             app.metrics.allocation_failures.inc();
             if attempt == 0 || attempt == 19 {
                 send_to(
@@ -321,18 +322,14 @@ pub async fn setup_media(app: Arc<App>, room: String, pid: String, migration: bo
             }
             continue;
         };
-        let req = Message::AllocateEndpoint {
-            id: app.next_id(),
-            conference: room.clone(),
-            endpoint: pid.clone(),
-            display_name: Some(display),
-        };
+        let req =
+            ToBridge::AllocateEndpoint { id: app.next_id(), conference: room.clone(), endpoint: pid.clone() };
         match conn.request(req).await {
-            Some(Message::Allocated { .. }) => {
+            Some(FromBridge::Allocated { .. }) => {
                 let mut inner = app.lock();
                 let Some(p) = inner.rooms.get_mut(&room).and_then(|r| r.participants.get_mut(&pid)) else {
                     drop(inner);
-                    conn.send(&Message::ExpireEndpoint {
+                    conn.send(&ToBridge::ExpireEndpoint {
                         id: app.next_id(),
                         conference: room,
                         endpoint: pid,
@@ -344,9 +341,9 @@ pub async fn setup_media(app: Arc<App>, room: String, pid: String, migration: bo
                     p.tx.send(ServerMsg::Media { bridge, migration, ice_servers: ice_servers(&app, &pid) });
                 return;
             }
-            Some(Message::Error { code: control::ErrorCode::Conflict, .. }) => {
+            Some(FromBridge::Error { code: control::ErrorCode::Conflict, .. }) => {
                 // A stale endpoint of ours (e.g. after a control reconnect): free it and retry.
-                conn.request(Message::ExpireEndpoint {
+                conn.request(ToBridge::ExpireEndpoint {
                     id: app.next_id(),
                     conference: room.clone(),
                     endpoint: pid.clone(),
@@ -355,7 +352,7 @@ pub async fn setup_media(app: Arc<App>, room: String, pid: String, migration: bo
             }
             other => {
                 app.metrics.allocation_failures.inc();
-                tracing::warn!(%room, %bridge, reply = ?other.as_ref().map(|m| m.to_json()), "allocation failed");
+                tracing::warn!(%room, %bridge, reply = ?other.as_ref().map(control::to_json), "allocation failed");
                 let mut inner = app.lock();
                 if let Some(r) = inner.rooms.get_mut(&room)
                     && r.bridge.as_deref() == Some(bridge.as_str())
@@ -411,9 +408,9 @@ pub fn leave(app: &Arc<App>, name: &str, pid: &str) {
         && let Some(conn) = inner.bridges.get(&b).and_then(|b| b.conn.clone())
     {
         let msg = if empty {
-            Message::ExpireConference { id: app.next_id(), conference: name.to_string() }
+            ToBridge::ExpireConference { id: app.next_id(), conference: name.to_string() }
         } else {
-            Message::ExpireEndpoint {
+            ToBridge::ExpireEndpoint {
                 id: app.next_id(),
                 conference: name.to_string(),
                 endpoint: pid.to_string(),
@@ -465,10 +462,10 @@ fn in_room(app: &Arc<App>, pid: &str, name: &str, tx: &Tx, msg: ClientMsg) {
             drop(inner);
             let id = app.next_id();
             let req =
-                Message::Offer { id, conference: name.to_string(), endpoint: pid.to_string(), sdp, sources };
+                ToBridge::Offer { id, conference: name.to_string(), endpoint: pid.to_string(), sdp, sources };
             let tx = tx.clone();
             tokio::spawn(async move {
-                if let Some(Message::Error { message, .. }) = conn.request(req).await {
+                if let Some(FromBridge::Error { message, .. }) = conn.request(req).await {
                     let _ = tx.send(ServerMsg::error(
                         ErrorCode::MediaError,
                         format!("bridge refused the offer: {message}"),
@@ -478,8 +475,8 @@ fn in_room(app: &Arc<App>, pid: &str, name: &str, tx: &Tx, msg: ClientMsg) {
         }
         ClientMsg::Answer { id, sdp } => {
             if let Some(conn) = bridge_conn(&inner) {
-                conn.send(&Message::Answer {
-                    id,
+                conn.send(&ToBridge::Answer {
+                    offer_id: id,
                     conference: name.to_string(),
                     endpoint: pid.to_string(),
                     sdp,
@@ -491,7 +488,7 @@ fn in_room(app: &Arc<App>, pid: &str, name: &str, tx: &Tx, msg: ClientMsg) {
                 && !candidate.is_empty()
                 && candidate.len() < 1024
             {
-                conn.send(&Message::IceCandidate {
+                conn.send(&ToBridge::IceCandidate {
                     id: app.next_id(),
                     conference: name.to_string(),
                     endpoint: pid.to_string(),
@@ -501,7 +498,7 @@ fn in_room(app: &Arc<App>, pid: &str, name: &str, tx: &Tx, msg: ClientMsg) {
         }
         ClientMsg::Constraints { constraints } => {
             if let Some(conn) = bridge_conn(&inner) {
-                conn.send(&Message::ReceiverConstraints {
+                conn.send(&ToBridge::ReceiverConstraints {
                     id: app.next_id(),
                     conference: name.to_string(),
                     endpoint: pid.to_string(),
@@ -550,27 +547,23 @@ fn in_room(app: &Arc<App>, pid: &str, name: &str, tx: &Tx, msg: ClientMsg) {
             }
         }
         ClientMsg::RaiseHand { raised } => update(r, pid, |i| i.hand_raised = raised),
-        ClientMsg::Mute { target, kind } => {
-            let kind = if kind == "video" { "video" } else { "audio" }.to_string();
-            match r.participants.get(&target) {
-                Some(p) => {
-                    let _ = p.tx.send(ServerMsg::MutedBy { by: my_name, kind: kind.clone() });
-                    update(r, &target, |i| set_muted(i, &kind));
-                }
-                None => {
-                    drop(inner);
-                    refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant");
-                }
+        ClientMsg::Mute { target, kind } => match r.participants.get(&target) {
+            Some(p) => {
+                let _ = p.tx.send(ServerMsg::MutedBy { by: my_name, kind });
+                update(r, &target, |i| set_muted(i, kind));
             }
-        }
+            None => {
+                drop(inner);
+                refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant");
+            }
+        },
         ClientMsg::MuteAll { kind } => {
-            let kind = if kind == "video" { "video" } else { "audio" }.to_string();
             let others: Vec<String> = r.participants.keys().filter(|k| k.as_str() != pid).cloned().collect();
             for t in others {
                 if let Some(p) = r.participants.get(&t) {
-                    let _ = p.tx.send(ServerMsg::MutedBy { by: my_name.clone(), kind: kind.clone() });
+                    let _ = p.tx.send(ServerMsg::MutedBy { by: my_name.clone(), kind });
                 }
-                update(r, &t, |i| set_muted(i, &kind));
+                update(r, &t, |i| set_muted(i, kind));
             }
         }
         ClientMsg::Kick { target } => {
@@ -633,11 +626,10 @@ fn in_room(app: &Arc<App>, pid: &str, name: &str, tx: &Tx, msg: ClientMsg) {
     }
 }
 
-fn set_muted(i: &mut ParticipantInfo, kind: &str) {
-    if kind == "video" {
-        i.video_muted = true;
-    } else {
-        i.audio_muted = true;
+fn set_muted(i: &mut ParticipantInfo, kind: MuteKind) {
+    match kind {
+        MuteKind::Video => i.video_muted = true,
+        MuteKind::Audio => i.audio_muted = true,
     }
 }
 

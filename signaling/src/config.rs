@@ -1,11 +1,11 @@
-//! Configuration: the YAML file the operator renders (`SignalingConfig` in
-//! `operator/src/render/signaling.rs`, camelCase), with flag/env overrides for local runs.
-//! Secrets are files, read once at start and trimmed.
+//! Configuration: the YAML file the operator renders (`convene_proto::config::SignalingConfig`,
+//! camelCase), with flag/env overrides for local runs. Secrets are files, read once at start
+//! and trimmed.
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use serde::Deserialize;
+pub use convene_proto::config::{SignalingConfig, WebConfig};
 
 #[derive(Parser, Debug, Clone, Default)]
 #[command(name = "convene-signaling", version, about = "Convene signaling, focus and web app")]
@@ -60,72 +60,6 @@ pub struct Args {
     pub log_format: String,
 }
 
-/// The file format (all fields optional so a partial file works locally).
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase", default)]
-pub struct FileConfig {
-    pub domain: String,
-    pub public_url: String,
-    pub listen: String,
-    pub region: Option<String>,
-    pub bridge_secret_file: Option<String>,
-    pub auth: FileAuth,
-    pub lobby_by_default: bool,
-    pub web: WebConfig,
-    pub turn: Option<FileTurn>,
-    pub recording: bool,
-    /// Not rendered by the operator (yet): defaults below.
-    pub bridge_capacity: Option<u64>,
-    pub bridge_stale_seconds: Option<u64>,
-    pub drain_migrate_after_seconds: Option<u64>,
-}
-
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase", default)]
-pub struct FileAuth {
-    pub jwt: Option<FileJwt>,
-    pub allow_guests: bool,
-    pub allow_anonymous_room_creation: bool,
-}
-
-impl Default for FileAuth {
-    fn default() -> Self {
-        FileAuth { jwt: None, allow_guests: true, allow_anonymous_room_creation: true }
-    }
-}
-
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase", default)]
-pub struct FileJwt {
-    pub algorithm: String,
-    pub issuer: String,
-    pub audience: String,
-    pub key_file: String,
-}
-
-#[derive(Deserialize, serde::Serialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct WebConfig {
-    pub start_audio_muted: bool,
-    pub start_video_muted: bool,
-    pub max_resolution: i32,
-    pub last_n: i32,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        WebConfig { start_audio_muted: false, start_video_muted: false, max_resolution: 720, last_n: -1 }
-    }
-}
-
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase", default)]
-pub struct FileTurn {
-    pub uris: Vec<String>,
-    pub secret_file: String,
-    pub credential_lifetime_seconds: i64,
-}
-
 /// Resolved JWT settings (key material loaded).
 #[derive(Clone)]
 pub struct JwtSettings {
@@ -170,7 +104,6 @@ pub struct Settings {
     pub recording: bool,
     pub bridge_capacity: u64,
     pub bridge_stale_seconds: u64,
-    pub drain_migrate_after_seconds: u64,
 }
 
 fn read_secret(path: &str) -> anyhow::Result<String> {
@@ -186,12 +119,12 @@ impl Settings {
                     std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
                 parse_file(&text)?
             }
-            None => FileConfig::default(),
+            None => SignalingConfig::default(),
         };
         Self::resolve(file, args)
     }
 
-    pub fn resolve(file: FileConfig, args: &Args) -> anyhow::Result<Settings> {
+    pub fn resolve(file: SignalingConfig, args: &Args) -> anyhow::Result<Settings> {
         let listen = args.listen.clone().unwrap_or(if file.listen.is_empty() {
             "0.0.0.0:8080".to_string()
         } else {
@@ -213,7 +146,7 @@ impl Settings {
                 key: read_secret(&key.to_string_lossy())?.into_bytes(),
             }),
             (_, _, Some(j)) => Some(JwtSettings {
-                algorithm: j.algorithm.clone(),
+                algorithm: j.algorithm.as_str().to_string(),
                 issuer: j.issuer.clone(),
                 audience: j.audience.clone(),
                 key: read_secret(&j.key_file)?.into_bytes(),
@@ -260,12 +193,11 @@ impl Settings {
             recording: file.recording,
             bridge_capacity: args.bridge_capacity.or(file.bridge_capacity).unwrap_or(500),
             bridge_stale_seconds: args.bridge_stale_seconds.or(file.bridge_stale_seconds).unwrap_or(15),
-            drain_migrate_after_seconds: file.drain_migrate_after_seconds.unwrap_or(60),
         })
     }
 }
 
-pub fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
+pub fn parse_file(text: &str) -> anyhow::Result<SignalingConfig> {
     serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("invalid config: {e}"))
 }
 
@@ -303,7 +235,7 @@ recording: false
 "#;
         let f = parse_file(yaml).unwrap();
         assert_eq!(f.domain, "meet.example.org");
-        assert_eq!(f.auth.jwt.as_ref().unwrap().algorithm, "HS256");
+        assert_eq!(f.auth.jwt.as_ref().unwrap().algorithm, convene_proto::config::JwtAlgorithm::HS256);
         assert!(!f.auth.allow_anonymous_room_creation);
         assert!(f.web.start_audio_muted);
         assert_eq!(f.turn.unwrap().credential_lifetime_seconds, 3600);

@@ -3,22 +3,22 @@
 //! migration when a bridge vanishes).
 use std::time::Duration;
 
-use convene_media::control::{AdvertisedAddress, Load, Message};
+use convene_proto::control::{self, AdvertisedAddress, Drain, FromBridge, LoadReport, ToBridge};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::config::{Args, FileConfig, Settings};
+use crate::config::{Args, Settings, SignalingConfig};
 use crate::state::App;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn server() -> (String, std::sync::Arc<App>) {
-    server_with(FileConfig::default()).await
+    server_with(SignalingConfig::default()).await
 }
 
-async fn server_with(file: FileConfig) -> (String, std::sync::Arc<App>) {
+async fn server_with(file: SignalingConfig) -> (String, std::sync::Arc<App>) {
     let args = Args { bridge_secret: Some("s3cret".into()), ..Default::default() };
     let mut settings = Settings::resolve(file, &args).unwrap();
     settings.listen = "127.0.0.1:0".into();
@@ -35,18 +35,18 @@ async fn bridge(addr: &str, id: &str, secret: &str) -> Result<Ws, tungstenite::E
     let mut req = format!("ws://{addr}/bridge").into_client_request()?;
     req.headers_mut().insert("authorization", format!("Bearer {secret}").parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
-    let reg = Message::Register {
-        protocol_version: 1,
+    let reg = FromBridge::Register {
+        protocol_version: control::PROTOCOL_VERSION,
         bridge_id: id.into(),
         region: None,
         version: "test".into(),
         addresses: vec![AdvertisedAddress { address: "127.0.0.1".into(), source: "static".into() }],
         udp_port: 10000,
         tcp_port: None,
-        draining: false,
+        drain: None,
     };
-    ws.send(tungstenite::Message::text(reg.to_json())).await?;
-    ws.send(tungstenite::Message::text(Message::Load(Load::default()).to_json())).await?;
+    ws.send(tungstenite::Message::text(control::to_json(&reg))).await?;
+    ws.send(tungstenite::Message::text(control::to_json(&FromBridge::Load(LoadReport::default())))).await?;
     Ok(ws)
 }
 
@@ -72,7 +72,7 @@ async fn next_of(ws: &mut Ws, ty: &str) -> serde_json::Value {
     }
 }
 
-async fn next_control(ws: &mut Ws) -> Message {
+async fn next_control(ws: &mut Ws) -> ToBridge {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -80,7 +80,7 @@ async fn next_control(ws: &mut Ws) -> Message {
             .unwrap()
             .unwrap();
         if let tungstenite::Message::Text(t) = m {
-            return Message::parse(t.as_str()).unwrap();
+            return control::parse(t.as_str()).unwrap();
         }
     }
 }
@@ -89,18 +89,19 @@ async fn next_control(ws: &mut Ws) -> Message {
 async fn serve_bridge_once(ws: &mut Ws) -> (String, String) {
     loop {
         match next_control(ws).await {
-            Message::AllocateEndpoint { id, conference, endpoint, .. } => {
-                let r = Message::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
-                ws.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+            ToBridge::AllocateEndpoint { id, conference, endpoint } => {
+                let r =
+                    FromBridge::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
+                ws.send(tungstenite::Message::text(control::to_json(&r))).await.unwrap();
             }
-            Message::Offer { id, conference, endpoint, .. } => {
-                let r = Message::Answer {
+            ToBridge::Offer { id, conference, endpoint, .. } => {
+                let r = FromBridge::Answer {
                     id,
                     conference: conference.clone(),
                     endpoint: endpoint.clone(),
                     sdp: "answer-sdp".into(),
                 };
-                ws.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+                ws.send(tungstenite::Message::text(control::to_json(&r))).await.unwrap();
                 return (conference, endpoint);
             }
             _ => {}
@@ -135,10 +136,10 @@ async fn join_allocate_relay_and_migrate() {
     assert_eq!(joined["you"]["moderator"], true);
     let (media, ()) = tokio::join!(next_of(&mut client, "media"), async {
         // The bridge sees the allocation; answer it.
-        if let Message::AllocateEndpoint { id, conference, endpoint, .. } = next_control(&mut b1).await {
+        if let ToBridge::AllocateEndpoint { id, conference, endpoint } = next_control(&mut b1).await {
             assert_eq!(conference, "standup");
-            let r = Message::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
-            b1.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+            let r = FromBridge::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
+            b1.send(tungstenite::Message::text(control::to_json(&r))).await.unwrap();
         } else {
             panic!("expected allocate_endpoint");
         }
@@ -157,9 +158,9 @@ async fn join_allocate_relay_and_migrate() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(b1);
     let (media, ()) = tokio::join!(next_of(&mut client, "media"), async {
-        if let Message::AllocateEndpoint { id, conference, endpoint, .. } = next_control(&mut b2).await {
-            let r = Message::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
-            b2.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+        if let ToBridge::AllocateEndpoint { id, conference, endpoint } = next_control(&mut b2).await {
+            let r = FromBridge::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
+            b2.send(tungstenite::Message::text(control::to_json(&r))).await.unwrap();
         }
     });
     assert_eq!(media["bridge"], "b2");
@@ -180,9 +181,9 @@ async fn join(addr: &str, room: &str) -> Ws {
 
 async fn allocate_on(b: &mut Ws) {
     loop {
-        if let Message::AllocateEndpoint { id, conference, endpoint, .. } = next_control(b).await {
-            let r = Message::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
-            b.send(tungstenite::Message::text(r.to_json())).await.unwrap();
+        if let ToBridge::AllocateEndpoint { id, conference, endpoint } = next_control(b).await {
+            let r = FromBridge::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };
+            b.send(tungstenite::Message::text(control::to_json(&r))).await.unwrap();
             return;
         }
     }
@@ -190,9 +191,9 @@ async fn allocate_on(b: &mut Ws) {
 
 #[tokio::test]
 async fn draining_bridge_conferences_move_at_the_deadline() {
-    // The bridge's own deadline (from the operator's drain request) wins over the default.
-    let file = FileConfig { drain_migrate_after_seconds: Some(600), ..Default::default() };
-    let (addr, _app) = server_with(file).await;
+    // The bridge owns the deadline: signaling moves the conference when the time the bridge
+    // reported as left has run out, by signaling's own clock.
+    let (addr, _app) = server().await;
     let mut b1 = bridge(&addr, "b1", "s3cret").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut client = join(&addr, "room").await;
@@ -201,17 +202,16 @@ async fn draining_bridge_conferences_move_at_the_deadline() {
     let mut b2 = bridge(&addr, "b2", "s3cret").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A new conference never lands on a draining bridge; an existing one moves at the deadline.
-    b1.send(tungstenite::Message::text(
-        Message::Draining { draining: true, migrate_after_seconds: Some(1) }.to_json(),
-    ))
-    .await
-    .unwrap();
+    let drain = Drain { elapsed_ms: 29_000, deadline_ms: 30_000 };
+    b1.send(tungstenite::Message::text(control::to_json(&FromBridge::Draining { drain: Some(drain) })))
+        .await
+        .unwrap();
     let (media, ()) = tokio::join!(next_of(&mut client, "media"), allocate_on(&mut b2));
     assert_eq!(media["bridge"], "b2");
     assert_eq!(media["migration"], true);
     // The old endpoint is freed on the draining bridge.
     loop {
-        if let Message::ExpireEndpoint { conference, .. } = next_control(&mut b1).await {
+        if let ToBridge::ExpireEndpoint { conference, .. } = next_control(&mut b1).await {
             assert_eq!(conference, "room");
             break;
         }

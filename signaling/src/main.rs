@@ -89,7 +89,7 @@ async fn bridge_ws(
         Ok(up) => up,
         Err(e) => return e.into_response(),
     };
-    up.max_message_size(convene_media::control::MAX_MESSAGE_BYTES)
+    up.max_message_size(convene_proto::control::MAX_MESSAGE_BYTES)
         .on_upgrade(move |s| bridge::handle(app, s))
         .into_response()
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use convene_media::control::{Load, Message};
+use convene_proto::control::{self, FromBridge, LoadReport, ToBridge};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Verifier;
@@ -16,26 +16,24 @@ use crate::select::{self, Candidate};
 
 pub type Tx = mpsc::UnboundedSender<ServerMsg>;
 
-/// Our request ids start here so they never collide with ids the bridge picks for its offers.
-const FIRST_REQUEST_ID: u64 = 1 << 40;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct BridgeConn {
     pub tx: mpsc::UnboundedSender<String>,
-    pub pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Message>>>>,
+    pub pending: Arc<Mutex<HashMap<control::RequestId, oneshot::Sender<FromBridge>>>>,
     pub generation: u64,
 }
 
 impl BridgeConn {
-    /// Send without waiting for the answer.
-    pub fn send(&self, msg: &Message) -> bool {
-        self.tx.send(msg.to_json()).is_ok()
+    /// Send without waiting for the reply.
+    pub fn send(&self, msg: &ToBridge) -> bool {
+        self.tx.send(control::to_json(msg)).is_ok()
     }
 
-    /// Send and wait for the answer with the same id.
-    pub async fn request(&self, msg: Message) -> Option<Message> {
-        let id = msg.id()?;
+    /// Send a request and wait for its reply.
+    pub async fn request(&self, msg: ToBridge) -> Option<FromBridge> {
+        let id = msg.request_id()?;
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
         if !self.send(&msg) {
@@ -47,7 +45,8 @@ impl BridgeConn {
         r
     }
 
-    pub fn complete(&self, id: u64, msg: Message) -> bool {
+    /// Hand a reply to the request waiting for it; false when none waits (timed out).
+    pub fn complete(&self, id: control::RequestId, msg: FromBridge) -> bool {
         match lock(&self.pending).remove(&id) {
             Some(tx) => {
                 let _ = tx.send(msg);
@@ -63,16 +62,33 @@ pub struct Bridge {
     pub region: Option<String>,
     pub addresses: Vec<String>,
     pub version: String,
-    pub load: Load,
-    pub draining: bool,
-    pub draining_since: Option<Instant>,
+    pub load: LoadReport,
+    /// While the bridge drains: when its conferences move, by our clock, from the time left
+    /// that the bridge (which owns the deadline) last reported.
+    pub drain_deadline: Option<Instant>,
+    /// The conferences of a draining bridge were moved at its deadline.
     pub drain_migrated: bool,
-    /// The deadline the bridge reported with its drain (the operator's); else the default.
-    pub drain_after: Option<std::time::Duration>,
     pub last_seen: Instant,
     pub conn: Option<BridgeConn>,
     /// Endpoints allocated since the last load report.
     pub recent: u64,
+}
+
+impl Bridge {
+    pub fn draining(&self) -> bool {
+        self.drain_deadline.is_some()
+    }
+
+    /// Follow the bridge's drain report (`None`: not draining), received at `now`.
+    pub fn set_drain(&mut self, drain: Option<control::Drain>, now: Instant) {
+        match drain {
+            Some(d) => self.drain_deadline = Some(now + Duration::from_millis(d.remaining_ms())),
+            None => {
+                self.drain_deadline = None;
+                self.drain_migrated = false;
+            }
+        }
+    }
 }
 
 pub struct Participant {
@@ -171,7 +187,7 @@ impl App {
             verifier,
             metrics: Metrics::new(),
             inner: Mutex::new(Inner::default()),
-            next_id: AtomicU64::new(FIRST_REQUEST_ID),
+            next_id: AtomicU64::new(1),
         }))
     }
 
@@ -202,7 +218,7 @@ impl App {
         if let Some(b) = current.and_then(|id| inner.bridges.get(&id))
             && let Some(conn) = &b.conn
             && now.saturating_duration_since(b.last_seen) <= stale
-            && !(b.draining && b.drain_migrated)
+            && !(b.draining() && b.drain_migrated)
         {
             // Existing conferences stay on a draining bridge until they are migrated.
             return Some((b.id.clone(), conn.clone()));
@@ -215,7 +231,7 @@ impl App {
                 region: b.region.clone(),
                 stress: b.load.stress,
                 endpoints: b.load.endpoints,
-                draining: b.draining,
+                draining: b.draining(),
                 connected: b.conn.is_some(),
                 last_seen: b.last_seen,
                 recent: b.recent,

@@ -2,18 +2,10 @@
 //! `<expiry unix time>:<user id>`, password `base64(HMAC-SHA1(secret, username))`.
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::Serialize;
 use sha1::Sha1;
 
 use crate::config::TurnSettings;
-
-/// One entry of `RTCConfiguration.iceServers`.
-#[derive(Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    pub username: String,
-    pub credential: String,
-}
+pub use crate::protocol::IceServer;
 
 pub fn credential(secret: &str, username: &str) -> String {
     // HMAC accepts keys of any length, so this cannot fail.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use convene_media::control::Message;
+use convene_media::control::{self, FromBridge, ToBridge};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
@@ -159,14 +159,14 @@ struct Signaling {
 }
 
 impl Signaling {
-    fn send(&mut self, m: &Message) -> anyhow::Result<()> {
-        self.ws.send(tungstenite::Message::text(m.to_json()))?;
+    fn send(&mut self, m: &ToBridge) -> anyhow::Result<()> {
+        self.ws.send(tungstenite::Message::text(control::to_json(m)))?;
         Ok(())
     }
 
-    fn try_recv(&mut self) -> anyhow::Result<Option<Message>> {
+    fn try_recv(&mut self) -> anyhow::Result<Option<FromBridge>> {
         match self.ws.read() {
-            Ok(tungstenite::Message::Text(t)) => Ok(Some(Message::parse(t.as_str())?)),
+            Ok(tungstenite::Message::Text(t)) => Ok(Some(control::parse(t.as_str())?)),
             Ok(_) => Ok(None),
             Err(tungstenite::Error::Io(e))
                 if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
@@ -273,7 +273,7 @@ fn run_bridge(n: usize, bwe: bool) -> anyhow::Result<(f64, f64, u64, u64)> {
         loop {
             while let Some(m) = sig.try_recv()? {
                 match m {
-                    Message::Answer { id, endpoint, sdp, .. } => {
+                    FromBridge::Answer { id, endpoint, sdp, .. } => {
                         if let Some(p) = peers.iter_mut().find(|p| p.name == endpoint)
                             && let Some((pid, pending)) = p.pending.take()
                             && pid == id
@@ -281,13 +281,14 @@ fn run_bridge(n: usize, bwe: bool) -> anyhow::Result<(f64, f64, u64, u64)> {
                             p.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&sdp)?)?;
                         }
                     }
-                    Message::Offer { id, conference, endpoint, sdp, .. } => {
+                    FromBridge::Offer { offer_id, conference, endpoint, sdp, .. } => {
                         if let Some(p) = peers.iter_mut().find(|p| p.name == endpoint) {
                             let a = p.rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(&sdp)?)?;
-                            sig.send(&Message::Answer { id, conference, endpoint, sdp: a.to_sdp_string() })?;
+                            let sdp = a.to_sdp_string();
+                            sig.send(&ToBridge::Answer { offer_id, conference, endpoint, sdp })?;
                         }
                     }
-                    Message::Error { message, .. } => bail!("bridge error: {message}"),
+                    FromBridge::Error { message, .. } => bail!("bridge error: {message}"),
                     _ => {}
                 }
             }
@@ -303,18 +304,13 @@ fn run_bridge(n: usize, bwe: bool) -> anyhow::Result<(f64, f64, u64, u64)> {
     };
     for p in peers.iter_mut() {
         id += 1;
-        sig.send(&Message::AllocateEndpoint {
-            id,
-            conference: "bench".into(),
-            endpoint: p.name.clone(),
-            display_name: None,
-        })?;
+        sig.send(&ToBridge::AllocateEndpoint { id, conference: "bench".into(), endpoint: p.name.clone() })?;
         id += 1;
         if let Some((_, pending)) = p.pending.take() {
             p.pending = Some((id, pending));
         }
         let sdp = p.offer.take().map(|o| o.to_sdp_string()).unwrap_or_default();
-        sig.send(&Message::Offer {
+        sig.send(&ToBridge::Offer {
             id,
             conference: "bench".into(),
             endpoint: p.name.clone(),

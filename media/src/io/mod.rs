@@ -5,13 +5,13 @@ pub mod udp;
 
 use std::net::SocketAddr;
 
-use crate::control::Message;
+use crate::control::{Drain, ToBridge};
 
 /// What the async side asks of the media thread.
 #[derive(Debug)]
 pub enum Command {
     /// A control message from signaling (or a test acting as signaling).
-    Control(Message),
+    Control(ToBridge),
     /// One de-framed packet from an ICE-TCP connection.
     TcpPacket {
         source: SocketAddr,
@@ -21,6 +21,6 @@ pub enum Command {
     /// A bad ICE-TCP frame was seen (counted by the media thread's metrics).
     TcpFramingError,
     /// Drain (or stop draining), with the deadline signaling should move endpoints at.
-    SetDraining(bool, Option<u64>),
+    SetDraining(Option<Drain>),
     Shutdown,
 }

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::Command;
 use super::latency::LatencyHistogram;
-use crate::control::Message;
+use crate::control::FromBridge;
 use crate::metrics::DropReason;
 use crate::sfu::Sfu;
 use crate::sfu::ratelimit::TokenBucket;
@@ -59,7 +59,7 @@ pub struct MediaLoop {
     pub sfu: Sfu,
     pub socket: UdpSocket,
     pub commands: Receiver<Command>,
-    pub control_out: UnboundedSender<Message>,
+    pub control_out: UnboundedSender<FromBridge>,
     pub tcp_writers: TcpWriters,
     pub waker_addr: Option<SocketAddr>,
     /// Local candidate address per IP family (passed as the datagram destination to str0m).
@@ -135,7 +135,7 @@ impl MediaLoop {
                     self.flush_output(Some(t));
                 }
                 Ok(Command::TcpFramingError) => self.sfu.metrics().count_drop(DropReason::TcpFraming),
-                Ok(Command::SetDraining(d, after)) => self.sfu.set_draining(d, after),
+                Ok(Command::SetDraining(drain)) => self.sfu.set_draining(drain),
                 Ok(Command::Shutdown) => return false,
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,

@@ -184,7 +184,7 @@ pub struct Endpoint {
     pub declared: Vec<crate::control::SourceInfo>,
     pub tracks_in: Vec<TrackIn>,
     pub tracks_out: Vec<TrackOut>,
-    pub pending: Option<(u64, SdpPendingOffer)>,
+    pub pending: Option<(crate::control::OfferId, SdpPendingOffer)>,
     pub constraints: ReceiverConstraints,
     /// Latest TWCC estimate of what we may send to this endpoint.
     pub estimate_bps: Option<u64>,

@@ -22,7 +22,10 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
-use crate::control::{EndpointState, ErrorCode, Message, ReceiverConstraints, SourceInfo, SourceKind};
+use crate::control::{
+    Drain, EndpointState, ErrorCode, FromBridge, OfferId, ReceiverConstraints, RequestId, SourceInfo,
+    SourceKind, ToBridge,
+};
 use crate::metrics::{DropReason, Metrics};
 use conference::Conference;
 use endpoint::{Endpoint, OutState, TrackIn, TrackOut, vp8_keyframe_height};
@@ -30,6 +33,9 @@ use ratelimit::TokenBucket;
 use router::Decision;
 
 pub type EpId = u64;
+
+/// Why a request was refused; the control handler turns it into an `error` reply.
+type Refusal = (ErrorCode, String);
 
 /// (track index, layer infos, layer rids, max height) of one video source of a receiver.
 type SourceLayers = (usize, Vec<simulcast::LayerInfo>, Vec<Option<Rid>>, u32);
@@ -84,8 +90,9 @@ pub struct Sfu {
     floods: HashMap<SocketAddr, TokenBucket>,
     dirty: Vec<EpId>,
     transmits: VecDeque<Transmit>,
-    control_out: VecDeque<Message>,
-    next_id: u64,
+    control_out: VecDeque<FromBridge>,
+    next_endpoint_id: EpId,
+    next_offer_id: OfferId,
     draining: bool,
     last_housekeeping: Instant,
     log_limit: TokenBucket,
@@ -116,7 +123,8 @@ impl Sfu {
             dirty: Vec::new(),
             transmits: VecDeque::new(),
             control_out: VecDeque::new(),
-            next_id: 1,
+            next_endpoint_id: 1,
+            next_offer_id: 0,
             draining: false,
             last_housekeeping: now,
             log_limit: TokenBucket::new(2.0, 10.0, now),
@@ -141,11 +149,13 @@ impl Sfu {
     }
 
     /// Enter/leave draining: no new conferences; signaling is told.
-    pub fn set_draining(&mut self, draining: bool, migrate_after_seconds: Option<u64>) {
-        if self.draining != draining || (draining && migrate_after_seconds.is_some()) {
+    /// `drain`: the deadline, owned by the I/O layer's clock (`None`: stop draining).
+    pub fn set_draining(&mut self, drain: Option<Drain>) {
+        let draining = drain.is_some();
+        if self.draining != draining || draining {
             self.draining = draining;
             self.metrics.draining.set(i64::from(draining));
-            self.control_out.push_back(Message::Draining { draining, migrate_after_seconds });
+            self.control_out.push_back(FromBridge::Draining { drain });
         }
     }
 
@@ -153,7 +163,7 @@ impl Sfu {
         self.transmits.pop_front()
     }
 
-    pub fn poll_control(&mut self) -> Option<Message> {
+    pub fn poll_control(&mut self) -> Option<FromBridge> {
         self.control_out.pop_front()
     }
 
@@ -316,7 +326,7 @@ impl Sfu {
                 ep.timeout = now + Duration::from_secs(1);
                 if ep.disconnected_since.is_none() {
                     ep.disconnected_since = Some(now);
-                    self.control_out.push_back(Message::EndpointState {
+                    self.control_out.push_back(FromBridge::EndpointState {
                         conference: ep.conference.clone(),
                         endpoint: ep.name.clone(),
                         state: EndpointState::Disconnected,
@@ -354,7 +364,7 @@ impl Sfu {
                     ep.connected = true;
                     ep.disconnected_since = None;
                     info!(conference = %ep.conference, endpoint = %ep.name, "endpoint connected");
-                    self.control_out.push_back(Message::EndpointState {
+                    self.control_out.push_back(FromBridge::EndpointState {
                         conference: ep.conference.clone(),
                         endpoint: ep.name.clone(),
                         state: EndpointState::Connected,
@@ -378,7 +388,7 @@ impl Sfu {
                     _ => None,
                 };
                 if let Some(state) = notify {
-                    self.control_out.push_back(Message::EndpointState {
+                    self.control_out.push_back(FromBridge::EndpointState {
                         conference: ep.conference.clone(),
                         endpoint: ep.name.clone(),
                         state,
@@ -562,7 +572,7 @@ impl Sfu {
         if let Some(speaker) = speaker_changed {
             let conference = conf.name.clone();
             let members = conf.members.clone();
-            self.control_out.push_back(Message::DominantSpeaker { conference, endpoint: speaker });
+            self.control_out.push_back(FromBridge::DominantSpeaker { conference, endpoint: speaker });
             for m in members {
                 self.reallocate(m, now);
             }
@@ -679,25 +689,28 @@ impl Sfu {
     // ------------------------------------------------------------------ control ----
 
     /// Handle one control message from signaling; replies go to `poll_control`.
-    pub fn handle_control(&mut self, msg: Message, now: Instant) {
-        let id = msg.id();
+    pub fn handle_control(&mut self, msg: ToBridge, now: Instant) {
         let reply = match msg {
-            Message::AllocateEndpoint { id, conference, endpoint, .. } => {
+            ToBridge::AllocateEndpoint { id, conference, endpoint } => {
                 self.allocate(id, &conference, &endpoint, now)
             }
-            Message::Offer { id, conference, endpoint, sdp, sources } => {
+            ToBridge::Offer { id, conference, endpoint, sdp, sources } => {
                 match self.accept_offer(id, &conference, &endpoint, &sdp, sources, now) {
                     // The answer (and any offer it triggered) is already queued, in order.
                     Ok(()) => return self.flush(now),
-                    Err(e) => e,
+                    Err((code, why)) => FromBridge::error(Some(id), code, why),
                 }
             }
-            Message::Answer { id, conference, endpoint, sdp } => {
-                self.accept_answer(id, &conference, &endpoint, &sdp, now)
+            ToBridge::Answer { offer_id, conference, endpoint, sdp } => {
+                // Answers get no reply: a bad one leaves the offer pending, to be redone.
+                if let Err(e) = self.accept_answer(offer_id, &conference, &endpoint, &sdp, now) {
+                    warn!(%conference, %endpoint, offer_id, "client answer refused: {e}");
+                }
+                return self.flush(now);
             }
-            Message::IceCandidate { id, conference, endpoint, candidate } => {
-                match self.lookup(id, &conference, &endpoint) {
-                    Err(e) => e,
+            ToBridge::IceCandidate { id, conference, endpoint, candidate } => {
+                match self.lookup(&conference, &endpoint) {
+                    Err((code, why)) => FromBridge::error(Some(id), code, why),
                     Ok(ep) => {
                         let c = candidate.trim();
                         let c = if c.starts_with("candidate:") {
@@ -711,81 +724,70 @@ impl Sfu {
                                     e.rtc.add_remote_candidate(cand);
                                 }
                                 self.mark_dirty(ep);
-                                Message::Ok { id }
+                                FromBridge::Ok { id }
                             }
-                            Err(e) => Message::error(Some(id), ErrorCode::BadRequest, e.to_string()),
+                            Err(e) => FromBridge::error(Some(id), ErrorCode::BadRequest, e.to_string()),
                         }
                     }
                 }
             }
-            Message::ReceiverConstraints { id, conference, endpoint, constraints } => {
-                match self.lookup(id, &conference, &endpoint) {
-                    Err(e) => e,
+            ToBridge::ReceiverConstraints { id, conference, endpoint, constraints } => {
+                match self.lookup(&conference, &endpoint) {
+                    Err((code, why)) => FromBridge::error(Some(id), code, why),
                     Ok(ep) => {
                         if let Some(e) = self.endpoints.get_mut(&ep) {
                             e.constraints = constraints;
                         }
                         self.reallocate(ep, now);
-                        Message::Ok { id }
+                        FromBridge::Ok { id }
                     }
                 }
             }
-            Message::RestartIce { id, conference, endpoint } => match self.lookup(id, &conference, &endpoint)
-            {
-                Err(e) => e,
-                Ok(ep) => match self.renegotiate(ep, Some(id), true, now) {
-                    Some(offer) => offer,
-                    None => Message::error(Some(id), ErrorCode::Internal, "no offer"),
-                },
-            },
-            Message::ExpireEndpoint { id, conference, endpoint } => {
-                match self.lookup(id, &conference, &endpoint) {
-                    Err(e) => e,
+            ToBridge::ExpireEndpoint { id, conference, endpoint } => {
+                match self.lookup(&conference, &endpoint) {
+                    Err((code, why)) => FromBridge::error(Some(id), code, why),
                     Ok(ep) => {
                         self.remove_endpoint(ep);
-                        Message::Ok { id }
+                        FromBridge::Ok { id }
                     }
                 }
             }
-            Message::ExpireConference { id, conference } => match self.conferences.get(&conference) {
-                None => Message::error(Some(id), ErrorCode::UnknownConference, conference),
+            ToBridge::ExpireConference { id, conference } => match self.conferences.get(&conference) {
+                None => FromBridge::error(Some(id), ErrorCode::UnknownConference, conference),
                 Some(c) => {
                     for m in c.members.clone() {
                         self.remove_endpoint(m);
                     }
-                    Message::Ok { id }
+                    FromBridge::Ok { id }
                 }
             },
-            Message::Ping { id } => Message::Ok { id },
-            other => Message::error(
-                id,
-                ErrorCode::BadRequest,
-                format!("not a request for a bridge: {:?}", std::mem::discriminant(&other)),
-            ),
         };
         self.control_out.push_back(reply);
         self.flush(now);
     }
 
-    fn lookup(&self, req: u64, conference: &str, endpoint: &str) -> Result<EpId, Message> {
-        self.by_name.get(&(conference.to_string(), endpoint.to_string())).copied().ok_or_else(|| {
-            Message::error(Some(req), ErrorCode::UnknownEndpoint, format!("{conference}/{endpoint}"))
-        })
+    fn lookup(&self, conference: &str, endpoint: &str) -> Result<EpId, Refusal> {
+        self.endpoint_id(conference, endpoint)
+            .ok_or_else(|| (ErrorCode::UnknownEndpoint, format!("{conference}/{endpoint}")))
     }
 
-    fn allocate(&mut self, req: u64, conference: &str, endpoint: &str, now: Instant) -> Message {
+    fn endpoint_id(&self, conference: &str, endpoint: &str) -> Option<EpId> {
+        self.by_name.get(&(conference.to_string(), endpoint.to_string())).copied()
+    }
+
+    fn allocate(&mut self, req: RequestId, conference: &str, endpoint: &str, now: Instant) -> FromBridge {
         if conference.is_empty() || endpoint.is_empty() || conference.len() > 256 || endpoint.len() > 256 {
-            return Message::error(Some(req), ErrorCode::BadRequest, "bad conference/endpoint id");
+            return FromBridge::error(Some(req), ErrorCode::BadRequest, "bad conference/endpoint id");
         }
         if self.draining && !self.conferences.contains_key(conference) {
-            return Message::error(Some(req), ErrorCode::Draining, "bridge is draining");
+            return FromBridge::error(Some(req), ErrorCode::Draining, "bridge is draining");
         }
         if self.endpoints.len() >= self.cfg.max_endpoints {
-            return Message::error(Some(req), ErrorCode::Capacity, "bridge is full");
+            return FromBridge::error(Some(req), ErrorCode::Capacity, "bridge is full");
         }
         let key = (conference.to_string(), endpoint.to_string());
         if self.by_name.contains_key(&key) {
-            return Message::error(Some(req), ErrorCode::Conflict, "endpoint exists");
+            return FromBridge::error(Some(req), ErrorCode::Conflict, "endpoint exists");
         }
         let ufrag = random_token(16);
         let creds = IceCreds { ufrag: ufrag.clone(), pass: random_token(24) };
@@ -800,8 +802,8 @@ impl Sfu {
         for c in &self.cfg.candidates {
             rtc.add_local_candidate(c.clone());
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.next_endpoint_id;
+        self.next_endpoint_id += 1;
         let conf = self
             .conferences
             .entry(conference.to_string())
@@ -843,7 +845,7 @@ impl Sfu {
         self.by_name.insert(key, id);
         self.update_census();
         info!(%conference, %endpoint, "endpoint allocated");
-        Message::Allocated {
+        FromBridge::Allocated {
             id: req,
             conference: conference.to_string(),
             endpoint: endpoint.to_string(),
@@ -854,31 +856,26 @@ impl Sfu {
 
     fn accept_offer(
         &mut self,
-        req: u64,
+        req: RequestId,
         conference: &str,
         endpoint: &str,
         sdp: &str,
         sources: Vec<SourceInfo>,
         now: Instant,
-    ) -> Result<(), Message> {
-        let id = self.lookup(req, conference, endpoint)?;
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| Message::error(Some(req), ErrorCode::Sdp, e.to_string()))?;
+    ) -> Result<(), Refusal> {
+        let id = self.lookup(conference, endpoint)?;
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| (ErrorCode::Sdp, e.to_string()))?;
         let Some(ep) = self.endpoints.get_mut(&id) else {
-            return Err(Message::error(Some(req), ErrorCode::UnknownEndpoint, endpoint));
+            return Err((ErrorCode::UnknownEndpoint, endpoint.to_string()));
         };
         // The client's offer wins over ours (glare): our pending changes are redone later.
         rollback_pending(ep);
         if !sources.is_empty() {
             ep.declared = sources;
         }
-        let answer = ep
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| Message::error(Some(req), ErrorCode::Sdp, e.to_string()))?;
+        let answer = ep.rtc.sdp_api().accept_offer(offer).map_err(|e| (ErrorCode::Sdp, e.to_string()))?;
         ep.negotiated = true;
-        let reply = Message::Answer {
+        let reply = FromBridge::Answer {
             id: req,
             conference: conference.to_string(),
             endpoint: endpoint.to_string(),
@@ -892,30 +889,25 @@ impl Sfu {
         Ok(())
     }
 
+    /// The client's answer to our offer `offer`.
     fn accept_answer(
         &mut self,
-        req: u64,
+        offer: OfferId,
         conference: &str,
         endpoint: &str,
         sdp: &str,
         now: Instant,
-    ) -> Message {
-        let id = match self.lookup(req, conference, endpoint) {
-            Ok(id) => id,
-            Err(e) => return e,
-        };
-        let answer = match SdpAnswer::from_sdp_string(sdp) {
-            Ok(a) => a,
-            Err(e) => return Message::error(Some(req), ErrorCode::Sdp, e.to_string()),
-        };
+    ) -> Result<(), String> {
+        let id = self.endpoint_id(conference, endpoint).ok_or("unknown endpoint")?;
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| e.to_string())?;
         let Some(ep) = self.endpoints.get_mut(&id) else {
-            return Message::error(Some(req), ErrorCode::UnknownEndpoint, endpoint);
+            return Err("unknown endpoint".into());
         };
         match ep.pending.take() {
-            Some((offer_id, pending)) if offer_id == req => {
+            Some((offer_id, pending)) if offer_id == offer => {
                 if let Err(e) = ep.rtc.sdp_api().accept_answer(pending, answer) {
                     rollback_pending(ep);
-                    return Message::error(Some(req), ErrorCode::Sdp, e.to_string());
+                    return Err(e.to_string());
                 }
                 for t in &mut ep.tracks_out {
                     if let OutState::Negotiating(m) = t.state {
@@ -926,13 +918,13 @@ impl Sfu {
             }
             other => {
                 ep.pending = other;
-                return Message::error(Some(req), ErrorCode::Conflict, "no such pending offer");
+                return Err("no such pending offer".into());
             }
         }
         self.mark_dirty(id);
         self.reallocate(id, now);
         self.negotiate(id, now);
-        Message::Ok { id: req }
+        Ok(())
     }
 
     /// Offer added/removed sources to an endpoint if anything changed and no offer is pending.
@@ -944,30 +936,18 @@ impl Sfu {
             return;
         }
         let needed = ep.tracks_out.iter().any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)));
-        if needed && let Some(offer) = self.renegotiate(id, None, false, now) {
+        if needed && let Some(offer) = self.renegotiate(id, now) {
             self.control_out.push_back(offer);
         }
     }
 
-    /// Build a bridge offer (sources to add/stop, optionally an ICE restart).
-    fn renegotiate(
-        &mut self,
-        id: EpId,
-        req: Option<u64>,
-        ice_restart: bool,
-        now: Instant,
-    ) -> Option<Message> {
-        let offer_id = req.unwrap_or_else(|| {
-            self.next_id += 1;
-            self.next_id
-        });
+    /// Build a bridge offer (sources to add and stop).
+    fn renegotiate(&mut self, id: EpId, now: Instant) -> Option<FromBridge> {
+        self.next_offer_id += 1;
+        let offer_id = self.next_offer_id;
         let ep = self.endpoints.get_mut(&id)?;
         rollback_pending(ep);
         let mut api = ep.rtc.sdp_api();
-        let mut new_ufrag = None;
-        if ice_restart {
-            new_ufrag = Some(api.ice_restart(true).ufrag);
-        }
         for t in &mut ep.tracks_out {
             match t.state {
                 OutState::ToOpen => {
@@ -989,11 +969,6 @@ impl Sfu {
         }
         let (offer, pending) = api.apply()?;
         ep.pending = Some((offer_id, pending));
-        if let Some(u) = new_ufrag {
-            let old = std::mem::replace(&mut ep.ufrag, u.clone());
-            self.by_ufrag.remove(&old);
-            self.by_ufrag.insert(u, id);
-        }
         let sources = ep
             .tracks_out
             .iter()
@@ -1007,8 +982,8 @@ impl Sfu {
                 })
             })
             .collect();
-        let msg = Message::Offer {
-            id: offer_id,
+        let msg = FromBridge::Offer {
+            offer_id,
             conference: ep.conference.clone(),
             endpoint: ep.name.clone(),
             sdp: offer.to_sdp_string(),
@@ -1051,7 +1026,7 @@ impl Sfu {
             }
             self.negotiate(o, Instant::now());
         }
-        self.control_out.push_back(Message::EndpointState {
+        self.control_out.push_back(FromBridge::EndpointState {
             conference: ep.conference.clone(),
             endpoint: ep.name.clone(),
             state: EndpointState::Expired,
@@ -1069,7 +1044,7 @@ impl Sfu {
 
     /// Test/diagnostic view: which layer each receiver gets of each source.
     pub fn forwarded_layers(&self, conference: &str, endpoint: &str) -> Vec<(String, Option<String>)> {
-        let Ok(id) = self.lookup(0, conference, endpoint) else {
+        let Some(id) = self.endpoint_id(conference, endpoint) else {
             return Vec::new();
         };
         let Some(ep) = self.endpoints.get(&id) else {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use convene_media::bridge::Bridge;
 use convene_media::config::Config;
-use convene_media::control::{Message, SourceInfo, SourceKind};
+use convene_media::control::{FromBridge, SourceInfo, SourceKind, ToBridge};
 // The fake encoder (VP8 keyframe headers with layer marker at byte 10) is the load generator's.
-use convene_media::loadgen::publish::{PublishConfig, Publisher, RIDS};
+use convene_loadgen::publish::{PublishConfig, Publisher, RIDS};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, TcpType};
@@ -299,10 +299,12 @@ fn publish_config(simulcast: bool) -> PublishConfig {
 }
 
 /// A message without its SDP (for assertion output).
-pub fn summary(m: &Message) -> String {
+pub fn summary(m: &FromBridge) -> String {
     match m {
-        Message::Offer { id, endpoint, .. } => format!("Offer{{id:{id},endpoint:{endpoint}}}"),
-        Message::Answer { id, endpoint, .. } => format!("Answer{{id:{id},endpoint:{endpoint}}}"),
+        FromBridge::Offer { offer_id, endpoint, .. } => {
+            format!("Offer{{offer_id:{offer_id},endpoint:{endpoint}}}")
+        }
+        FromBridge::Answer { id, endpoint, .. } => format!("Answer{{id:{id},endpoint:{endpoint}}}"),
         other => format!("{other:?}"),
     }
 }
@@ -310,10 +312,10 @@ pub fn summary(m: &Message) -> String {
 /// The bridge in-process plus the clients; the test plays signaling.
 pub struct Harness {
     pub bridge: Arc<Bridge>,
-    pub events: UnboundedReceiver<Message>,
+    pub events: UnboundedReceiver<FromBridge>,
     pub clients: Vec<Client>,
     pub conference: String,
-    pub log: Vec<Message>,
+    pub log: Vec<FromBridge>,
     next_id: u64,
 }
 
@@ -344,21 +346,20 @@ impl Harness {
     /// Allocate, offer, and keep the client; its answer arrives through the pump.
     pub fn join(&mut self, mut c: Client) -> usize {
         let id = self.next_id();
-        self.bridge.send(Message::AllocateEndpoint {
+        self.bridge.send(ToBridge::AllocateEndpoint {
             id,
             conference: self.conference.clone(),
             endpoint: c.name.clone(),
-            display_name: None,
         });
-        let reply = self.wait_for(|m| m.id() == Some(id), Duration::from_secs(5));
-        assert!(matches!(reply, Message::Allocated { .. }), "allocation failed: {reply:?}");
+        let reply = self.wait_for(|m| m.reply_to() == Some(id), Duration::from_secs(5));
+        assert!(matches!(reply, FromBridge::Allocated { .. }), "allocation failed: {reply:?}");
         let oid = self.next_id();
         if let Some((_, p)) = c.pending.take() {
             c.pending = Some((oid, p));
         }
         let sdp = c.take_offer();
         let sources = c.declared_sources();
-        self.bridge.send(Message::Offer {
+        self.bridge.send(ToBridge::Offer {
             id: oid,
             conference: self.conference.clone(),
             endpoint: c.name.clone(),
@@ -370,10 +371,10 @@ impl Harness {
     }
 
     /// Send a request and wait for the reply with its id.
-    pub fn request(&mut self, msg: Message) -> Message {
-        let id = msg.id().expect("request has an id");
+    pub fn request(&mut self, msg: ToBridge) -> FromBridge {
+        let id = msg.request_id().expect("request has an id");
         self.bridge.send(msg);
-        self.wait_for(|m| m.id() == Some(id) && !matches!(m, Message::Offer { .. }), Duration::from_secs(5))
+        self.wait_for(|m| m.reply_to() == Some(id), Duration::from_secs(5))
     }
 
     pub fn client(&self, name: &str) -> &Client {
@@ -385,7 +386,7 @@ impl Harness {
     }
 
     /// Wait for a bridge message matching `f` while pumping media.
-    pub fn wait_for(&mut self, f: impl Fn(&Message) -> bool, limit: Duration) -> Message {
+    pub fn wait_for(&mut self, f: impl Fn(&FromBridge) -> bool, limit: Duration) -> FromBridge {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(pos) = self.log.iter().position(&f) {
@@ -427,22 +428,22 @@ impl Harness {
         std::thread::sleep(Duration::from_millis(1));
     }
 
-    fn on_bridge_message(&mut self, m: Message) {
+    fn on_bridge_message(&mut self, m: FromBridge) {
         match &m {
-            Message::Answer { id, endpoint, sdp, .. } => {
+            FromBridge::Answer { id, endpoint, sdp, .. } => {
                 if let Some(c) = self.clients.iter_mut().find(|c| &c.name == endpoint) {
                     c.accept_answer(*id, sdp);
                 }
             }
-            Message::Offer { id, endpoint, sdp, sources, .. } => {
+            FromBridge::Offer { offer_id, endpoint, sdp, sources, .. } => {
                 let answer = self
                     .clients
                     .iter_mut()
                     .find(|c| &c.name == endpoint)
                     .map(|c| c.accept_offer(sdp, sources));
                 if let Some(sdp) = answer {
-                    self.bridge.send(Message::Answer {
-                        id: *id,
+                    self.bridge.send(ToBridge::Answer {
+                        offer_id: *offer_id,
                         conference: self.conference.clone(),
                         endpoint: endpoint.clone(),
                         sdp,

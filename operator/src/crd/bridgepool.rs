@@ -194,27 +194,7 @@ pub struct PublicAddressSpec {
     pub stun_server: Option<String>,
 }
 
-/// Where a bridge's advertised address comes from.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub enum AddressSource {
-    #[default]
-    NodeExternalIP,
-    NodeInternalIP,
-    Static,
-    STUN,
-}
-
-impl AddressSource {
-    /// The value the bridge's `--address-source` flag takes.
-    pub fn flag(self) -> &'static str {
-        match self {
-            Self::NodeExternalIP => "node-external-ip",
-            Self::NodeInternalIP => "node-internal-ip",
-            Self::Static => "static",
-            Self::STUN => "stun",
-        }
-    }
-}
+pub use convene_proto::bridge::AddressSource;
 
 /// What one bridge is sized for.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]

@@ -136,14 +136,7 @@ pub struct JwtSpec {
     pub public_keys_ref: Option<SecretKeyRef>,
 }
 
-/// JWT signature algorithm.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub enum JwtAlgorithm {
-    #[default]
-    HS256,
-    RS256,
-    ES256,
-}
+pub use convene_proto::config::JwtAlgorithm;
 
 /// Lobby defaults.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -382,10 +382,10 @@ pub fn advertised_address(pool: &BridgePool, node: Option<&Node>) -> Option<Stri
         node?.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == kind).map(|a| a.address.clone())
     };
     match pool.spec.public_address.source {
-        AddressSource::NodeExternalIP => node_address("ExternalIP"),
-        AddressSource::NodeInternalIP => node_address("InternalIP"),
+        AddressSource::NodeExternalIp => node_address("ExternalIP"),
+        AddressSource::NodeInternalIp => node_address("InternalIP"),
         AddressSource::Static => pool.spec.public_address.static_addresses.first().cloned(),
-        AddressSource::STUN => None,
+        AddressSource::Stun => None,
     }
 }
 
@@ -429,7 +429,7 @@ pub fn health(
     let source = pool.spec.public_address.source;
     let no_address: Vec<&str> = bridges
         .iter()
-        .filter(|b| b.node.is_some() && b.address.is_none() && source != AddressSource::STUN)
+        .filter(|b| b.node.is_some() && b.address.is_none() && source != AddressSource::Stun)
         .map(|b| b.node.as_deref().unwrap_or_default())
         .collect();
     let degraded = if !unschedulable.is_empty() {

@@ -5,6 +5,8 @@ use super::meta::{Component, Owner};
 use super::pod::{self, env, env_from_field, env_from_secret, http_probe};
 use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host};
 use crate::crd::BridgePool;
+use convene_proto::bridge::{common_env, env as benv};
+use convene_proto::paths;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, PodSpec, Service, ServiceAccount, ServicePort, ServiceSpec,
@@ -138,30 +140,34 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
         ..Default::default()
     };
     let mut vars = vec![
-        env("CONVENE_BRIDGE_UDP_PORT", spec.ports.media.to_string()),
-        env("CONVENE_BRIDGE_TCP_PORT", spec.ports.tcp_fallback.to_string()),
-        env("CONVENE_BRIDGE_HTTP_PORT", spec.ports.http.to_string()),
-        env("CONVENE_BRIDGE_ADDRESS_SOURCE", spec.public_address.source.flag()),
-        env_from_field("NODE_NAME", "spec.nodeName"),
-        env_from_field("CONVENE_BRIDGE_ID", "metadata.name"),
+        env(benv::UDP_PORT, spec.ports.media.to_string()),
+        env(benv::TCP_PORT, spec.ports.tcp_fallback.to_string()),
+        env(benv::HTTP_PORT, spec.ports.http.to_string()),
+        env(benv::ADDRESS_SOURCE, spec.public_address.source.flag()),
+        env_from_field(benv::NODE_NAME, "spec.nodeName"),
+        env_from_field(benv::ID, "metadata.name"),
         env(
-            "CONVENE_SIGNALING_URL",
-            format!("ws://{}:{SIGNALING_PORT}/bridge", signaling_host(&o.shard, &o.namespace)),
+            benv::SIGNALING_URL,
+            format!(
+                "ws://{}:{SIGNALING_PORT}{}",
+                signaling_host(&o.shard, &o.namespace),
+                paths::SIGNALING_BRIDGE_WS
+            ),
         ),
-        env_from_secret("CONVENE_BRIDGE_SECRET", &bridge_control_secret(&o.shard), "secret"),
-        env("CONVENE_BRIDGE_MAX_ENDPOINTS", spec.capacity.endpoints.to_string()),
-        env("CONVENE_BRIDGE_MAX_BITRATE_MBPS", spec.capacity.mbps.to_string()),
-        env("CONVENE_LOG_FORMAT", "json"),
-        env("RUST_LOG", spec.bridge.log_level.clone()),
+        env_from_secret(benv::SECRET, &bridge_control_secret(&o.shard), "secret"),
+        env(benv::MAX_ENDPOINTS, spec.capacity.endpoints.to_string()),
+        env(benv::MAX_BITRATE_MBPS, spec.capacity.mbps.to_string()),
+        env(common_env::LOG_FORMAT, "json"),
+        env(common_env::LOG_FILTER, spec.bridge.log_level.clone()),
     ];
     if !spec.public_address.static_addresses.is_empty() {
-        vars.push(env("CONVENE_BRIDGE_STATIC_ADDRESSES", spec.public_address.static_addresses.join(",")));
+        vars.push(env(benv::STATIC_ADDRESSES, spec.public_address.static_addresses.join(",")));
     }
     if let Some(stun) = &spec.public_address.stun_server {
-        vars.push(env("CONVENE_BRIDGE_STUN_SERVER", stun.clone()));
+        vars.push(env(benv::STUN_SERVER, stun.clone()));
     }
     if let Some(region) = &spec.region {
-        vars.push(env("CONVENE_BRIDGE_REGION", region.clone()));
+        vars.push(env(benv::REGION, region.clone()));
     }
     let container = Container {
         name: "bridge".into(),
@@ -175,8 +181,8 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
         ]),
         // Readiness turns false while draining (no new conferences); liveness only asks whether
         // the process is stuck, so a draining bridge is never restarted.
-        readiness_probe: Some(http_probe("/ready", "http", 5, 1, 2)),
-        liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
+        readiness_probe: Some(http_probe(paths::READY, "http", 5, 1, 2)),
+        liveness_probe: Some(http_probe(paths::HEALTH, "http", 10, 3, 10)),
         resources: Some(pod::resources(&spec.bridge, "1", "1Gi")),
         security_context: Some(pod::container_security(&[])),
         ..Default::default()

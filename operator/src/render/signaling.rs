@@ -5,7 +5,11 @@ use super::meta::{Component, Owner};
 use super::pod::{self, env, env_from_field, http_probe};
 use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret};
 use crate::crd::Shard;
-use crate::crd::shard::JwtAlgorithm;
+use convene_proto::bridge::common_env;
+use convene_proto::config::{
+    AuthConfig, JwtConfig, SIGNALING_CONFIG_FILE, SignalingConfig, TurnConfig, WebConfig,
+};
+use convene_proto::paths;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, KeyToPath, PodSpec, SecretVolumeSource,
@@ -16,7 +20,6 @@ use k8s_openapi::api::networking::v1::{
     IngressSpec, IngressTLS, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Where secrets are mounted in the signaling pod.
@@ -38,58 +41,6 @@ pub struct ShardInputs {
 pub struct TurnInputs {
     pub secret_name: String,
     pub uris: Vec<String>,
-    pub credential_lifetime_seconds: i32,
-}
-
-/// The configuration file convene-signaling reads (`/etc/convene/signaling.yaml`). Secrets are
-/// files beside it, never inline.
-#[derive(Serialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SignalingConfig {
-    pub domain: String,
-    pub public_url: String,
-    pub listen: String,
-    pub region: Option<String>,
-    pub bridge_secret_file: String,
-    pub auth: AuthConfig,
-    pub lobby_by_default: bool,
-    pub web: WebConfig,
-    pub turn: Option<TurnConfig>,
-    pub recording: bool,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AuthConfig {
-    pub jwt: Option<JwtConfig>,
-    pub allow_guests: bool,
-    pub allow_anonymous_room_creation: bool,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct JwtConfig {
-    pub algorithm: String,
-    pub issuer: String,
-    pub audience: String,
-    /// HS256 secret or PEM public keys.
-    pub key_file: String,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct WebConfig {
-    pub start_audio_muted: bool,
-    pub start_video_muted: bool,
-    pub max_resolution: i32,
-    pub last_n: i32,
-}
-
-#[derive(Serialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct TurnConfig {
-    pub uris: Vec<String>,
-    pub secret_file: String,
     pub credential_lifetime_seconds: i32,
 }
 
@@ -119,15 +70,10 @@ pub fn config(shard: &Shard, inputs: &ShardInputs) -> SignalingConfig {
         public_url: url(shard),
         listen: format!("0.0.0.0:{SIGNALING_PORT}"),
         region: s.region.clone(),
-        bridge_secret_file: format!("{SECRETS_DIR}/bridge-control/secret"),
+        bridge_secret_file: Some(format!("{SECRETS_DIR}/bridge-control/secret")),
         auth: AuthConfig {
             jwt: s.auth.jwt.as_ref().map(|j| JwtConfig {
-                algorithm: match j.algorithm {
-                    JwtAlgorithm::HS256 => "HS256",
-                    JwtAlgorithm::RS256 => "RS256",
-                    JwtAlgorithm::ES256 => "ES256",
-                }
-                .into(),
+                algorithm: j.algorithm,
                 issuer: j.issuer.clone(),
                 audience: j.audience.clone(),
                 key_file: format!("{SECRETS_DIR}/jwt/key"),
@@ -145,9 +91,10 @@ pub fn config(shard: &Shard, inputs: &ShardInputs) -> SignalingConfig {
         turn: inputs.turn.as_ref().map(|t| TurnConfig {
             uris: t.uris.clone(),
             secret_file: format!("{SECRETS_DIR}/turn/secret"),
-            credential_lifetime_seconds: t.credential_lifetime_seconds,
+            credential_lifetime_seconds: t.credential_lifetime_seconds.into(),
         }),
         recording: inputs.recording,
+        ..Default::default()
     }
 }
 
@@ -158,7 +105,7 @@ pub fn render(shard: &Shard, inputs: &ShardInputs, cfg: &RenderConfig) -> Signal
     SignalingObjects {
         config_map: ConfigMap {
             metadata: o.meta(&name),
-            data: Some(BTreeMap::from([("signaling.yaml".to_string(), yaml)])),
+            data: Some(BTreeMap::from([(SIGNALING_CONFIG_FILE.to_string(), yaml)])),
             ..Default::default()
         },
         stateful_set: stateful_set(shard, &o, inputs, cfg),
@@ -225,11 +172,11 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
             name: "signaling".into(),
             image: Some(spec.image.clone().unwrap_or_else(|| cfg.media_image.clone())),
             command: Some(vec!["/usr/local/bin/convene-signaling".into()]),
-            args: Some(vec!["--config".into(), format!("{CONFIG_DIR}/signaling.yaml")]),
+            args: Some(vec!["--config".into(), format!("{CONFIG_DIR}/{SIGNALING_CONFIG_FILE}")]),
             env: Some(vec![
                 env_from_field("POD_NAME", "metadata.name"),
-                env("CONVENE_LOG_FORMAT", "json"),
-                env("RUST_LOG", spec.log_level.clone()),
+                env(common_env::LOG_FORMAT, "json"),
+                env(common_env::LOG_FILTER, spec.log_level.clone()),
             ]),
             ports: Some(vec![ContainerPort {
                 name: Some("http".into()),
@@ -237,8 +184,8 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
                 protocol: Some("TCP".into()),
                 ..Default::default()
             }]),
-            readiness_probe: Some(http_probe("/ready", "http", 5, 2, 1)),
-            liveness_probe: Some(http_probe("/health", "http", 10, 3, 10)),
+            readiness_probe: Some(http_probe(paths::READY, "http", 5, 2, 1)),
+            liveness_probe: Some(http_probe(paths::HEALTH, "http", 10, 3, 10)),
             resources: Some(pod::resources(spec, "250m", "512Mi")),
             security_context: Some(pod::container_security(&[])),
             volume_mounts: Some(mounts),
@@ -284,7 +231,7 @@ fn ingress(shard: &Shard, o: &Owner) -> Ingress {
                 http: Some(HTTPIngressRuleValue {
                     // `/ws` is listed on its own so controllers that route WebSockets by path
                     // (and admins reading the Ingress) see it; `/` serves the app and rooms.
-                    paths: vec![path("/ws", "Exact"), path("/", "Prefix")],
+                    paths: vec![path(paths::SIGNALING_CLIENT_WS, "Exact"), path("/", "Prefix")],
                 }),
             }]),
             ..Default::default()

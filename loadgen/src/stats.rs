@@ -2,7 +2,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::control::SourceKind;
+use convene_proto::media::SourceKind;
 
 /// The longest time without any media, counted only while someone else is in the room and
 /// only once media has arrived (the clock restarts when others come back). Migrations do not

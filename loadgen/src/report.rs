@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::stats::{DropRules, Stats};
-use crate::control::SourceKind;
+use convene_proto::media::SourceKind;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

@@ -3,14 +3,15 @@
 //! camera and screen m-lines, answer every bridge offer, renegotiate from scratch on
 //! `media{migration:true}`) and sending real RTP through str0m (ICE, DTLS, SRTP).
 //!
-//! Layout: [`config`] (flags), [`frames`] (client-protocol frames), [`publish`] (synthetic
+//! Speaks the client protocol of `convene_proto::client`, as the web app does.
+//!
+//! Layout: [`config`] (flags), [`publish`] (synthetic
 //! Opus/VP8 frames), [`peer`] (one str0m peer connection and its UDP socket), [`participant`]
 //! (signaling + peer task), [`stats`] (counters, gaps, drop rules), [`report`] (JSON, progress).
 //!
 //! One task per participant on a small shared runtime: it sleeps until its UDP socket is
 //! readable, a signaling frame arrives, or the next str0m/frame deadline.
 pub mod config;
-pub mod frames;
 pub mod participant;
 pub mod peer;
 pub mod publish;
@@ -26,6 +27,14 @@ use tokio::sync::watch;
 pub use config::Config;
 pub use report::Report;
 use stats::Stats;
+
+/// Install str0m's default crypto provider (aws-lc-rs) for the process, once.
+pub fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        str0m::crypto::from_feature_flags().install_process_default();
+    });
+}
 
 /// How long participants get to leave once the run is over.
 const LEAVE_GRACE: Duration = Duration::from_secs(5);

@@ -1,10 +1,10 @@
 //! `convene-loadgen`: simulated participants through `convene-signaling` (see
-//! `convene_media::loadgen` and media/NOTES.md). Exit status: 0 when no participant dropped,
+//! the `convene_loadgen` library and media/NOTES.md). Exit status: 0 when no participant dropped,
 //! 1 when one did, 2 on bad flags or an unwritable report.
 use std::process::ExitCode;
 
 use clap::Parser;
-use convene_media::loadgen::{self, Config};
+use convene_loadgen::{self as loadgen, Config};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

@@ -8,11 +8,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::frames::{ClientFrame, ServerFrame};
 use super::peer::{Peer, PeerEvent};
 use super::publish::PublishConfig;
 use super::stats::Stats;
-use crate::control::ReceiverConstraints;
+use convene_proto::client::{self, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg};
+use convene_proto::media::ReceiverConstraints;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Wake at least this often without a peer (nothing else to wait for but frames).
@@ -67,11 +67,13 @@ pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
         }
     });
     let _reader = AbortOnDrop(reader);
-    let join = ClientFrame::Join {
-        v: 1,
+    let join = ClientMsg::Join {
+        v: PROTOCOL_VERSION,
         room: spec.room.clone(),
-        name: spec.name.clone(),
+        name: Some(spec.name.clone()),
+        avatar: None,
         token: spec.token.clone(),
+        password: None,
         audio_muted: !spec.publish.audio,
         video_muted: !spec.publish.video,
     };
@@ -119,7 +121,7 @@ pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
     }
     // Stop the clocks first: others leaving now is the end of the run, not a gap.
     lock(&stats).finish(Instant::now());
-    let _ = sink.send(WsMessage::text(ClientFrame::Leave.to_json())).await;
+    let _ = sink.send(WsMessage::text(ClientMsg::Leave.to_json())).await;
     let _ = sink.close().await;
 }
 
@@ -150,7 +152,7 @@ struct Participant<'a> {
     stats: &'a Shared,
     peer: Option<Peer>,
     /// Frames to send to signaling after this step.
-    out: Vec<ClientFrame>,
+    out: Vec<ClientMsg>,
     /// Peer events of one drive (kept to reuse the allocation).
     events: Vec<PeerEvent>,
 }
@@ -181,7 +183,7 @@ impl Participant<'_> {
 
     fn on_frame(&mut self, text: &str) {
         let now = Instant::now();
-        let frame = match ServerFrame::parse(text) {
+        let frame = match client::parse_server(text) {
             Ok(f) => f,
             Err(e) => {
                 let mut s = lock(self.stats);
@@ -193,14 +195,14 @@ impl Participant<'_> {
             }
         };
         match frame {
-            ServerFrame::Joined { you, participants } => {
+            ServerMsg::Joined { you, participants, .. } => {
                 let mut s = lock(self.stats);
                 s.id = Some(you.id);
                 s.joined = Some(now);
                 s.set_others(now, participants.into_iter().map(|p| p.id));
             }
-            ServerFrame::Media { bridge, migration } => self.start_media(now, bridge, migration),
-            ServerFrame::Answer { sdp } => {
+            ServerMsg::Media { bridge, migration, .. } => self.start_media(now, bridge, migration),
+            ServerMsg::Answer { sdp } => {
                 let r = match &mut self.peer {
                     Some(p) => p.accept_answer(&sdp),
                     None => Err("answer without a peer connection".into()),
@@ -209,7 +211,7 @@ impl Participant<'_> {
                     self.error(e);
                 }
             }
-            ServerFrame::Offer { id, sdp, sources } => {
+            ServerMsg::Offer { id, sdp, sources } => {
                 let Some(peer) = &mut self.peer else {
                     return self.error("bridge offer without a peer connection".into());
                 };
@@ -227,30 +229,31 @@ impl Participant<'_> {
                     }
                 }
                 match peer.accept_offer(&sdp) {
-                    Ok(answer) => self.out.push(ClientFrame::Answer { id, sdp: answer }),
+                    Ok(answer) => self.out.push(ClientMsg::Answer { id, sdp: answer }),
                     // Unanswered, the bridge can never offer this participant anything again.
                     Err(e) => lock(self.stats).fail(format!("bridge offer {id}: {e}")),
                 }
             }
-            ServerFrame::ParticipantJoined { participant } => {
+            ServerMsg::ParticipantJoined { participant } => {
                 lock(self.stats).other_joined(now, participant.id)
             }
-            ServerFrame::ParticipantLeft { id } => lock(self.stats).other_left(now, &id),
-            ServerFrame::Error { code, message } => {
+            ServerMsg::ParticipantLeft { id } => lock(self.stats).other_left(now, &id),
+            ServerMsg::Error { code, message } => {
                 let mut s = lock(self.stats);
                 if s.joined.is_none() {
-                    s.fail(format!("join refused: {code}: {message}"));
-                } else if code == "media_error" {
-                    s.fail(format!("{code}: {message}"));
+                    s.fail(format!("join refused: {}: {message}", code.as_str()));
+                } else if code == ErrorCode::MediaError {
+                    s.fail(format!("{}: {message}", code.as_str()));
                 } else {
                     // no_bridge (signaling retries), rate_limited …: counted, not fatal.
-                    tracing::info!(participant = %s.name, %code, %message, "signaling error");
-                    s.error(format!("{code}: {message}"));
+                    tracing::info!(participant = %s.name, code = code.as_str(), %message, "signaling error");
+                    s.error(format!("{}: {message}", code.as_str()));
                 }
             }
-            ServerFrame::Kicked { by } => lock(self.stats).fail(format!("kicked by {by}")),
-            ServerFrame::LobbyDenied => lock(self.stats).fail("lobby denied".into()),
-            ServerFrame::Other => {}
+            ServerMsg::Kicked { by } => lock(self.stats).fail(format!("kicked by {by}")),
+            ServerMsg::LobbyDenied => lock(self.stats).fail("lobby denied".into()),
+            // Presence updates, chat, dominant speaker, hello, pong …: nothing to do.
+            _ => {}
         }
     }
 
@@ -270,9 +273,9 @@ impl Participant<'_> {
         match Peer::new(self.spec.bind, &self.spec.publish, now) {
             Ok((peer, sdp, sources)) => {
                 self.peer = Some(peer);
-                self.out.push(ClientFrame::Offer { sdp, sources });
+                self.out.push(ClientMsg::Offer { sdp, sources });
                 if let Some(c) = &self.spec.constraints {
-                    self.out.push(ClientFrame::Constraints { constraints: c.clone() });
+                    self.out.push(ClientMsg::Constraints { constraints: c.clone() });
                 }
             }
             Err(e) => s.fail(format!("peer connection: {e}")),

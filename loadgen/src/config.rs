@@ -6,7 +6,7 @@ use clap::Parser;
 
 use super::publish::PublishConfig;
 use super::stats::DropRules;
-use crate::control::ReceiverConstraints;
+use convene_proto::media::ReceiverConstraints;
 
 #[derive(Debug, Clone, Parser)]
 #[command(

@@ -13,7 +13,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use tokio::net::UdpSocket;
 
 use super::publish::{PublishConfig, Publisher, RIDS};
-use crate::control::{SourceInfo, SourceKind};
+use convene_proto::media::{SourceInfo, SourceKind};
 
 /// Longest sleep between drives (str0m usually asks for much less).
 const MAX_SLEEP: Duration = Duration::from_millis(500);

@@ -1,0 +1,415 @@
+//! Client protocol (version 1): what the web app (and any client) and signaling say over
+//! `/ws`: one JSON object per WebSocket text frame, tagged by `"type"` (snake_case). See
+//! `signaling/PROTOCOL.md`; the JSON Schema is exported to `proto/schema/client.json`.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::WebConfig;
+pub use crate::media::{EndpointState, MuteKind, ReceiverConstraints, SourceInfo, SourceKind};
+
+/// One entry of `RTCConfiguration.iceServers` (TURN with ephemeral credentials).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Client frames larger than this are refused.
+pub const MAX_CLIENT_FRAME: usize = 128 * 1024;
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    Join {
+        #[serde(default = "one")]
+        v: u32,
+        room: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        avatar: Option<String>,
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        password: Option<String>,
+        #[serde(default)]
+        audio_muted: bool,
+        #[serde(default)]
+        video_muted: bool,
+    },
+    Leave,
+    /// The client's SDP offer (its published tracks) for the bridge.
+    Offer {
+        sdp: String,
+        #[serde(default)]
+        sources: Vec<SourceInfo>,
+    },
+    /// The client's answer to a bridge offer (`id` echoes the offer's).
+    Answer {
+        id: u64,
+        sdp: String,
+    },
+    Ice {
+        candidate: String,
+    },
+    Constraints {
+        constraints: ReceiverConstraints,
+    },
+    Chat {
+        text: String,
+        /// Participant id for a private message.
+        #[serde(default)]
+        to: Option<String>,
+    },
+    MediaState {
+        #[serde(default)]
+        audio_muted: bool,
+        #[serde(default)]
+        video_muted: bool,
+        #[serde(default)]
+        screen: bool,
+    },
+    Profile {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        avatar: Option<String>,
+    },
+    RaiseHand {
+        raised: bool,
+    },
+    // ---- moderator -----------------------------------------------------------------------
+    Mute {
+        target: String,
+        #[serde(default)]
+        kind: MuteKind,
+    },
+    MuteAll {
+        #[serde(default)]
+        kind: MuteKind,
+    },
+    Kick {
+        target: String,
+    },
+    GrantModerator {
+        target: String,
+    },
+    SetLobby {
+        enabled: bool,
+    },
+    LobbyAdmit {
+        id: String,
+    },
+    LobbyDeny {
+        id: String,
+    },
+    SetPassword {
+        #[serde(default)]
+        password: Option<String>,
+    },
+    SetRecording {
+        recording: bool,
+    },
+    Ping,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ParticipantInfo {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    pub moderator: bool,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    pub screen: bool,
+    pub hand_raised: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RoomInfo {
+    pub name: String,
+    pub locked: bool,
+    pub lobby: bool,
+    pub recording: bool,
+    pub dominant_speaker: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WaitingInfo {
+    pub id: String,
+    pub name: String,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Hello {
+        v: u32,
+    },
+    Joined {
+        v: u32,
+        you: ParticipantInfo,
+        room: RoomInfo,
+        participants: Vec<ParticipantInfo>,
+        ice_servers: Vec<IceServer>,
+        web: WebConfig,
+    },
+    /// Media can be set up: (re)create the peer connection and send an offer. Sent after join
+    /// and again when the conference moved to another bridge (`migration: true`).
+    Media {
+        bridge: String,
+        migration: bool,
+        ice_servers: Vec<IceServer>,
+    },
+    Answer {
+        sdp: String,
+    },
+    Offer {
+        id: u64,
+        sdp: String,
+        sources: Vec<SourceInfo>,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        id: String,
+    },
+    ParticipantUpdated {
+        participant: ParticipantInfo,
+    },
+    Room {
+        room: RoomInfo,
+    },
+    Chat {
+        from: String,
+        name: String,
+        text: String,
+        private: bool,
+        to: Option<String>,
+    },
+    DominantSpeaker {
+        id: String,
+    },
+    ConnectionState {
+        id: String,
+        state: EndpointState,
+    },
+    /// You were muted by a moderator.
+    MutedBy {
+        by: String,
+        kind: MuteKind,
+    },
+    Kicked {
+        by: String,
+    },
+    LobbyWaiting,
+    LobbyDenied,
+    /// To moderators: the current waiting list.
+    Lobby {
+        waiting: Vec<WaitingInfo>,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Pong,
+}
+
+/// Every refusal a client can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    UnsupportedVersion,
+    InvalidRoom,
+    NotJoined,
+    AlreadyJoined,
+    AuthRequired,
+    AuthFailed,
+    RoomCreationForbidden,
+    PasswordRequired,
+    WrongPassword,
+    LobbyDenied,
+    NotModerator,
+    UnknownParticipant,
+    NoBridge,
+    MediaError,
+    RoomFull,
+    RateLimited,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::AuthRequired => "auth_required",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::RoomCreationForbidden => "room_creation_forbidden",
+            ErrorCode::PasswordRequired => "password_required",
+            ErrorCode::WrongPassword => "wrong_password",
+            ErrorCode::LobbyDenied => "lobby_denied",
+            ErrorCode::NotModerator => "not_moderator",
+            ErrorCode::UnknownParticipant => "unknown_participant",
+            ErrorCode::NoBridge => "no_bridge",
+            ErrorCode::MediaError => "media_error",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::RateLimited => "rate_limited",
+        }
+    }
+}
+
+impl ServerMsg {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMsg {
+        ServerMsg::Error { code, message: message.into() }
+    }
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+impl ClientMsg {
+    pub fn to_json(&self) -> String {
+        // Plain strings, numbers and maps with string keys: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// A server frame, as a client reads it.
+pub fn parse_server(text: &str) -> Result<ServerMsg, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// JSON Schemas of both directions, as exported to `proto/schema/` for the web app.
+pub fn schemas() -> [(&'static str, serde_json::Value); 2] {
+    let value = |s: schemars::Schema| serde_json::to_value(s).unwrap_or_default();
+    [
+        ("client-msg.schema.json", value(schemars::schema_for!(ClientMsg))),
+        ("server-msg.schema.json", value(schemars::schema_for!(ServerMsg))),
+    ]
+}
+
+/// A client frame, as signaling reads it: oversized frames are refused before parsing.
+pub fn parse(text: &str) -> Result<ClientMsg, String> {
+    if text.len() > MAX_CLIENT_FRAME {
+        return Err(format!("frame too large ({} bytes)", text.len()));
+    }
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Room names: 1..=64 of `a-z 0-9 - _ .`, optionally `tenant/room`; lower-cased.
+pub fn normalize_room(name: &str) -> Option<String> {
+    let n = name.trim().to_ascii_lowercase();
+    if n.is_empty() || n.len() > 64 || n.starts_with('/') || n.ends_with('/') || n.matches('/').count() > 1 {
+        return None;
+    }
+    let reserved = ["ws", "bridge", "recorder", "health", "ready", "metrics", "static", "config.json"];
+    if reserved.contains(&n.as_str()) || n.starts_with('.') {
+        return None;
+    }
+    n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_./".contains(c)).then_some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_parses_with_defaults() {
+        let m = parse(r#"{"type":"join","room":"Standup"}"#).unwrap();
+        let ClientMsg::Join { v, room, token, .. } = m else { panic!("variant") };
+        assert_eq!((v, room.as_str(), token), (1, "Standup", None));
+    }
+
+    #[test]
+    fn encoding_is_tagged_snake_case() {
+        let s = ServerMsg::error(ErrorCode::RoomCreationForbidden, "x").to_json();
+        assert_eq!(s, r#"{"type":"error","code":"room_creation_forbidden","message":"x"}"#);
+        assert_eq!(ErrorCode::RoomCreationForbidden.as_str(), "room_creation_forbidden");
+        let s = ServerMsg::DominantSpeaker { id: "a".into() }.to_json();
+        assert_eq!(s, r#"{"type":"dominant_speaker","id":"a"}"#);
+        let m = parse(r#"{"type":"mute_all"}"#).unwrap();
+        assert_eq!(m, ClientMsg::MuteAll { kind: MuteKind::Audio });
+        assert!(parse(r#"{"type":"mute_all","kind":"smell"}"#).is_err(), "unknown mute kinds are refused");
+        let m =
+            parse(r#"{"type":"constraints","constraints":{"last_n":2,"max_height":{"ab-v0":180}}}"#).unwrap();
+        let ClientMsg::Constraints { constraints } = m else { panic!("variant") };
+        assert_eq!(constraints.max_height["ab-v0"], 180);
+    }
+
+    #[test]
+    fn garbage_refused_without_panic() {
+        assert!(parse("{").is_err());
+        assert!(parse(r#"{"type":"launch"}"#).is_err());
+        assert!(parse(&"x".repeat(MAX_CLIENT_FRAME + 1)).is_err());
+        assert!(parse(r#"{"type":"chat"}"#).is_err());
+    }
+
+    #[test]
+    fn client_frames_encode_as_the_server_parses_them() {
+        let j = ClientMsg::Join {
+            v: 1,
+            room: "load-0".into(),
+            name: Some("p0".into()),
+            avatar: None,
+            token: None,
+            password: None,
+            audio_muted: false,
+            video_muted: false,
+        };
+        assert_eq!(parse(&j.to_json()).unwrap(), j);
+        let o = ClientMsg::Offer {
+            sdp: "v=0".into(),
+            sources: vec![SourceInfo {
+                mid: "1".into(),
+                kind: SourceKind::Camera,
+                endpoint: None,
+                name: None,
+            }],
+        };
+        assert!(o.to_json().contains(r#""sources":[{"mid":"1","kind":"camera""#), "{}", o.to_json());
+        assert_eq!(ClientMsg::Leave.to_json(), r#"{"type":"leave"}"#);
+    }
+
+    #[test]
+    fn server_frames_parse() {
+        let m = parse_server(r#"{"type":"media","bridge":"b1","migration":true,"ice_servers":[]}"#);
+        assert_eq!(
+            m.unwrap(),
+            ServerMsg::Media { bridge: "b1".into(), migration: true, ice_servers: vec![] }
+        );
+        let o = parse_server(
+            r#"{"type":"offer","id":7,"sdp":"v=0","sources":[{"mid":"3","kind":"audio","endpoint":"b","name":"b-a0"}]}"#,
+        )
+        .unwrap();
+        let ServerMsg::Offer { id, sources, .. } = o else { panic!("variant") };
+        assert_eq!((id, sources[0].name.as_deref()), (7, Some("b-a0")));
+        for bad in
+            ["{", "[]", r#"{"type":"media"}"#, r#"{"type":"offer","id":"x","sdp":""}"#, r#"{"no":"type"}"#]
+        {
+            assert!(parse_server(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn room_names() {
+        assert_eq!(normalize_room("Standup").as_deref(), Some("standup"));
+        assert_eq!(normalize_room("acme/standup").as_deref(), Some("acme/standup"));
+        for bad in ["", "a b", "ws", "metrics", "../x", "a/b/c", "<script>", &"x".repeat(65)] {
+            assert!(normalize_room(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! A bridge's load: the typed report it sends signaling (in control `load` frames) and serves
+//! the operator as JSON on [`crate::paths::BRIDGE_LOAD`], the drain deadline it owns, and the
+//! names of its Prometheus metrics (for people, dashboards and alerts).
+use serde::{Deserialize, Serialize};
+
+/// Load figures, one snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    pub endpoints: u64,
+    pub conferences: u64,
+    pub largest_conference: u64,
+    pub bitrate_in_bps: u64,
+    pub bitrate_out_bps: u64,
+    pub packets_in_per_s: u64,
+    pub packets_out_per_s: u64,
+    /// 0..1 against the configured capacity (endpoints and bitrate).
+    pub stress: f64,
+    /// Present while the bridge drains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
+}
+
+impl LoadReport {
+    pub fn draining(&self) -> bool {
+        self.drain.is_some()
+    }
+    /// Media in + out, Mbit/s.
+    pub fn mbps(&self) -> f64 {
+        (self.bitrate_in_bps + self.bitrate_out_bps) as f64 / 1e6
+    }
+}
+
+/// A drain and its deadline. The bridge owns both, measured on its own clock and sent as
+/// durations, so no reader compares clocks of different machines: a reader's deadline is
+/// "when I received this + [`Drain::remaining_ms`]".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    /// Time since the drain began.
+    pub elapsed_ms: u64,
+    /// Time from the drain's start after which signaling moves the endpoints still here.
+    pub deadline_ms: u64,
+}
+
+impl Drain {
+    /// Time left until the deadline (0 once it passed).
+    pub fn remaining_ms(&self) -> u64 {
+        self.deadline_ms.saturating_sub(self.elapsed_ms)
+    }
+    /// Time since the deadline passed (0 before it).
+    pub fn overdue_ms(&self) -> u64 {
+        self.elapsed_ms.saturating_sub(self.deadline_ms)
+    }
+}
+
+/// Prometheus metric names of `convene-bridge`.
+pub mod metric {
+    pub const ENDPOINTS: &str = "convene_bridge_endpoints";
+    pub const CONFERENCES: &str = "convene_bridge_conferences";
+    pub const LARGEST_CONFERENCE: &str = "convene_bridge_largest_conference";
+    pub const BITRATE_IN_BPS: &str = "convene_bridge_bitrate_in_bps";
+    pub const BITRATE_OUT_BPS: &str = "convene_bridge_bitrate_out_bps";
+    pub const PACKETS_IN_TOTAL: &str = "convene_bridge_packets_in_total";
+    pub const PACKETS_OUT_TOTAL: &str = "convene_bridge_packets_out_total";
+    pub const BYTES_IN_TOTAL: &str = "convene_bridge_bytes_in_total";
+    pub const BYTES_OUT_TOTAL: &str = "convene_bridge_bytes_out_total";
+    pub const STRESS_LEVEL: &str = "convene_bridge_stress_level";
+    pub const DRAINING: &str = "convene_bridge_draining";
+    pub const SIGNALING_CONNECTED: &str = "convene_bridge_signaling_connected";
+    pub const ADVERTISED_ADDRESS_INFO: &str = "convene_bridge_advertised_address_info";
+    pub const DROPPED_PACKETS_TOTAL: &str = "convene_bridge_dropped_packets_total";
+    pub const PACKET_LOSS_RATIO: &str = "convene_bridge_packet_loss_ratio";
+    pub const RTT_SECONDS: &str = "convene_bridge_rtt_seconds";
+    pub const NACKS_RECEIVED_TOTAL: &str = "convene_bridge_nacks_received_total";
+    pub const NACKS_SENT_TOTAL: &str = "convene_bridge_nacks_sent_total";
+    pub const KEYFRAME_REQUESTS_TOTAL: &str = "convene_bridge_keyframe_requests_total";
+    pub const LAYER_SWITCHES_TOTAL: &str = "convene_bridge_layer_switches_total";
+    pub const FORWARD_LATENCY_SECONDS: &str = "convene_bridge_forward_latency_seconds";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_arithmetic_and_wire_form() {
+        let d = Drain { elapsed_ms: 4_000, deadline_ms: 10_000 };
+        assert_eq!((d.remaining_ms(), d.overdue_ms()), (6_000, 0));
+        let d = Drain { elapsed_ms: 12_500, deadline_ms: 10_000 };
+        assert_eq!((d.remaining_ms(), d.overdue_ms()), (0, 2_500));
+        let r = LoadReport { endpoints: 3, drain: Some(d), ..Default::default() };
+        let back: LoadReport = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        assert!(back.draining());
+        let idle: LoadReport = serde_json::from_str(r#"{"endpoints":0,"conferences":0,"largest_conference":0,"bitrate_in_bps":0,"bitrate_out_bps":0,"packets_in_per_s":0,"packets_out_per_s":0,"stress":0.0}"#).unwrap();
+        assert!(!idle.draining());
+    }
+}
