@@ -1,6 +1,8 @@
 //! convene-signaling: web app server, client signaling (`/ws`), bridge registry and focus
 //! (`/bridge`), metrics. See `signaling/NOTES.md` and `signaling/PROTOCOL.md`.
 mod auth;
+#[cfg(test)]
+mod bench;
 mod bridge;
 mod client;
 mod config;
