@@ -122,11 +122,12 @@ async fn client(addr: String, room: usize, me: usize, timing: Arc<Timing>) -> mp
         while let Some(Ok(m)) = stream.next().await {
             let tungstenite::Message::Text(s) = m else { continue };
             let s = s.as_str();
-            if let Some(i) = s.find(r#""text":"m:"#) {
+            const MARK: &str = r#""text":"m:"#;
+            if let Some(i) = s.find(MARK) {
                 if s.contains(&mine) {
                     continue;
                 }
-                let rest = &s[i + 11..];
+                let rest = &s[i + MARK.len()..];
                 let seq: usize = rest.split(':').next().and_then(|v| v.parse().ok()).unwrap_or(0);
                 timing.last[seq].fetch_max(timing.now(), Ordering::Relaxed);
                 timing.got[seq].fetch_add(1, Ordering::Relaxed);
