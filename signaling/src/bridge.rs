@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::protocol::ServerMsg;
-use crate::state::{App, Bridge, BridgeConn};
+use crate::state::{App, Bridge, BridgeConn, Tx, lock};
 
 /// How long a bridge whose control connection dropped has to come back before its
 /// conferences move (endpoints survive a control reconnect).
@@ -119,7 +119,7 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
 }
 
 fn lock_pending_clear(conn: &BridgeConn) {
-    crate::state::lock(&conn.pending).clear();
+    lock(&conn.pending).clear();
 }
 
 fn set_draining(b: &mut Bridge, draining: bool, migrate_after: Option<u64>, now: Instant) {
@@ -139,22 +139,27 @@ fn set_draining(b: &mut Bridge, draining: bool, migrate_after: Option<u64>, now:
 
 fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: Message) {
     let now = Instant::now();
-    let mut inner = app.lock();
-    if let Some(b) = inner.bridges.get_mut(bridge_id) {
-        b.last_seen = now;
-    }
-    match msg {
-        Message::Load(load) => {
-            if let Some(b) = inner.bridges.get_mut(bridge_id) {
-                set_draining(b, load.draining, load.migrate_after_seconds, now);
-                b.load = load;
-                b.recent = 0;
+    {
+        let mut inner = app.lock();
+        if let Some(b) = inner.bridges.get_mut(bridge_id) {
+            b.last_seen = now;
+            match &msg {
+                Message::Load(load) => {
+                    set_draining(b, load.draining, load.migrate_after_seconds, now);
+                    b.load = load.clone();
+                    b.recent = 0;
+                }
+                Message::Draining { draining, migrate_after_seconds } => {
+                    set_draining(b, *draining, *migrate_after_seconds, now);
+                }
+                _ => {}
             }
         }
+    }
+    // The bridge lock is released: what follows takes room locks.
+    match msg {
+        Message::Load(_) => {}
         Message::Draining { draining, migrate_after_seconds } => {
-            if let Some(b) = inner.bridges.get_mut(bridge_id) {
-                set_draining(b, draining, migrate_after_seconds, now);
-            }
             tracing::info!(bridge = %bridge_id, draining, migrate_after_seconds, "bridge draining state");
         }
         Message::Allocated { id, .. } | Message::Ok { id } => {
@@ -169,72 +174,74 @@ fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: Message) 
             tracing::debug!(bridge = %bridge_id, ?code, %message, "bridge error");
         }
         Message::Answer { id, ref conference, ref endpoint, ref sdp } => {
-            if let Some(p) = participant_on(&inner, bridge_id, conference, endpoint) {
+            if let Some(p) = participant_on(app, bridge_id, conference, endpoint) {
                 let _ = p.send(ServerMsg::Answer { sdp: sdp.clone() });
             }
             conn.complete(id, msg);
         }
         Message::Offer { id, conference, endpoint, sdp, sources } => {
-            if let Some(p) = participant_on(&inner, bridge_id, &conference, &endpoint) {
+            if let Some(p) = participant_on(app, bridge_id, &conference, &endpoint) {
                 let _ = p.send(ServerMsg::Offer { id, sdp, sources });
             }
         }
         Message::EndpointState { conference, endpoint, state } => {
-            if let Some(r) = inner.rooms.get(&conference) {
+            if let Some(room) = app.room(&conference) {
                 let state = match state {
                     control::EndpointState::Connected => "connected",
                     control::EndpointState::Disconnected => "disconnected",
                     control::EndpointState::Expired => "expired",
                 };
-                r.broadcast(&ServerMsg::ConnectionState { id: endpoint, state: state.into() }, None);
+                lock(&room)
+                    .broadcast(&ServerMsg::ConnectionState { id: endpoint, state: state.into() }, None);
             }
         }
         Message::DominantSpeaker { conference, endpoint } => {
-            if let Some(r) = inner.rooms.get_mut(&conference)
-                && r.bridge.as_deref() == Some(bridge_id)
-            {
-                r.dominant = Some(endpoint.clone());
-                r.broadcast(&ServerMsg::DominantSpeaker { id: endpoint }, None);
+            if let Some(room) = app.room(&conference) {
+                let mut r = lock(&room);
+                if r.bridge.as_deref() == Some(bridge_id) {
+                    r.dominant = Some(endpoint.clone());
+                    r.broadcast(&ServerMsg::DominantSpeaker { id: endpoint }, None);
+                }
             }
         }
         other => tracing::debug!(bridge = %bridge_id, msg = ?other.id(), "unexpected control message"),
     }
 }
 
-fn participant_on(
-    inner: &crate::state::Inner,
-    bridge_id: &str,
-    conference: &str,
-    endpoint: &str,
-) -> Option<crate::state::Tx> {
-    let p = inner.rooms.get(conference)?.participants.get(endpoint)?;
+fn participant_on(app: &App, bridge_id: &str, conference: &str, endpoint: &str) -> Option<Tx> {
+    let room = app.room(conference)?;
+    let r = lock(&room);
+    let p = r.participants.get(endpoint)?;
     (p.bridge.as_deref() == Some(bridge_id)).then(|| p.tx.clone())
 }
 
 /// Move every conference (or, for a draining bridge, every endpoint) off `bridge_id`.
 pub fn bridge_lost(app: &Arc<App>, bridge_id: &str, vanished: bool) {
-    let mut moves = Vec::new();
-    let old_conn;
-    {
+    let old_conn = {
         let mut inner = app.lock();
-        old_conn = inner.bridges.get(bridge_id).and_then(|b| b.conn.clone());
+        let old_conn = inner.bridges.get(bridge_id).and_then(|b| b.conn.clone());
         if vanished {
             inner.bridges.remove(bridge_id);
         } else if let Some(b) = inner.bridges.get_mut(bridge_id) {
             b.drain_migrated = true;
         }
-        for room in inner.rooms.values_mut() {
-            if room.bridge.as_deref() == Some(bridge_id) {
-                room.bridge = None;
-            }
-            for (pid, p) in room.participants.iter_mut() {
-                if p.bridge.as_deref() == Some(bridge_id) {
-                    p.bridge = None;
-                    moves.push((room.name.clone(), pid.clone()));
-                }
+        app.update_gauges(&inner);
+        old_conn
+    };
+    // New allocations no longer pick this bridge; now find who is on it, room by room.
+    let mut moves = Vec::new();
+    for room in app.all_rooms() {
+        let mut room = lock(&room);
+        if room.bridge.as_deref() == Some(bridge_id) {
+            room.bridge = None;
+        }
+        let name = room.name.clone();
+        for (pid, p) in room.participants.iter_mut() {
+            if p.bridge.as_deref() == Some(bridge_id) {
+                p.bridge = None;
+                moves.push((name.clone(), pid.clone()));
             }
         }
-        app.update_gauges(&inner);
     }
     for (room, pid) in moves {
         app.metrics.migrations.inc();
@@ -242,7 +249,7 @@ pub fn bridge_lost(app: &Arc<App>, bridge_id: &str, vanished: bool) {
         let app2 = app.clone();
         let old = if vanished { None } else { old_conn.clone() };
         tokio::spawn(async move {
-            crate::client::setup_media(app, room.clone(), pid.clone(), true).await;
+            crate::room::media::setup_media(app, room.clone(), pid.clone(), true).await;
             if let Some(old) = old {
                 // Give the client time to reconnect to the new bridge, then free the old endpoint.
                 tokio::time::sleep(Duration::from_secs(5)).await;

@@ -10,6 +10,9 @@ mod config;
 mod focus_tests;
 mod metrics;
 mod protocol;
+mod room;
+#[cfg(test)]
+mod room_tests;
 mod select;
 mod state;
 mod turn;

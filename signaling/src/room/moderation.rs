@@ -1,0 +1,69 @@
+//! Moderator actions: mute one or all, kick, grant moderator, password lock, recording flag.
+//! The caller has checked that the sender is a moderator.
+use crate::protocol::{ErrorCode, ParticipantInfo, ServerMsg};
+use crate::room::{After, Room, refuse, remove};
+use crate::state::{App, Tx};
+
+fn kind_of(kind: &str) -> &'static str {
+    if kind == "video" { "video" } else { "audio" }
+}
+
+fn set_muted(i: &mut ParticipantInfo, kind: &str) {
+    if kind == "video" {
+        i.video_muted = true;
+    } else {
+        i.audio_muted = true;
+    }
+}
+
+pub fn mute(app: &App, r: &mut Room, tx: &Tx, by: String, target: &str, kind: &str) {
+    let kind = kind_of(kind);
+    match r.participants.get(target) {
+        Some(p) => {
+            let _ = p.tx.send(ServerMsg::MutedBy { by, kind: kind.to_string() });
+            r.update(target, |i| set_muted(i, kind));
+        }
+        None => refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant"),
+    }
+}
+
+/// Everyone but the sender.
+pub fn mute_all(r: &mut Room, pid: &str, by: String, kind: &str) {
+    let kind = kind_of(kind);
+    let others: Vec<String> = r.participants.keys().filter(|k| k.as_str() != pid).cloned().collect();
+    for t in others {
+        if let Some(p) = r.participants.get(&t) {
+            let _ = p.tx.send(ServerMsg::MutedBy { by: by.clone(), kind: kind.to_string() });
+        }
+        r.update(&t, |i| set_muted(i, kind));
+    }
+}
+
+/// The target is told, then removed; their connection closes after `kicked`.
+pub fn kick(app: &App, r: &mut Room, tx: &Tx, by: String, target: &str) -> After {
+    let Some(p) = r.participants.get(target) else {
+        refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant");
+        return After::Nothing;
+    };
+    let _ = p.tx.send(ServerMsg::Kicked { by });
+    After::Left(remove(app, r, target))
+}
+
+pub fn grant_moderator(app: &App, r: &mut Room, tx: &Tx, target: &str) {
+    if !r.participants.contains_key(target) {
+        return refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant");
+    }
+    r.update(target, |i| i.moderator = true);
+    r.notify_lobby();
+}
+
+/// `None` or empty unlocks.
+pub fn set_password(r: &mut Room, password: Option<String>) {
+    r.password = password.filter(|p| !p.is_empty()).map(|p| p.chars().take(128).collect());
+    r.broadcast_room();
+}
+
+pub fn set_recording(r: &mut Room, recording: bool) {
+    r.recording = recording;
+    r.broadcast_room();
+}
