@@ -298,3 +298,26 @@ async fn moderator_promoted_and_rooms_cleaned_up() {
     .await
     .expect("rooms and participants back to zero");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_room_does_not_hold_up_another() {
+    let (addr, app) = server().await;
+    auto_bridge(&addr).await;
+    let (mut a, _) = join(&addr, "busy", "A").await;
+    next(&mut a, "media").await;
+    // Hold the busy room's lock for a while, as a long fan-out would.
+    let busy = app.room("busy").unwrap();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _guard = crate::state::lock(&busy);
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    locked_rx.recv().unwrap();
+    let t = std::time::Instant::now();
+    let (mut b, _) = join(&addr, "free", "B").await;
+    send(&mut b, json!({"type": "chat", "text": "still here"})).await;
+    next(&mut b, "chat").await;
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    holder.join().unwrap();
+}
