@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::protocol::ServerMsg;
-use crate::state::{App, Bridge, BridgeConn};
+use crate::state::{App, BridgeConn, RegisteredBridge, Tx, lock};
 
 /// How long a bridge whose control connection dropped has to come back before its
 /// conferences move (endpoints survive a control reconnect).
@@ -44,7 +44,7 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
     {
         let mut inner = app.lock();
         let now = Instant::now();
-        let b = inner.bridges.entry(bridge_id.clone()).or_insert_with(|| Bridge {
+        let b = inner.bridges.entry(bridge_id.clone()).or_insert_with(|| RegisteredBridge {
             id: bridge_id.clone(),
             region: None,
             addresses: vec![],
@@ -105,33 +105,36 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         };
         if gone {
             tracing::warn!(bridge = %bridge_id, "bridge did not come back: moving its conferences");
-            bridge_lost(&app, &bridge_id, true);
+            move_off(&app, &bridge_id, Departure::Lost);
         }
     }
 }
 
 fn lock_pending_clear(conn: &BridgeConn) {
-    crate::state::lock(&conn.pending).clear();
+    lock(&conn.pending).clear();
 }
 
 fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: FromBridge) {
     let now = Instant::now();
-    let mut inner = app.lock();
-    if let Some(b) = inner.bridges.get_mut(bridge_id) {
-        b.last_seen = now;
-    }
-    match msg {
-        FromBridge::Load(load) => {
-            if let Some(b) = inner.bridges.get_mut(bridge_id) {
-                b.set_drain(load.drain, now);
-                b.load = load;
-                b.recent = 0;
+    {
+        let mut inner = app.lock();
+        if let Some(b) = inner.bridges.get_mut(bridge_id) {
+            b.last_seen = now;
+            match &msg {
+                FromBridge::Load(load) => {
+                    b.set_drain(load.drain, now);
+                    b.load = load.clone();
+                    b.recent = 0;
+                }
+                FromBridge::Draining { drain } => b.set_drain(*drain, now),
+                _ => {}
             }
         }
+    }
+    // The bridge lock is released: what follows takes room locks.
+    match msg {
+        FromBridge::Load(_) => {}
         FromBridge::Draining { drain } => {
-            if let Some(b) = inner.bridges.get_mut(bridge_id) {
-                b.set_drain(drain, now);
-            }
             let deadline_s = drain.map(|d| d.remaining_ms() / 1000);
             tracing::info!(bridge = %bridge_id, draining = drain.is_some(), ?deadline_s, "bridge draining state");
         }
@@ -147,75 +150,90 @@ fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: FromBridg
             tracing::debug!(bridge = %bridge_id, ?code, %message, "bridge error");
         }
         FromBridge::Answer { id, ref conference, ref endpoint, ref sdp } => {
-            if let Some(p) = participant_on(&inner, bridge_id, conference, endpoint) {
+            if let Some(p) = participant_on(app, bridge_id, conference, endpoint) {
                 let _ = p.send(ServerMsg::Answer { sdp: sdp.clone() });
             }
             conn.complete(id, msg);
         }
         FromBridge::Offer { offer_id, conference, endpoint, sdp, sources } => {
-            if let Some(p) = participant_on(&inner, bridge_id, &conference, &endpoint) {
+            if let Some(p) = participant_on(app, bridge_id, &conference, &endpoint) {
                 let _ = p.send(ServerMsg::Offer { id: offer_id, sdp, sources });
             }
         }
         FromBridge::EndpointState { conference, endpoint, state } => {
-            if let Some(r) = inner.rooms.get(&conference) {
-                r.broadcast(&ServerMsg::ConnectionState { id: endpoint, state }, None);
+            if let Some(room) = app.room(&conference) {
+                lock(&room).broadcast(&ServerMsg::ConnectionState { id: endpoint, state }, None);
             }
         }
         FromBridge::DominantSpeaker { conference, endpoint } => {
-            if let Some(r) = inner.rooms.get_mut(&conference)
-                && r.bridge.as_deref() == Some(bridge_id)
-            {
-                r.dominant = Some(endpoint.clone());
-                r.broadcast(&ServerMsg::DominantSpeaker { id: endpoint }, None);
+            if let Some(room) = app.room(&conference) {
+                let mut r = lock(&room);
+                if r.bridge.as_deref() == Some(bridge_id) {
+                    r.dominant = Some(endpoint.clone());
+                    r.broadcast(&ServerMsg::DominantSpeaker { id: endpoint }, None);
+                }
             }
         }
         FromBridge::Register { .. } => tracing::warn!(bridge = %bridge_id, "second register ignored"),
     }
 }
 
-fn participant_on(
-    inner: &crate::state::Inner,
-    bridge_id: &str,
-    conference: &str,
-    endpoint: &str,
-) -> Option<crate::state::Tx> {
-    let p = inner.rooms.get(conference)?.participants.get(endpoint)?;
+fn participant_on(app: &App, bridge_id: &str, conference: &str, endpoint: &str) -> Option<Tx> {
+    let room = app.room(conference)?;
+    let r = lock(&room);
+    let p = r.participants.get(endpoint)?;
     (p.bridge.as_deref() == Some(bridge_id)).then(|| p.tx.clone())
 }
 
-/// Move every conference (or, for a draining bridge, every endpoint) off `bridge_id`.
-pub fn bridge_lost(app: &Arc<App>, bridge_id: &str, vanished: bool) {
-    let mut moves = Vec::new();
-    let old_conn;
-    {
+/// Why participants move off a bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Departure {
+    /// The bridge is gone (control connection lost, or silent): forget it.
+    Lost,
+    /// Its drain deadline passed: it stays registered (and frees the old endpoints).
+    DrainDeadline,
+}
+
+/// Move every participant on `bridge_id` to another bridge.
+pub fn move_off(app: &Arc<App>, bridge_id: &str, why: Departure) {
+    let old_conn = {
         let mut inner = app.lock();
-        old_conn = inner.bridges.get(bridge_id).and_then(|b| b.conn.clone());
-        if vanished {
-            inner.bridges.remove(bridge_id);
-        } else if let Some(b) = inner.bridges.get_mut(bridge_id) {
-            b.drain_migrated = true;
-        }
-        for room in inner.rooms.values_mut() {
-            if room.bridge.as_deref() == Some(bridge_id) {
-                room.bridge = None;
+        let old_conn = inner.bridges.get(bridge_id).and_then(|b| b.conn.clone());
+        match why {
+            Departure::Lost => {
+                inner.bridges.remove(bridge_id);
             }
-            for (pid, p) in room.participants.iter_mut() {
-                if p.bridge.as_deref() == Some(bridge_id) {
-                    p.bridge = None;
-                    moves.push((room.name.clone(), pid.clone()));
+            Departure::DrainDeadline => {
+                if let Some(b) = inner.bridges.get_mut(bridge_id) {
+                    b.drain_migrated = true;
                 }
             }
         }
         app.update_gauges(&inner);
+        old_conn
+    };
+    // New allocations no longer pick this bridge; now find who is on it, room by room.
+    let mut moves = Vec::new();
+    for room in app.all_rooms() {
+        let mut room = lock(&room);
+        if room.bridge.as_deref() == Some(bridge_id) {
+            room.bridge = None;
+        }
+        let name = room.name.clone();
+        for (pid, p) in room.participants.iter_mut() {
+            if p.bridge.as_deref() == Some(bridge_id) {
+                p.bridge = None;
+                moves.push((name.clone(), pid.clone()));
+            }
+        }
     }
     for (room, pid) in moves {
         app.metrics.migrations.inc();
         let app = app.clone();
         let app2 = app.clone();
-        let old = if vanished { None } else { old_conn.clone() };
+        let old = if why == Departure::Lost { None } else { old_conn.clone() };
         tokio::spawn(async move {
-            crate::client::setup_media(app, room.clone(), pid.clone(), true).await;
+            crate::room::media::setup_media(app, room.clone(), pid.clone(), true).await;
             if let Some(old) = old {
                 // Give the client time to reconnect to the new bridge, then free the old endpoint.
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -226,7 +244,7 @@ pub fn bridge_lost(app: &Arc<App>, bridge_id: &str, vanished: bool) {
 }
 
 /// Every second: bridges that went silent are lost; draining bridges past the deadline they
-/// reported have their conferences moved.
+/// reported have their participants moved.
 pub async fn monitor(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -251,11 +269,11 @@ pub async fn monitor(app: Arc<App>) {
         };
         for id in lost {
             tracing::warn!(bridge = %id, "bridge is stale: moving its conferences");
-            bridge_lost(&app, &id, true);
+            move_off(&app, &id, Departure::Lost);
         }
         for id in drained {
             tracing::info!(bridge = %id, "drain deadline reached: moving its conferences");
-            bridge_lost(&app, &id, false);
+            move_off(&app, &id, Departure::DrainDeadline);
         }
     }
 }

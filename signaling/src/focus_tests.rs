@@ -12,9 +12,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::config::{Args, Settings, SignalingConfig};
 use crate::state::App;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-async fn server() -> (String, std::sync::Arc<App>) {
+pub async fn server() -> (String, std::sync::Arc<App>) {
     server_with(SignalingConfig::default()).await
 }
 
@@ -31,7 +31,7 @@ async fn server_with(file: SignalingConfig) -> (String, std::sync::Arc<App>) {
     (addr, app)
 }
 
-async fn bridge(addr: &str, id: &str, secret: &str) -> Result<Ws, tungstenite::Error> {
+pub async fn bridge(addr: &str, id: &str, secret: &str) -> Result<Ws, tungstenite::Error> {
     let mut req = format!("ws://{addr}/bridge").into_client_request()?;
     req.headers_mut().insert("authorization", format!("Bearer {secret}").parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
@@ -50,7 +50,7 @@ async fn bridge(addr: &str, id: &str, secret: &str) -> Result<Ws, tungstenite::E
     Ok(ws)
 }
 
-async fn next_json(ws: &mut Ws) -> serde_json::Value {
+pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -72,7 +72,7 @@ async fn next_of(ws: &mut Ws, ty: &str) -> serde_json::Value {
     }
 }
 
-async fn next_control(ws: &mut Ws) -> ToBridge {
+pub async fn next_control(ws: &mut Ws) -> ToBridge {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

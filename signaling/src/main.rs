@@ -1,6 +1,8 @@
 //! convene-signaling: web app server, client signaling (`/ws`), bridge registry and focus
 //! (`/bridge`), metrics. See `signaling/NOTES.md` and `signaling/PROTOCOL.md`.
 mod auth;
+#[cfg(test)]
+mod bench;
 mod bridge;
 mod client;
 mod config;
@@ -8,6 +10,9 @@ mod config;
 mod focus_tests;
 mod metrics;
 mod protocol;
+mod room;
+#[cfg(test)]
+mod room_tests;
 mod select;
 mod state;
 mod turn;

@@ -1,6 +1,9 @@
-//! Shared state: the bridge registry and the rooms, behind one mutex (never held across an
-//! await). Bridge requests are answered through per-connection pending maps.
-use std::collections::{BTreeMap, HashMap};
+//! Shard-wide state: the bridge registry (one mutex) and the room index (name → room handle,
+//! another mutex). Each room has its own lock (`crate::room`), so rooms proceed in parallel.
+//! No lock is held across an await. Lock order: a room lock may take the bridge lock (to pick a
+//! bridge for the conference); the bridge lock and the index lock are leaves.
+//! Bridge requests are answered through per-connection pending maps.
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -11,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::auth::Verifier;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::protocol::{ParticipantInfo, RoomInfo, ServerMsg, WaitingInfo};
+use crate::protocol::ServerMsg;
+use crate::room::{Room, RoomRef};
 use crate::select::{self, Candidate};
 
 pub type Tx = mpsc::UnboundedSender<ServerMsg>;
@@ -57,16 +61,17 @@ impl BridgeConn {
     }
 }
 
-pub struct Bridge {
+/// A bridge as the registry knows it (registered over `/bridge`).
+pub struct RegisteredBridge {
     pub id: String,
     pub region: Option<String>,
     pub addresses: Vec<String>,
     pub version: String,
     pub load: LoadReport,
-    /// While the bridge drains: when its conferences move, by our clock, from the time left
+    /// While the bridge drains: when its participants move, by our clock, from the time left
     /// that the bridge (which owns the deadline) last reported.
     pub drain_deadline: Option<Instant>,
-    /// The conferences of a draining bridge were moved at its deadline.
+    /// The participants of a draining bridge were moved at its deadline.
     pub drain_migrated: bool,
     pub last_seen: Instant,
     pub conn: Option<BridgeConn>,
@@ -74,7 +79,7 @@ pub struct Bridge {
     pub recent: u64,
 }
 
-impl Bridge {
+impl RegisteredBridge {
     pub fn draining(&self) -> bool {
         self.drain_deadline.is_some()
     }
@@ -91,77 +96,9 @@ impl Bridge {
     }
 }
 
-pub struct Participant {
-    pub info: ParticipantInfo,
-    pub tx: Tx,
-    pub seq: u64,
-    /// Bridge holding this participant's endpoint.
-    pub bridge: Option<String>,
-    /// Whether the name/avatar came from a token (then they cannot be changed).
-    pub fixed_identity: bool,
-}
-
-pub struct Waiter {
-    pub info: ParticipantInfo,
-    pub tx: Tx,
-    pub fixed_identity: bool,
-}
-
-#[derive(Default)]
-pub struct Room {
-    pub name: String,
-    pub participants: BTreeMap<String, Participant>,
-    pub waiting: BTreeMap<String, Waiter>,
-    pub bridge: Option<String>,
-    pub password: Option<String>,
-    pub lobby: bool,
-    pub recording: bool,
-    pub dominant: Option<String>,
-    pub seq: u64,
-}
-
-impl Room {
-    pub fn info(&self) -> RoomInfo {
-        RoomInfo {
-            name: self.name.clone(),
-            locked: self.password.is_some(),
-            lobby: self.lobby,
-            recording: self.recording,
-            dominant_speaker: self.dominant.clone(),
-        }
-    }
-
-    pub fn broadcast(&self, msg: &ServerMsg, except: Option<&str>) {
-        for (id, p) in &self.participants {
-            if Some(id.as_str()) != except {
-                let _ = p.tx.send(msg.clone());
-            }
-        }
-    }
-
-    pub fn list(&self) -> Vec<ParticipantInfo> {
-        let mut v: Vec<&Participant> = self.participants.values().collect();
-        v.sort_by_key(|p| p.seq);
-        v.into_iter().map(|p| p.info.clone()).collect()
-    }
-
-    pub fn waiting_list(&self) -> Vec<WaitingInfo> {
-        self.waiting.iter().map(|(id, w)| WaitingInfo { id: id.clone(), name: w.info.name.clone() }).collect()
-    }
-
-    /// Tell the moderators who is waiting.
-    pub fn notify_lobby(&self) {
-        let msg = ServerMsg::Lobby { waiting: self.waiting_list() };
-        for p in self.participants.values().filter(|p| p.info.moderator) {
-            let _ = p.tx.send(msg.clone());
-        }
-    }
-}
-
 #[derive(Default)]
 pub struct Inner {
-    pub bridges: HashMap<String, Bridge>,
-    pub rooms: HashMap<String, Room>,
+    pub bridges: HashMap<String, RegisteredBridge>,
 }
 
 pub struct App {
@@ -169,6 +106,7 @@ pub struct App {
     pub verifier: Option<Verifier>,
     pub metrics: Metrics,
     pub inner: Mutex<Inner>,
+    rooms: Mutex<HashMap<String, RoomRef>>,
     next_id: AtomicU64,
 }
 
@@ -187,6 +125,7 @@ impl App {
             verifier,
             metrics: Metrics::new(),
             inner: Mutex::new(Inner::default()),
+            rooms: Mutex::default(),
             next_id: AtomicU64::new(1),
         }))
     }
@@ -203,19 +142,39 @@ impl App {
         Duration::from_secs(self.settings.bridge_stale_seconds.max(1))
     }
 
+    /// The bridges gauge; room gauges are kept by the rooms themselves.
     pub fn update_gauges(&self, inner: &Inner) {
-        self.metrics.rooms.set(inner.rooms.len() as i64);
-        self.metrics.participants.set(inner.rooms.values().map(|r| r.participants.len() as i64).sum());
-        self.metrics.lobby_waiting.set(inner.rooms.values().map(|r| r.waiting.len() as i64).sum());
         self.metrics.bridges.set(inner.bridges.values().filter(|b| b.conn.is_some()).count() as i64);
     }
 
-    /// The bridge for a conference: the one it is on if still alive, else a new choice.
-    pub fn bridge_for(&self, inner: &mut Inner, room: &str) -> Option<(String, BridgeConn)> {
+    pub fn room(&self, name: &str) -> Option<RoomRef> {
+        lock(&self.rooms).get(name).cloned()
+    }
+
+    /// The room's handle, creating an empty room if there is none.
+    pub fn room_entry(&self, name: &str) -> RoomRef {
+        let lobby = self.settings.lobby_by_default;
+        lock(&self.rooms).entry(name.to_string()).or_insert_with(|| Room::new(name, lobby)).clone()
+    }
+
+    /// Take a closed room out of the index (unless it was already replaced by a new one).
+    pub fn forget_room(&self, name: &str, room: &RoomRef) {
+        let mut rooms = lock(&self.rooms);
+        if rooms.get(name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(name);
+        }
+    }
+
+    pub fn all_rooms(&self) -> Vec<RoomRef> {
+        lock(&self.rooms).values().cloned().collect()
+    }
+
+    /// The bridge for a conference: the one it is on (`current`) if still alive, else a new
+    /// choice. The caller records the result in the room.
+    pub fn bridge_for(&self, inner: &Inner, current: Option<&str>) -> Option<(String, BridgeConn)> {
         let now = Instant::now();
         let stale = self.stale();
-        let current = inner.rooms.get(room).and_then(|r| r.bridge.clone());
-        if let Some(b) = current.and_then(|id| inner.bridges.get(&id))
+        if let Some(b) = current.and_then(|id| inner.bridges.get(id))
             && let Some(conn) = &b.conn
             && now.saturating_duration_since(b.last_seen) <= stale
             && !(b.draining() && b.drain_migrated)
@@ -245,9 +204,6 @@ impl App {
             self.settings.bridge_capacity,
         )?;
         let conn = inner.bridges.get(&chosen)?.conn.clone()?;
-        if let Some(r) = inner.rooms.get_mut(room) {
-            r.bridge = Some(chosen.clone());
-        }
         Some((chosen, conn))
     }
 }

@@ -1,0 +1,62 @@
+//! Moderator actions: mute one or all, kick, grant moderator, password lock, recording flag.
+//! The caller has checked that the sender is a moderator.
+use crate::protocol::{ErrorCode, MuteKind, ParticipantInfo, ServerMsg};
+use crate::room::{After, Room, refuse, remove};
+use crate::state::{App, Tx};
+
+fn set_muted(i: &mut ParticipantInfo, kind: MuteKind) {
+    match kind {
+        MuteKind::Video => i.video_muted = true,
+        MuteKind::Audio => i.audio_muted = true,
+    }
+}
+
+pub fn mute(app: &App, r: &mut Room, tx: &Tx, by: String, target: &str, kind: MuteKind) {
+    match r.participants.get(target) {
+        Some(p) => {
+            let _ = p.tx.send(ServerMsg::MutedBy { by, kind });
+            r.update(target, |i| set_muted(i, kind));
+        }
+        None => refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant"),
+    }
+}
+
+/// Everyone but the sender.
+pub fn mute_all(r: &mut Room, pid: &str, by: String, kind: MuteKind) {
+    let others: Vec<String> = r.participants.keys().filter(|k| k.as_str() != pid).cloned().collect();
+    for t in others {
+        if let Some(p) = r.participants.get(&t) {
+            let _ = p.tx.send(ServerMsg::MutedBy { by: by.clone(), kind });
+        }
+        r.update(&t, |i| set_muted(i, kind));
+    }
+}
+
+/// The target is told, then removed; their connection closes after `kicked`.
+pub fn kick(app: &App, r: &mut Room, tx: &Tx, by: String, target: &str) -> After {
+    let Some(p) = r.participants.get(target) else {
+        refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant");
+        return After::Nothing;
+    };
+    let _ = p.tx.send(ServerMsg::Kicked { by });
+    After::Left(remove(app, r, target))
+}
+
+pub fn grant_moderator(app: &App, r: &mut Room, tx: &Tx, target: &str) {
+    if !r.participants.contains_key(target) {
+        return refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant");
+    }
+    r.update(target, |i| i.moderator = true);
+    r.notify_lobby();
+}
+
+/// `None` or empty unlocks.
+pub fn set_password(r: &mut Room, password: Option<String>) {
+    r.password = password.filter(|p| !p.is_empty()).map(|p| p.chars().take(128).collect());
+    r.broadcast_room();
+}
+
+pub fn set_recording(r: &mut Room, recording: bool) {
+    r.recording = recording;
+    r.broadcast_room();
+}
