@@ -22,8 +22,8 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
-/// Where secrets are mounted in the signaling pod.
-const SECRETS_DIR: &str = "/var/run/secrets/convene";
+/// Where secrets are mounted in the signaling pod (the config names files below it).
+pub const SECRETS_DIR: &str = "/var/run/secrets/convene";
 const CONFIG_DIR: &str = "/etc/convene";
 
 /// What the shard's references resolved to, gathered before rendering.
