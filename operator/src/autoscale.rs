@@ -12,7 +12,8 @@ pub struct BridgeLoad {
     pub conferences: Option<u64>,
     pub mbps: Option<f64>,
     pub stress: Option<f64>,
-    pub draining: bool,
+    /// The bridge's drain, as it reports it (None: not draining).
+    pub drain: Option<convene_proto::load::Drain>,
 }
 
 impl BridgeLoad {
@@ -144,7 +145,7 @@ mod tests {
             conferences: Some(1),
             mbps: Some(mbps),
             stress: Some(0.1),
-            draining: false,
+            drain: None,
         }
     }
 

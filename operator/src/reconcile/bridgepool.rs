@@ -100,11 +100,11 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let drain_timeout =
         Duration::from_secs(pool.spec.autoscaling.as_ref().map_or(600, |a| a.drain_timeout_seconds) as u64);
     let members = drain_members(&loads, g.update_revision.as_deref(), &previous.bridges);
-    let mut step = drain::step(running, desired, &members, drain_timeout, wall_clock());
+    let mut step = drain::step(running, desired, &members);
     // The template rolls out only while the size holds: a scale-down removes old pods anyway.
     let mut rolling = None;
     if matches!(&step, Step::Run(n, _) if *n == running)
-        && let Some(r) = drain::rollout(running, &members, drain_timeout, wall_clock())
+        && let Some(r) = drain::rollout(running, &members)
     {
         rolling = Some(match &r {
             Step::Drain(name) => format!("updating bridges: draining {name}"),
@@ -159,7 +159,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
             b.endpoints = l.endpoints.map(|e| e as i64);
             b.mbps = l.mbps.map(|m| m.round() as i64);
             b.stress = l.stress.map(|s| (s * 100.0).round() / 100.0);
-            b.draining |= l.draining;
+            b.draining |= l.drain.is_some();
         }
     }
     let health = health(pool, run_count, &sts, &g.pods, &bridges, rolling);
@@ -195,19 +195,14 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     Ok(Action::requeue(requeue))
 }
 
-/// Pods are annotated when the operator starts draining them, so a restarted or new leader
-/// knows the drain deadline.
-pub const DRAIN_STARTED: &str = "convene.dev/drain-started";
+/// Pods are annotated when the operator asks them to drain, so a restarted or new leader waits
+/// for a silent draining bridge instead of asking again. The deadline is the bridge's own.
 const DRAINING: &str = "convene.dev/draining";
 /// How often a pool with autoscaling is scraped and decided on.
 const AUTOSCALE_PERIOD: Duration = Duration::from_secs(5);
 
 fn autoscaling_on(pool: &BridgePool) -> bool {
     pool.spec.autoscaling.as_ref().is_some_and(|a| a.enabled)
-}
-
-fn wall_clock() -> Duration {
-    Duration::from_secs(jiff::Timestamp::now().as_second().max(0) as u64)
 }
 
 async fn scrape_all<'a>(pool: &BridgePool, pods: &'a [Pod]) -> Vec<(&'a Pod, autoscale::BridgeLoad)> {
@@ -275,21 +270,18 @@ pub fn drain_members(
     loads: &[(&Pod, autoscale::BridgeLoad)],
     update_revision: Option<&str>,
     previous: &[BridgeState],
-) -> Vec<drain::Bridge> {
+) -> Vec<drain::Member> {
     loads
         .iter()
         .map(|(pod, load)| {
             let status = pod.status.as_ref();
             let revision = pod.labels().get("controller-revision-hash").map(String::as_str);
-            drain::Bridge {
+            drain::Member {
                 ordinal: ordinal(&pod.name_any()) as i32,
                 name: pod.name_any(),
                 endpoints: load.endpoints,
-                drain_started: pod
-                    .annotations()
-                    .get(DRAIN_STARTED)
-                    .and_then(|v| v.parse().ok())
-                    .map(Duration::from_secs),
+                drain: load.drain,
+                drain_requested: pod.annotations().get(DRAINING).is_some_and(|v| v == "true"),
                 running: status.and_then(|s| s.pod_ip.as_ref()).is_some()
                     && status.and_then(|s| s.phase.as_deref()) == Some("Running"),
                 ready: super::pod_condition(pod, "Ready").is_some_and(|c| c.status == "True"),
@@ -300,8 +292,9 @@ pub fn drain_members(
         .collect()
 }
 
-/// Ask the bridge to drain and mark its pod, so the deadline survives operator restarts. The
-/// bridge passes the deadline on to signaling, which moves the remaining calls at it.
+/// Ask the bridge to drain with the pool's deadline, and mark its pod. The bridge owns the
+/// deadline from then on: it reports it to signaling (which moves the remaining calls at it)
+/// and to us in its load report.
 async fn start_drain(
     ctx: &Context,
     pool: &BridgePool,
@@ -318,10 +311,7 @@ async fn start_drain(
         .unwrap_or_default();
     let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
     let accepted = scrape::drain(&ip, pool.spec.ports.http, &secret, deadline).await;
-    let patch = serde_json::json!({"metadata": {"annotations": {
-        DRAINING: "true",
-        DRAIN_STARTED: wall_clock().as_secs().to_string(),
-    }}});
+    let patch = serde_json::json!({"metadata": {"annotations": {DRAINING: "true"}}});
     Api::<Pod>::namespaced(ctx.client.clone(), ns)
         .patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await?;
@@ -331,7 +321,7 @@ async fn start_drain(
         )
     } else {
         format!(
-            "{name} did not accept the drain request; it is removed once its deadline passes or it stops answering"
+            "{name} did not accept the drain request (is the bridge-control secret the shard's?); it is asked again, and removed only once it drains or stops answering"
         )
     };
     ctx.event(pool, !accepted, "Draining", note).await;

@@ -45,7 +45,7 @@ pub fn parse(body: &[u8]) -> BridgeLoad {
             conferences: Some(r.conferences),
             mbps: Some(r.mbps()),
             stress: Some(r.stress),
-            draining: r.draining(),
+            drain: r.drain,
         },
         Err(_) => BridgeLoad::default(),
     }
@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(l.conferences, Some(7));
         assert_eq!(l.mbps, Some(100.0));
         assert_eq!(l.stress, Some(0.25));
-        assert!(l.draining);
+        assert_eq!(l.drain, Some(Drain { elapsed_ms: 1, deadline_ms: 2 }));
         assert!(l.known());
     }
 
