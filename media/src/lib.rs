@@ -2,19 +2,20 @@
 //! last-N) and the bridge-control protocol shared with signaling.
 //!
 //! Layout: [`control`] (protocol types), [`sfu`] (sans-IO forwarding core), [`io`] (sockets
-//! driving the core), [`bridge`] (wiring), [`http`] (metrics/health/drain), [`signaling`]
-//! (control WebSocket client), [`address`] (advertised address discovery), [`config`],
-//! [`loadgen`] (simulated participants through signaling, for `convene-loadgen`).
+//! driving the core), [`bridge`] (wiring), [`http`] (metrics/health/drain), [`metrics`]
+//! (Prometheus, fed from the core's counters), [`control_client`] (the bridge's control
+//! WebSocket client: it dials signaling), [`address`] (advertised address discovery),
+//! [`config`], [`loadgen`] (simulated participants through signaling, for `convene-loadgen`).
 pub mod address;
 pub mod bridge;
 pub mod config;
 pub mod control;
+pub mod control_client;
 pub mod http;
 pub mod io;
 pub mod loadgen;
 pub mod metrics;
 pub mod sfu;
-pub mod signaling;
 
 /// Install str0m's default crypto provider (aws-lc-rs) for the process, once.
 pub fn install_crypto() {

@@ -1,45 +1,16 @@
 //! Prometheus metrics. Names are a fixed interface: the operator's autoscaler scrapes them.
+//! The sans-IO core counts in plain numbers ([`SfuCounters`]); the media thread copies them
+//! here with [`Metrics::export`] before anything it sends can be observed.
+use std::time::Duration;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
-/// Why an incoming packet or control message was dropped (label values of
-/// `convene_bridge_dropped_packets_total{reason}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// Not STUN/DTLS/RTP/RTCP by its first byte, or too short.
-    Unparseable,
-    /// STUN whose USERNAME names no endpoint of ours.
-    UnknownUfrag,
-    /// STUN without a usable USERNAME attribute.
-    MalformedStun,
-    /// DTLS/RTP/RTCP from an address no endpoint has done ICE from.
-    UnknownSource,
-    /// Over the per-address packet rate.
-    Flood,
-    /// The endpoint's str0m instance refused it (bad DTLS, SRTP auth failure, …).
-    Rejected,
-    /// Garbage or oversized control message.
-    Control,
-    /// Malformed ICE-TCP framing.
-    TcpFraming,
-}
+use crate::sfu::SfuCounters;
 
-impl DropReason {
-    pub fn label(self) -> &'static str {
-        match self {
-            DropReason::Unparseable => "unparseable",
-            DropReason::UnknownUfrag => "unknown_ufrag",
-            DropReason::MalformedStun => "malformed_stun",
-            DropReason::UnknownSource => "unknown_source",
-            DropReason::Flood => "flood",
-            DropReason::Rejected => "rejected",
-            DropReason::Control => "control",
-            DropReason::TcpFraming => "tcp_framing",
-        }
-    }
-}
+pub use crate::sfu::counters::DropReason;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -142,6 +113,53 @@ impl Metrics {
             )),
             registry,
         }
+    }
+
+    /// Bring the registry up to `now` from `last` (what the previous call exported): counters
+    /// grow by the difference, gauges take the new value; then `last = now`.
+    pub fn export(
+        &self,
+        now: &SfuCounters,
+        last: &mut SfuCounters,
+        rtt_samples: impl Iterator<Item = Duration>,
+    ) {
+        for rtt in rtt_samples {
+            self.rtt_seconds.observe(rtt.as_secs_f64());
+        }
+        if now == last {
+            return;
+        }
+        let add = |c: &IntCounter, now: u64, last: u64| {
+            if now > last {
+                c.inc_by(now - last);
+            }
+        };
+        add(&self.packets_in, now.packets_in, last.packets_in);
+        add(&self.bytes_in, now.bytes_in, last.bytes_in);
+        add(&self.packets_out, now.packets_out, last.packets_out);
+        add(&self.bytes_out, now.bytes_out, last.bytes_out);
+        add(&self.nacks_received, now.nacks_received, last.nacks_received);
+        add(&self.nacks_sent, now.nacks_sent, last.nacks_sent);
+        add(&self.keyframe_requests, now.keyframe_requests, last.keyframe_requests);
+        add(&self.layer_switches, now.layer_switches, last.layer_switches);
+        for r in DropReason::ALL {
+            let (n, l) = (now.dropped(r), last.dropped(r));
+            if n > l {
+                self.dropped.with_label_values(&[r.label()]).inc_by(n - l);
+            }
+        }
+        if now.census != last.census {
+            self.endpoints.set(now.census.endpoints as i64);
+            self.conferences.set(now.census.conferences as i64);
+            self.largest_conference.set(now.census.largest_conference as i64);
+        }
+        if now.draining != last.draining {
+            self.draining.set(i64::from(now.draining));
+        }
+        if now.loss_ratio.to_bits() != last.loss_ratio.to_bits() {
+            self.loss.set(now.loss_ratio);
+        }
+        *last = *now;
     }
 
     pub fn count_drop(&self, reason: DropReason) {

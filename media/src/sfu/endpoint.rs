@@ -132,6 +132,30 @@ pub struct TrackOut {
 }
 
 impl TrackOut {
+    /// Another endpoint's source, not yet offered to this one.
+    pub fn new(
+        src: EpId,
+        src_endpoint: &str,
+        src_mid: Mid,
+        kind: MediaKind,
+        source: SourceKind,
+        name: &str,
+    ) -> Self {
+        TrackOut {
+            src,
+            src_endpoint: src_endpoint.to_string(),
+            src_mid,
+            kind,
+            source,
+            name: name.to_string(),
+            state: OutState::ToOpen,
+            current: None,
+            target: None,
+            time_offset: 0,
+            last_out: None,
+        }
+    }
+
     pub fn open_mid(&self) -> Option<Mid> {
         match self.state {
             OutState::Open(m) => Some(m),
@@ -184,6 +208,7 @@ pub struct Endpoint {
     pub declared: Vec<crate::control::SourceInfo>,
     pub tracks_in: Vec<TrackIn>,
     pub tracks_out: Vec<TrackOut>,
+    /// The bridge offer awaiting the client's answer, with its offer id.
     pub pending: Option<(u64, SdpPendingOffer)>,
     pub constraints: ReceiverConstraints,
     /// Latest TWCC estimate of what we may send to this endpoint.
@@ -193,6 +218,38 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// A new endpoint: not connected, nothing negotiated yet.
+    pub fn new(
+        id: EpId,
+        conference: &str,
+        name: &str,
+        rtc: Rtc,
+        ufrag: String,
+        tracks_out: Vec<TrackOut>,
+        now: Instant,
+    ) -> Self {
+        Endpoint {
+            id,
+            conference: conference.to_string(),
+            name: name.to_string(),
+            rtc,
+            ufrag,
+            timeout: now,
+            dirty: false,
+            connected: false,
+            disconnected_since: None,
+            negotiated: false,
+            declared: Vec::new(),
+            tracks_in: Vec::new(),
+            tracks_out,
+            pending: None,
+            constraints: ReceiverConstraints::default(),
+            estimate_bps: None,
+            addrs: Vec::new(),
+            created: now,
+        }
+    }
+
     pub fn track_in(&mut self, mid: Mid) -> Option<&mut TrackIn> {
         self.tracks_in.iter_mut().find(|t| t.mid == mid)
     }
