@@ -1,4 +1,5 @@
-//! ICE restart (used to migrate participants) and endpoint expiry renegotiation.
+//! ICE restart on the same bridge (`restart_ice`; signaling migrates with a fresh peer
+//! connection instead, see CONTROL.md) and endpoint expiry renegotiation.
 mod common;
 
 use std::time::Duration;
