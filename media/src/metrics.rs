@@ -206,6 +206,34 @@ mod tests {
     }
 
     #[test]
+    fn core_counters_are_exported_as_totals() {
+        let m = Metrics::new();
+        let mut last = SfuCounters::default();
+        let mut c = SfuCounters { packets_in: 5, bytes_out: 1200, draining: true, ..Default::default() };
+        c.count_drop(DropReason::Flood);
+        c.census.endpoints = 3;
+        m.export(&c, &mut last, [Duration::from_millis(20)].into_iter());
+        c.packets_in += 2;
+        c.census.endpoints = 2;
+        m.export(&c, &mut last, std::iter::empty());
+        m.export(&c, &mut last, std::iter::empty());
+        assert_eq!(last, c);
+        let text = m.render();
+        for line in [
+            "convene_bridge_packets_in_total 7",
+            "convene_bridge_bytes_out_total 1200",
+            "convene_bridge_draining 1",
+            "convene_bridge_endpoints 2",
+            "convene_bridge_dropped_packets_total{reason=\"flood\"} 1",
+            "convene_bridge_rtt_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "missing {line}:\n{text}");
+        }
+        // Reasons never counted are not series yet, as before.
+        assert!(!text.contains("reason=\"rejected\""));
+    }
+
+    #[test]
     fn names_are_exported() {
         let m = Metrics::new();
         m.advertised.with_label_values(&["1.2.3.4", "static"]).set(1.0);

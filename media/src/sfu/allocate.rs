@@ -31,7 +31,7 @@ impl Sfu {
                 continue;
             }
             if let Some(rank) = selected.iter().position(|e| *e == t.src_endpoint) {
-                order.push((i, rank, u8::from(t.source != SourceKind::Screen)));
+                order.push((i, rank, u8::from(t.source_kind != SourceKind::Screen)));
             }
         }
         order.sort_by_key(|(_, rank, k)| (*rank, *k));
@@ -95,6 +95,10 @@ impl Sfu {
     }
 }
 
-fn max_height_for(c: &ReceiverConstraints, source: &str, endpoint: &str) -> u32 {
-    c.max_height.get(source).or_else(|| c.max_height.get(endpoint)).copied().unwrap_or(c.default_max_height)
+fn max_height_for(c: &ReceiverConstraints, source_name: &str, endpoint: &str) -> u32 {
+    c.max_height
+        .get(source_name)
+        .or_else(|| c.max_height.get(endpoint))
+        .copied()
+        .unwrap_or(c.default_max_height)
 }

@@ -145,7 +145,7 @@ impl Sfu {
         for m in &conf.members {
             if let Some(src) = self.endpoints.get(m) {
                 for t in &src.tracks_in {
-                    tracks_out.push(TrackOut::new(*m, &src.name, t.mid, t.kind, t.source, &t.name));
+                    tracks_out.push(TrackOut::new(*m, &src.name, t.mid, t.kind, t.source_kind, &t.name));
                 }
             }
         }

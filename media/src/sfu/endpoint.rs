@@ -29,7 +29,7 @@ pub struct Layer {
 pub struct TrackIn {
     pub mid: Mid,
     pub kind: MediaKind,
-    pub source: SourceKind,
+    pub source_kind: SourceKind,
     /// `<endpoint>-a0` / `-v0` / `-s0`.
     pub name: String,
     /// Ordered low → high quality.
@@ -39,8 +39,8 @@ pub struct TrackIn {
 }
 
 impl TrackIn {
-    pub fn new(mid: Mid, kind: MediaKind, source: SourceKind, name: String) -> Self {
-        TrackIn { mid, kind, source, name, layers: Vec::new(), last_kf_request: Vec::new() }
+    pub fn new(mid: Mid, kind: MediaKind, source_kind: SourceKind, name: String) -> Self {
+        TrackIn { mid, kind, source_kind, name, layers: Vec::new(), last_kf_request: Vec::new() }
     }
 
     /// Account a received frame on its layer; returns true if the layer is new.
@@ -120,7 +120,7 @@ pub struct TrackOut {
     pub src_endpoint: String,
     pub src_mid: Mid,
     pub kind: MediaKind,
-    pub source: SourceKind,
+    pub source_kind: SourceKind,
     pub name: String,
     pub state: OutState,
     /// Layer being forwarded now, and the one we want (switch on its next keyframe).
@@ -138,7 +138,7 @@ impl TrackOut {
         src_endpoint: &str,
         src_mid: Mid,
         kind: MediaKind,
-        source: SourceKind,
+        source_kind: SourceKind,
         name: &str,
     ) -> Self {
         TrackOut {
@@ -146,7 +146,7 @@ impl TrackOut {
             src_endpoint: src_endpoint.to_string(),
             src_mid,
             kind,
-            source,
+            source_kind,
             name: name.to_string(),
             state: OutState::ToOpen,
             current: None,

@@ -152,7 +152,7 @@ impl Sfu {
             .filter_map(|t| {
                 Some(SourceInfo {
                     mid: t.mid()?.to_string(),
-                    kind: t.source,
+                    kind: t.source_kind,
                     endpoint: Some(t.src_endpoint.clone()),
                     name: Some(t.name.clone()),
                 })
@@ -180,7 +180,7 @@ impl Sfu {
         }
         let mid_s = mid.to_string();
         let declared = ep.declared.iter().find(|s| s.mid == mid_s).map(|s| s.kind);
-        let source = match (kind, declared) {
+        let source_kind = match (kind, declared) {
             (MediaKind::Audio, _) => SourceKind::Audio,
             (MediaKind::Video, Some(SourceKind::Screen)) => SourceKind::Screen,
             (MediaKind::Video, Some(_)) => SourceKind::Camera,
@@ -193,15 +193,15 @@ impl Sfu {
                 }
             }
         };
-        let letter = match source {
+        let letter = match source_kind {
             SourceKind::Audio => 'a',
             SourceKind::Camera => 'v',
             SourceKind::Screen => 's',
         };
-        let n = ep.tracks_in.iter().filter(|t| t.source == source).count();
+        let n = ep.tracks_in.iter().filter(|t| t.source_kind == source_kind).count();
         let name = format!("{}-{letter}{n}", ep.name);
         debug!(endpoint = %ep.name, %mid, %name, "publishes source");
-        ep.tracks_in.push(TrackIn::new(mid, kind, source, name.clone()));
+        ep.tracks_in.push(TrackIn::new(mid, kind, source_kind, name.clone()));
         let src_endpoint = ep.name.clone();
         let conf = ep.conference.clone();
         let others: Vec<EpId> = self
@@ -211,7 +211,7 @@ impl Sfu {
             .unwrap_or_default();
         for o in others {
             if let Some(r) = self.endpoints.get_mut(&o) {
-                r.tracks_out.push(TrackOut::new(id, &src_endpoint, mid, kind, source, &name));
+                r.tracks_out.push(TrackOut::new(id, &src_endpoint, mid, kind, source_kind, &name));
             }
             self.offer_if_needed(o);
         }
