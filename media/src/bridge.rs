@@ -1,4 +1,4 @@
-//! Wiring: sockets, the media thread, HTTP, load reporting and the signaling client.
+//! Wiring: sockets, the media thread, HTTP, load reporting and the control client.
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -17,7 +17,7 @@ use crate::io::Command;
 use crate::io::latency::LatencyHistogram;
 use crate::io::udp::{MediaLoop, TcpWriters, Waker};
 use crate::metrics::{Metrics, stress};
-use crate::sfu::{Sfu, SfuConfig};
+use crate::sfu::{Sfu, SfuConfig, SfuCounters};
 
 /// A running bridge. Control messages go in with [`Bridge::send`]; what the bridge says to
 /// signaling comes out of [`Bridge::take_events`] (taken by the signaling client when
@@ -98,7 +98,7 @@ impl Bridge {
             initial_bwe: cfg.bwe.then(|| str0m::bwe::Bitrate::kbps(2_500)),
             ..SfuConfig::default()
         };
-        let sfu = Sfu::new(sfu_cfg, metrics.clone(), Instant::now());
+        let sfu = Sfu::new(sfu_cfg, Instant::now());
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         let (ev_tx, ev_rx) = unbounded_channel();
         let waker = Waker::new(udp_addr).context("waker socket")?;
@@ -114,6 +114,8 @@ impl Bridge {
             udp_local_v4: v4,
             udp_local_v6: v6,
             latency: latency.clone(),
+            metrics: metrics.clone(),
+            exported: SfuCounters::default(),
         };
         let alive = media_alive.clone();
         std::thread::Builder::new()
@@ -157,7 +159,7 @@ impl Bridge {
         if let Some(url) = bridge.cfg.signaling_url.clone()
             && let Some(events) = bridge.take_events()
         {
-            tokio::spawn(crate::signaling::run(url, bridge.clone(), events));
+            tokio::spawn(crate::control_client::run(url, bridge.clone(), events));
         }
         Ok(bridge)
     }

@@ -3,17 +3,18 @@
 //!
 //! Layout: [`control`] (the control protocol, from `convene-proto`), [`sfu`] (sans-IO
 //! forwarding core), [`io`] (sockets driving the core), [`bridge`] (wiring), [`http`]
-//! (metrics/load/health/drain), [`signaling`] (control WebSocket client), [`address`]
-//! (advertised address discovery), [`config`].
+//! (metrics/load/health/drain), [`metrics`] (Prometheus, fed from the core's counters),
+//! [`control_client`] (the bridge's control WebSocket client: it dials signaling),
+//! [`address`] (advertised address discovery), [`config`].
 pub mod address;
 pub mod bridge;
 pub mod config;
 pub mod control;
+pub mod control_client;
 pub mod http;
 pub mod io;
 pub mod metrics;
 pub mod sfu;
-pub mod signaling;
 
 /// Install str0m's default crypto provider (aws-lc-rs) for the process, once.
 pub fn install_crypto() {

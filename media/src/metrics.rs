@@ -1,45 +1,16 @@
 //! Prometheus metrics. Names are a fixed interface: the operator's autoscaler scrapes them.
+//! The sans-IO core counts in plain numbers ([`SfuCounters`]); the media thread copies them
+//! here with [`Metrics::export`] before anything it sends can be observed.
+use std::time::Duration;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
-/// Why an incoming packet or control message was dropped (label values of
-/// `convene_bridge_dropped_packets_total{reason}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// Not STUN/DTLS/RTP/RTCP by its first byte, or too short.
-    Unparseable,
-    /// STUN whose USERNAME names no endpoint of ours.
-    UnknownUfrag,
-    /// STUN without a usable USERNAME attribute.
-    MalformedStun,
-    /// DTLS/RTP/RTCP from an address no endpoint has done ICE from.
-    UnknownSource,
-    /// Over the per-address packet rate.
-    Flood,
-    /// The endpoint's str0m instance refused it (bad DTLS, SRTP auth failure, …).
-    Rejected,
-    /// Garbage or oversized control message.
-    Control,
-    /// Malformed ICE-TCP framing.
-    TcpFraming,
-}
+use crate::sfu::SfuCounters;
 
-impl DropReason {
-    pub fn label(self) -> &'static str {
-        match self {
-            DropReason::Unparseable => "unparseable",
-            DropReason::UnknownUfrag => "unknown_ufrag",
-            DropReason::MalformedStun => "malformed_stun",
-            DropReason::UnknownSource => "unknown_source",
-            DropReason::Flood => "flood",
-            DropReason::Rejected => "rejected",
-            DropReason::Control => "control",
-            DropReason::TcpFraming => "tcp_framing",
-        }
-    }
-}
+pub use crate::sfu::counters::DropReason;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -144,6 +115,53 @@ impl Metrics {
         }
     }
 
+    /// Bring the registry up to `now` from `last` (what the previous call exported): counters
+    /// grow by the difference, gauges take the new value; then `last = now`.
+    pub fn export(
+        &self,
+        now: &SfuCounters,
+        last: &mut SfuCounters,
+        rtt_samples: impl Iterator<Item = Duration>,
+    ) {
+        for rtt in rtt_samples {
+            self.rtt_seconds.observe(rtt.as_secs_f64());
+        }
+        if now == last {
+            return;
+        }
+        let add = |c: &IntCounter, now: u64, last: u64| {
+            if now > last {
+                c.inc_by(now - last);
+            }
+        };
+        add(&self.packets_in, now.packets_in, last.packets_in);
+        add(&self.bytes_in, now.bytes_in, last.bytes_in);
+        add(&self.packets_out, now.packets_out, last.packets_out);
+        add(&self.bytes_out, now.bytes_out, last.bytes_out);
+        add(&self.nacks_received, now.nacks_received, last.nacks_received);
+        add(&self.nacks_sent, now.nacks_sent, last.nacks_sent);
+        add(&self.keyframe_requests, now.keyframe_requests, last.keyframe_requests);
+        add(&self.layer_switches, now.layer_switches, last.layer_switches);
+        for r in DropReason::ALL {
+            let (n, l) = (now.dropped(r), last.dropped(r));
+            if n > l {
+                self.dropped.with_label_values(&[r.label()]).inc_by(n - l);
+            }
+        }
+        if now.census != last.census {
+            self.endpoints.set(now.census.endpoints as i64);
+            self.conferences.set(now.census.conferences as i64);
+            self.largest_conference.set(now.census.largest_conference as i64);
+        }
+        if now.draining != last.draining {
+            self.draining.set(i64::from(now.draining));
+        }
+        if now.loss_ratio.to_bits() != last.loss_ratio.to_bits() {
+            self.loss.set(now.loss_ratio);
+        }
+        *last = *now;
+    }
+
     pub fn count_drop(&self, reason: DropReason) {
         self.dropped.with_label_values(&[reason.label()]).inc();
     }
@@ -185,6 +203,34 @@ mod tests {
         assert_eq!(stress(10, 100, 8e8, 1e9), 0.8);
         assert_eq!(stress(500, 100, 0.0, 1e9), 1.0);
         assert_eq!(stress(5, 0, 0.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn core_counters_are_exported_as_totals() {
+        let m = Metrics::new();
+        let mut last = SfuCounters::default();
+        let mut c = SfuCounters { packets_in: 5, bytes_out: 1200, draining: true, ..Default::default() };
+        c.count_drop(DropReason::Flood);
+        c.census.endpoints = 3;
+        m.export(&c, &mut last, [Duration::from_millis(20)].into_iter());
+        c.packets_in += 2;
+        c.census.endpoints = 2;
+        m.export(&c, &mut last, std::iter::empty());
+        m.export(&c, &mut last, std::iter::empty());
+        assert_eq!(last, c);
+        let text = m.render();
+        for line in [
+            "convene_bridge_packets_in_total 7",
+            "convene_bridge_bytes_out_total 1200",
+            "convene_bridge_draining 1",
+            "convene_bridge_endpoints 2",
+            "convene_bridge_dropped_packets_total{reason=\"flood\"} 1",
+            "convene_bridge_rtt_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "missing {line}:\n{text}");
+        }
+        // Reasons never counted are not series yet, as before.
+        assert!(!text.contains("reason=\"rejected\""));
     }
 
     #[test]

@@ -2,11 +2,9 @@
 //! datagrams in memory on simulated time. Deterministic and fast.
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use convene_media::control::{FromBridge, ReceiverConstraints, SourceInfo, SourceKind, ToBridge};
-use convene_media::metrics::Metrics;
 use convene_media::sfu::{Sfu, SfuConfig};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
@@ -220,13 +218,7 @@ fn world() -> World {
         candidates: vec![Candidate::host(BRIDGE.parse().unwrap(), "udp").unwrap()],
         ..SfuConfig::default()
     };
-    World {
-        sfu: Sfu::new(cfg, Arc::new(Metrics::new()), now),
-        peers: Vec::new(),
-        now,
-        frame: 0,
-        log: Vec::new(),
-    }
+    World { sfu: Sfu::new(cfg, now), peers: Vec::new(), now, frame: 0, log: Vec::new() }
 }
 
 #[test]

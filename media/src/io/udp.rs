@@ -17,9 +17,9 @@ use tracing::{info, warn};
 use super::Command;
 use super::latency::LatencyHistogram;
 use crate::control::FromBridge;
-use crate::metrics::DropReason;
-use crate::sfu::Sfu;
+use crate::metrics::{DropReason, Metrics};
 use crate::sfu::ratelimit::TokenBucket;
+use crate::sfu::{Sfu, SfuCounters};
 
 /// Frames to send on ICE-TCP connections, by the client's address.
 pub type TcpWriters = Arc<Mutex<HashMap<SocketAddr, UnboundedSender<Vec<u8>>>>>;
@@ -66,6 +66,9 @@ pub struct MediaLoop {
     pub udp_local_v4: Option<SocketAddr>,
     pub udp_local_v6: Option<SocketAddr>,
     pub latency: Arc<LatencyHistogram>,
+    pub metrics: Arc<Metrics>,
+    /// The core's counters as last copied into `metrics`.
+    pub exported: SfuCounters,
 }
 
 const MAX_WAIT: Duration = Duration::from_millis(20);
@@ -134,7 +137,7 @@ impl MediaLoop {
                     self.sfu.handle_packet(t, Protocol::Tcp, source, destination, &data);
                     self.flush_output(Some(t));
                 }
-                Ok(Command::TcpFramingError) => self.sfu.metrics().count_drop(DropReason::TcpFraming),
+                Ok(Command::TcpFramingError) => self.metrics.count_drop(DropReason::TcpFraming),
                 Ok(Command::SetDraining(drain)) => self.sfu.set_draining(drain),
                 Ok(Command::Shutdown) => return false,
                 Err(TryRecvError::Empty) => return true,
@@ -145,6 +148,9 @@ impl MediaLoop {
 
     /// Send what the core produced. `received` is when the triggering packet arrived.
     fn flush_output(&mut self, received: Option<Instant>) {
+        // Counters first, so whoever sees what this sends also sees it counted.
+        let counters = *self.sfu.counters();
+        self.metrics.export(&counters, &mut self.exported, self.sfu.drain_rtt_samples());
         while let Some(t) = self.sfu.poll_transmit() {
             match t.proto {
                 Protocol::Udp => {

@@ -29,7 +29,7 @@ pub struct Layer {
 pub struct TrackIn {
     pub mid: Mid,
     pub kind: MediaKind,
-    pub source: SourceKind,
+    pub source_kind: SourceKind,
     /// `<endpoint>-a0` / `-v0` / `-s0`.
     pub name: String,
     /// Ordered low → high quality.
@@ -39,8 +39,8 @@ pub struct TrackIn {
 }
 
 impl TrackIn {
-    pub fn new(mid: Mid, kind: MediaKind, source: SourceKind, name: String) -> Self {
-        TrackIn { mid, kind, source, name, layers: Vec::new(), last_kf_request: Vec::new() }
+    pub fn new(mid: Mid, kind: MediaKind, source_kind: SourceKind, name: String) -> Self {
+        TrackIn { mid, kind, source_kind, name, layers: Vec::new(), last_kf_request: Vec::new() }
     }
 
     /// Account a received frame on its layer; returns true if the layer is new.
@@ -120,7 +120,7 @@ pub struct TrackOut {
     pub src_endpoint: String,
     pub src_mid: Mid,
     pub kind: MediaKind,
-    pub source: SourceKind,
+    pub source_kind: SourceKind,
     pub name: String,
     pub state: OutState,
     /// Layer being forwarded now, and the one we want (switch on its next keyframe).
@@ -132,6 +132,30 @@ pub struct TrackOut {
 }
 
 impl TrackOut {
+    /// Another endpoint's source, not yet offered to this one.
+    pub fn new(
+        src: EpId,
+        src_endpoint: &str,
+        src_mid: Mid,
+        kind: MediaKind,
+        source_kind: SourceKind,
+        name: &str,
+    ) -> Self {
+        TrackOut {
+            src,
+            src_endpoint: src_endpoint.to_string(),
+            src_mid,
+            kind,
+            source_kind,
+            name: name.to_string(),
+            state: OutState::ToOpen,
+            current: None,
+            target: None,
+            time_offset: 0,
+            last_out: None,
+        }
+    }
+
     pub fn open_mid(&self) -> Option<Mid> {
         match self.state {
             OutState::Open(m) => Some(m),
@@ -184,6 +208,7 @@ pub struct Endpoint {
     pub declared: Vec<crate::control::SourceInfo>,
     pub tracks_in: Vec<TrackIn>,
     pub tracks_out: Vec<TrackOut>,
+    /// The bridge offer awaiting the client's answer, with its offer id.
     pub pending: Option<(crate::control::OfferId, SdpPendingOffer)>,
     pub constraints: ReceiverConstraints,
     /// Latest TWCC estimate of what we may send to this endpoint.
@@ -193,6 +218,38 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// A new endpoint: not connected, nothing negotiated yet.
+    pub fn new(
+        id: EpId,
+        conference: &str,
+        name: &str,
+        rtc: Rtc,
+        ufrag: String,
+        tracks_out: Vec<TrackOut>,
+        now: Instant,
+    ) -> Self {
+        Endpoint {
+            id,
+            conference: conference.to_string(),
+            name: name.to_string(),
+            rtc,
+            ufrag,
+            timeout: now,
+            dirty: false,
+            connected: false,
+            disconnected_since: None,
+            negotiated: false,
+            declared: Vec::new(),
+            tracks_in: Vec::new(),
+            tracks_out,
+            pending: None,
+            constraints: ReceiverConstraints::default(),
+            estimate_bps: None,
+            addrs: Vec::new(),
+            created: now,
+        }
+    }
+
     pub fn track_in(&mut self, mid: Mid) -> Option<&mut TrackIn> {
         self.tracks_in.iter_mut().find(|t| t.mid == mid)
     }

@@ -1,0 +1,65 @@
+//! Driving str0m: every endpoint that got input is polled until it has nothing more to say;
+//! its datagrams are queued for the I/O layer and its events handled (`events`).
+use std::time::{Duration, Instant};
+
+use str0m::Output;
+use tracing::warn;
+
+use super::control;
+use super::{EpId, Sfu};
+use crate::control::EndpointState;
+
+impl Sfu {
+    pub(super) fn mark_dirty(&mut self, id: EpId) {
+        if let Some(ep) = self.endpoints.get_mut(&id)
+            && !ep.dirty
+        {
+            ep.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Poll every endpoint that got input until it has nothing more to say.
+    pub(super) fn flush(&mut self, now: Instant) {
+        while let Some(id) = self.dirty.pop() {
+            self.poll_endpoint(id, now);
+        }
+    }
+
+    fn poll_endpoint(&mut self, id: EpId, now: Instant) {
+        let mut events = Vec::new();
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return;
+        };
+        ep.dirty = false;
+        loop {
+            if !ep.rtc.is_alive() {
+                ep.timeout = now + Duration::from_secs(1);
+                if ep.disconnected_since.is_none() {
+                    ep.disconnected_since = Some(now);
+                    self.control_out.push_back(control::endpoint_state(ep, EndpointState::Disconnected));
+                }
+                break;
+            }
+            match ep.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    ep.timeout = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    self.counters.packets_out += 1;
+                    self.counters.bytes_out += t.contents.len() as u64;
+                    self.transmits.push_back(t);
+                }
+                Ok(Output::Event(e)) => events.push(e),
+                Err(e) => {
+                    warn!(endpoint = %ep.name, "poll_output failed, disconnecting: {e}");
+                    ep.rtc.disconnect();
+                }
+            }
+        }
+        for e in events {
+            self.on_event(id, e, now);
+        }
+    }
+}
