@@ -127,7 +127,17 @@ impl Bridge {
             .context("spawning the media thread")?;
 
         if let (Some(listener), Some(adv)) = (tcp, tcp_cand) {
-            tokio::spawn(crate::io::tcp::serve(listener, adv, cmd_tx.clone(), tcp_writers, waker.clone()));
+            let limits = cfg.tcp_limits();
+            let serve = crate::io::tcp::serve(
+                listener,
+                adv,
+                cmd_tx.clone(),
+                tcp_writers,
+                waker.clone(),
+                limits,
+                metrics.clone(),
+            );
+            tokio::spawn(serve);
         }
 
         let bridge = Arc::new(Bridge {

@@ -75,6 +75,25 @@ pub struct Config {
     /// `POST /drain` names no deadline.
     #[arg(long, env = env::DRAIN_DEADLINE_SECONDS, default_value_t = 60)]
     pub drain_deadline_seconds: u64,
+    /// ICE-TCP connections held at most; past it the oldest one without ICE makes room.
+    #[arg(long, env = env::ICE_TCP_MAX_CONNECTIONS, default_value_t = 4096)]
+    pub ice_tcp_max_connections: usize,
+    /// ICE-TCP connections one source address may hold.
+    #[arg(long, env = env::ICE_TCP_MAX_PER_SOURCE, default_value_t = 16)]
+    pub ice_tcp_max_per_source: usize,
+    /// Milliseconds an ICE-TCP connection has to complete ICE (a valid STUN binding).
+    #[arg(long, env = env::ICE_TCP_HANDSHAKE_TIMEOUT_MS, default_value_t = 5000)]
+    pub ice_tcp_handshake_timeout_ms: u64,
+}
+
+impl Config {
+    pub fn tcp_limits(&self) -> crate::io::tcp::TcpLimits {
+        crate::io::tcp::TcpLimits {
+            max_connections: self.ice_tcp_max_connections.max(1),
+            max_per_source: self.ice_tcp_max_per_source.max(1),
+            handshake_timeout: std::time::Duration::from_millis(self.ice_tcp_handshake_timeout_ms),
+        }
+    }
 }
 
 impl Config {
@@ -127,6 +146,9 @@ impl Config {
             max_pps_per_source: 20000.0,
             bwe: true,
             drain_deadline_seconds: 60,
+            ice_tcp_max_connections: 4096,
+            ice_tcp_max_per_source: 16,
+            ice_tcp_handshake_timeout_ms: 5000,
         }
     }
 }

@@ -49,7 +49,8 @@ async fn session(
     ws_cfg.max_frame_size = Some(4 * MAX_MESSAGE_BYTES);
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async_with_config(req, Some(ws_cfg), false),
+        // disable_nagle: replies and offers must not wait ~40 ms behind each other.
+        tokio_tungstenite::connect_async_with_config(req, Some(ws_cfg), true),
     )
     .await??;
     info!(%url, "control connection up");

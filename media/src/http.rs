@@ -27,6 +27,11 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
 }
 
 pub async fn serve(listener: tokio::net::TcpListener, bridge: Arc<Bridge>) {
+    use axum::serve::ListenerExt;
+    // Replies are small and latency matters more than packing them (no Nagle).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(e) = axum::serve(listener, router(bridge)).await {
         warn!("http server stopped: {e}");
     }

@@ -1,4 +1,5 @@
-//! Prometheus metrics. Names are a fixed interface: the operator's autoscaler scrapes them.
+//! Prometheus metrics, for people, dashboards and alerts (the operator reads `GET /load`).
+//! Names come from `convene_proto::load::metric`.
 //! The sans-IO core counts in plain numbers ([`SfuCounters`]); the media thread copies them
 //! here with [`Metrics::export`] before anything it sends can be observed.
 use std::time::Duration;
@@ -7,6 +8,8 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+
+use convene_proto::load::metric;
 
 use crate::sfu::SfuCounters;
 
@@ -51,62 +54,59 @@ impl Metrics {
             }};
         }
         Metrics {
-            endpoints: reg!(IntGauge::new("convene_bridge_endpoints", "Endpoints allocated")),
-            conferences: reg!(IntGauge::new("convene_bridge_conferences", "Conferences")),
+            endpoints: reg!(IntGauge::new(metric::ENDPOINTS, "Endpoints allocated")),
+            conferences: reg!(IntGauge::new(metric::CONFERENCES, "Conferences")),
             largest_conference: reg!(IntGauge::new(
-                "convene_bridge_largest_conference",
+                metric::LARGEST_CONFERENCE,
                 "Endpoints in the largest conference"
             )),
-            bitrate_in_bps: reg!(Gauge::new("convene_bridge_bitrate_in_bps", "Received bits/s")),
-            bitrate_out_bps: reg!(Gauge::new("convene_bridge_bitrate_out_bps", "Sent bits/s")),
+            bitrate_in_bps: reg!(Gauge::new(metric::BITRATE_IN_BPS, "Received bits/s")),
+            bitrate_out_bps: reg!(Gauge::new(metric::BITRATE_OUT_BPS, "Sent bits/s")),
             packets_in: reg!(IntCounter::new(
-                "convene_bridge_packets_in_total",
+                metric::PACKETS_IN_TOTAL,
                 "UDP/TCP packets received and accepted"
             )),
-            packets_out: reg!(IntCounter::new("convene_bridge_packets_out_total", "Packets sent")),
-            bytes_in: reg!(IntCounter::new("convene_bridge_bytes_in_total", "Bytes received")),
-            bytes_out: reg!(IntCounter::new("convene_bridge_bytes_out_total", "Bytes sent")),
-            stress: reg!(Gauge::new("convene_bridge_stress_level", "Load against configured capacity, 0..1")),
-            draining: reg!(IntGauge::new("convene_bridge_draining", "1 while draining")),
+            packets_out: reg!(IntCounter::new(metric::PACKETS_OUT_TOTAL, "Packets sent")),
+            bytes_in: reg!(IntCounter::new(metric::BYTES_IN_TOTAL, "Bytes received")),
+            bytes_out: reg!(IntCounter::new(metric::BYTES_OUT_TOTAL, "Bytes sent")),
+            stress: reg!(Gauge::new(metric::STRESS_LEVEL, "Load against configured capacity, 0..1")),
+            draining: reg!(IntGauge::new(metric::DRAINING, "1 while draining")),
             signaling_connected: reg!(IntGauge::new(
-                "convene_bridge_signaling_connected",
+                metric::SIGNALING_CONNECTED,
                 "1 while registered with signaling over the control connection"
             )),
             advertised: reg!(GaugeVec::new(
                 Opts::new(
-                    "convene_bridge_advertised_address_info",
+                    metric::ADVERTISED_ADDRESS_INFO,
                     "Address advertised to clients and how it was found"
                 ),
                 &["address", "source"]
             )),
             dropped: reg!(IntCounterVec::new(
-                Opts::new("convene_bridge_dropped_packets_total", "Dropped input by reason"),
+                Opts::new(metric::DROPPED_PACKETS_TOTAL, "Dropped input by reason"),
                 &["reason"]
             )),
             loss: reg!(Gauge::new(
-                "convene_bridge_packet_loss_ratio",
+                metric::PACKET_LOSS_RATIO,
                 "Mean ingress+egress loss fraction reported by peers (last stats period)"
             )),
             rtt_seconds: reg!(Histogram::with_opts(
-                HistogramOpts::new("convene_bridge_rtt_seconds", "Round-trip time to endpoints")
+                HistogramOpts::new(metric::RTT_SECONDS, "Round-trip time to endpoints")
                     .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6])
             )),
             nacks_received: reg!(IntCounter::new(
-                "convene_bridge_nacks_received_total",
+                metric::NACKS_RECEIVED_TOTAL,
                 "NACKs received from receivers"
             )),
-            nacks_sent: reg!(IntCounter::new("convene_bridge_nacks_sent_total", "NACKs sent to senders")),
+            nacks_sent: reg!(IntCounter::new(metric::NACKS_SENT_TOTAL, "NACKs sent to senders")),
             keyframe_requests: reg!(IntCounter::new(
-                "convene_bridge_keyframe_requests_total",
+                metric::KEYFRAME_REQUESTS_TOTAL,
                 "PLI/FIR sent to senders"
             )),
-            layer_switches: reg!(IntCounter::new(
-                "convene_bridge_layer_switches_total",
-                "Simulcast layer switches"
-            )),
+            layer_switches: reg!(IntCounter::new(metric::LAYER_SWITCHES_TOTAL, "Simulcast layer switches")),
             forward_latency: reg!(Histogram::with_opts(
                 HistogramOpts::new(
-                    "convene_bridge_forward_latency_seconds",
+                    metric::FORWARD_LATENCY_SECONDS,
                     "Receive to send of forwarded media, sampled"
                 )
                 .buckets(vec![1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2])

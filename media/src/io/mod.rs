@@ -18,8 +18,6 @@ pub enum Command {
         destination: SocketAddr,
         data: Vec<u8>,
     },
-    /// A bad ICE-TCP frame was seen (counted by the media thread's metrics).
-    TcpFramingError,
     /// Drain (or stop draining), with the deadline signaling should move endpoints at.
     SetDraining(Option<Drain>),
     Shutdown,

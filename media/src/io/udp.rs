@@ -11,18 +11,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use str0m::net::Protocol;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{Sender, UnboundedSender};
 use tracing::{info, warn};
 
 use super::Command;
 use super::latency::LatencyHistogram;
 use crate::control::FromBridge;
-use crate::metrics::{DropReason, Metrics};
+use crate::metrics::Metrics;
 use crate::sfu::ratelimit::TokenBucket;
 use crate::sfu::{Sfu, SfuCounters};
 
 /// Frames to send on ICE-TCP connections, by the client's address.
-pub type TcpWriters = Arc<Mutex<HashMap<SocketAddr, UnboundedSender<Vec<u8>>>>>;
+pub type TcpWriters = Arc<Mutex<HashMap<SocketAddr, Sender<Vec<u8>>>>>;
 
 /// Wakes the media thread (cloneable, cheap).
 #[derive(Clone)]
@@ -137,7 +137,6 @@ impl MediaLoop {
                     self.sfu.handle_packet(t, Protocol::Tcp, source, destination, &data);
                     self.flush_output(Some(t));
                 }
-                Ok(Command::TcpFramingError) => self.metrics.count_drop(DropReason::TcpFraming),
                 Ok(Command::SetDraining(drain)) => self.sfu.set_draining(drain),
                 Ok(Command::Shutdown) => return false,
                 Err(TryRecvError::Empty) => return true,
@@ -167,7 +166,8 @@ impl MediaLoop {
                         if let Ok(w) = self.tcp_writers.lock()
                             && let Some(tx) = w.get(&t.destination)
                         {
-                            let _ = tx.send(framed);
+                            // A full queue drops the packet, as a congested link would.
+                            let _ = tx.try_send(framed);
                         }
                     }
                 }

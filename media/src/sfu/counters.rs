@@ -21,11 +21,17 @@ pub enum DropReason {
     Control,
     /// Malformed ICE-TCP framing.
     TcpFraming,
+    /// An ICE-TCP connection refused: its source address holds too many, or the bridge is full
+    /// of connections that all completed ICE.
+    TcpRefused,
+    /// An ICE-TCP connection closed because it got no ICE answer in time (or was evicted to
+    /// make room while still unanswered).
+    TcpUnanswered,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Unparseable,
         DropReason::UnknownUfrag,
         DropReason::MalformedStun,
@@ -34,6 +40,8 @@ impl DropReason {
         DropReason::Rejected,
         DropReason::Control,
         DropReason::TcpFraming,
+        DropReason::TcpRefused,
+        DropReason::TcpUnanswered,
     ];
 
     pub fn label(self) -> &'static str {
@@ -46,6 +54,8 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::Control => "control",
             DropReason::TcpFraming => "tcp_framing",
+            DropReason::TcpRefused => "tcp_refused",
+            DropReason::TcpUnanswered => "tcp_unanswered",
         }
     }
 }
