@@ -78,6 +78,11 @@ pub struct Args {
     /// PEM certificate chain: serve HTTPS/WSS (with --tls-key; overrides `tls`).
     #[arg(long, env = "CONVENE_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
+    /// A second, plain-HTTP listener (same routes) for what stays inside the host or cluster
+    /// when signaling terminates TLS itself: bridges (`ws://…/bridge`), probes, metrics. Never
+    /// expose it.
+    #[arg(long, env = "CONVENE_INTERNAL_LISTEN")]
+    pub internal_listen: Option<String>,
     /// PEM private key for --tls-cert.
     #[arg(long, env = "CONVENE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,

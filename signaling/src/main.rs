@@ -204,6 +204,18 @@ async fn main() -> std::process::ExitCode {
             std::process::exit(0);
         });
     };
+    if let Some(internal) = &args.internal_listen {
+        match tokio::net::TcpListener::bind(internal).await {
+            Ok(l) => {
+                tracing::info!(listen = %internal, "plain-HTTP internal listener (bridges, probes)");
+                tokio::spawn(serve::serve(l, app.clone(), None, std::future::pending()));
+            }
+            Err(e) => {
+                tracing::error!("cannot listen on {internal}: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     serve::serve(listener, app, acceptor, shutdown).await;
     std::process::ExitCode::SUCCESS
 }
