@@ -299,7 +299,7 @@ fn open_shard_without_ingress_has_no_jwt_and_no_ingress() {
     assert!(objs.ingress.is_none());
     let cfg = signaling::config(&shard, &signaling::ShardInputs::default());
     assert!(cfg.auth.jwt.is_none());
-    assert!(cfg.auth.allow_anonymous_room_creation, "an open shard lets anyone create rooms");
+    assert_eq!(cfg.auth.allow_anonymous_room_creation, Some(true), "an open shard lets anyone create rooms");
     assert_eq!(signaling::url(&shard), "http://meet.localhost/");
 }
 

@@ -246,6 +246,8 @@ pub enum ErrorCode {
     MediaError,
     RoomFull,
     RateLimited,
+    // A field over its documented length (chat text over 4096 characters).
+    TooLong,
 }
 
 impl ErrorCode {
@@ -268,6 +270,7 @@ impl ErrorCode {
             ErrorCode::MediaError => "media_error",
             ErrorCode::RoomFull => "room_full",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooLong => "too_long",
         }
     }
 }

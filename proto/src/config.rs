@@ -33,23 +33,52 @@ pub struct SignalingConfig {
     /// Seconds after which a bridge that sent nothing is stale (default 15).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge_stale_seconds: Option<u64>,
+    /// Seconds a client WebSocket (or a TCP/TLS connection that has not sent a request) may
+    /// stay without joining a room (default 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_timeout_seconds: Option<u64>,
+    /// Seconds a client WebSocket may send nothing (pings included) before it is closed
+    /// (default 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Connections not (yet) in a room allowed per source address (default 32; 0: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unauthenticated_per_address: Option<u32>,
+    /// Frames queued for one connection beyond which it is closed (slow consumer; default 2048).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued_frames: Option<usize>,
+    /// Bytes queued for one connection beyond which it is closed (default 4 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued_bytes: Option<usize>,
+    /// Peers (CIDRs, e.g. `10.0.0.0/8`, or plain addresses) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client's address. Empty: the headers are ignored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+    /// PEM certificate chain and private key: signaling serves HTTPS/WSS itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TlsConfig {
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+/// Absent booleans are resolved by signaling, secure by default: with JWT configured (here or
+/// by flags) anonymous room creation is off unless set; guests may join rooms that exist.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AuthConfig {
     /// JWT verification; absent: an open shard.
     pub jwt: Option<JwtConfig>,
-    /// Participants without a token may join rooms that exist.
-    pub allow_guests: bool,
-    /// Participants without a token may create rooms.
-    pub allow_anonymous_room_creation: bool,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig { jwt: None, allow_guests: true, allow_anonymous_room_creation: true }
-    }
+    /// Participants without a token may join rooms that exist (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_guests: Option<bool>,
+    /// Participants without a token may create rooms (default: only when no JWT is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous_room_creation: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

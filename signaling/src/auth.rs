@@ -47,7 +47,8 @@ pub struct Identity {
     pub name: Option<String>,
     pub avatar: Option<String>,
     pub email: Option<String>,
-    pub moderator: bool,
+    /// The token's `moderator` claim (top level or `context.user`), when it has one.
+    pub moderator: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -57,7 +58,7 @@ struct Claims {
     #[serde(default)]
     room: Option<String>,
     #[serde(default)]
-    moderator: Option<BoolOrString>,
+    moderator: Option<serde_json::Value>,
     #[serde(default)]
     context: Option<Context>,
 }
@@ -79,22 +80,17 @@ struct User {
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
-    moderator: Option<BoolOrString>,
+    moderator: Option<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum BoolOrString {
-    B(bool),
-    S(String),
-}
-
-impl BoolOrString {
-    fn truthy(&self) -> bool {
-        match self {
-            BoolOrString::B(b) => *b,
-            BoolOrString::S(s) => s.eq_ignore_ascii_case("true"),
-        }
+/// A boolean-like claim: `true`, `"true"`, `1`, `"1"` are true; anything else (`false`, `0`,
+/// `"no"`, `null`, …) is false. Never a reason to refuse the whole token.
+fn truthy(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_f64() == Some(1.0),
+        serde_json::Value::String(s) => s.trim().eq_ignore_ascii_case("true") || s.trim() == "1",
+        _ => false,
     }
 }
 
@@ -147,7 +143,7 @@ impl Verifier {
 
     /// Verify `token` for `room` (the room name as the user typed it, lower-cased) on `domain`.
     pub fn verify(&self, token: &str, domain: &str, room: &str) -> Result<Identity, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| header_error(token))?;
         if header.alg != self.algorithm {
             return Err(AuthError::Algorithm);
         }
@@ -176,6 +172,20 @@ impl Verifier {
             }
         }
         Err(last)
+    }
+}
+
+/// Why jsonwebtoken could not read a token's header: a readable header naming an algorithm it
+/// does not know (`none`, `HS1024`, …) is an `algorithm` refusal, anything else `malformed`.
+fn header_error(token: &str) -> AuthError {
+    use base64::Engine;
+    let Some(h) = token.split('.').next() else { return AuthError::Malformed };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')) else {
+        return AuthError::Malformed;
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) if v.get("alg").is_some() => AuthError::Algorithm,
+        _ => AuthError::Malformed,
     }
 }
 
@@ -210,8 +220,12 @@ fn check_claims(c: Claims, domain: &str, room: &str) -> Result<Identity, AuthErr
         _ => return Err(AuthError::Room),
     }
     let user = c.context.and_then(|c| c.user).unwrap_or_default();
-    let moderator = c.moderator.as_ref().is_some_and(BoolOrString::truthy)
-        || user.moderator.as_ref().is_some_and(BoolOrString::truthy);
+    let claims: Vec<&serde_json::Value> = [c.moderator.as_ref(), user.moderator.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|v| !v.is_null())
+        .collect();
+    let moderator = (!claims.is_empty()).then(|| claims.iter().any(|v| truthy(v)));
     Ok(Identity {
         id: user.id.map(|v| match v {
             serde_json::Value::String(s) => s,
@@ -272,7 +286,7 @@ mod tests {
         assert_eq!(id.name.as_deref(), Some("Ada"));
         assert_eq!(id.avatar.as_deref(), Some("https://a/x.png"));
         assert_eq!(id.id.as_deref(), Some("u1"));
-        assert!(id.moderator);
+        assert_eq!(id.moderator, Some(true));
     }
 
     #[test]
@@ -282,7 +296,7 @@ mod tests {
         c["sub"] = json!("*");
         c["context"]["user"]["moderator"] = json!(false);
         let id = hs_verifier().verify(&hs(&c), "meet.example.org", "anything").unwrap();
-        assert!(!id.moderator);
+        assert_eq!(id.moderator, Some(false));
     }
 
     #[test]
@@ -330,8 +344,45 @@ mod tests {
         let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = b64.encode(claims().to_string());
         for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
-            assert!(hs_verifier().verify(&token, "meet.example.org", "standup").is_err());
+            // Reported as what it is (issue 12: it used to say `malformed`).
+            assert_eq!(
+                hs_verifier().verify(&token, "meet.example.org", "standup"),
+                Err(AuthError::Algorithm)
+            );
         }
+        let other = b64.encode(br#"{"alg":"HS1024","typ":"JWT"}"#);
+        let token = format!("{other}.{payload}.c2ln");
+        assert_eq!(hs_verifier().verify(&token, "meet.example.org", "standup"), Err(AuthError::Algorithm));
+        assert_eq!(
+            hs_verifier().verify("bm90IGpzb24.e30.x", "meet.example.org", "standup"),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    /// Issue 12: `moderator: 1` made the whole token fail. Boolean-like claims are accepted.
+    #[test]
+    fn boolean_like_moderator_claims() {
+        let v = hs_verifier();
+        let with = |top: Option<serde_json::Value>, user: Option<serde_json::Value>| {
+            let mut c = claims();
+            c["context"]["user"].as_object_mut().unwrap().remove("moderator");
+            if let Some(t) = top {
+                c["moderator"] = t;
+            }
+            if let Some(u) = user {
+                c["context"]["user"]["moderator"] = u;
+            }
+            v.verify(&hs(&c), "meet.example.org", "standup").map(|i| i.moderator)
+        };
+        for yes in [json!(true), json!("true"), json!("TRUE"), json!(1), json!("1")] {
+            assert_eq!(with(Some(yes.clone()), None), Ok(Some(true)), "top-level {yes}");
+            assert_eq!(with(None, Some(yes.clone())), Ok(Some(true)), "context.user {yes}");
+        }
+        for no in [json!(false), json!("false"), json!(0), json!("0"), json!("no")] {
+            assert_eq!(with(Some(no.clone()), None), Ok(Some(false)), "{no}");
+        }
+        assert_eq!(with(None, None), Ok(None), "no claim");
+        assert_eq!(with(Some(json!(false)), Some(json!(1))), Ok(Some(true)));
     }
 
     #[test]

@@ -171,13 +171,18 @@ fn chat_fanout() {
         .unwrap();
 
     let addr = server_rt.block_on(async {
-        let args = Args { bridge_secret: Some("s3cret".into()), ..Default::default() };
+        // All bench clients share 127.0.0.1: no per-address limit.
+        let args = Args {
+            bridge_secret: Some("s3cret".into()),
+            max_unauthenticated_per_address: Some(0),
+            ..Default::default()
+        };
         let settings = Settings::resolve(SignalingConfig::default(), &args).unwrap();
         let app = App::new(settings).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let router = crate::router(app.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        // The production accept loop (TCP_NODELAY and all).
+        tokio::spawn(crate::serve::serve(listener, app.clone(), None, std::future::pending()));
         tokio::spawn(crate::bridge::monitor(app));
         addr
     });

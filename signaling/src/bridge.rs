@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use convene_proto::control::{self, FromBridge, ToBridge};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 
+use crate::outbox;
 use crate::protocol::ServerMsg;
 use crate::state::{App, BridgeConn, RegisteredBridge, Tx, lock};
 
@@ -35,7 +35,16 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         return;
     }
     static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    // Bridges are authenticated, but their queue is bounded too (a bridge that stops reading
+    // is closed and its conferences move): 16 times a client's bound.
+    let l = &app.settings.limits;
+    let (tx, mut rx) = outbox::channel(
+        l.max_queued_frames.saturating_mul(16),
+        l.max_queued_bytes.saturating_mul(16),
+        app.metrics.queued_frames.with_label_values(&["bridge"]),
+        app.metrics.queued_bytes.with_label_values(&["bridge"]),
+    );
+    let mut closing = tx.closing();
     let conn = BridgeConn {
         tx,
         pending: Default::default(),
@@ -65,14 +74,40 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         app.update_gauges(&inner);
     }
     tracing::info!(bridge = %bridge_id, region = ?region, version = %version, draining = drain.is_some(), "bridge registered");
-    let writer = tokio::spawn(async move {
-        while let Some(s) = rx.recv().await {
-            if sink.send(WsMessage::text(s)).await.is_err() {
+    let mut writer = tokio::spawn(async move {
+        let mut closing = rx.closing();
+        loop {
+            let f = tokio::select! {
+                r = outbox::wait_close(&mut closing) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(crate::client::close_frame(r))).await;
+                    break;
+                }
+                f = rx.recv() => f,
+            };
+            let Some(f) = f else { break };
+            let sent = tokio::select! {
+                _ = outbox::wait_close(&mut closing) => continue,
+                r = sink.send(WsMessage::text(f.text.clone())) => r.is_ok(),
+            };
+            rx.done(&f);
+            if !sent {
                 break;
             }
         }
     });
-    while let Some(Ok(frame)) = stream.next().await {
+    let writer_abort = writer.abort_handle();
+    loop {
+        let frame = tokio::select! {
+            r = outbox::wait_close(&mut closing) => {
+                app.metrics.disconnects.with_label_values(&[r.as_str()]).inc();
+                tracing::warn!(bridge = %bridge_id, reason = r.as_str(), "closing bridge control connection");
+                // Let the writer send the close frame.
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+                break;
+            }
+            f = stream.next() => f,
+        };
+        let Some(Ok(frame)) = frame else { break };
         match frame {
             WsMessage::Text(t) => match control::parse::<FromBridge>(t.as_str()) {
                 Ok(m) => on_message(&app, &bridge_id, &conn, m),
@@ -82,7 +117,7 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
             _ => {}
         }
     }
-    writer.abort();
+    writer_abort.abort();
     tracing::warn!(bridge = %bridge_id, "bridge control connection closed");
     let still_ours = {
         let mut inner = app.lock();

@@ -2,6 +2,7 @@
 //! camelCase), with flag/env overrides for local runs. Secrets are files, read once at start
 //! and trimmed.
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -55,6 +56,40 @@ pub struct Args {
     /// Seconds after which a bridge that sent nothing is stale (and its conferences move).
     #[arg(long, env = "CONVENE_BRIDGE_STALE_SECONDS")]
     pub bridge_stale_seconds: Option<u64>,
+    /// Seconds a connection may stay without joining a room (overrides `joinTimeoutSeconds`).
+    #[arg(long, env = "CONVENE_JOIN_TIMEOUT_SECONDS")]
+    pub join_timeout_seconds: Option<u64>,
+    /// Seconds a client may send nothing, pings included (overrides `idleTimeoutSeconds`).
+    #[arg(long, env = "CONVENE_IDLE_TIMEOUT_SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Connections not in a room per source address; 0: no limit
+    /// (overrides `maxUnauthenticatedPerAddress`).
+    #[arg(long, env = "CONVENE_MAX_UNAUTHENTICATED_PER_ADDRESS")]
+    pub max_unauthenticated_per_address: Option<u32>,
+    /// Frames queued for one connection before it is closed (overrides `maxQueuedFrames`).
+    #[arg(long, env = "CONVENE_MAX_QUEUED_FRAMES")]
+    pub max_queued_frames: Option<usize>,
+    /// Bytes queued for one connection before it is closed (overrides `maxQueuedBytes`).
+    #[arg(long, env = "CONVENE_MAX_QUEUED_BYTES")]
+    pub max_queued_bytes: Option<usize>,
+    /// Trusted reverse proxies, comma-separated CIDRs (overrides `trustedProxies`).
+    #[arg(long, env = "CONVENE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// PEM certificate chain: serve HTTPS/WSS (with --tls-key; overrides `tls`).
+    #[arg(long, env = "CONVENE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// A second, plain-HTTP listener (same routes) for what stays inside the host or cluster
+    /// when signaling terminates TLS itself: bridges (`ws://…/bridge`), probes, metrics. Never
+    /// expose it.
+    #[arg(long, env = "CONVENE_INTERNAL_LISTEN")]
+    pub internal_listen: Option<String>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "CONVENE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Write a self-signed certificate for these comma-separated names to --tls-cert/--tls-key,
+    /// print its SHA-256 fingerprint and exit (local runs: `TLS=1 run-local.sh`).
+    #[arg(long, value_delimiter = ',')]
+    pub self_signed: Vec<String>,
     /// `text` or `json`.
     #[arg(long, env = "CONVENE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -104,6 +139,34 @@ pub struct Settings {
     pub recording: bool,
     pub bridge_capacity: u64,
     pub bridge_stale_seconds: u64,
+    pub limits: Limits,
+    /// (certificate chain, private key) PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// What an unauthenticated or misbehaving peer may cost us.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub join_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// 0: no limit.
+    pub max_unauthenticated_per_address: u32,
+    pub max_queued_frames: usize,
+    pub max_queued_bytes: usize,
+    pub trusted_proxies: Vec<crate::net::Cidr>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            join_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_unauthenticated_per_address: 32,
+            max_queued_frames: 2048,
+            max_queued_bytes: 4 << 20,
+            trusted_proxies: vec![],
+        }
+    }
 }
 
 fn read_secret(path: &str) -> anyhow::Result<String> {
@@ -137,6 +200,17 @@ impl Settings {
         };
         if bridge_secret.is_empty() {
             bail!("the bridge secret is empty");
+        }
+        let jwt_flags = args.jwt_algorithm.is_some()
+            || args.jwt_key_file.is_some()
+            || args.jwt_issuer.is_some()
+            || args.jwt_audience.is_some();
+        if jwt_flags
+            && (args.jwt_algorithm.is_none() || args.jwt_key_file.is_none())
+            && file.auth.jwt.is_none()
+        {
+            // A half-configured JWT must not quietly leave the shard open.
+            bail!("JWT needs both --jwt-algorithm and --jwt-key-file");
         }
         let jwt = match (&args.jwt_algorithm, &args.jwt_key_file, &file.auth.jwt) {
             (Some(alg), Some(key), _) => Some(JwtSettings {
@@ -176,16 +250,55 @@ impl Settings {
             None
         };
         let public_url = args.public_url.clone().unwrap_or(file.public_url.clone());
+        let d = Limits::default();
+        let secs =
+            |a: Option<u64>, f: Option<u64>, d: Duration| a.or(f).map(Duration::from_secs).unwrap_or(d);
+        let proxies =
+            if args.trusted_proxies.is_empty() { &file.trusted_proxies } else { &args.trusted_proxies };
+        let limits = Limits {
+            join_timeout: secs(args.join_timeout_seconds, file.join_timeout_seconds, d.join_timeout),
+            idle_timeout: secs(args.idle_timeout_seconds, file.idle_timeout_seconds, d.idle_timeout),
+            max_unauthenticated_per_address: args
+                .max_unauthenticated_per_address
+                .or(file.max_unauthenticated_per_address)
+                .unwrap_or(d.max_unauthenticated_per_address),
+            max_queued_frames: args
+                .max_queued_frames
+                .or(file.max_queued_frames)
+                .unwrap_or(d.max_queued_frames)
+                .max(1),
+            max_queued_bytes: args
+                .max_queued_bytes
+                .or(file.max_queued_bytes)
+                .unwrap_or(d.max_queued_bytes)
+                .max(1),
+            trusted_proxies: proxies
+                .iter()
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| p.parse().map_err(|e| anyhow::anyhow!("trusted proxy {p:?}: {e}")))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        let tls = match (&args.tls_cert, &args.tls_key, &file.tls) {
+            (Some(c), Some(k), _) => Some((c.clone(), k.clone())),
+            (Some(_), None, _) | (None, Some(_), _) => bail!("--tls-cert and --tls-key go together"),
+            (None, None, Some(t)) => Some((PathBuf::from(&t.cert_file), PathBuf::from(&t.key_file))),
+            (None, None, None) => None,
+        };
+        // Secure by default: once any JWT setting is given (flag, env or file), anonymous room
+        // creation is off unless explicitly enabled. Guests may still join rooms that exist.
+        let allow_anonymous_room_creation = args
+            .allow_anonymous_room_creation
+            .or(file.auth.allow_anonymous_room_creation)
+            .unwrap_or(jwt.is_none());
+        let allow_guests = args.allow_guests.or(file.auth.allow_guests).unwrap_or(true);
         Ok(Settings {
             domain: if file.domain.is_empty() { "localhost".into() } else { file.domain.clone() },
             public_url,
             listen,
             region: args.region.clone().or(file.region.clone()),
             bridge_secret,
-            allow_guests: args.allow_guests.unwrap_or(file.auth.allow_guests),
-            allow_anonymous_room_creation: args
-                .allow_anonymous_room_creation
-                .unwrap_or(jwt.is_none() || file.auth.allow_anonymous_room_creation),
+            allow_guests,
+            allow_anonymous_room_creation,
             jwt,
             lobby_by_default: args.lobby_by_default.unwrap_or(file.lobby_by_default),
             web: file.web.clone(),
@@ -193,6 +306,8 @@ impl Settings {
             recording: file.recording,
             bridge_capacity: args.bridge_capacity.or(file.bridge_capacity).unwrap_or(500),
             bridge_stale_seconds: args.bridge_stale_seconds.or(file.bridge_stale_seconds).unwrap_or(15),
+            limits,
+            tls,
         })
     }
 }
@@ -236,7 +351,7 @@ recording: false
         let f = parse_file(yaml).unwrap();
         assert_eq!(f.domain, "meet.example.org");
         assert_eq!(f.auth.jwt.as_ref().unwrap().algorithm, convene_proto::config::JwtAlgorithm::HS256);
-        assert!(!f.auth.allow_anonymous_room_creation);
+        assert_eq!(f.auth.allow_anonymous_room_creation, Some(false));
         assert!(f.web.start_audio_muted);
         assert_eq!(f.turn.unwrap().credential_lifetime_seconds, 3600);
         let null_auth = parse_file("domain: x\nauth:\n  jwt: null\n  allowGuests: true\n  allowAnonymousRoomCreation: true\nturn: null\n").unwrap();

@@ -18,15 +18,21 @@ pub async fn server() -> (String, std::sync::Arc<App>) {
     server_with(SignalingConfig::default()).await
 }
 
-async fn server_with(file: SignalingConfig) -> (String, std::sync::Arc<App>) {
-    let args = Args { bridge_secret: Some("s3cret".into()), ..Default::default() };
+pub async fn server_with(file: SignalingConfig) -> (String, std::sync::Arc<App>) {
+    // Many test clients share 127.0.0.1: no per-address limit unless a test sets one.
+    server_args(file, Args { max_unauthenticated_per_address: Some(0), ..Default::default() }).await
+}
+
+/// The real accept loop (`crate::serve`) on a loopback port, with these flags on top of `file`.
+pub async fn server_args(file: SignalingConfig, args: Args) -> (String, std::sync::Arc<App>) {
+    let args = Args { bridge_secret: Some("s3cret".into()), ..args };
     let mut settings = Settings::resolve(file, &args).unwrap();
     settings.listen = "127.0.0.1:0".into();
+    let tls = settings.tls.as_ref().map(|(c, k)| crate::serve::tls_acceptor(c, k).unwrap());
     let app = App::new(settings).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let router = crate::router(app.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(crate::serve::serve(listener, app.clone(), tls, std::future::pending()));
     tokio::spawn(crate::bridge::monitor(app.clone()));
     (addr, app)
 }

@@ -8,13 +8,19 @@ mod client;
 mod config;
 #[cfg(test)]
 mod focus_tests;
+#[cfg(test)]
+mod limits_tests;
 mod metrics;
+mod net;
+mod outbox;
 mod protocol;
 mod room;
 #[cfg(test)]
 mod room_tests;
 mod select;
+mod serve;
 mod state;
+mod tls;
 mod turn;
 mod web;
 
@@ -68,9 +74,34 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 
-async fn ws(State(app): State<Arc<App>>, up: WebSocketUpgrade) -> Response {
+async fn ws(
+    State(app): State<Arc<App>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    slot: Option<axum::Extension<serve::PermitSlot>>,
+    headers: HeaderMap,
+    up: WebSocketUpgrade,
+) -> Response {
+    // The connection's slot among its address's unauthenticated connections: taken over from
+    // the TCP connection, or (behind a trusted proxy) counted for the forwarded address.
+    let limits = &app.settings.limits;
+    let permit = match (slot.and_then(|s| s.0.take()), peer) {
+        (Some(p), _) => Some(p),
+        (None, Some(peer)) => {
+            let ip = net::client_ip(peer.0.0.ip(), &headers, &limits.trusted_proxies);
+            match app.unauth.acquire(ip, limits.max_unauthenticated_per_address) {
+                Some(p) => Some(p),
+                None => {
+                    app.metrics.disconnects.with_label_values(&["unauthenticated_limit"]).inc();
+                    return (StatusCode::TOO_MANY_REQUESTS, "too many connections from your address")
+                        .into_response();
+                }
+            }
+        }
+        (None, None) => None,
+    };
     up.max_message_size(protocol::MAX_CLIENT_FRAME)
-        .on_upgrade(move |s| client::handle(app, s))
+        .max_frame_size(protocol::MAX_CLIENT_FRAME)
+        .on_upgrade(move |s| client::handle(app, s, permit))
         .into_response()
 }
 
@@ -103,6 +134,18 @@ async fn bridge_ws(
 async fn main() -> std::process::ExitCode {
     let args = config::Args::parse();
     init_logging(&args.log_format);
+    if !args.self_signed.is_empty() {
+        return match tls::write_self_signed(&args) {
+            Ok(fp) => {
+                println!("{fp}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("{e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match config::Settings::load(&args) {
         Ok(s) => s,
         Err(e) => {
@@ -125,13 +168,24 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let acceptor = match &app.settings.tls {
+        Some((cert, key)) => match serve::tls_acceptor(cert, key) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!("TLS: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(listen);
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let url = if app.settings.public_url.is_empty() {
-        format!("http://{}/", local.replace("0.0.0.0", "localhost").replace("127.0.0.1", "localhost"))
+        format!("{scheme}://{}/", local.replace("0.0.0.0", "localhost").replace("127.0.0.1", "localhost"))
     } else {
         app.settings.public_url.clone()
     };
-    tracing::info!(listen = %local, jwt = app.verifier.is_some(), turn = app.settings.turn.is_some(), "convene-signaling listening; open {url}");
+    tracing::info!(listen = %local, tls = acceptor.is_some(), jwt = app.verifier.is_some(), turn = app.settings.turn.is_some(), "convene-signaling listening; open {url}");
     tokio::spawn(bridge::monitor(app.clone()));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -150,10 +204,19 @@ async fn main() -> std::process::ExitCode {
             std::process::exit(0);
         });
     };
-    if let Err(e) = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await {
-        tracing::error!("server error: {e}");
-        return std::process::ExitCode::FAILURE;
+    if let Some(internal) = &args.internal_listen {
+        match tokio::net::TcpListener::bind(internal).await {
+            Ok(l) => {
+                tracing::info!(listen = %internal, "plain-HTTP internal listener (bridges, probes)");
+                tokio::spawn(serve::serve(l, app.clone(), None, std::future::pending()));
+            }
+            Err(e) => {
+                tracing::error!("cannot listen on {internal}: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
     }
+    serve::serve(listener, app, acceptor, shutdown).await;
     std::process::ExitCode::SUCCESS
 }
 

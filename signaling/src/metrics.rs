@@ -1,5 +1,5 @@
 //! Prometheus metrics (`convene_signaling_*`).
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -13,6 +13,12 @@ pub struct Metrics {
     pub refusals: IntCounterVec,
     pub allocation_failures: IntCounter,
     pub migrations: IntCounter,
+    /// Frames / bytes queued for sending, by peer (`client`, `bridge`).
+    pub queued_frames: IntGaugeVec,
+    pub queued_bytes: IntGaugeVec,
+    /// Connections we closed, by reason (`slow_consumer`, `join_timeout`, `idle_timeout`,
+    /// `too_large`, `kicked`, `lobby_denied`, `unauthenticated_limit`).
+    pub disconnects: IntCounterVec,
 }
 
 impl Metrics {
@@ -35,7 +41,15 @@ impl Metrics {
             let _ = registry.register(Box::new(c.clone()));
             c
         };
+        let gvec = |n: &str, h: &str, l: &str| {
+            let g = IntGaugeVec::new(Opts::new(n, h), &[l]).expect("static metric definition");
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
         Metrics {
+            queued_frames: gvec("queued_frames", "Frames queued for sending, by peer", "peer"),
+            queued_bytes: gvec("queued_bytes", "Bytes queued for sending, by peer", "peer"),
+            disconnects: vec("disconnects_total", "Connections closed by signaling, by reason", "reason"),
             ws_connections: gauge("websocket_connections", "Open client WebSocket connections"),
             rooms: gauge("rooms", "Rooms with at least one participant"),
             participants: gauge("participants", "Participants in rooms"),

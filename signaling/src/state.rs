@@ -9,22 +9,43 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use convene_proto::control::{self, FromBridge, LoadReport, ToBridge};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::auth::Verifier;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::net::UnauthLimiter;
+use crate::outbox::{CloseReason, Frame, Outbox};
 use crate::protocol::ServerMsg;
 use crate::room::{Room, RoomRef};
 use crate::select::{self, Candidate};
 
-pub type Tx = mpsc::UnboundedSender<ServerMsg>;
+/// A client connection's outbound queue (bounded: see [`crate::outbox`]).
+#[derive(Clone)]
+pub struct Tx(pub Outbox);
+
+impl Tx {
+    /// Queue a frame for the client; false when it was not queued (slow consumer or gone).
+    pub fn send(&self, msg: ServerMsg) -> bool {
+        self.send_json(msg.to_json(), &msg)
+    }
+
+    /// Queue `text`, the encoding of `msg` (fan-out encodes once for all recipients).
+    pub fn send_json(&self, text: String, msg: &ServerMsg) -> bool {
+        let then_close = match msg {
+            ServerMsg::Kicked { .. } => Some(CloseReason::Kicked),
+            ServerMsg::LobbyDenied => Some(CloseReason::LobbyDenied),
+            _ => None,
+        };
+        self.0.push(Frame { text, then_close })
+    }
+}
 
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct BridgeConn {
-    pub tx: mpsc::UnboundedSender<String>,
+    pub tx: Outbox,
     pub pending: Arc<Mutex<HashMap<control::RequestId, oneshot::Sender<FromBridge>>>>,
     pub generation: u64,
 }
@@ -32,7 +53,7 @@ pub struct BridgeConn {
 impl BridgeConn {
     /// Send without waiting for the reply.
     pub fn send(&self, msg: &ToBridge) -> bool {
-        self.tx.send(control::to_json(msg)).is_ok()
+        self.tx.push_text(control::to_json(msg))
     }
 
     /// Send a request and wait for its reply.
@@ -108,6 +129,8 @@ pub struct App {
     pub inner: Mutex<Inner>,
     rooms: Mutex<HashMap<String, RoomRef>>,
     next_id: AtomicU64,
+    /// Connections per source address that have not joined a room.
+    pub unauth: Arc<UnauthLimiter>,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,6 +150,7 @@ impl App {
             inner: Mutex::new(Inner::default()),
             rooms: Mutex::default(),
             next_id: AtomicU64::new(1),
+            unauth: Arc::default(),
         }))
     }
 

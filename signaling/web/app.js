@@ -27,6 +27,7 @@ const ERRORS = {
   no_bridge: 'No media server is available right now; retrying…',
   media_error: 'Media negotiation failed.',
   not_moderator: 'Only moderators can do that.',
+  too_long: 'That message is too long (at most 4096 characters).',
 };
 
 // ---------------------------------------------------------------- state
@@ -133,7 +134,15 @@ function connect() {
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   const ws = new WebSocket(url);
   state.ws = ws;
-  ws.onopen = () => sendJoin();
+  ws.onopen = () => {
+    sendJoin();
+    // Signaling closes sockets silent for 60 s (waiting in the lobby too); this also keeps
+    // proxies/ingress from idling the socket out.
+    const ping = setInterval(() => {
+      if (state.ws !== ws || ws.readyState !== WebSocket.OPEN) clearInterval(ping);
+      else send({ type: 'ping' });
+    }, 20000);
+  };
   ws.onmessage = (e) => {
     let msg;
     try { msg = JSON.parse(e.data); } catch { return; }
@@ -169,7 +178,9 @@ function message(title, text, { password = false } = {}) {
 $('#password-form').onsubmit = (e) => {
   e.preventDefault();
   state.password = $('#password-input').value;
-  sendJoin();
+  // A socket that has not joined is closed after 10 s: reconnect (the new socket joins).
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) sendJoin();
+  else connect();
 };
 
 async function onMessage(m) {
@@ -342,7 +353,6 @@ function enterMeeting() {
   mine.video.srcObject = state.local.stream;
   render();
   setInterval(sendConstraints, 1000);
-  setInterval(() => send({ type: 'ping' }), 20000); // keeps proxies/ingress from idling the socket out
   setInterval(updateQuality, 2000);
   new ResizeObserver(() => sendConstraints()).observe($('#grid'));
 }

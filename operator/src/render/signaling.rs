@@ -78,8 +78,8 @@ pub fn config(shard: &Shard, inputs: &ShardInputs) -> SignalingConfig {
                 audience: j.audience.clone(),
                 key_file: format!("{SECRETS_DIR}/jwt/key"),
             }),
-            allow_guests: s.auth.allow_guests,
-            allow_anonymous_room_creation: s.auth.jwt.is_none() || s.auth.allow_anonymous_room_creation,
+            allow_guests: Some(s.auth.allow_guests),
+            allow_anonymous_room_creation: Some(s.auth.jwt.is_none() || s.auth.allow_anonymous_room_creation),
         },
         lobby_by_default: s.lobby.enabled_by_default,
         web: WebConfig {

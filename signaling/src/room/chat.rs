@@ -6,7 +6,15 @@ use crate::state::{App, Tx};
 const MAX_CHAT: usize = 4096;
 
 pub fn send(app: &App, r: &Room, pid: &str, my_name: String, tx: &Tx, text: String, to: Option<String>) {
-    let text: String = text.chars().take(MAX_CHAT).collect();
+    // Refused, not cut: a truncated message would say something its sender did not.
+    if text.chars().nth(MAX_CHAT).is_some() {
+        return refuse(
+            app,
+            tx,
+            ErrorCode::TooLong,
+            format!("chat messages are at most {MAX_CHAT} characters"),
+        );
+    }
     if text.trim().is_empty() {
         return;
     }

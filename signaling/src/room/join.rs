@@ -107,16 +107,22 @@ fn enter_locked(
         );
         return Outcome::Refused;
     }
-    let token_moderator = identity.is_some_and(|i| i.moderator);
+    // Who moderates (as Jitsi with token auth, where authenticated users are owners): a token
+    // holder is a moderator unless the token's `moderator` claim says otherwise; guests never
+    // become moderators automatically on a JWT shard; on an open shard (no JWT) the first
+    // joiner of a room is.
+    let moderator = match identity {
+        Some(i) => i.moderator.unwrap_or(true),
+        None => app.verifier.is_none() && !exists,
+    };
+    // Token moderators skip the password and the lobby.
+    let token_moderator = identity.is_some() && moderator;
     let fixed_identity = identity.is_some_and(|i| i.name.is_some());
     let display = identity
         .and_then(|i| i.name.clone())
         .or_else(|| req.display.clone())
         .unwrap_or_else(|| format!("Guest {}", &pid[..4]));
     let avatar = identity.and_then(|i| i.avatar.clone()).or_else(|| req.avatar.clone());
-    let first_joiner_moderator = !exists && (identity.is_some() || s.allow_anonymous_room_creation);
-    let moderator = token_moderator
-        || (first_joiner_moderator && identity.is_none_or(|i| i.moderator || app.verifier.is_none()));
     let info = ParticipantInfo {
         id: pid.to_string(),
         name: display,

@@ -68,9 +68,12 @@ impl Room {
     }
 
     pub fn broadcast(&self, msg: &ServerMsg, except: Option<&str>) {
+        let text = msg.to_json();
         for (id, p) in &self.participants {
             if Some(id.as_str()) != except {
-                let _ = p.tx.send(msg.clone());
+                // A recipient past its queue bound is marked slow: its own task takes it out
+                // of the room (this lock is held here).
+                let _ = p.tx.send_json(text.clone(), msg);
             }
         }
     }
@@ -180,10 +183,11 @@ pub fn remove(app: &App, r: &mut Room, pid: &str) -> Left {
         app.metrics.participants.dec();
         r.broadcast(&ServerMsg::ParticipantLeft { id: pid.to_string() }, None);
         bridge = p.bridge;
-        // Keep a moderator in open rooms: promote the earliest participant.
+        // Keep a moderator on an open shard: promote the earliest participant. On a JWT shard
+        // moderators come from tokens (or a grant), never automatically.
         if p.info.moderator
             && !r.participants.values().any(|p| p.info.moderator)
-            && (app.verifier.is_none() || app.settings.allow_anonymous_room_creation)
+            && app.verifier.is_none()
             && let Some(first) = r.participants.values_mut().min_by_key(|p| p.seq)
         {
             first.info.moderator = true;

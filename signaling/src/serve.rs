@@ -1,0 +1,136 @@
+//! Our own accept loop (instead of `axum::serve`), for what the open internet needs:
+//! TCP_NODELAY on every accepted socket (no ~40 ms Nagle + delayed-ACK stall between two
+//! back-to-back frames), a deadline on connections that send no request (hyper's
+//! header-read timeout, which also covers idle keep-alive), a per-address limit on
+//! connections that have not joined a room, and optional TLS (rustls).
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::net::{UnauthPermit, trusted};
+use crate::state::App;
+
+/// The connection's slot among its address's unauthenticated connections, handed to the
+/// request so that `/ws` can keep it until the client joins.
+#[derive(Clone, Default)]
+pub struct PermitSlot(pub Arc<Mutex<Option<UnauthPermit>>>);
+
+impl PermitSlot {
+    pub fn take(&self) -> Option<UnauthPermit> {
+        crate::state::lock(&self.0).take()
+    }
+}
+
+/// rustls server config from PEM files (certificate chain, private key).
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading {}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing {}", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("no certificate in {}", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading key {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("certificate and key")?;
+    // WebSockets need HTTP/1.1 upgrades; we serve HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let router = crate::router(app.clone());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+        let limits = &app.settings.limits;
+        // Behind a trusted proxy the real client is only known from the request headers (`/ws`
+        // counts it there); every other peer is counted from its first byte.
+        let slot = PermitSlot::default();
+        if !trusted(&limits.trusted_proxies, peer.ip()) {
+            let ip = crate::net::client_ip(peer.ip(), &Default::default(), &[]);
+            match app.unauth.acquire(ip, limits.max_unauthenticated_per_address) {
+                Some(p) => *crate::state::lock(&slot.0) = Some(p),
+                None => {
+                    app.metrics.disconnects.with_label_values(&["unauthenticated_limit"]).inc();
+                    continue;
+                }
+            }
+        }
+        let app = app.clone();
+        let router = router.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let timeout = app.settings.limits.join_timeout;
+            match tls {
+                Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => connection(s, peer, slot, router, timeout).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake: {e}"),
+                    Err(_) => {
+                        app.metrics.disconnects.with_label_values(&["join_timeout"]).inc();
+                    }
+                },
+                None => connection(tcp, peer, slot, router, timeout).await,
+            }
+        });
+    }
+}
+
+async fn connection<S>(
+    io: S,
+    peer: SocketAddr,
+    slot: PermitSlot,
+    router: axum::Router,
+    timeout: std::time::Duration,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(slot.clone());
+        tower::Service::call(&mut router.clone(), req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        // A connection that sends no (further) request within the join timeout is closed: it
+        // starts with the connection and again after each response (idle keep-alive).
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, "connection: {e}");
+    }
+}
