@@ -53,8 +53,8 @@ pub struct Placement {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(self.resources) || !has(self.resources.requests) || ['cpu', 'memory'].all(k, !(k in self.resources.requests) || (isQuantity(string(self.resources.requests[k])) && quantity(string(self.resources.requests[k])).sign() >= 0))").message("resources.requests.cpu and .memory must be quantities of at least zero, such as 500m or 512Mi"),
-    validation = Rule::new("!has(self.resources) || !has(self.resources.limits) || ['cpu', 'memory'].all(k, !(k in self.resources.limits) || (isQuantity(string(self.resources.limits[k])) && quantity(string(self.resources.limits[k])).sign() >= 0))").message("resources.limits.cpu and .memory must be quantities of at least zero, such as 2 or 1Gi"),
+    validation = Rule::new("!has(self.resources) || !has(self.resources.requests) || ['cpu', 'memory'].all(k, !(k in self.resources.requests) || (isQuantity(string(self.resources.requests[k])) && quantity(string(self.resources.requests[k])).isLessThan(quantity('0')) == false))").message("resources.requests.cpu and .memory must be quantities of at least zero, such as 500m or 512Mi"),
+    validation = Rule::new("!has(self.resources) || !has(self.resources.limits) || ['cpu', 'memory'].all(k, !(k in self.resources.limits) || (isQuantity(string(self.resources.limits[k])) && quantity(string(self.resources.limits[k])).isLessThan(quantity('0')) == false))").message("resources.limits.cpu and .memory must be quantities of at least zero, such as 2 or 1Gi"),
     validation = Rule::new("!has(self.resources) || !has(self.resources.requests) || !has(self.resources.limits) || ['cpu', 'memory'].all(k, !(k in self.resources.requests) || !(k in self.resources.limits) || !isQuantity(string(self.resources.requests[k])) || !isQuantity(string(self.resources.limits[k])) || quantity(string(self.resources.requests[k])).compareTo(quantity(string(self.resources.limits[k]))) <= 0)").message("resources.requests must not be greater than resources.limits (cpu, memory)")
 )]
 pub struct WorkloadSpec {
