@@ -82,14 +82,35 @@ pub fn add_node(name: &str, ip: &str, external_ip: Option<&str>, labels: &[(&str
 
 /// Create a fresh namespace (deleting a leftover one first).
 pub fn fresh_namespace(ns: &str) {
+    delete_convene_resources(ns);
     let _ =
         kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
     kubectl_ok(&["create", "namespace", ns]);
 }
 
+/// Delete the Convene resources of a namespace first, while the operator still has its Role
+/// there (with `watchNamespaces` the Role goes with the namespace, and a BridgePool's finalizer
+/// needs the operator), as the README tells admins to.
+pub fn delete_convene_resources(ns: &str) {
+    let _ = kubectl(
+        &[
+            "delete",
+            "-n",
+            ns,
+            "shards,bridgepools,turnpools,recorderpools",
+            "--all",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+        None,
+    );
+}
+
 /// Delete a namespace and wait until it is gone (its BridgePools' finalizers need a running
 /// operator).
 pub fn delete_namespace(ns: &str) {
+    delete_convene_resources(ns);
     let out =
         kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
     assert!(out.status.success(), "namespace {ns} not deleted: {}", String::from_utf8_lossy(&out.stderr));
@@ -135,9 +156,10 @@ pub fn operator_binary() -> PathBuf {
     dir.join("convene-operator")
 }
 
-/// Another binary of the workspace, next to the operator.
+/// Another binary of the workspace, next to the test binary (target/<profile>/).
 pub fn workspace_binary(name: &str) -> PathBuf {
-    operator_binary().with_file_name(name)
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..").join(name)
 }
 
 /// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.
@@ -199,6 +221,8 @@ pub fn install_chart_rbac(release: &str, namespace: &str, watch: &[&str]) -> Cha
         chart.to_string_lossy().into_owned(),
         "-n".into(),
         namespace.into(),
+        "--kube-version".into(),
+        "1.36.3".into(),
         "--show-only".into(),
         "templates/serviceaccount.yaml".into(),
         "--show-only".into(),

@@ -813,18 +813,11 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
     }
     // Least privilege: the operator may create secrets but never update or list them.
     let can = |verb: &str, res: &str| {
-        let out = kubectl(
-            &[
-                "auth",
-                "can-i",
-                verb,
-                res,
-                "-n",
-                "default",
-                &format!("--as=system:serviceaccount:{ns}:convene"),
-            ],
-            None,
-        );
+        let user = format!("--as=system:serviceaccount:{ns}:convene");
+        let mut args = vec!["auth", "can-i", verb];
+        args.extend(res.split(' '));
+        args.extend(["-n", "default", user.as_str()]);
+        let out = kubectl(&args, None);
         String::from_utf8_lossy(&out.stdout).trim() == "yes"
     };
     assert!(can("create", "secrets"));
@@ -832,7 +825,7 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
     assert!(!can("delete", "secrets"));
     assert!(can("delete", "pods"), "rolling updates replace drained bridges");
     assert!(can("patch", "statefulsets.apps"));
-    assert!(can("patch", "bridgepools.convene.dev/status"));
+    assert!(can("patch", "bridgepools.convene.dev --subresource=status"));
     assert!(!can("delete", "nodes"));
     helm(&["uninstall", "convene", "-n", ns, "--wait"]);
     assert!(get::<Deployment>(&client, ns, "convene").await.unwrap().is_none());

@@ -92,15 +92,15 @@ pub const NEEDS: &[Need] = &[
     need("coordination.k8s.io", "leases", &["get", "create", "patch"], Scope::Own, "leader election"),
 ];
 
-/// `kubectl auth can-i` resource argument: `resource.group/subresource`.
-pub fn can_i_resource(n: &Need) -> String {
+/// `kubectl auth can-i` arguments: `resource.group` and `--subresource=<sub>` when there is one.
+pub fn can_i_args(n: &Need) -> Vec<String> {
     let (res, sub) = match n.resource.split_once('/') {
         Some((r, s)) => (r, Some(s)),
         None => (n.resource, None),
     };
-    let mut out = if n.group.is_empty() { res.to_string() } else { format!("{res}.{}", n.group) };
+    let mut out = vec![if n.group.is_empty() { res.to_string() } else { format!("{res}.{}", n.group) }];
     if let Some(s) = sub {
-        out = format!("{out}/{s}");
+        out.push(format!("--subresource={s}"));
     }
     out
 }

@@ -109,9 +109,15 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         if let Some(d) = failed.degraded() {
             health.degraded = super::degraded_of(vec![health.degraded.clone(), d], health.degraded.clone());
         }
+        // Nothing runs for the pool any more (its StatefulSet is gone or going).
         let status = BridgePoolStatus {
             observed_generation: pool.metadata.generation,
             conditions: conditions_with_events(ctx, pool, &previous.conditions, &health).await,
+            desired_replicas: 0,
+            replicas: 0,
+            ready_replicas: 0,
+            load: None,
+            bridges: vec![],
             ..previous
         };
         patch_status(&ctx.client, pool, &status).await?;

@@ -84,7 +84,11 @@ pub fn stateful_set_progress(
     };
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
-    let rolled = status.current_revision == status.update_revision || status.update_revision.is_none();
+    // With `OnDelete` (bridges) the StatefulSet never moves currentRevision forward: every
+    // pod on the update revision is what "rolled out" means then.
+    let rolled = status.current_revision == status.update_revision
+        || status.update_revision.is_none()
+        || status.updated_replicas.unwrap_or(0) >= status.replicas;
     let generation_seen = sts.and_then(|s| s.metadata.generation) <= status.observed_generation;
     (
         ready,

@@ -59,10 +59,12 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         if let Some(d) = failed.degraded() {
             health.degraded = super::degraded_of(vec![health.degraded.clone(), d], health.degraded.clone());
         }
+        let gone = shard.is_none();
         let status = RecorderPoolStatus {
             observed_generation: pool.metadata.generation,
             conditions: conditions_with_events(ctx, pool, &previous.conditions, &health).await,
-            ..previous
+            ready_replicas: if gone { 0 } else { previous.ready_replicas },
+            capacity: if gone { 0 } else { previous.capacity },
         };
         patch_status(&ctx.client, pool, &status).await?;
         return Ok(Action::requeue(MISSING_REF_RETRY));
