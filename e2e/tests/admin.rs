@@ -25,18 +25,16 @@ use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// CRDs and four plain nodes (addresses of their own, apart from the other suites' nodes).
+/// CRDs and four nodes of their own (addresses apart from the other suites' nodes), tainted so
+/// that the other suites' pods never land on them when the suites share a cluster.
 fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         install_crds();
         for i in 0..4u8 {
-            add_node(
-                &format!("admin-{i}"),
-                &format!("127.0.4.{}", 2 + i),
-                None,
-                &[("convene.dev/admin", "true")],
-            );
+            let name = format!("admin-{i}");
+            add_node(&name, &format!("127.0.4.{}", 2 + i), None, &[("convene.dev/admin", "true")]);
+            kubectl_ok(&["taint", "node", &name, "convene.dev/admin=true:NoSchedule", "--overwrite"]);
         }
     });
 }
@@ -72,6 +70,9 @@ kind: Shard
 metadata: {{name: trial}}
 spec:
   domain: meet.localhost
+  signaling:
+    placement:
+      tolerations: [{{key: convene.dev/admin, operator: Exists}}]
 {shard_extra}
 ---
 apiVersion: convene.dev/v1alpha1
@@ -85,6 +86,7 @@ spec:
   bridge:
     placement:
       nodeSelector: {{convene.dev/admin: "true"}}
+      tolerations: [{{key: convene.dev/admin, operator: Exists}}]
 "#
     );
     let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
@@ -419,6 +421,9 @@ spec:
   shardRef: {name: trial}
   replicas: 1
   storage: {volume: {size: 1Gi}}
+  recorder:
+    placement:
+      tolerations: [{key: convene.dev/admin, operator: Exists}]
 "#;
     assert!(kubectl(&["apply", "-n", ns, "-f", "-"], Some(rec)).status.success());
     wait_shard(&client, ns, "Shard Ready", |s| is(&shard_conditions(s), "Ready", "True")).await;
