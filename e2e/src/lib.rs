@@ -82,14 +82,35 @@ pub fn add_node(name: &str, ip: &str, external_ip: Option<&str>, labels: &[(&str
 
 /// Create a fresh namespace (deleting a leftover one first).
 pub fn fresh_namespace(ns: &str) {
+    delete_convene_resources(ns);
     let _ =
         kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
     kubectl_ok(&["create", "namespace", ns]);
 }
 
+/// Delete the Convene resources of a namespace first, while the operator still has its Role
+/// there (with `watchNamespaces` the Role goes with the namespace, and a BridgePool's finalizer
+/// needs the operator), as the README tells admins to.
+pub fn delete_convene_resources(ns: &str) {
+    let _ = kubectl(
+        &[
+            "delete",
+            "-n",
+            ns,
+            "shards,bridgepools,turnpools,recorderpools",
+            "--all",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+        None,
+    );
+}
+
 /// Delete a namespace and wait until it is gone (its BridgePools' finalizers need a running
 /// operator).
 pub fn delete_namespace(ns: &str) {
+    delete_convene_resources(ns);
     let out =
         kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
     assert!(out.status.success(), "namespace {ns} not deleted: {}", String::from_utf8_lossy(&out.stderr));
@@ -135,9 +156,10 @@ pub fn operator_binary() -> PathBuf {
     dir.join("convene-operator")
 }
 
-/// Another binary of the workspace, next to the operator.
+/// Another binary of the workspace, next to the test binary (target/<profile>/).
 pub fn workspace_binary(name: &str) -> PathBuf {
-    operator_binary().with_file_name(name)
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..").join(name)
 }
 
 /// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.
@@ -150,6 +172,86 @@ impl Drop for Process {
     }
 }
 
+/// The identity the Helm chart gives the operator: its ServiceAccount, ClusterRoles, Roles and
+/// Lease, applied from `helm template` (nothing else of the chart), and a kubeconfig with a
+/// token of that ServiceAccount. The operator then runs with exactly the chart's rights.
+#[derive(Clone, Debug)]
+pub struct ChartIdentity {
+    pub release: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub kubeconfig: PathBuf,
+    pub node_reader_role: String,
+}
+
+/// A kubeconfig (in the cluster folder) with a fresh token of ServiceAccount `sa` in `namespace`.
+pub fn token_kubeconfig(sa: &str, namespace: &str, tag: &str) -> PathBuf {
+    let token = kubectl_ok(&["create", "token", sa, "-n", namespace, "--duration=24h"]);
+    let server =
+        kubectl_ok(&["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"]);
+    let ca = kubectl_ok(&[
+        "config",
+        "view",
+        "--raw",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+    ]);
+    let kubeconfig = cluster_dir().join(format!("kubeconfig-{tag}"));
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: c, user: sa, namespace: {namespace}}}\ncurrent-context: sa\n",
+        token.trim()
+    );
+    std::fs::write(&kubeconfig, yaml).expect("write kubeconfig");
+    kubeconfig
+}
+
+/// The chart's `fullname` for a release.
+pub fn chart_fullname(release: &str) -> String {
+    if release.contains("convene") { release.to_string() } else { format!("{release}-convene") }
+}
+
+/// Render the chart's RBAC for `release` in `namespace`, watching `watch` (empty: the whole
+/// cluster), and apply it as an admin would.
+pub fn install_chart_rbac(release: &str, namespace: &str, watch: &[&str]) -> ChartIdentity {
+    let chart = repo().join("charts/convene");
+    let mut args = vec![
+        "template".to_string(),
+        release.to_string(),
+        chart.to_string_lossy().into_owned(),
+        "-n".into(),
+        namespace.into(),
+        "--kube-version".into(),
+        "1.36.3".into(),
+        "--show-only".into(),
+        "templates/serviceaccount.yaml".into(),
+        "--show-only".into(),
+        "templates/rbac.yaml".into(),
+    ];
+    if !watch.is_empty() {
+        args.push("--set".into());
+        args.push(format!("watchNamespaces={{{}}}", watch.join(",")));
+    }
+    let out = Command::new("helm").args(&args).output().expect("helm on PATH");
+    assert!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8_lossy(&out.stdout).into_owned();
+    let applied = kubectl(&["apply", "-f", "-"], Some(&rendered));
+    assert!(
+        applied.status.success(),
+        "applying the chart's RBAC: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let fullname = chart_fullname(release);
+    let kubeconfig = token_kubeconfig(&fullname, namespace, release);
+    ChartIdentity {
+        release: release.into(),
+        namespace: namespace.into(),
+        service_account: fullname.clone(),
+        kubeconfig,
+        node_reader_role: format!("{fullname}-bridge-node-reader"),
+    }
+}
+
 /// A running operator process, killed when dropped.
 pub struct Operator {
     child: Child,
@@ -159,8 +261,23 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Start an operator that watches `ns` and elects its leader with `lease` in `ns`.
+    /// Start an operator that watches `ns` and elects its leader with `lease` in `ns`, with the
+    /// rights the chart gives it when installed with `watchNamespaces: [ns]`.
     pub fn start(ns: &str, identity: &str, lease: &str, lease_seconds: u32) -> Result<Operator> {
+        let chart = install_chart_rbac(&format!("op-{ns}"), ns, &[ns]);
+        Self::start_as(&chart, Some(ns), identity, lease, lease_seconds)
+    }
+
+    /// Start an operator with the chart's identity `chart`, watching `watch` (None: every
+    /// namespace), with its Lease in the chart's namespace.
+    pub fn start_as(
+        chart: &ChartIdentity,
+        watch: Option<&str>,
+        identity: &str,
+        lease: &str,
+        lease_seconds: u32,
+    ) -> Result<Operator> {
+        let ns = chart.namespace.as_str();
         let port = free_port();
         let log = cluster_dir().join("logs").join(format!("operator-{ns}-{identity}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
@@ -169,7 +286,9 @@ impl Operator {
             bail!("{} is missing: run `cargo build -p convene-operator` first", bin.display());
         }
         let child = Command::new(bin)
-            .args(["--watch-namespaces", ns, "--namespace", ns, "--lease-name", lease])
+            .args(["--watch-namespaces", watch.unwrap_or_default(), "--namespace", ns, "--lease-name", lease])
+            .args(["--bridge-node-reader-role", &chart.node_reader_role])
+            .env("KUBECONFIG", &chart.kubeconfig)
             .args(["--identity", identity, "--lease-seconds", &lease_seconds.to_string()])
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "info,convene_operator=debug,kube_lease_manager=info")

@@ -186,7 +186,10 @@ async fn trial_example_renders_everything_and_becomes_ready() {
         .get("convene-bridge-trial-trial")
         .await
         .expect("binding");
-    assert_eq!(crb.role_ref.name, "convene-bridge-node-reader");
+    assert_eq!(
+        crb.role_ref.name, "op-trial-convene-bridge-node-reader",
+        "the chart's role, bound, never created"
+    );
     let pods = bridge_pods(&client, ns, "trial").await;
     assert_eq!(pods.len(), 1);
     let pod_ip = pods[0].status.as_ref().unwrap().pod_ip.clone().unwrap();
@@ -482,6 +485,67 @@ const INVALID: &[(&str, &str, &str)] = &[
         r#"spec: {shardRef: {name: s}, storage: {volume: {size: lots}}}"#,
     ),
     ("name too long", "Shard", r#"spec: {domain: meet.example.com}"#),
+    // Issue 11: values that passed admission and then failed (or were used) at run time.
+    (
+        "static address not an IP",
+        "BridgePool",
+        r#"spec: {shardRef: {name: s}, publicAddress: {source: Static, staticAddresses: ["not-an-ip"]}}"#,
+    ),
+    ("domain is an IP", "Shard", r#"spec: {domain: "10.1.2.3"}"#),
+    (
+        "domain label over 63",
+        "Shard",
+        r#"spec: {domain: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.com"}"#,
+    ),
+    ("domain over 253", "Shard", "spec: {domain: DOMAIN_300}"),
+    ("dotted shard name", "Shard", r#"spec: {domain: meet.example.com}"#),
+    (
+        "malformed quantity",
+        "BridgePool",
+        r#"spec: {shardRef: {name: s}, bridge: {resources: {requests: {cpu: lots}}}}"#,
+    ),
+    (
+        "negative quantity",
+        "BridgePool",
+        r#"spec: {shardRef: {name: s}, bridge: {resources: {limits: {memory: "-1Gi"}}}}"#,
+    ),
+    (
+        "request above limit",
+        "Shard",
+        r#"spec: {domain: meet.example.com, signaling: {resources: {requests: {cpu: "2"}, limits: {cpu: "1"}}}}"#,
+    ),
+    (
+        "bad toleration operator",
+        "BridgePool",
+        r#"spec: {shardRef: {name: s}, bridge: {placement: {tolerations: [{key: a, operator: Maybe}]}}}"#,
+    ),
+    (
+        "turn tls == listening",
+        "TurnPool",
+        r#"spec: {realm: r, tlsSecretName: t, ports: {listening: 5349, tls: 5349}}"#,
+    ),
+    (
+        "turn tls inside relay range",
+        "TurnPool",
+        r#"spec: {realm: r, tlsSecretName: t, ports: {tls: 50000}, relayPorts: {min: 49152, max: 65535}}"#,
+    ),
+    ("turn cidr garbage", "TurnPool", r#"spec: {realm: r, deniedPeerRanges: ["10.0.0.0/33"]}"#),
+    ("turn allowed garbage", "TurnPool", r#"spec: {realm: r, allowedPeerRanges: ["bridges"]}"#),
+    (
+        "recorder volume size 0",
+        "RecorderPool",
+        r#"spec: {shardRef: {name: s}, storage: {volume: {size: "0"}}}"#,
+    ),
+    (
+        "recorder empty bucket",
+        "RecorderPool",
+        r#"spec: {shardRef: {name: s}, storage: {s3: {endpoint: "https://s3", bucket: "", credentialsSecretName: c}}}"#,
+    ),
+    (
+        "recorder empty secret name",
+        "RecorderPool",
+        r#"spec: {shardRef: {name: s}, storage: {s3: {endpoint: "https://s3", bucket: b, credentialsSecretName: ""}}}"#,
+    ),
 ];
 
 fn expected_message(case: &str) -> &'static str {
@@ -504,6 +568,22 @@ fn expected_message(case: &str) -> &'static str {
         "recorder with two storages" => "storage needs exactly one of volume or s3",
         "recorder size not a quantity" => "storage.volume.size must be a quantity",
         "name too long" => "metadata.name must be at most 40 characters",
+        "static address not an IP" => "publicAddress.staticAddresses must be IP addresses",
+        "domain is an IP" => "domain must be a DNS name, not an IP address",
+        "domain label over 63" => "each label of domain (between dots) must be at most 63 characters",
+        "domain over 253" => "spec.domain: Too long",
+        "dotted shard name" => "metadata.name must be a DNS label",
+        "malformed quantity" => "resources.requests.cpu and .memory must be quantities",
+        "negative quantity" => "resources.limits.cpu and .memory must be quantities of at least zero",
+        "request above limit" => "resources.requests must not be greater than resources.limits",
+        "bad toleration operator" => "placement.tolerations[].operator must be Exists or Equal",
+        "turn tls == listening" => "ports.tls and ports.listening must differ",
+        "turn tls inside relay range" => "ports.tls must lie outside the relay port range",
+        "turn cidr garbage" => "deniedPeerRanges entries must be IP addresses, CIDRs",
+        "turn allowed garbage" => "allowedPeerRanges entries must be IP addresses, CIDRs",
+        "recorder volume size 0" => "storage.volume.size must be a quantity greater than zero",
+        "recorder empty bucket" => "storage.s3.bucket must not be empty",
+        "recorder empty secret name" => "spec.storage.s3.credentialsSecretName",
         _ => unreachable!("every case has a message"),
     }
 }
@@ -516,7 +596,13 @@ async fn invalid_manifests_are_refused_with_a_readable_message() {
     fresh_namespace(ns);
     let mut failures = vec![];
     for (case, kind, body) in INVALID {
-        let name = if *case == "name too long" { "a".repeat(45) } else { "x".into() };
+        let name = match *case {
+            "name too long" => "a".repeat(45),
+            "dotted shard name" => "meet.a".into(),
+            _ => "x".into(),
+        };
+        let long_domain = vec!["a".repeat(60); 5].join(".");
+        let body = body.replace("DOMAIN_300", &long_domain);
         let manifest =
             format!("apiVersion: convene.dev/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\n{body}\n");
         let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
@@ -727,25 +813,19 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
     }
     // Least privilege: the operator may create secrets but never update or list them.
     let can = |verb: &str, res: &str| {
-        let out = kubectl(
-            &[
-                "auth",
-                "can-i",
-                verb,
-                res,
-                "-n",
-                "default",
-                &format!("--as=system:serviceaccount:{ns}:convene"),
-            ],
-            None,
-        );
+        let user = format!("--as=system:serviceaccount:{ns}:convene");
+        let mut args = vec!["auth", "can-i", verb];
+        args.extend(res.split(' '));
+        args.extend(["-n", "default", user.as_str()]);
+        let out = kubectl(&args, None);
         String::from_utf8_lossy(&out.stdout).trim() == "yes"
     };
     assert!(can("create", "secrets"));
     assert!(!can("update", "secrets"));
-    assert!(!can("list", "secrets"));
+    assert!(!can("delete", "secrets"));
+    assert!(can("delete", "pods"), "rolling updates replace drained bridges");
     assert!(can("patch", "statefulsets.apps"));
-    assert!(can("patch", "bridgepools.convene.dev/status"));
+    assert!(can("patch", "bridgepools.convene.dev --subresource=status"));
     assert!(!can("delete", "nodes"));
     helm(&["uninstall", "convene", "-n", ns, "--wait"]);
     assert!(get::<Deployment>(&client, ns, "convene").await.unwrap().is_none());

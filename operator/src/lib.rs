@@ -7,5 +7,6 @@ pub mod crd;
 pub mod drain;
 pub mod http;
 pub mod metrics;
+pub mod rbac;
 pub mod reconcile;
 pub mod render;

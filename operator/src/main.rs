@@ -48,6 +48,9 @@ struct Args {
     /// Default coturn image.
     #[arg(long, env = "CONVENE_TURN_IMAGE")]
     turn_image: Option<String>,
+    /// The ClusterRole (installed with the operator) that lets bridges read Nodes.
+    #[arg(long, env = "CONVENE_BRIDGE_NODE_READER_ROLE", default_value = "convene-bridge-node-reader")]
+    bridge_node_reader_role: String,
 }
 
 #[tokio::main]
@@ -66,7 +69,9 @@ async fn main() -> ExitCode {
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,kube_lease_manager=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a person at a terminal, never into files or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     if format == "json" {
         builder.json().init();
     } else {
@@ -83,11 +88,16 @@ async fn run(args: Args) -> Result<(), String> {
     tokio::spawn(http::serve(listener, metrics.clone(), ready.clone()));
 
     let client = Client::try_default().await.map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
-    controller::check_crds(&client).await?;
+    let first_ns = args.watch_namespaces.iter().find(|n| !n.is_empty()).cloned();
+    controller::check_crds(&client, first_ns.as_deref()).await?;
     ready.store(true, Ordering::Relaxed);
 
     let identity = args.identity.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
-    let mut render = RenderConfig { operator_namespace: args.namespace.clone(), ..RenderConfig::default() };
+    let mut render = RenderConfig {
+        operator_namespace: args.namespace.clone(),
+        node_reader_role: args.bridge_node_reader_role.clone(),
+        ..RenderConfig::default()
+    };
     if let Some(image) = args.media_image {
         render.media_image = image;
     }

@@ -103,3 +103,20 @@ fn cross_field_rules_carry_readable_messages() {
         assert!(text.contains(message), "missing CEL message: {message}");
     }
 }
+
+#[test]
+fn kubectl_explain_reads_in_whole_sentences_with_defaults_and_bounds() {
+    let (s, _) = schema("BridgePool");
+    let media = s["properties"]["spec"]["properties"]["ports"]["properties"]["media"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(!media.contains('\n'), "no line break mid-sentence: {media}");
+    assert!(media.contains("Default: 10000."), "{media}");
+    assert!(media.contains("Rule: ports.media must be between 1024 and 65535."), "{media}");
+    let (s, _) = schema("Shard");
+    let res = s["properties"]["spec"]["properties"]["signaling"]["properties"]["resources"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(res.contains("Defaults suit a small deployment; size them for production"), "{res}");
+    assert_eq!(convene_operator::crd::reflow("a\nb\n\nc\n- d"), "a b\n\nc\n- d");
+}

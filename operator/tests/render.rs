@@ -419,3 +419,32 @@ fn rendering_is_deterministic() {
     let b = serde_json::to_string(&bridge::render(&pool, 4, &RenderConfig::default()).stateful_set).unwrap();
     assert_eq!(a, b, "same input, same object: no spurious writes");
 }
+
+#[test]
+fn coturn_peer_ranges_accept_cidr_and_add_to_the_private_defaults() {
+    assert_eq!(turn::coturn_range("10.0.0.0/8"), "10.0.0.0-10.255.255.255");
+    assert_eq!(turn::coturn_range("192.168.7.9/24"), "192.168.7.0-192.168.7.255", "host bits masked");
+    assert_eq!(turn::coturn_range("203.0.113.7/32"), "203.0.113.7-203.0.113.7");
+    assert_eq!(turn::coturn_range("fd00::/8"), "fd00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+    assert_eq!(turn::coturn_range("10.1.1.1-10.1.1.9"), "10.1.1.1-10.1.1.9");
+    assert_eq!(turn::coturn_range("10.1.1.1"), "10.1.1.1");
+
+    let mut pool: TurnPool = one("production.yaml", "TurnPool", "relays");
+    pool.spec.denied_peer_ranges = Some(vec!["203.0.113.0/24".into(), "10.0.0.0/8".into()]);
+    pool.spec.allowed_peer_ranges = vec!["10.9.0.0/16".into()];
+    let conf = turn::config(&pool, &["10.0.3.7".to_string()]);
+    let lines: Vec<&str> = conf.lines().collect();
+    for expected in [
+        "denied-peer-ip=203.0.113.0-203.0.113.255",
+        // A given list never replaces the defaults: every private range stays denied.
+        "denied-peer-ip=172.16.0.0-172.31.255.255",
+        "denied-peer-ip=192.168.0.0-192.168.255.255",
+        "denied-peer-ip=127.0.0.0-127.255.255.255",
+        "allowed-peer-ip=10.9.0.0-10.9.255.255",
+        "allowed-peer-ip=10.0.3.7",
+    ] {
+        assert!(lines.contains(&expected), "missing `{expected}` in\n{conf}");
+    }
+    assert_eq!(lines.iter().filter(|l| **l == "denied-peer-ip=10.0.0.0-10.255.255.255").count(), 1);
+    assert!(!lines.iter().any(|l| l.contains("peer-ip=") && l.contains('/')), "no CIDR reaches coturn");
+}

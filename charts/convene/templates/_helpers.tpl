@@ -27,37 +27,48 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* Rules on the resources the operator manages inside a namespace. */}}
+{{/* Rules on the resources the operator manages inside a namespace: exactly what the code
+calls (operator/src/rbac.rs), checked by the cluster tier. */}}
 {{- define "convene.namespacedRules" -}}
 - apiGroups: ["convene.dev"]
-  resources: [shards, bridgepools, turnpools, recorderpools]
-  verbs: [get, list, watch, patch, update]
+  resources: [shards, turnpools, recorderpools]
+  verbs: [get, list, watch]
+# patch: the BridgePool finalizer that removes the pool's cluster-scoped binding.
+- apiGroups: ["convene.dev"]
+  resources: [bridgepools]
+  verbs: [get, list, watch, patch]
 - apiGroups: ["convene.dev"]
   resources: [shards/status, bridgepools/status, turnpools/status, recorderpools/status]
-  verbs: [get, patch, update]
+  verbs: [get, patch]
+# Children carry owner references that block their owner's deletion.
 - apiGroups: ["convene.dev"]
-  resources: [bridgepools/finalizers]
+  resources: [shards/finalizers, bridgepools/finalizers, turnpools/finalizers, recorderpools/finalizers]
   verbs: [update]
 - apiGroups: ["apps"]
   resources: [statefulsets]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services, configmaps, serviceaccounts]
-  verbs: [get, list, watch, create, patch, delete]
-# Generated secrets are created once and only checked afterwards: no list, watch or update.
+  verbs: [create, patch]
+# Generated secrets are created once and never updated. list/watch: referenced Secrets are
+# watched (metadata only) so a Secret created later is picked up within seconds.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create]
-# patch: a bridge pod is annotated when its drain starts, so the deadline survives restarts.
+  verbs: [get, list, watch, create]
+# patch: a bridge pod is annotated when its drain starts, so the deadline survives restarts;
+# delete: a drained bridge on an old template is replaced during a rolling update.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, patch, delete]
 - apiGroups: ["networking.k8s.io"]
-  resources: [ingresses, networkpolicies]
-  verbs: [get, list, watch, create, patch, delete]
+  resources: [ingresses]
+  verbs: [list, create, patch, delete]
+- apiGroups: ["networking.k8s.io"]
+  resources: [networkpolicies]
+  verbs: [create, patch]
 - apiGroups: ["policy"]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [create, patch]
 - apiGroups: ["events.k8s.io"]
   resources: [events]
   verbs: [create, patch]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "BridgePool",
     namespaced,
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label: lowercase letters, digits and '-', starting with a letter, no dots (it names Services, StatefulSets and pods)"),
     validation = Rule::new("self.metadata.name.size() <= 40").message("metadata.name must be at most 40 characters: it prefixes the names of the objects the operator creates"),
     status = "BridgePoolStatus",
     shortname = "bp",
@@ -31,6 +32,9 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.autoscaling.maxReplicas"),
     printcolumn(name = "Endpoints", type_ = "integer", json_path = ".status.load.endpoints"),
     printcolumn(name = "Mbps", type_ = "integer", json_path = ".status.load.mbps"),
+    printcolumn(name = "Nodes", type_ = "string", json_path = ".status.bridges[*].node", priority = "1", description = "nodes the bridges run on"),
+    printcolumn(name = "Addresses", type_ = "string", json_path = ".status.bridges[*].address", priority = "1", description = "addresses the bridges advertise to clients"),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.bridge.image", priority = "1", description = "bridge image when set on the pool (else the operator's default)"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -186,8 +190,10 @@ pub struct PublicAddressSpec {
     /// only right when the node's egress address is also where UDP arrives).
     #[serde(default)]
     pub source: AddressSource,
-    /// Addresses to advertise when `source` is `Static`.
+    /// Addresses to advertise when `source` is `Static`: IPv4 or IPv6 addresses, at most 32.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = 45)))]
+    #[x_kube(validation = Rule::new("self.all(a, isIP(a))").message("publicAddress.staticAddresses must be IP addresses such as 203.0.113.10"))]
     pub static_addresses: Vec<String>,
     /// `host:port` of a STUN server when `source` is `STUN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,15 +27,21 @@ pub struct SecretKeyRef {
 }
 
 /// Where the pods of a pool may run.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.operator) || t.operator in ['Exists', 'Equal'])").message("placement.tolerations[].operator must be Exists or Equal"),
+    validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.effect) || t.effect in ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'])").message("placement.tolerations[].effect must be NoSchedule, PreferNoSchedule or NoExecute (or empty for all)"),
+    validation = Rule::new("!has(self.tolerations) || self.tolerations.all(t, !has(t.operator) || t.operator != 'Exists' || !has(t.value) || t.value == '')").message("placement.tolerations[]: operator Exists takes no value")
+)]
 pub struct Placement {
     /// Only nodes carrying all of these labels are used (for example a node pool of media
     /// nodes with public addresses).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
-    /// Tolerations, so dedicated (tainted) media nodes can be used.
+    /// Tolerations, so dedicated (tainted) media nodes can be used; at most 32.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub tolerations: Vec<Toleration>,
     /// Priority class of the pods; media pods usually deserve a high one so calls are not
     /// preempted.
@@ -44,8 +50,13 @@ pub struct Placement {
 }
 
 /// Settings every workload has: image, resources and placement.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.resources) || !has(self.resources.requests) || ['cpu', 'memory'].all(k, !(k in self.resources.requests) || (isQuantity(string(self.resources.requests[k])) && quantity(string(self.resources.requests[k])).isLessThan(quantity('0')) == false))").message("resources.requests.cpu and .memory must be quantities of at least zero, such as 500m or 512Mi"),
+    validation = Rule::new("!has(self.resources) || !has(self.resources.limits) || ['cpu', 'memory'].all(k, !(k in self.resources.limits) || (isQuantity(string(self.resources.limits[k])) && quantity(string(self.resources.limits[k])).isLessThan(quantity('0')) == false))").message("resources.limits.cpu and .memory must be quantities of at least zero, such as 2 or 1Gi"),
+    validation = Rule::new("!has(self.resources) || !has(self.resources.requests) || !has(self.resources.limits) || ['cpu', 'memory'].all(k, !(k in self.resources.requests) || !(k in self.resources.limits) || !isQuantity(string(self.resources.requests[k])) || !isQuantity(string(self.resources.limits[k])) || quantity(string(self.resources.requests[k])).compareTo(quantity(string(self.resources.limits[k]))) <= 0)").message("resources.requests must not be greater than resources.limits (cpu, memory)")
+)]
 pub struct WorkloadSpec {
     /// Container image. Defaults to the image the operator was installed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]

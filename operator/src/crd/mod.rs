@@ -17,11 +17,96 @@ use kube::CustomResourceExt;
 /// Every CRD with the file name it is kept under in `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
-        ("shard.yaml", Shard::crd()),
-        ("bridgepool.yaml", BridgePool::crd()),
-        ("turnpool.yaml", TurnPool::crd()),
-        ("recorderpool.yaml", RecorderPool::crd()),
+        ("shard.yaml", explained(Shard::crd())),
+        ("bridgepool.yaml", explained(BridgePool::crd())),
+        ("turnpool.yaml", explained(TurnPool::crd())),
+        ("recorderpool.yaml", explained(RecorderPool::crd())),
     ]
+}
+
+/// `kubectl explain` text in whole sentences: doc comments are re-flowed (a line break inside
+/// a paragraph becomes a space), and each field's default and bounds are added from the schema
+/// itself, so the text never disagrees with what the API server enforces.
+fn explained(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut v = serde_json::to_value(&crd).expect("a CRD serializes");
+    if let Some(versions) = v["spec"]["versions"].as_array_mut() {
+        for version in versions {
+            explain_node(&mut version["schema"]["openAPIV3Schema"]);
+        }
+    }
+    serde_json::from_value(v).expect("still a CRD")
+}
+
+/// Pure: one schema node and everything below it.
+pub fn explain_node(node: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Some(obj) = node.as_object_mut() else { return };
+    if let Some(Value::String(d)) = obj.get("description") {
+        let mut text = reflow(d);
+        let mut add = |sentence: String| {
+            if !text.is_empty() && !text.ends_with('.') {
+                text.push('.');
+            }
+            text.push(' ');
+            text.push_str(&sentence);
+        };
+        match obj.get("default") {
+            Some(Value::Object(_) | Value::Array(_)) | None => {}
+            Some(d) => add(format!("Default: {d}.").replace('"', "")),
+        }
+        let bound = |k: &str| obj.get(k).and_then(Value::as_i64);
+        match (bound("minimum"), bound("maximum")) {
+            (Some(a), Some(b)) => add(format!("Between {a} and {b}.")),
+            (Some(a), None) => add(format!("At least {a}.")),
+            (None, Some(b)) => add(format!("At most {b}.")),
+            _ => {}
+        }
+        if let Some(n) = bound("maxLength") {
+            add(format!("At most {n} characters."));
+        }
+        if let Some(n) = bound("maxItems") {
+            add(format!("At most {n} entries."));
+        }
+        if let Some(rules) = obj.get("x-kubernetes-validations").and_then(Value::as_array) {
+            for m in rules.iter().filter_map(|r| r["message"].as_str()) {
+                let m = m.trim_end_matches('.');
+                add(format!("Rule: {m}."));
+            }
+        }
+        obj.insert("description".into(), Value::String(text.trim().to_string()));
+    }
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        for p in props.values_mut() {
+            explain_node(p);
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = obj.get_mut(key) {
+            explain_node(child);
+        }
+    }
+}
+
+/// Pure: single line breaks inside a paragraph become spaces; blank lines (paragraphs) and
+/// lines that start a list item stay.
+pub fn reflow(text: &str) -> String {
+    let mut out = String::new();
+    for (i, para) in text.split("\n\n").enumerate() {
+        if i > 0 {
+            out.push_str("\n\n");
+        }
+        let mut first = true;
+        for line in para.lines() {
+            let line = line.trim();
+            if !first {
+                let list = line.starts_with("- ") || line.starts_with("* ") || line.starts_with("```");
+                out.push(if list { '\n' } else { ' ' });
+            }
+            out.push_str(line);
+            first = false;
+        }
+    }
+    out
 }
 
 /// The YAML document for one CRD, as written to `crds/`.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "RecorderPool",
     namespaced,
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label: lowercase letters, digits and '-', starting with a letter, no dots (it names Services, StatefulSets and pods)"),
     validation = Rule::new("self.metadata.name.size() <= 40").message("metadata.name must be at most 40 characters: it prefixes the names of the objects the operator creates"),
     status = "RecorderPoolStatus",
     shortname = "rp",
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Per pod", type_ = "integer", json_path = ".spec.recordingsPerPod"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Capacity", type_ = "integer", json_path = ".status.capacity", priority = "1", description = "recordings that can run at once"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Degraded\")].reason", priority = "1"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -70,7 +73,8 @@ pub struct StorageSpec {
 #[serde(rename_all = "camelCase")]
 pub struct VolumeStorage {
     /// Size of each claim, for example `100Gi`.
-    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$')").message("storage.volume.size must be a quantity such as 100Gi"))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("storage.volume.size must be a quantity greater than zero, such as 100Gi"))]
+    #[schemars(length(max = 64))]
     pub size: String,
     /// StorageClass; the cluster default when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,12 +88,15 @@ pub struct S3Storage {
     /// Endpoint URL, for example `https://s3.eu-central-1.amazonaws.com` or a MinIO service.
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("storage.s3.endpoint must be an http:// or https:// URL"))]
     pub endpoint: String,
-    /// Bucket recordings go to.
+    /// Bucket recordings go to (must not be empty).
+    #[x_kube(validation = Rule::new("self.size() > 0").message("storage.s3.bucket must not be empty"))]
     pub bucket: String,
     /// Region of the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Secret with keys `accessKeyId` and `secretAccessKey`.
+    /// Secret with keys `accessKeyId` and `secretAccessKey` (same namespace).
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("storage.s3.credentialsSecretName must be the name of a Secret"))]
+    #[schemars(length(min = 1, max = 253))]
     pub credentials_secret_name: String,
 }
 

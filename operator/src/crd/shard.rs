@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
     version = "v1alpha1",
     kind = "Shard",
     namespaced,
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label: lowercase letters, digits and '-', starting with a letter, no dots (it names Services, StatefulSets and pods)"),
     validation = Rule::new("self.metadata.name.size() <= 40").message("metadata.name must be at most 40 characters: it prefixes the names of the objects the operator creates"),
     status = "ShardStatus",
     shortname = "shard",
@@ -25,13 +26,21 @@ use std::collections::BTreeMap;
     printcolumn(name = "Bridges", type_ = "integer", json_path = ".status.bridgesReady", description = "bridges ready across the shard's BridgePools"),
     printcolumn(name = "Conferences", type_ = "integer", json_path = ".status.conferences"),
     printcolumn(name = "Participants", type_ = "integer", json_path = ".status.participants"),
+    printcolumn(name = "Domain", type_ = "string", json_path = ".spec.domain", priority = "1"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = "1", description = "why the shard is (not) ready"),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.signaling.image", priority = "1"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ShardSpec {
     /// Public DNS name users open, for example `meet.example.com`. The web app is served at
     /// `https://<domain>/<room>`.
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("domain must be a lowercase DNS name such as meet.example.com"))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("domain must be a lowercase DNS name such as meet.example.com"),
+        validation = Rule::new("!isIP(self)").message("domain must be a DNS name, not an IP address: browsers and TLS certificates need a name"),
+        validation = Rule::new("self.split('.').all(l, l.size() <= 63)").message("each label of domain (between dots) must be at most 63 characters")
+    )]
+    #[schemars(length(min = 1, max = 253))]
     pub domain: String,
     /// How the shard is exposed through an Ingress.
     #[serde(default)]

@@ -33,6 +33,7 @@ pub const DEFAULT_DENIED_PEER_RANGES: &[&str] = &[
     version = "v1alpha1",
     kind = "TurnPool",
     namespaced,
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label: lowercase letters, digits and '-', starting with a letter, no dots (it names Services, StatefulSets and pods)"),
     validation = Rule::new("self.metadata.name.size() <= 40").message("metadata.name must be at most 40 characters: it prefixes the names of the objects the operator creates"),
     status = "TurnPoolStatus",
     shortname = "tp",
@@ -42,6 +43,8 @@ pub const DEFAULT_DENIED_PEER_RANGES: &[&str] = &[
     printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Addresses", type_ = "string", json_path = ".status.addresses", priority = "1", description = "relay addresses handed to clients"),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.turn.image", priority = "1"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -49,7 +52,10 @@ pub const DEFAULT_DENIED_PEER_RANGES: &[&str] = &[
     validation = Rule::new("self.relayPorts.min <= self.relayPorts.max").message("relayPorts.min must not be greater than relayPorts.max"),
     validation = Rule::new("!has(self.ports.tls) || has(self.tlsSecretName)").message("ports.tls needs tlsSecretName: coturn cannot serve TLS without a certificate"),
     validation = Rule::new("!self.ports.tls443 || has(self.tlsSecretName)").message("ports.tls443 needs tlsSecretName: coturn cannot serve TLS without a certificate"),
-    validation = Rule::new("self.ports.listening < self.relayPorts.min || self.ports.listening > self.relayPorts.max").message("ports.listening must lie outside the relay port range")
+    validation = Rule::new("self.ports.listening < self.relayPorts.min || self.ports.listening > self.relayPorts.max").message("ports.listening must lie outside the relay port range"),
+    validation = Rule::new("!has(self.ports.tls) || self.ports.tls < self.relayPorts.min || self.ports.tls > self.relayPorts.max").message("ports.tls must lie outside the relay port range"),
+    validation = Rule::new("!has(self.ports.tls) || self.ports.tls != self.ports.listening").message("ports.tls and ports.listening must differ"),
+    validation = Rule::new("!self.ports.tls443 || (self.ports.listening != 443 && (!has(self.ports.tls) || self.ports.tls != 443))").message("ports.tls443 already serves TLS on 443: ports.listening and ports.tls must not be 443")
 )]
 pub struct TurnPoolSpec {
     /// Number of relays (one per node).
@@ -73,12 +79,19 @@ pub struct TurnPoolSpec {
     #[serde(default = "default_lifetime")]
     #[x_kube(validation = Rule::new("self >= 60 && self <= 604800").message("credentialLifetimeSeconds must be between 60 and 604800"))]
     pub credential_lifetime_seconds: i32,
-    /// Peer address ranges relays refuse (`a.b.c.d-e.f.g.h` or single addresses). Defaults to
-    /// every private, loopback and link-local range. Bridges' own addresses are always allowed.
+    /// More peer addresses relays refuse, added to the default private, loopback and
+    /// link-local ranges (which always stay denied). Each entry is an address, a CIDR such as
+    /// `10.0.0.0/8`, or a range `a.b.c.d-e.f.g.h`; at most 64. Bridges' own addresses are
+    /// always allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(max = 100)))]
+    #[x_kube(validation = Rule::new("self.all(r, isIP(r) || isCIDR(r) || (r.split('-').size() == 2 && r.split('-').all(p, isIP(p))))").message("deniedPeerRanges entries must be IP addresses, CIDRs such as 10.0.0.0/8, or ranges such as 10.0.0.1-10.0.0.9"))]
     pub denied_peer_ranges: Option<Vec<String>>,
-    /// Extra peer addresses or ranges relays may reach despite the denied ranges.
+    /// Peer addresses relays may reach despite the denied ranges: addresses, CIDRs or ranges
+    /// `a.b.c.d-e.f.g.h`; at most 64.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 100)))]
+    #[x_kube(validation = Rule::new("self.all(r, isIP(r) || isCIDR(r) || (r.split('-').size() == 2 && r.split('-').all(p, isIP(p))))").message("allowedPeerRanges entries must be IP addresses, CIDRs such as 192.0.2.0/24, or ranges such as 192.0.2.1-192.0.2.9"))]
     pub allowed_peer_ranges: Vec<String>,
     /// Image, resources and placement of the coturn pods. The image defaults to
     /// `coturn/coturn`.

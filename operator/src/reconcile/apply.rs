@@ -2,6 +2,7 @@
 //! are created once, deletion of orphaned children, and status patches.
 
 use super::error::Result;
+use crate::crd::common::SecretKeyRef;
 use crate::render::meta::FIELD_MANAGER;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
@@ -69,13 +70,46 @@ pub async fn create_secret_once(client: &Client, secret: &Secret) -> Result<bool
     }
 }
 
-/// Whether a Secret exists and has `key`.
-pub async fn secret_has_key(client: &Client, namespace: &str, name: &str, key: &str) -> Result<bool> {
+/// Pure: what is wrong with a referenced Secret key, if anything: the Secret is missing, or it
+/// exists without the key (the keys it has are named, never their values).
+pub fn secret_problem(
+    secret: Option<&Secret>,
+    r: &SecretKeyRef,
+    field: &str,
+) -> Option<(&'static str, String)> {
+    let Some(secret) = secret else {
+        return Some(("SecretNotFound", format!("Secret {} ({field}) does not exist", r.name)));
+    };
+    let mut keys: Vec<&String> = secret
+        .data
+        .iter()
+        .flat_map(|d| d.keys())
+        .chain(secret.string_data.iter().flat_map(|d| d.keys()))
+        .collect();
+    if keys.iter().any(|k| **k == r.key) {
+        return None;
+    }
+    keys.sort();
+    let has = if keys.is_empty() {
+        "no keys".to_string()
+    } else {
+        format!("only {}", keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "))
+    };
+    Some((
+        "SecretKeyNotFound",
+        format!("Secret {} ({field}) exists but has no key {}: it has {has}", r.name, r.key),
+    ))
+}
+
+/// Read a referenced Secret and say what is wrong with it, if anything.
+pub async fn check_secret(
+    client: &Client,
+    namespace: &str,
+    r: &SecretKeyRef,
+    field: &str,
+) -> Result<Option<(&'static str, String)>> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    Ok(api.get_opt(name).await?.is_some_and(|s| {
-        s.data.as_ref().is_some_and(|d| d.contains_key(key))
-            || s.string_data.as_ref().is_some_and(|d| d.contains_key(key))
-    }))
+    Ok(secret_problem(api.get_opt(&r.name).await?.as_ref(), r, field))
 }
 
 /// Delete children of kind `K` that match `selector` but are not in `keep`. Returns the names

@@ -6,7 +6,10 @@ use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::scrape;
-use super::{MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference, stateful_set_progress};
+use super::{
+    ERROR_RETRY, Failures, MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference,
+    stateful_set_progress,
+};
 use crate::autoscale;
 use crate::crd::bridgepool::{AddressSource, BridgeState, PoolLoad, ScaleDecisionStatus};
 use crate::crd::{BridgePool, BridgePoolStatus, Shard};
@@ -19,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,6 +66,7 @@ struct Gathered {
     update_revision: Option<String>,
     pods: Vec<Pod>,
     nodes: Vec<Node>,
+    sts: Option<StatefulSet>,
 }
 
 async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
@@ -74,22 +78,51 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         .await?
         .status
         .unwrap_or_default();
-    if g.shard.is_none() {
-        let health = missing_reference(
+    let mut failed = Failures::default();
+    let Some(shard) = g.shard.as_ref() else {
+        // Orphan policy: without its shard a pool runs no bridges (nothing would use them, and
+        // their bridge-control Secret went with the shard). The pool itself stays, so
+        // re-creating the shard brings the bridges back.
+        if let Some(sts) = &g.sts {
+            let name = sts.name_any();
+            let deleted = Api::<StatefulSet>::namespaced(ctx.client.clone(), ns)
+                .delete(&name, &DeleteParams::background())
+                .await
+                .map_err(Error::from);
+            if failed.check(format!("deleting StatefulSet {name}"), deleted).is_some() {
+                ctx.event(
+                    pool,
+                    false,
+                    "Deleted",
+                    format!("deleted StatefulSet {name}: Shard {} does not exist", pool.spec.shard_ref.name),
+                )
+                .await;
+            }
+        }
+        let mut health = missing_reference(
             "ShardNotFound",
             format!(
                 "Shard {} (spec.shardRef) does not exist; no bridges are run for it",
                 pool.spec.shard_ref.name
             ),
         );
+        if let Some(d) = failed.degraded() {
+            health.degraded = super::degraded_of(vec![health.degraded.clone(), d], health.degraded.clone());
+        }
+        // Nothing runs for the pool any more (its StatefulSet is gone or going).
         let status = BridgePoolStatus {
             observed_generation: pool.metadata.generation,
             conditions: conditions_with_events(ctx, pool, &previous.conditions, &health).await,
+            desired_replicas: 0,
+            replicas: 0,
+            ready_replicas: 0,
+            load: None,
+            bridges: vec![],
             ..previous
         };
         patch_status(&ctx.client, pool, &status).await?;
-        return Ok(Action::requeue(MISSING_REF_RETRY));
-    }
+        return Ok(Action::requeue(if failed.is_empty() { MISSING_REF_RETRY } else { ERROR_RETRY }));
+    };
 
     // Load: every bridge pod with an address is scraped; silence is "unknown", not idle.
     let loads = scrape_all(pool, &g.pods).await;
@@ -127,13 +160,24 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
             n
         }
         Step::Drain(name) => {
-            start_drain(ctx, pool, ns, &g.pods, &name, drain_timeout).await?;
+            let started = start_drain(ctx, pool, ns, &g.pods, &name, drain_timeout).await;
+            failed.check(format!("draining Pod {name}"), started);
             running
         }
         Step::Replace(name, why) => {
-            ctx.event(pool, false, "Replacing", format!("{name} runs an old template: {why}; replacing it"))
+            let deleted = Api::<Pod>::namespaced(ctx.client.clone(), ns)
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map_err(Error::from);
+            if failed.check(format!("deleting Pod {name}"), deleted).is_some() {
+                ctx.event(
+                    pool,
+                    false,
+                    "Replacing",
+                    format!("{name} runs an old template: {why}; replaced it"),
+                )
                 .await;
-            Api::<Pod>::namespaced(ctx.client.clone(), ns).delete(&name, &DeleteParams::default()).await?;
+            }
             running
         }
         Step::Wait(_) => running,
@@ -144,14 +188,32 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         RESYNC
     };
 
-    let objects = bridge::render(pool, run_count, &ctx.render);
-    apply_cluster(&ctx.client, &bridge::node_reader_role()).await?;
-    apply_cluster(&ctx.client, &objects.cluster_role_binding).await?;
-    apply(&ctx.client, &objects.service_account).await?;
-    apply(&ctx.client, &objects.service).await?;
-    apply(&ctx.client, &objects.pdb).await?;
-    apply(&ctx.client, &objects.network_policy).await?;
-    let sts = apply(&ctx.client, &objects.stateful_set).await?;
+    let mut objects = bridge::render(pool, run_count, &ctx.render);
+    // The shard owns its bridges too: deleting it garbage-collects them with their Secret.
+    if let Some(r) = shard.controller_owner_ref(&()) {
+        let also = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            controller: None,
+            block_owner_deletion: None,
+            ..r
+        };
+        objects.stateful_set.metadata.owner_references.get_or_insert_with(Vec::new).push(also);
+    }
+    let crb = &objects.cluster_role_binding;
+    failed.check(format!("ClusterRoleBinding {}", crb.name_any()), apply_cluster(&ctx.client, crb).await);
+    let sa = &objects.service_account;
+    failed.check(format!("ServiceAccount {}", sa.name_any()), apply(&ctx.client, sa).await);
+    failed
+        .check(format!("Service {}", objects.service.name_any()), apply(&ctx.client, &objects.service).await);
+    failed.check(
+        format!("PodDisruptionBudget {}", objects.pdb.name_any()),
+        apply(&ctx.client, &objects.pdb).await,
+    );
+    let np = &objects.network_policy;
+    failed.check(format!("NetworkPolicy {}", np.name_any()), apply(&ctx.client, np).await);
+    let sts_name = objects.stateful_set.name_any();
+    let applied = apply(&ctx.client, &objects.stateful_set).await;
+    // Refused: the conditions still tell how the running one is doing.
+    let sts = failed.check(format!("StatefulSet {sts_name}"), applied).or(g.sts.clone()).unwrap_or_default();
 
     let mut bridges = bridge_states(pool, &g.pods, &g.nodes);
     for b in &mut bridges {
@@ -162,7 +224,10 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
             b.draining |= l.drain.is_some();
         }
     }
-    let health = health(pool, run_count, &sts, &g.pods, &bridges, rolling);
+    let mut health = health(pool, run_count, &sts, &g.pods, &bridges, rolling);
+    if let Some(d) = failed.degraded() {
+        health.degraded = super::degraded_of(vec![d, health.degraded.clone()], health.degraded.clone());
+    }
     let st = sts.status.as_ref();
     let last_scale = if from != 0 && from != desired {
         let reason = decision.reason.clone();
@@ -192,7 +257,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     m.pool_mbps.with_label_values(&labels).set(total.mbps);
     m.pool_unknown.with_label_values(&labels).set(i64::from(total.unknown_bridges));
     patch_status(&ctx.client, pool, &status).await?;
-    Ok(Action::requeue(requeue))
+    Ok(Action::requeue(if failed.is_empty() { requeue } else { requeue.min(ERROR_RETRY) }))
 }
 
 /// Pods are annotated when the operator asks them to drain, so a restarted or new leader waits
@@ -345,8 +410,8 @@ async fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Gathered> 
     let sts =
         Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(&bridge::owner(pool).child_name()).await?;
     let running = sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
-    let update_revision = sts.and_then(|s| s.status?.update_revision);
-    Ok(Gathered { shard, running, update_revision, pods, nodes })
+    let update_revision = sts.as_ref().and_then(|s| s.status.as_ref()?.update_revision.clone());
+    Ok(Gathered { shard, running, update_revision, pods, nodes, sts })
 }
 
 fn selector_string(pool: &BridgePool) -> String {

@@ -74,6 +74,28 @@ pub fn transitions<'a>(previous: &[Condition], now: &[&'a Observed]) -> Vec<&'a 
         .collect()
 }
 
+/// Pure: the conditions worth an Event, each with whether it is a warning. At creation only a
+/// `Degraded=True` is; afterwards `Ready` flips, `Degraded` turning true or changing reason
+/// while true, and `Degraded` clearing.
+pub fn events<'a>(previous: &[Condition], now: &[&'a Observed]) -> Vec<(&'a Observed, bool)> {
+    let creating = previous.is_empty();
+    now.iter()
+        .filter_map(|o| {
+            let before = previous.iter().find(|p| p.type_ == o.type_);
+            let was = before.map(|p| p.status == "True");
+            match o.type_ {
+                "Degraded" if o.status => {
+                    (was != Some(true) || before.is_some_and(|p| p.reason != o.reason)).then_some((*o, true))
+                }
+                "Degraded" => (was == Some(true)).then_some((*o, false)),
+                "Ready" if creating => None,
+                "Ready" => (was != Some(o.status)).then_some((*o, !o.status)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +131,34 @@ mod tests {
         assert_eq!(flips.len(), 2);
         let same = Observed::new("Ready", false, "D", "other message");
         assert!(transitions(&prev, &[&same]).is_empty());
+    }
+
+    #[test]
+    fn events_only_for_real_transitions() {
+        let starting = Health {
+            ready: Observed::new("Ready", false, "Starting", ""),
+            progressing: Observed::new("Progressing", true, "RollingOut", ""),
+            degraded: Observed::new("Degraded", false, "AsExpected", ""),
+        };
+        assert!(events(&[], &starting.all()).is_empty(), "a normal start is quiet");
+        let first = merge(&[], &starting.all(), Some(1), &t(1));
+        let up = Health {
+            ready: Observed::new("Ready", true, "Ready", ""),
+            progressing: Observed::new("Progressing", false, "Stable", ""),
+            ..starting.clone()
+        };
+        let ev = events(&first, &up.all());
+        assert_eq!(ev.len(), 1, "one Event: Ready");
+        assert_eq!((ev[0].0.type_, ev[0].1), ("Ready", false));
+        let second = merge(&first, &up.all(), Some(1), &t(2));
+        assert!(events(&second, &up.all()).is_empty(), "nothing changed, nothing said");
+        let refused = Health { degraded: Observed::new("Degraded", true, "ApplyFailed", "x"), ..up.clone() };
+        let ev = events(&second, &refused.all());
+        assert_eq!((ev.len(), ev[0].0.reason.as_str(), ev[0].1), (1, "ApplyFailed", true));
+        let third = merge(&second, &refused.all(), Some(1), &t(3));
+        let other = Health { degraded: Observed::new("Degraded", true, "Unschedulable", "y"), ..up.clone() };
+        assert_eq!(events(&third, &other.all()).len(), 1, "a new reason is a new problem");
+        let ev = events(&third, &up.all());
+        assert_eq!((ev.len(), ev[0].0.type_, ev[0].1), (1, "Degraded", false), "recovery is said once");
     }
 }

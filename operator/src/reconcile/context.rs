@@ -15,17 +15,26 @@ pub struct Context {
     pub windows: std::sync::Mutex<std::collections::HashMap<String, crate::autoscale::Windows>>,
     /// Monotonic origin for the windows.
     pub started: std::time::Instant,
+    /// The conditions this process last wrote per object (by uid): the baseline for Events,
+    /// since the watch cache may still hold an older status.
+    pub written: std::sync::Mutex<
+        std::collections::HashMap<String, Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    >,
+    /// One Event recorder for the process.
+    pub recorder: Recorder,
 }
 
 impl Context {
     pub fn new(client: Client, render: RenderConfig, metrics: Metrics, reporter: Reporter) -> Self {
         Self {
+            recorder: Recorder::new(client.clone(), reporter.clone()),
             client,
             render,
             metrics,
             reporter,
             windows: Default::default(),
             started: std::time::Instant::now(),
+            written: Default::default(),
         }
     }
 }
@@ -39,7 +48,6 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         let ev = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
@@ -47,7 +55,7 @@ impl Context {
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish event");
         }
     }

@@ -35,7 +35,11 @@ pub fn error_policy<K: Resource>(obj: Arc<K>, err: &error::Error, _ctx: Arc<Cont
     Action::requeue(ERROR_RETRY)
 }
 
-/// New conditions for `obj`, and an Event for each that flipped (warnings for Degraded).
+/// New conditions for `obj`, and one Event per real transition: `Ready` turning true or false,
+/// `Degraded` turning true (or changing its reason while true) and turning false again.
+/// `Progressing` is in the status only (rollouts have their own Events). The baseline is what
+/// this process last wrote for the object when it knows it, so a watch cache that still holds
+/// an older status never repeats an Event.
 pub async fn conditions_with_events<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     obj: &K,
@@ -44,18 +48,21 @@ pub async fn conditions_with_events<K: Resource<DynamicType = ()>>(
 ) -> Vec<Condition> {
     let now = Time(jiff::Timestamp::now());
     let observed = health.all();
-    for flip in conditions::transitions(previous, &observed) {
-        let warning = flip.type_ == "Degraded" && flip.status
-            || flip.type_ == "Ready" && !flip.status && !previous.is_empty();
-        // First-time Progressing/Degraded=False are noise; Ready=False at creation too.
-        let first_quiet = previous.is_empty() && !flip.status;
-        if first_quiet && flip.type_ != "Ready" {
-            continue;
-        }
+    let key = obj.meta().uid.clone().unwrap_or_default();
+    let baseline: Vec<Condition> = ctx
+        .written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| previous.to_vec());
+    for (flip, warning) in conditions::events(&baseline, &observed) {
         let note = if flip.message.is_empty() { flip.reason.clone() } else { flip.message.clone() };
         ctx.event(obj, warning, &flip.reason, note).await;
     }
-    conditions::merge(previous, &observed, obj.meta().generation, &now)
+    let merged = conditions::merge(&baseline, &observed, obj.meta().generation, &now);
+    ctx.written.lock().unwrap_or_else(|e| e.into_inner()).insert(key, merged.clone());
+    merged
 }
 
 /// Standard health when a referenced object is missing.
@@ -77,7 +84,11 @@ pub fn stateful_set_progress(
     };
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
-    let rolled = status.current_revision == status.update_revision || status.update_revision.is_none();
+    // With `OnDelete` (bridges) the StatefulSet never moves currentRevision forward: every
+    // pod on the update revision is what "rolled out" means then.
+    let rolled = status.current_revision == status.update_revision
+        || status.update_revision.is_none()
+        || status.updated_replicas.unwrap_or(0) >= status.replicas;
     let generation_seen = sts.and_then(|s| s.metadata.generation) <= status.observed_generation;
     (
         ready,
@@ -107,4 +118,64 @@ pub fn unschedulable(pods: &[Pod]) -> Vec<String> {
 /// `k=v,k=v` for a label map.
 pub fn selector_string(labels: &BTreeMap<String, String>) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+/// Writes that failed during one reconcile: each names the child and carries the API server's
+/// own message. The reconcile carries on (other children, status), so one refused child never
+/// hides the rest of the picture.
+#[derive(Default, Debug)]
+pub struct Failures {
+    pub list: Vec<String>,
+}
+
+impl Failures {
+    /// Keep the value of a write that worked; record the one that did not.
+    pub fn check<T>(&mut self, what: impl std::fmt::Display, result: error::Result<T>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let message = api_message(&e);
+                tracing::warn!(%what, error = %message, "write refused");
+                self.list.push(format!("{what}: {message}"));
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The Degraded condition these failures make, if any.
+    pub fn degraded(&self) -> Option<Observed> {
+        (!self.list.is_empty()).then(|| {
+            Observed::new(
+                "Degraded",
+                true,
+                "ApplyFailed",
+                format!("the API server refused {} write(s): {}", self.list.len(), self.list.join("; ")),
+            )
+        })
+    }
+}
+
+/// The API server's message for an error (what `kubectl` would print), else the error itself.
+pub fn api_message(e: &error::Error) -> String {
+    match e {
+        error::Error::Kube(kube::Error::Api(s)) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Pure: merge Degraded observations: the first (most important) gives the reason, every one
+/// adds its message.
+pub fn degraded_of(parts: Vec<Observed>, fine: Observed) -> Observed {
+    let mut bad = parts.into_iter().filter(|o| o.status);
+    let Some(first) = bad.next() else { return fine };
+    let mut message = first.message.clone();
+    for o in bad {
+        message.push_str("; ");
+        message.push_str(&o.message);
+    }
+    Observed::new("Degraded", true, first.reason, message)
 }

@@ -4,11 +4,16 @@ use super::apply::{apply, patch_status};
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
-use super::{MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference, stateful_set_progress};
+use super::{
+    ERROR_RETRY, Failures, MISSING_REF_RETRY, RESYNC, conditions_with_events, missing_reference,
+    stateful_set_progress,
+};
+use crate::crd::common::SecretKeyRef;
 use crate::crd::{RecorderPool, RecorderPoolStatus, Shard};
 use crate::render::recorder;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -22,36 +27,56 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
     let previous = pool.status.clone().unwrap_or_default();
     let shard = Api::<Shard>::namespaced(ctx.client.clone(), &ns).get_opt(&pool.spec.shard_ref.name).await?;
     let mut missing = None;
+    let mut failed = Failures::default();
+    let sts_name = recorder::owner(pool).child_name();
+    let sts_api = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns);
     if shard.is_none() {
         missing = Some((
             "ShardNotFound",
-            format!("Shard {} (spec.shardRef) does not exist", pool.spec.shard_ref.name),
-        ));
-    } else if let Some(s3) = &pool.spec.storage.s3
-        && !super::apply::secret_has_key(&ctx.client, &ns, &s3.credentials_secret_name, "accessKeyId").await?
-    {
-        missing = Some((
-            "SecretNotFound",
             format!(
-                "Secret {} with key accessKeyId (storage.s3.credentialsSecretName) does not exist",
-                s3.credentials_secret_name
+                "Shard {} (spec.shardRef) does not exist; no recorders are run for it",
+                pool.spec.shard_ref.name
             ),
         ));
+        // Orphan policy, as for BridgePools: no shard, no workload; the pool stays.
+        if sts_api.get_opt(&sts_name).await?.is_some() {
+            let deleted = sts_api.delete(&sts_name, &DeleteParams::background()).await.map_err(Error::from);
+            if failed.check(format!("deleting StatefulSet {sts_name}"), deleted).is_some() {
+                let note = format!(
+                    "deleted StatefulSet {sts_name}: Shard {} does not exist",
+                    pool.spec.shard_ref.name
+                );
+                ctx.event(pool, false, "Deleted", note).await;
+            }
+        }
+    } else if let Some(s3) = &pool.spec.storage.s3 {
+        let r = SecretKeyRef { name: s3.credentials_secret_name.clone(), key: "accessKeyId".into() };
+        missing =
+            super::apply::check_secret(&ctx.client, &ns, &r, "storage.s3.credentialsSecretName").await?;
     }
     if let Some((reason, message)) = missing {
-        let health = missing_reference(reason, message);
+        let mut health = missing_reference(reason, message);
+        if let Some(d) = failed.degraded() {
+            health.degraded = super::degraded_of(vec![health.degraded.clone(), d], health.degraded.clone());
+        }
+        let gone = shard.is_none();
         let status = RecorderPoolStatus {
             observed_generation: pool.metadata.generation,
             conditions: conditions_with_events(ctx, pool, &previous.conditions, &health).await,
-            ..previous
+            ready_replicas: if gone { 0 } else { previous.ready_replicas },
+            capacity: if gone { 0 } else { previous.capacity },
         };
         patch_status(&ctx.client, pool, &status).await?;
         return Ok(Action::requeue(MISSING_REF_RETRY));
     }
 
-    let sts = apply(&ctx.client, &recorder::render(pool, &ctx.render)).await?;
+    let applied = apply(&ctx.client, &recorder::render(pool, &ctx.render)).await;
+    let sts = match failed.check(format!("StatefulSet {sts_name}"), applied) {
+        Some(sts) => Some(sts),
+        None => sts_api.get_opt(&sts_name).await?,
+    };
     let desired = pool.spec.replicas;
-    let (ready, rolled_out) = stateful_set_progress(Some(&sts), desired);
+    let (ready, rolled_out) = stateful_set_progress(sts.as_ref(), desired);
     let selector = super::selector_string(&recorder::owner(pool).selector_labels());
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
         .list(&ListParams::default().labels(&selector))
@@ -74,7 +99,9 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
                 format!("{ready} of {desired} recorder(s) ready"),
             )
         },
-        degraded: if unschedulable.is_empty() {
+        degraded: if let Some(d) = failed.degraded() {
+            d
+        } else if unschedulable.is_empty() {
             Observed::new(
                 "Degraded",
                 false,
@@ -101,5 +128,5 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         capacity: ready * pool.spec.recordings_per_pod,
     };
     patch_status(&ctx.client, pool, &status).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(if failed.is_empty() { RESYNC } else { ERROR_RETRY }))
 }

@@ -5,7 +5,9 @@ use super::apply::{self, apply, create_secret_once, delete_orphans, patch_status
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
-use super::{MISSING_REF_RETRY, RESYNC, conditions_with_events, stateful_set_progress};
+use super::{
+    ERROR_RETRY, Failures, MISSING_REF_RETRY, RESYNC, conditions_with_events, stateful_set_progress,
+};
 use crate::crd::shard::JwtAlgorithm;
 use crate::crd::{BridgePool, RecorderPool, Shard, ShardStatus, TurnPool};
 use crate::render::signaling::{self, ShardInputs, TurnInputs};
@@ -35,41 +37,62 @@ pub async fn reconcile(shard: Arc<Shard>, ctx: Arc<Context>) -> Result<Action> {
 async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     let ns = shard.namespace().ok_or(Error::NoNamespace)?;
     let g = gather(shard, ctx, &ns).await?;
+    let mut failed = Failures::default();
 
     let owner = signaling::owner(shard);
     let name = shard.name_any();
     if g.generate_jwt {
         let secret = secrets::render(&owner, &format!("{name}-jwt"), &secrets::random_value());
-        if create_secret_once(&ctx.client, &secret).await? {
+        let what = format!("Secret {name}-jwt");
+        if failed.check(what, create_secret_once(&ctx.client, &secret).await) == Some(true) {
             ctx.event(shard, false, "SecretCreated", format!("generated the HS256 token secret {name}-jwt"))
                 .await;
         }
     }
-    let control = secrets::render(&owner, &bridge_control_secret(&name), &secrets::random_value());
-    if create_secret_once(&ctx.client, &control).await? {
+    let control_name = bridge_control_secret(&name);
+    let control = secrets::render(&owner, &control_name, &secrets::random_value());
+    if failed.check(format!("Secret {control_name}"), create_secret_once(&ctx.client, &control).await)
+        == Some(true)
+    {
         ctx.event(
             shard,
             false,
             "SecretCreated",
-            format!("generated the bridge-control secret {}", bridge_control_secret(&name)),
+            format!("generated the bridge-control secret {control_name}"),
         )
         .await;
     }
 
-    let objects = signaling::render(shard, &g.inputs, &ctx.render);
-    apply(&ctx.client, &objects.config_map).await?;
-    apply(&ctx.client, &objects.service).await?;
-    let sts = apply(&ctx.client, &objects.stateful_set).await?;
+    let mut objects = signaling::render(shard, &g.inputs, &ctx.render);
+    stamp_config_hash(&mut objects);
+    failed.check(
+        format!("ConfigMap {}", objects.config_map.name_any()),
+        apply(&ctx.client, &objects.config_map).await,
+    );
+    failed
+        .check(format!("Service {}", objects.service.name_any()), apply(&ctx.client, &objects.service).await);
+    let sts_name = objects.stateful_set.name_any();
+    let sts = match failed
+        .check(format!("StatefulSet {sts_name}"), apply(&ctx.client, &objects.stateful_set).await)
+    {
+        Some(sts) => Some(sts),
+        // Refused: the conditions still tell how the running one is doing.
+        None => Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&sts_name).await?,
+    };
     let keep_ingress: Vec<String> = match &objects.ingress {
-        Some(ing) => vec![apply(&ctx.client, ing).await?.name_any()],
+        Some(ing) => {
+            failed.check(format!("Ingress {}", ing.name_any()), apply(&ctx.client, ing).await);
+            vec![ing.name_any()]
+        }
         None => vec![],
     };
     let selector = owner.children_selector();
-    for gone in delete_orphans::<Ingress>(&ctx.client, &ns, &selector, &keep_ingress).await? {
+    let deleted = delete_orphans::<Ingress>(&ctx.client, &ns, &selector, &keep_ingress).await;
+    for gone in failed.check("deleting unwanted Ingresses", deleted).unwrap_or_default() {
         ctx.event(shard, false, "Deleted", format!("deleted Ingress {gone}: ingress is disabled")).await;
     }
 
-    let health = health(&g, Some(&sts));
+    let health = health(&g, sts.as_ref(), &failed);
     let previous = shard.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let status = ShardStatus {
         observed_generation: shard.metadata.generation,
@@ -80,7 +103,33 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
         participants: g.participants,
     };
     patch_status(&ctx.client, shard, &status).await?;
-    Ok(Action::requeue(if g.missing.is_empty() { RESYNC } else { MISSING_REF_RETRY }))
+    Ok(Action::requeue(if !failed.is_empty() {
+        ERROR_RETRY
+    } else if g.missing.is_empty() {
+        RESYNC
+    } else {
+        MISSING_REF_RETRY
+    }))
+}
+
+/// Annotation on the signaling pod template with a hash of its config file: an edit of the
+/// Shard that changes the file changes the template, so the StatefulSet rolls the pod and
+/// signaling starts with the new file.
+pub const CONFIG_HASH: &str = "convene.dev/config-hash";
+
+fn stamp_config_hash(objects: &mut signaling::SignalingObjects) {
+    use sha2::Digest;
+    let data = serde_json::to_vec(&objects.config_map.data).unwrap_or_default();
+    let hash = sha2::Sha256::digest(&data);
+    let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    if let Some(spec) = objects.stateful_set.spec.as_mut() {
+        spec.template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(CONFIG_HASH.into(), hex);
+    }
 }
 
 async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
@@ -97,12 +146,11 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
         };
         match key_ref {
             Some(r) => {
-                if !apply::secret_has_key(client, ns, &r.name, &r.key).await? {
-                    missing.push((
-                        "SecretNotFound",
-                        format!("Secret {} with key {} (auth.jwt) does not exist", r.name, r.key),
-                    ));
-                }
+                let field = match jwt.algorithm {
+                    JwtAlgorithm::HS256 => "auth.jwt.secretRef",
+                    JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => "auth.jwt.publicKeysRef",
+                };
+                missing.extend(apply::check_secret(client, ns, &r, field).await?);
                 inputs.jwt_key = Some((r.name, r.key));
             }
             None => {
@@ -149,24 +197,28 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
 }
 
 /// Pure: the shard's conditions from what was gathered.
-fn health(g: &Gathered, sts: Option<&StatefulSet>) -> Health {
+fn health(g: &Gathered, sts: Option<&StatefulSet>, failed: &Failures) -> Health {
     let (ready_pods, rolled_out) = stateful_set_progress(sts, 1);
-    let degraded = match g.missing.first() {
-        Some((reason, _)) => Observed::new(
+    let missing = g.missing.first().map(|(reason, _)| {
+        Observed::new(
             "Degraded",
             true,
             *reason,
             g.missing.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "),
-        ),
-        None => Observed::new("Degraded", false, "AsExpected", "all references resolved"),
-    };
+        )
+    });
+    let degraded = super::degraded_of(
+        failed.degraded().into_iter().chain(missing.clone()).collect(),
+        Observed::new("Degraded", false, "AsExpected", "all references resolved"),
+    );
     let progressing = if rolled_out {
         Observed::new("Progressing", false, "Stable", "signaling is rolled out")
     } else {
         Observed::new("Progressing", true, "RollingOut", "signaling pod is starting or updating")
     };
-    let ready = if degraded.status {
-        Observed::new("Ready", false, degraded.reason.clone(), degraded.message.clone())
+    // A refused write leaves what runs running: readiness is still read from the pods.
+    let ready = if let Some(m) = missing {
+        Observed::new("Ready", false, m.reason, m.message)
     } else if ready_pods < 1 {
         Observed::new("Ready", false, "SignalingNotReady", "the signaling pod is not ready yet")
     } else if g.bridges_ready < 1 {

@@ -5,9 +5,10 @@ use super::apply::{apply, create_secret_once, patch_status};
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
-use super::{RESYNC, conditions_with_events, stateful_set_progress};
+use super::{ERROR_RETRY, Failures, RESYNC, conditions_with_events, stateful_set_progress};
 use crate::crd::{BridgePool, Shard, TurnPool, TurnPoolStatus};
 use crate::render::{secrets, turn};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
 use kube::runtime::controller::Action;
@@ -24,9 +25,11 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
     let bridge_addresses = bridge_addresses(ctx, &ns, &name).await?;
     let relay_addresses = relay_addresses(ctx, pool, &ns).await?;
 
+    let mut failed = Failures::default();
     let owner = turn::owner(pool);
     let secret = secrets::render(&owner, &turn::secret_name(&name), &secrets::random_value());
-    if create_secret_once(&ctx.client, &secret).await? {
+    let created = create_secret_once(&ctx.client, &secret).await;
+    if failed.check(format!("Secret {}", turn::secret_name(&name)), created) == Some(true) {
         ctx.event(
             pool,
             false,
@@ -36,10 +39,17 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
         .await;
     }
     let objects = turn::render(pool, &bridge_addresses, &ctx.render);
-    apply(&ctx.client, &objects.config_map).await?;
-    let sts = apply(&ctx.client, &objects.stateful_set).await?;
+    let cm = &objects.config_map;
+    failed.check(format!("ConfigMap {}", cm.name_any()), apply(&ctx.client, cm).await);
+    let sts_name = objects.stateful_set.name_any();
+    let sts = match failed
+        .check(format!("StatefulSet {sts_name}"), apply(&ctx.client, &objects.stateful_set).await)
+    {
+        Some(sts) => Some(sts),
+        None => Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&sts_name).await?,
+    };
 
-    let (ready, rolled_out) = stateful_set_progress(Some(&sts), pool.spec.replicas);
+    let (ready, rolled_out) = stateful_set_progress(sts.as_ref(), pool.spec.replicas);
     let health = Health {
         ready: if ready > 0 || pool.spec.replicas == 0 {
             Observed::new(
@@ -66,7 +76,9 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
                 format!("{ready} of {} relay(s) ready", pool.spec.replicas),
             )
         },
-        degraded: Observed::new("Degraded", false, "AsExpected", "configuration rendered"),
+        degraded: failed
+            .degraded()
+            .unwrap_or_else(|| Observed::new("Degraded", false, "AsExpected", "configuration rendered")),
     };
     let previous = pool.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let status = TurnPoolStatus {
@@ -77,7 +89,7 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
         allowed_bridge_addresses: bridge_addresses,
     };
     patch_status(&ctx.client, pool, &status).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(if failed.is_empty() { RESYNC } else { ERROR_RETRY }))
 }
 
 /// Addresses of the bridges of every shard in the namespace that uses this TurnPool.

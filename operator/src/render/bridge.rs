@@ -20,8 +20,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
-/// The ClusterRole every bridge ServiceAccount is bound to: read Nodes, to learn the node's
-/// address. RBAC cannot narrow this to "its own" node, so it is read-only and nothing more.
+/// The default name of the ClusterRole every bridge ServiceAccount is bound to: read Nodes, to
+/// learn the node's address. RBAC cannot narrow this to "its own" node, so it is read-only and
+/// nothing more. The Helm chart installs it (`<release>-bridge-node-reader`) and tells the
+/// operator its name; the operator only binds it, so `helm uninstall` removes it.
 pub const NODE_READER_ROLE: &str = "convene-bridge-node-reader";
 
 /// Everything a BridgePool renders to.
@@ -45,7 +47,7 @@ pub fn cluster_role_binding_name(namespace: &str, pool: &str) -> String {
     format!("convene-bridge-{namespace}-{pool}")
 }
 
-/// The shared node-reader ClusterRole.
+/// The shared node-reader ClusterRole (what the chart installs; for installs without Helm).
 pub fn node_reader_role() -> ClusterRole {
     ClusterRole {
         metadata: ObjectMeta {
@@ -115,7 +117,7 @@ pub fn render(pool: &BridgePool, replicas: i32, cfg: &RenderConfig) -> BridgeObj
             role_ref: RoleRef {
                 api_group: Some("rbac.authorization.k8s.io".into()),
                 kind: "ClusterRole".into(),
-                name: NODE_READER_ROLE.into(),
+                name: cfg.node_reader_role.clone(),
             },
             subjects: Some(vec![Subject {
                 kind: "ServiceAccount".into(),

@@ -18,6 +18,9 @@ pub struct RenderConfig {
     pub turn_image: String,
     /// Namespace the operator runs in (its pods may scrape bridges).
     pub operator_namespace: String,
+    /// The ClusterRole bridges are bound to (installed with the operator, see
+    /// `bridge::NODE_READER_ROLE`).
+    pub node_reader_role: String,
 }
 
 impl Default for RenderConfig {
@@ -26,6 +29,7 @@ impl Default for RenderConfig {
             media_image: format!("ghcr.io/convene-dev/convene-media:{}", env!("CARGO_PKG_VERSION")),
             turn_image: "docker.io/coturn/coturn:4.6.3".into(),
             operator_namespace: "convene-system".into(),
+            node_reader_role: bridge::NODE_READER_ROLE.into(),
         }
     }
 }

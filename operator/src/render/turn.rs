@@ -78,16 +78,43 @@ pub fn config(pool: &TurnPool, bridge_addresses: &[String]) -> String {
         lines.push("no-tls".into());
         lines.push("no-dtls".into());
     }
-    let denied: Vec<String> = match &s.denied_peer_ranges {
-        Some(ranges) => ranges.clone(),
-        None => DEFAULT_DENIED_PEER_RANGES.iter().map(|r| r.to_string()).collect(),
-    };
+    // The private ranges always stay denied; a given list adds to them.
+    let mut denied: Vec<String> = DEFAULT_DENIED_PEER_RANGES.iter().map(|r| r.to_string()).collect();
+    for r in s.denied_peer_ranges.iter().flatten().map(|r| coturn_range(r)) {
+        if !denied.contains(&r) {
+            denied.push(r);
+        }
+    }
     lines.extend(denied.iter().map(|r| format!("denied-peer-ip={r}")));
-    let mut allowed: Vec<&String> = bridge_addresses.iter().chain(&s.allowed_peer_ranges).collect();
+    let mut allowed: Vec<String> =
+        bridge_addresses.iter().chain(&s.allowed_peer_ranges).map(|r| coturn_range(r)).collect();
     allowed.sort();
     allowed.dedup();
     lines.extend(allowed.iter().map(|r| format!("allowed-peer-ip={r}")));
     lines.join("\n") + "\n"
+}
+
+/// Pure: an address, CIDR or range in coturn's syntax (`a.b.c.d` or `a.b.c.d-e.f.g.h`):
+/// coturn refuses CIDR notation ("Wrong address format") and would start without the rule.
+pub fn coturn_range(entry: &str) -> String {
+    use std::net::IpAddr;
+    let Some((ip, bits)) = entry.split_once('/') else { return entry.to_string() };
+    let (Ok(ip), Ok(bits)) = (ip.parse::<IpAddr>(), bits.parse::<u32>()) else { return entry.to_string() };
+    match ip {
+        IpAddr::V4(v4) if bits <= 32 => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let first = u32::from(v4) & mask;
+            let last = first | !mask;
+            format!("{}-{}", std::net::Ipv4Addr::from(first), std::net::Ipv4Addr::from(last))
+        }
+        IpAddr::V6(v6) if bits <= 128 => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let first = u128::from(v6) & mask;
+            let last = first | !mask;
+            format!("{}-{}", std::net::Ipv6Addr::from(first), std::net::Ipv6Addr::from(last))
+        }
+        _ => entry.to_string(),
+    }
 }
 
 /// Everything a TurnPool renders to (besides its Secret).
