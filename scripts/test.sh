@@ -34,8 +34,10 @@ CONVENE_PREBUILT=1 signaling/web-tests/run.sh
 step "cluster tier (real control plane, kwok nodes)"
 # --workspace keeps the build's feature set: the test target is already built, nothing rebuilds.
 # operator: the examples, edits, GC, invalid manifests, helm, leader election;
+# admin: the chart's RBAC, refused children in status, config hash, deletion, Secrets, uninstall;
 # autoscale: real signaling, bridges (one per kwok pod) and convene-loadgen under load.
-e2e/cluster/with-cluster.sh cargo test --workspace --locked --test operator --test autoscale \
+# Every operator runs under the chart's ServiceAccount, not admin credentials.
+e2e/cluster/with-cluster.sh cargo test --workspace --locked --test operator --test admin --test autoscale \
   -- --ignored --test-threads=1 --nocapture
 
 step "all tiers passed"
