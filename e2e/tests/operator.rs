@@ -1,5 +1,8 @@
 //! The operator against a real kube-apiserver, controller-manager and scheduler with kwok
-//! nodes, exercised the way a cluster admin would. Run through the cluster tier:
+//! nodes, exercised the way a cluster admin would. (Over 600 lines on purpose: each test is one
+//! admin scenario sharing this file's helpers, and about 200 lines are the table of refused
+//! manifests with their expected messages; `admin.rs` holds issue 11's scenarios.) Run through
+//! the cluster tier:
 //!
 //!   e2e/cluster/with-cluster.sh cargo test -p convene-e2e --test operator -- --ignored --test-threads=1
 //!
