@@ -375,7 +375,7 @@ async fn start_drain(
         .and_then(|s| s.data?.get("secret").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
         .unwrap_or_default();
     let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
-    let accepted = scrape::drain(&ip, pool.spec.ports.http, &secret, deadline).await;
+    let accepted = scrape::request_drain(&ip, pool.spec.ports.http, &secret, deadline).await;
     let patch = serde_json::json!({"metadata": {"annotations": {DRAINING: "true"}}});
     Api::<Pod>::namespaced(ctx.client.clone(), ns)
         .patch(name, &PatchParams::default(), &Patch::Merge(patch))

@@ -53,7 +53,7 @@ pub fn parse(body: &[u8]) -> BridgeLoad {
 
 /// `POST /drain` with the shard's bridge-control secret and the deadline after which signaling
 /// should move the remaining calls. Returns whether the bridge accepted.
-pub async fn drain(ip: &str, port: i32, secret: &str, deadline: std::time::Duration) -> bool {
+pub async fn request_drain(ip: &str, port: i32, secret: &str, deadline: std::time::Duration) -> bool {
     let url = paths::drain_url(&format!("http://{ip}:{port}"), deadline.as_secs());
     let Ok(req) = hyper::Request::post(url)
         .header("Authorization", format!("Bearer {secret}"))
