@@ -4,6 +4,12 @@
 
 pub mod kubelet;
 
+use convene_operator::crd::{BridgePool, RecorderPool, Shard, TurnPool};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+
 use anyhow::{Context as _, Result, bail};
 use kube::Client;
 use std::future::Future;
@@ -359,3 +365,35 @@ pub async fn http_get_host(host: &str, port: u16, path: &str) -> Result<String> 
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
+
+/// A namespaced object, if it exists.
+pub async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    Ok(Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?)
+}
+
+/// The condition of type `t`.
+pub fn condition<'a>(conds: &'a [Condition], t: &str) -> Option<&'a Condition> {
+    conds.iter().find(|c| c.type_ == t)
+}
+
+/// Our resources, by their status conditions.
+pub trait Conditioned {
+    fn conditions(&self) -> Vec<Condition>;
+}
+
+macro_rules! conditioned {
+    ($($kind:ty),*) => {$(
+        impl Conditioned for $kind {
+            fn conditions(&self) -> Vec<Condition> {
+                self.status.clone().unwrap_or_default().conditions
+            }
+        }
+    )*};
+}
+conditioned!(Shard, BridgePool, RecorderPool, TurnPool);

@@ -7,7 +7,7 @@
 //! Every operator here runs with a token of the chart's ServiceAccount and the chart's Roles
 //! (never admin).
 
-use anyhow::{Result, anyhow};
+use anyhow::anyhow;
 use convene_e2e::*;
 use convene_operator::crd::{BridgePool, Shard};
 use convene_operator::rbac::{self, Scope};
@@ -17,9 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::ListParams;
-use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
-use std::fmt::Debug;
+use kube::{Api, Client};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -37,28 +35,6 @@ fn setup() {
             kubectl_ok(&["taint", "node", &name, "convene.dev/admin=true:NoSchedule", "--overwrite"]);
         }
     });
-}
-
-async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    Ok(Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?)
-}
-
-fn cond<'a>(conds: &'a [Condition], t: &str) -> Option<&'a Condition> {
-    conds.iter().find(|c| c.type_ == t)
-}
-
-fn shard_conditions(s: &Shard) -> Vec<Condition> {
-    s.status.clone().unwrap_or_default().conditions
-}
-
-fn pool_conditions(p: &BridgePool) -> Vec<Condition> {
-    p.status.clone().unwrap_or_default().conditions
 }
 
 /// A trial-like shard with `replicas` bridges on the admin nodes; `shard_extra` is YAML added
@@ -110,7 +86,7 @@ async fn wait_pool<F: Fn(&BridgePool) -> bool>(client: &Client, ns: &str, what: 
 }
 
 fn is(conds: &[Condition], t: &str, status: &str) -> bool {
-    cond(conds, t).is_some_and(|c| c.status == status)
+    condition(conds, t).is_some_and(|c| c.status == status)
 }
 
 fn events(ns: &str, name: &str, reason: &str) -> Vec<String> {
@@ -189,7 +165,7 @@ async fn the_chart_grants_every_call_the_code_makes_and_a_rollout_finishes_under
     let op = Operator::start_as(&wide, None, "op-lp", "convene-operator", 15).unwrap();
     apply_trial("lp", "", 2);
     wait_pool(&client, "lp", "two bridges ready", |p| {
-        p.status.as_ref().is_some_and(|s| s.ready_replicas == 2) && is(&pool_conditions(p), "Ready", "True")
+        p.status.as_ref().is_some_and(|s| s.ready_replicas == 2) && is(&p.conditions(), "Ready", "True")
     })
     .await;
     let before: StatefulSet = get(&client, "lp", "trial-bridge").await.unwrap().unwrap();
@@ -226,7 +202,7 @@ async fn the_chart_grants_every_call_the_code_makes_and_a_rollout_finishes_under
                 p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&rev)
             });
         let p: BridgePool = get(&client, "lp", "trial").await?.ok_or_else(|| anyhow!("no pool"))?;
-        Ok((all_new && is(&pool_conditions(&p), "Progressing", "False")).then_some(()))
+        Ok((all_new && is(&p.conditions(), "Progressing", "False")).then_some(()))
     })
     .await;
     dump.abort();
@@ -280,12 +256,12 @@ async fn a_child_the_api_server_refuses_is_in_status_and_a_warning_event() {
     // Passes admission, refused when the operator applies the Ingress.
     apply_trial(ns, "  ingress: {annotations: {\"bad key!\": \"x\"}}", 1);
     let s = wait_shard(&client, ns, "Shard Degraded with ApplyFailed", |s| {
-        cond(&shard_conditions(s), "Degraded")
+        condition(&s.conditions(), "Degraded")
             .is_some_and(|c| c.status == "True" && c.reason == "ApplyFailed")
     })
     .await;
     let st = s.status.clone().unwrap();
-    let msg = &cond(&st.conditions, "Degraded").unwrap().message;
+    let msg = &condition(&st.conditions, "Degraded").unwrap().message;
     assert!(
         msg.contains("Ingress trial") && msg.contains("bad key!"),
         "names the child and the API's message: {msg}"
@@ -294,7 +270,7 @@ async fn a_child_the_api_server_refuses_is_in_status_and_a_warning_event() {
     assert_eq!(st.url.as_deref(), Some("http://meet.localhost/"));
     // Unrelated conditions keep being computed: the signaling pod and the bridge still come up.
     wait_shard(&client, ns, "Shard Ready despite the refused Ingress", |s| {
-        is(&shard_conditions(s), "Ready", "True")
+        is(&s.conditions(), "Ready", "True")
     })
     .await;
     let warnings = events(ns, "trial", "ApplyFailed");
@@ -312,7 +288,7 @@ async fn a_child_the_api_server_refuses_is_in_status_and_a_warning_event() {
         "-p",
         r#"[{"op":"remove","path":"/spec/ingress/annotations"}]"#,
     ]);
-    wait_shard(&client, ns, "Degraded cleared", |s| is(&shard_conditions(s), "Degraded", "False")).await;
+    wait_shard(&client, ns, "Degraded cleared", |s| is(&s.conditions(), "Degraded", "False")).await;
 
     // A cluster policy refuses the pool's PodDisruptionBudget while its bridges cannot be
     // placed: both are reported, and the status keeps following the pods.
@@ -322,7 +298,7 @@ async fn a_child_the_api_server_refuses_is_in_status_and_a_warning_event() {
     tokio::time::sleep(Duration::from_secs(2)).await; // the policy becomes active
     apply_trial(ns, "", 6);
     let p = wait_pool(&client, ns, "pool Degraded naming the PDB and the unplaceable bridges", |p| {
-        cond(&pool_conditions(p), "Degraded").is_some_and(|c| {
+        condition(&p.conditions(), "Degraded").is_some_and(|c| {
             c.status == "True"
                 && c.reason == "ApplyFailed"
                 && c.message.contains("PodDisruptionBudget trial-bridge")
@@ -330,7 +306,7 @@ async fn a_child_the_api_server_refuses_is_in_status_and_a_warning_event() {
         })
     })
     .await;
-    let msg = cond(&pool_conditions(&p), "Degraded").unwrap().message.clone();
+    let msg = condition(&p.conditions(), "Degraded").unwrap().message.clone();
     assert!(msg.contains("managed by the platform team"), "{msg}");
     assert_eq!(p.status.as_ref().unwrap().ready_replicas, 4, "four admin nodes, four bridges running");
     let warnings = events(ns, "trial", "ApplyFailed");
@@ -354,7 +330,7 @@ async fn a_shard_edit_changes_the_signaling_pod_template() {
     let client = client().await;
     let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     apply_trial(ns, "", 1);
-    wait_shard(&client, ns, "Shard Ready", |s| is(&shard_conditions(s), "Ready", "True")).await;
+    wait_shard(&client, ns, "Shard Ready", |s| is(&s.conditions(), "Ready", "True")).await;
     let hash = |sts: &StatefulSet| {
         sts.spec
             .as_ref()?
@@ -426,7 +402,7 @@ spec:
       tolerations: [{key: convene.dev/admin, operator: Exists}]
 "#;
     assert!(kubectl(&["apply", "-n", ns, "-f", "-"], Some(rec)).status.success());
-    wait_shard(&client, ns, "Shard Ready", |s| is(&shard_conditions(s), "Ready", "True")).await;
+    wait_shard(&client, ns, "Shard Ready", |s| is(&s.conditions(), "Ready", "True")).await;
     eventually("recorder StatefulSet exists", TIMEOUT, || async {
         Ok(get::<StatefulSet>(&client, ns, "rec-recorder").await?.map(|_| ()))
     })
@@ -443,13 +419,13 @@ spec:
     })
     .await;
     let p = wait_pool(&client, ns, "pool says its shard is gone", |p| {
-        cond(&pool_conditions(p), "Degraded").is_some_and(|c| c.reason == "ShardNotFound")
+        condition(&p.conditions(), "Degraded").is_some_and(|c| c.reason == "ShardNotFound")
     })
     .await;
     assert_eq!(p.status.unwrap().ready_replicas, 0);
     // Re-creating the shard brings the bridges back.
     apply_trial(ns, "", 1);
-    wait_shard(&client, ns, "Shard Ready again", |s| is(&shard_conditions(s), "Ready", "True")).await;
+    wait_shard(&client, ns, "Shard Ready again", |s| is(&s.conditions(), "Ready", "True")).await;
     delete_namespace(ns);
 }
 
@@ -469,11 +445,11 @@ async fn a_referenced_secret_is_picked_up_within_seconds_and_a_missing_key_is_na
         1,
     );
     let s = wait_shard(&client, ns, "SecretNotFound", |s| {
-        cond(&shard_conditions(s), "Degraded").is_some_and(|c| c.reason == "SecretNotFound")
+        condition(&s.conditions(), "Degraded").is_some_and(|c| c.reason == "SecretNotFound")
     })
     .await;
     assert!(
-        cond(&shard_conditions(&s), "Degraded")
+        condition(&s.conditions(), "Degraded")
             .unwrap()
             .message
             .contains("Secret app-jwt (auth.jwt.secretRef) does not exist")
@@ -482,12 +458,12 @@ async fn a_referenced_secret_is_picked_up_within_seconds_and_a_missing_key_is_na
     kubectl_ok(&["create", "secret", "generic", "-n", ns, "app-jwt", "--from-literal=token=x"]);
     let s = eventually("SecretKeyNotFound within seconds", Duration::from_secs(15), || async {
         let s: Shard = get(&client, ns, "trial").await?.ok_or_else(|| anyhow!("none"))?;
-        Ok(cond(&shard_conditions(&s), "Degraded")
+        Ok(condition(&s.conditions(), "Degraded")
             .is_some_and(|c| c.reason == "SecretKeyNotFound")
             .then_some(s))
     })
     .await;
-    let msg = cond(&shard_conditions(&s), "Degraded").unwrap().message.clone();
+    let msg = condition(&s.conditions(), "Degraded").unwrap().message.clone();
     assert!(msg.contains("has no key secret") && msg.contains("only token"), "{msg}");
     // The key is added: Ready within seconds, no nudge, no 5-minute wait.
     let fixed = kubectl_ok(&[
@@ -506,7 +482,7 @@ async fn a_referenced_secret_is_picked_up_within_seconds_and_a_missing_key_is_na
     assert!(kubectl(&["apply", "-n", ns, "-f", "-"], Some(&fixed)).status.success());
     eventually("Ready within seconds of the key appearing", Duration::from_secs(15), || async {
         let s: Shard = get(&client, ns, "trial").await?.ok_or_else(|| anyhow!("none"))?;
-        Ok(is(&shard_conditions(&s), "Ready", "True").then_some(()))
+        Ok(is(&s.conditions(), "Ready", "True").then_some(()))
     })
     .await;
     println!("Ready {:.1} s after the Secret got its key", added.elapsed().as_secs_f64());
@@ -524,7 +500,7 @@ async fn a_normal_start_says_ready_once() {
     let client = client().await;
     let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     apply_trial(ns, "", 1);
-    wait_shard(&client, ns, "Shard Ready", |s| is(&shard_conditions(s), "Ready", "True")).await;
+    wait_shard(&client, ns, "Shard Ready", |s| is(&s.conditions(), "Ready", "True")).await;
     // Several reconciles later (status writes, pod changes), still one Event per transition.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let all = kubectl_ok(&[
@@ -574,7 +550,7 @@ async fn helm_uninstall_after_the_operator_ran_leaves_no_cluster_role_or_lease()
     fresh_namespace(work);
     let op = Operator::start_as(&id, None, "op-u", "convene-operator", 15).unwrap();
     apply_trial(work, "", 1);
-    wait_shard(&client, work, "Shard Ready", |s| is(&shard_conditions(s), "Ready", "True")).await;
+    wait_shard(&client, work, "Shard Ready", |s| is(&s.conditions(), "Ready", "True")).await;
     assert!(
         Api::<Lease>::namespaced(client.clone(), ns).get_opt("convene-operator").await.unwrap().is_some()
     );

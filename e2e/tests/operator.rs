@@ -9,7 +9,7 @@
 //! Tests share the cluster and its nodes (bridges bind host ports), so they run one at a time,
 //! each in its own namespace with its own operator process.
 
-use anyhow::{Result, anyhow};
+use anyhow::anyhow;
 use convene_e2e::*;
 use convene_operator::crd::{BridgePool, RecorderPool, Shard, TurnPool};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -57,39 +57,6 @@ async fn scenario(ns: &str) -> (Operator, Client) {
 fn apply_example(ns: &str, file: &str) {
     kubectl_ok(&["apply", "-n", ns, "-f", &format!("examples/{file}")]);
 }
-
-async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<K>>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned,
-{
-    Ok(Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?)
-}
-
-fn condition<'a>(
-    conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    t: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    conds.iter().find(|c| c.type_ == t)
-}
-
-/// Our resources, by their status conditions.
-trait Conditioned {
-    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
-}
-
-macro_rules! conditioned {
-    ($($kind:ty),*) => {$(
-        impl Conditioned for $kind {
-            fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-                self.status.clone().unwrap_or_default().conditions
-            }
-        }
-    )*};
-}
-conditioned!(Shard, BridgePool, RecorderPool, TurnPool);
 
 /// Wait until `name` has condition `type_` with `status` (and `reason`, when given).
 async fn wait_condition<K>(
