@@ -132,7 +132,9 @@ async function prejoin() {
     if (n) localStorage.setItem('convene.name', n);
     connect();
   };
-  if (!state.connecting) { show('#prejoin'); $('#pj-name').focus(); }
+  // An early answer to an autojoin (meeting, lobby, password, refusal) owns the screen.
+  if (!document.querySelector('.screen:not(.hidden)')) show('#prejoin');
+  if (!$('#prejoin').classList.contains('hidden')) $('#pj-name').focus();
 }
 
 function applyTrackState() {
@@ -166,8 +168,10 @@ async function onMessage(m) {
       state.bridgeId = m.bridge;
       if (m.ice_servers) state.iceServers = m.ice_servers;
       if (media.pc) { stage.clearRemote(); media.clearRemote(); notice(t('migrating'), { key: 'migrating', level: 'warn', timeout: 4000 }); }
+      // Constraints before the offer: the bridge starts with the layers the layout needs
+      // instead of switching layers (and waiting for a keyframe) right after.
+      stage.mediaReady = true; stage.resetConstraints();
       await media.start(state.iceServers);
-      stage.resetConstraints();
       changed();
       break;
     case 'answer': await media.onAnswer(m.sdp); break;

@@ -181,7 +181,7 @@ export class Stage {
     return { last_n, default_max_height: 180, max_height, pinned };
   }
   sendConstraints() {
-    if (!this.media.pc) return;
+    if (!this.mediaReady) return; // no endpoint on a bridge yet
     const c = this.override || this.computeConstraints();
     const s = JSON.stringify(c);
     if (s === this.lastConstraints) return;
