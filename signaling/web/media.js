@@ -49,7 +49,12 @@ export class Media {
       { audio: this.audioConstraints() }, { video: this.videoConstraints() },
     ];
     let stream = null;
-    for (const c of tries) {
+    const early = window.conveneEarlyMedia; // opened by index.html while the modules loaded
+    window.conveneEarlyMedia = null;
+    if (early) {
+      try { stream = await early; } catch (e) { console.warn('early getUserMedia', e.name); if (e.name === 'NotAllowedError' || e.name === 'SecurityError') this.permissionDenied = true; }
+    }
+    for (const c of stream || this.permissionDenied ? [] : tries) {
       try { stream = await this.getUserMedia(c); break; } catch (e) { console.warn('getUserMedia', e.name); if (this.permissionDenied) break; }
     }
     if (!stream) {

@@ -15,7 +15,11 @@ export class Signal {
     return false;
   }
   connect() {
-    const ws = new WebSocket(this.url);
+    const early = window.conveneEarlyWs; // opened by index.html while the modules loaded
+    window.conveneEarlyWs = null;
+    const adopt = early && early.ws.readyState <= WebSocket.OPEN && early.ws.url === String(this.url);
+    if (early && !adopt) early.ws.close();
+    const ws = adopt ? early.ws : new WebSocket(this.url);
     this.ws = ws;
     ws.onopen = () => { this.attempt = 0; this.onOpen(); };
     ws.onmessage = (e) => {
@@ -30,6 +34,10 @@ export class Signal {
       const delay = Math.min(1000 * 2 ** this.attempt++, 8000) * (0.5 + Math.random() / 2);
       setTimeout(() => { if (!this.closed) this.connect(); }, Math.max(delay, 500));
     };
+    if (adopt) {
+      for (const e of early.buf) ws.onmessage(e);
+      if (ws.readyState === WebSocket.OPEN) ws.onopen();
+    }
     clearInterval(this.pinger);
     this.pinger = setInterval(() => this.proto.ping(), 20000); // proxies/ingress must not idle us out
   }

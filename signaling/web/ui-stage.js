@@ -18,7 +18,7 @@ const snapScreen = (h) => (h <= 200 ? 360 : h <= 500 ? 720 : 1080); // text on s
 export class Stage {
   constructor({ proto, media, onStats }) {
     this.proto = proto; this.media = media; this.onStats = onStats;
-    this.tiles = new Map(); this.quality = null; this.lastConstraints = ''; this.override = null;
+    this.tiles = new Map(); this.tracks = new Map(); this.quality = null; this.lastConstraints = ''; this.override = null;
     this.grid = $('#grid'); this.stage = $('#stage'); this.film = $('#filmstrip');
     const relayout = () => this.layout();
     new ResizeObserver(relayout).observe($('#stage-area'));
@@ -41,18 +41,22 @@ export class Stage {
     tl = { key, endpoint, screen, local: isMe(endpoint), el, video: el.querySelector('video'), avatar: el.querySelector('.avatar'),
       name: el.querySelector('.name'), hand: el.querySelector('.hand'), micOff: el.querySelector('.mic-off'),
       conn: el.querySelector('.conn'), pin: el.querySelector('.pin'), layer: el.querySelector('.reaction-layer') };
+    // A track can arrive before the presence that makes its tile (or outlive a redraw).
+    const known = this.tracks.get(key);
+    if (known && known.readyState === 'live') tl.video.srcObject = new MediaStream([known]);
     tl.pin.onclick = () => { state.pinned = state.pinned === key ? null : key; if (state.pinned) state.layout = 'stage'; changed(); };
     tl.conn.onclick = (e) => this.onStats(tl, e.currentTarget);
     this.tiles.set(key, tl);
     return tl;
   }
   setTrack(src, track) {
+    this.tracks.set(src.endpoint + (src.kind === 'screen' ? ':screen' : ''), track);
     const tl = this.tile(src.endpoint, src.kind === 'screen');
     if (tl.video.srcObject?.getTracks()[0] !== track) tl.video.srcObject = new MediaStream([track]);
     tl.source = src.name;
   }
   drop(key) { const tl = this.tiles.get(key); if (tl) { tl.el.remove(); this.tiles.delete(key); } }
-  clearRemote() { for (const [k, tl] of this.tiles) if (!tl.local) this.drop(k); }
+  clearRemote() { this.tracks.clear(); for (const [k, tl] of this.tiles) if (!tl.local) this.drop(k); }
 
   // One tile per participant, one per screen share; labels, avatars, speaker, hands.
   render() {
