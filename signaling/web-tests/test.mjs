@@ -525,6 +525,25 @@ await check('prejoin page: accessible, German strings with ?lang=de', async () =
   } finally { await close(p); }
 });
 
+await check('nine participants: 3x3 grid of 16:9 tiles, initials for cameras off', async () => {
+  // Two cameras on, seven off (2 shared cores: nine encoders would starve everything).
+  let pages = [];
+  try {
+    const names = ['n1', 'n2', 'n3', 'n4', 'n5', 'n6', 'n7', 'n8', 'n9'];
+    for (let k = 0; k < names.length; k += 3) {
+      pages.push(...await Promise.all(names.slice(k, k + 3).map((n, j) => open(`${BASE}nine?name=${n}&autojoin=1${k + j < 2 ? '' : '&videoMuted=1'}`, n))));
+    }
+    const v = pages[8];
+    await waitFor('9 tiles', () => v.page.evaluate(() => document.querySelectorAll('#grid .tile').length === 9), 30000, 250);
+    await waitFor('both cameras decoded', async () => Object.values((await framesByEndpoint(v)).frames).filter((f) => f > 0).length >= 2, 30000, 250);
+    await sleep(500);
+    const g = await v.page.evaluate(() => ({ cols: document.querySelector('#grid').dataset.cols, tiles: [...document.querySelectorAll('#grid .tile')].map((t) => { const r = t.getBoundingClientRect(); return [Math.round(r.width), Math.round(r.height), t.dataset.videoMuted]; }), initials: document.querySelectorAll('#grid .tile.video-off .initials').length }));
+    log(`  9 tiles, ${g.cols} columns, ${g.tiles[0][0]}x${g.tiles[0][1]} each, ${g.initials} with initials`);
+    if (g.cols !== '3' || g.tiles.some(([w, h]) => Math.abs(w / h - 16 / 9) > 0.05) || g.initials < 7) throw new Error(JSON.stringify(g));
+    await shot(v, 'tile-view-9.png');
+  } finally { for (const p of pages) await close(p); }
+});
+
 await check('signaling restart: clients rejoin and decode without reload', async () => {
   if (!process.env.SIGNALING_A_PID) throw new Error('SIGNALING_A_PID not set');
   let pages = []; let child;
