@@ -181,8 +181,9 @@ async function onMessage(m) {
       notice(t('muted_by', { by: m.by, what: t(m.kind === 'video' ? 'what_video' : 'what_audio') }), { level: 'warn' });
       announce(t('muted_by', { by: m.by, what: t(m.kind === 'video' ? 'what_video' : 'what_audio') }), true);
       break;
-    case 'kicked': end(t('removed_title'), t('removed', { by: m.by })); break;
-    case 'meeting_ended': end(t('ended_title'), t('ended', { by: m.by })); state.ended = m.by; break;
+    // After meeting_ended the server also sends kicked (it closes the socket): keep the first.
+    case 'kicked': if (!state.left) end(t('removed_title'), t('removed', { by: m.by })); break;
+    case 'meeting_ended': state.ended = m.by; end(t('ended_title'), t('ended', { by: m.by })); break;
     case 'lobby_waiting': message(t('waiting_title'), t('waiting_text')); break;
     case 'lobby_denied': end(t('not_admitted'), t('e_lobby_denied')); break;
     default: reduce(m);
