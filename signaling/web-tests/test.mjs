@@ -513,8 +513,11 @@ await check('end meeting for all (moderator)', async () => {
 });
 
 await check('prejoin page: accessible, German strings with ?lang=de', async () => {
-  const p = await open(`${BASE}prejoin-check`, 'prejoin');
+  const p = await open(BASE, 'prejoin');
   try {
+    await p.page.fill('#home-room', 'Prejoin Check');
+    await p.page.keyboard.press('Enter');
+    await waitFor('home page leads to the room', () => p.page.evaluate(() => location.pathname === '/prejoin-check'), 10000);
     await waitFor('prejoin shown', () => p.page.evaluate(() => !document.querySelector('#prejoin').classList.contains('hidden') && !!document.querySelector('#pj-cam option')), 10000);
     await axeCheck(p, 'the prejoin page');
     await p.page.goto(`${BASE}prejoin-check?lang=de&name=udo&autojoin=1`);

@@ -119,6 +119,8 @@ async function prejoin() {
   // the media layer waits for them before it offers.
   if (params.get('autojoin') === '1') connect();
   await media.ready;
+  const maxH = Number(state.web.maxResolution) || 720; // the shard's cap on what we send
+  if (maxH < 720) await media.local.video?.applyConstraints({ height: { ideal: maxH }, width: { ideal: Math.round((maxH * 16) / 9) } }).catch(() => {});
   if (state.me && !media.local.video) publishState();
   $('#preview').srcObject = media.local.stream;
   fillPrejoinDevices();
