@@ -354,26 +354,21 @@ async fn a_shard_edit_changes_the_signaling_pod_template() {
         "-p",
         r#"{"spec":{"web":{"maxResolution":360}}}"#,
     ]);
-    let sts: StatefulSet = eventually("the template hash follows the config", TIMEOUT, || async {
+    let _: StatefulSet = eventually("the template hash follows the config", TIMEOUT, || async {
         let sts: StatefulSet = get(&client, ns, "trial-signaling").await?.ok_or_else(|| anyhow!("none"))?;
         Ok((hash(&sts).is_some_and(|h| h != before)).then_some(sts))
     })
     .await;
     let cm: ConfigMap = get(&client, ns, "trial-signaling").await.unwrap().unwrap();
     assert!(cm.data.unwrap()["signaling.yaml"].contains("360"));
-    // The StatefulSet controller replaces the pod with the new template.
-    let rev = sts.status.and_then(|s| s.update_revision);
+    // The StatefulSet controller replaces the pod with the new template. (Its status may not
+    // name the new revision yet when the hash changes, so compare with the old pod's revision.)
+    let revision =
+        |p: &Pod| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash").cloned());
+    let old_revision = revision(&pod_before);
     eventually("the signaling pod was replaced", TIMEOUT, || async {
         let p: Option<Pod> = get(&client, ns, "trial-signaling-0").await?;
-        Ok(p.filter(|p| {
-            p.metadata.uid != pod_before.metadata.uid
-                && p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("controller-revision-hash"))
-                    .is_some_and(|h| Some(h) == rev.as_ref() || rev.is_none())
-        })
-        .map(|_| ()))
+        Ok(p.filter(|p| p.metadata.uid != pod_before.metadata.uid && revision(p) != old_revision).map(|_| ()))
     })
     .await;
     delete_namespace(ns);

@@ -81,6 +81,10 @@ pub enum ClientMsg {
     RaiseHand {
         raised: bool,
     },
+    /// A short reaction shown on the sender's tile; rate limited (excess ones are dropped).
+    Reaction {
+        reaction: ReactionKind,
+    },
     // ---- moderator -----------------------------------------------------------------------
     Mute {
         target: String,
@@ -113,7 +117,21 @@ pub enum ClientMsg {
     SetRecording {
         recording: bool,
     },
+    /// Moderator: end the meeting for everyone (each gets `meeting_ended`, then the socket closes).
+    EndMeeting,
     Ping,
+}
+
+/// The reactions a client may send (the web app draws each as an icon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReactionKind {
+    Like,
+    Love,
+    Laugh,
+    Clap,
+    Surprise,
+    Party,
 }
 
 fn one() -> u32 {
@@ -210,6 +228,15 @@ pub enum ServerMsg {
         kind: MuteKind,
     },
     Kicked {
+        by: String,
+    },
+    /// A participant's reaction (to everyone, the sender included).
+    Reaction {
+        from: String,
+        reaction: ReactionKind,
+    },
+    /// A moderator ended the meeting for everyone; `kicked` follows and the socket closes.
+    MeetingEnded {
         by: String,
     },
     LobbyWaiting,
@@ -385,6 +412,10 @@ mod tests {
         };
         assert!(o.to_json().contains(r#""sources":[{"mid":"1","kind":"camera""#), "{}", o.to_json());
         assert_eq!(ClientMsg::Leave.to_json(), r#"{"type":"leave"}"#);
+        let r = parse(r#"{"type":"reaction","reaction":"clap"}"#).unwrap();
+        assert_eq!(r, ClientMsg::Reaction { reaction: ReactionKind::Clap });
+        assert!(parse(r#"{"type":"reaction","reaction":"<img>"}"#).is_err(), "only known reactions");
+        assert_eq!(parse(r#"{"type":"end_meeting"}"#).unwrap(), ClientMsg::EndMeeting);
     }
 
     #[test]

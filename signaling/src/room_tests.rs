@@ -322,3 +322,45 @@ async fn a_busy_room_does_not_hold_up_another() {
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     holder.join().unwrap();
 }
+
+#[tokio::test]
+async fn reactions_rate_limited_and_end_meeting_for_all() {
+    let (addr, app) = server().await;
+    auto_bridge(&addr).await;
+    let (mut host, host_id) = join(&addr, "react", "Host").await;
+    let (mut ann, _) = join(&addr, "react", "Ann").await;
+
+    // Everyone, the sender included, sees a reaction; unknown ones are refused.
+    send(&mut host, json!({"type": "reaction", "reaction": "clap"})).await;
+    let r = next(&mut ann, "reaction").await;
+    assert_eq!(r, json!({"type": "reaction", "from": host_id, "reaction": "clap"}));
+    assert_eq!(next(&mut host, "reaction").await["reaction"], "clap");
+    send(&mut host, json!({"type": "reaction", "reaction": "<script>"})).await;
+    assert_eq!(error(&mut host).await, "bad_request");
+
+    // A flood: the burst passes (4 tokens left after the first), the rest are dropped.
+    for _ in 0..20 {
+        send(&mut host, json!({"type": "reaction", "reaction": "party"})).await;
+    }
+    let mut n = 0;
+    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        loop {
+            if next_json(&mut ann).await["type"] == "reaction" {
+                n += 1;
+            }
+        }
+    })
+    .await;
+    assert!((4..=5).contains(&n), "{n} reactions passed the limit");
+
+    // Only a moderator ends the meeting; then everyone is told and disconnected.
+    send(&mut ann, json!({"type": "end_meeting"})).await;
+    assert_eq!(error(&mut ann).await, "not_moderator");
+    send(&mut host, json!({"type": "end_meeting"})).await;
+    for ws in [&mut ann, &mut host] {
+        assert_eq!(next(ws, "meeting_ended").await["by"], "Host");
+        closed(ws).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(app.metrics.render().contains("convene_signaling_rooms 0"));
+}

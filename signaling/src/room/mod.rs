@@ -10,6 +10,7 @@ pub mod lobby;
 pub mod media;
 pub mod moderation;
 pub mod presence;
+pub mod reaction;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,8 @@ pub struct Room {
     pub seq: u64,
     /// The room emptied and left the index; a holder of a stale handle must look it up again.
     pub closed: bool,
+    /// Per-participant reaction rate limits.
+    pub reactions: reaction::Limits,
 }
 
 impl Room {
@@ -240,6 +243,7 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
             | ClientMsg::LobbyDeny { .. }
             | ClientMsg::SetPassword { .. }
             | ClientMsg::SetRecording { .. }
+            | ClientMsg::EndMeeting
     );
     if needs_moderator && !me.info.moderator {
         refuse(app, tx, ErrorCode::NotModerator, "only moderators can do that");
@@ -259,6 +263,8 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
         }
         ClientMsg::Profile { name, avatar } => presence::profile(r, pid, name, avatar),
         ClientMsg::RaiseHand { raised } => r.update(pid, |i| i.hand_raised = raised),
+        ClientMsg::Reaction { reaction } => reaction::send(r, pid, reaction),
+        ClientMsg::EndMeeting => return reaction::end_meeting(app, r, my_name),
         ClientMsg::Mute { target, kind } => moderation::mute(app, r, tx, my_name, &target, kind),
         ClientMsg::MuteAll { kind } => moderation::mute_all(r, pid, my_name, kind),
         ClientMsg::Kick { target } => return moderation::kick(app, r, tx, my_name, &target),

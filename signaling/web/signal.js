@@ -1,0 +1,45 @@
+// The signaling connection: one WebSocket to /ws, JSON frames, keepalive pings, and
+// reconnect + rejoin when the server restarts or the network blips (a rejoin is a new
+// participant id; the media layer renegotiates on the `media` that follows `joined`).
+import { makeProtocol, parseServer } from './protocol.js';
+
+export class Signal {
+  constructor(url, { onMessage, onOpen, onLost }) {
+    this.url = url; this.onMessage = onMessage; this.onOpen = onOpen; this.onLost = onLost;
+    this.ws = null; this.closed = false; this.attempt = 0;
+    this.proto = makeProtocol((m) => this.write(m));
+    this.queue = Promise.resolve(); // server frames are handled one at a time, in order
+  }
+  write(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) { this.ws.send(JSON.stringify(msg)); return true; }
+    return false;
+  }
+  connect() {
+    const early = window.conveneEarlyWs; // opened by index.html while the modules loaded
+    window.conveneEarlyWs = null;
+    const adopt = early && early.ws.readyState <= WebSocket.OPEN && early.ws.url === String(this.url);
+    if (early && !adopt) early.ws.close();
+    const ws = adopt ? early.ws : new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => { this.attempt = 0; this.onOpen(); };
+    ws.onmessage = (e) => {
+      const msg = parseServer(e.data);
+      if (!msg) return;
+      if (msg.type === 'kicked' || msg.type === 'lobby_denied' || msg.type === 'meeting_ended') this.closed = true; // before onclose can reconnect
+      this.queue = this.queue.then(() => this.onMessage(msg)).catch((err) => console.error('handling', msg.type, err));
+    };
+    ws.onclose = () => {
+      if (this.closed || this.ws !== ws) return;
+      if (this.onLost() === false) return;
+      const delay = Math.min(1000 * 2 ** this.attempt++, 8000) * (0.5 + Math.random() / 2);
+      setTimeout(() => { if (!this.closed) this.connect(); }, Math.max(delay, 500));
+    };
+    if (adopt) {
+      for (const e of early.buf) ws.onmessage(e);
+      if (ws.readyState === WebSocket.OPEN) ws.onopen();
+    }
+    clearInterval(this.pinger);
+    this.pinger = setInterval(() => this.proto.ping(), 20000); // proxies/ingress must not idle us out
+  }
+  close() { this.closed = true; clearInterval(this.pinger); if (this.ws) this.ws.close(); }
+}
