@@ -334,20 +334,33 @@ async fn unauthenticated_connections_are_limited_per_address() {
     let _d = ws_from(&addr, "203.0.113.5").await.expect("slot freed by the join");
     assert_eq!(metric(&app, "convene_signaling_disconnects_total{reason=\"unauthenticated_limit\"}"), 1.0);
 
-    // Not a trusted proxy: the header is ignored, every connection counts for the peer, from
-    // its first byte (a silent TCP socket too).
-    let (addr, _app) = server_args(
+    // Not a trusted proxy: the header is ignored and the peer's WebSockets count.
+    let (addr, app) = server_args(
         SignalingConfig::default(),
         Args { max_unauthenticated_per_address: Some(2), ..Default::default() },
     )
     .await;
-    let _t = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let _e = ws_from(&addr, "203.0.113.9").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _f = ws_from(&addr, "203.0.113.10").await.unwrap();
     assert!(
         ws_from(&addr, "198.51.100.8").await.is_err(),
         "forwarded header believed from an untrusted peer"
     );
+    // Raw TCP connections (a page's asset fetches, silent sockets) have their own, larger
+    // budget per address: past it the connection is closed at once.
+    let budget = 2 * crate::serve::TCP_PER_UNAUTHENTICATED as usize;
+    let mut held = Vec::new();
+    while app.tcp_conns.count("127.0.0.1".parse().unwrap()) < budget as u32 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(held.len() <= budget, "the budget holds");
+    }
+    let mut over = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let closed =
+        tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut over, &mut buf))
+            .await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "a connection over the TCP budget is closed");
 }
 
 // ------------------------------------------------------------------------------ JWT defaults

@@ -77,16 +77,14 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 async fn ws(
     State(app): State<Arc<App>>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    slot: Option<axum::Extension<serve::PermitSlot>>,
     headers: HeaderMap,
     up: WebSocketUpgrade,
 ) -> Response {
-    // The connection's slot among its address's unauthenticated connections: taken over from
-    // the TCP connection, or (behind a trusted proxy) counted for the forwarded address.
+    // The socket's slot among its address's unauthenticated WebSockets (the forwarded address
+    // behind a trusted proxy), held until it joins. The TCP connection keeps its own slot.
     let limits = &app.settings.limits;
-    let permit = match (slot.and_then(|s| s.0.take()), peer) {
-        (Some(p), _) => Some(p),
-        (None, Some(peer)) => {
+    let permit = match peer {
+        Some(peer) => {
             let ip = net::client_ip(peer.0.0.ip(), &headers, &limits.trusted_proxies);
             match app.unauth.acquire(ip, limits.max_unauthenticated_per_address) {
                 Some(p) => Some(p),
@@ -97,7 +95,7 @@ async fn ws(
                 }
             }
         }
-        (None, None) => None,
+        None => None,
     };
     up.max_message_size(protocol::MAX_CLIENT_FRAME)
         .max_frame_size(protocol::MAX_CLIENT_FRAME)

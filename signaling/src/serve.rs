@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::ConnectInfo;
@@ -17,19 +17,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::net::{UnauthPermit, trusted};
+use crate::net::trusted;
 use crate::state::App;
 
-/// The connection's slot among its address's unauthenticated connections, handed to the
-/// request so that `/ws` can keep it until the client joins.
-#[derive(Clone, Default)]
-pub struct PermitSlot(pub Arc<Mutex<Option<UnauthPermit>>>);
-
-impl PermitSlot {
-    pub fn take(&self) -> Option<UnauthPermit> {
-        crate::state::lock(&self.0).take()
-    }
-}
+/// TCP connections an address may hold per unauthenticated WebSocket it may hold: a page
+/// fetches its modules over several connections at once.
+pub const TCP_PER_UNAUTHENTICATED: u32 = 8;
 
 /// rustls server config from PEM files (certificate chain, private key).
 pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
@@ -77,13 +70,16 @@ pub async fn serve(
             tracing::debug!("TCP_NODELAY: {e}");
         }
         let limits = &app.settings.limits;
-        // Behind a trusted proxy the real client is only known from the request headers (`/ws`
-        // counts it there); every other peer is counted from its first byte.
-        let slot = PermitSlot::default();
+        // Raw TCP connections (page assets over HTTP/1.1, up to six per page, and sockets that
+        // never send a request) are counted per peer against a budget of several per
+        // unauthenticated WebSocket; a trusted proxy carries everyone's and is not counted.
+        // `/ws` counts the client itself (forwarded address behind a trusted proxy).
+        let mut permit = None;
         if !trusted(&limits.trusted_proxies, peer.ip()) {
             let ip = crate::net::client_ip(peer.ip(), &Default::default(), &[]);
-            match app.unauth.acquire(ip, limits.max_unauthenticated_per_address) {
-                Some(p) => *crate::state::lock(&slot.0) = Some(p),
+            let max = limits.max_unauthenticated_per_address.saturating_mul(TCP_PER_UNAUTHENTICATED);
+            match app.tcp_conns.acquire(ip, max) {
+                Some(p) => permit = Some(p),
                 None => {
                     app.metrics.disconnects.with_label_values(&["unauthenticated_limit"]).inc();
                     continue;
@@ -97,30 +93,26 @@ pub async fn serve(
             let timeout = app.settings.limits.join_timeout;
             match tls {
                 Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => connection(s, peer, slot, router, timeout).await,
+                    Ok(Ok(s)) => connection(s, peer, router, timeout).await,
                     Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake: {e}"),
                     Err(_) => {
                         app.metrics.disconnects.with_label_values(&["join_timeout"]).inc();
                     }
                 },
-                None => connection(tcp, peer, slot, router, timeout).await,
+                None => connection(tcp, peer, router, timeout).await,
             }
+            // The connection's place in its address's TCP budget is freed when it ends.
+            drop(permit);
         });
     }
 }
 
-async fn connection<S>(
-    io: S,
-    peer: SocketAddr,
-    slot: PermitSlot,
-    router: axum::Router,
-    timeout: std::time::Duration,
-) where
+async fn connection<S>(io: S, peer: SocketAddr, router: axum::Router, timeout: std::time::Duration)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
-        req.extensions_mut().insert(slot.clone());
         tower::Service::call(&mut router.clone(), req)
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -131,6 +131,8 @@ pub struct App {
     next_id: AtomicU64,
     /// Connections per source address that have not joined a room.
     pub unauth: Arc<UnauthLimiter>,
+    /// TCP connections per address (page assets, WebSockets before the upgrade).
+    pub tcp_conns: Arc<UnauthLimiter>,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -151,6 +153,7 @@ impl App {
             rooms: Mutex::default(),
             next_id: AtomicU64::new(1),
             unauth: Arc::default(),
+            tcp_conns: Arc::default(),
         }))
     }
 
