@@ -44,6 +44,10 @@ enum Wake {
 }
 
 /// Run until `stop` turns true (then leave cleanly) or a fatal problem.
+/// How often a participant that has nothing else to say pings signaling (its idle timeout
+/// is 60 s by default).
+const PING_EVERY: Duration = Duration::from_secs(20);
+
 pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
     let connect = tokio_tungstenite::connect_async(spec.url.as_str());
     let ws = tokio::select! {
@@ -87,6 +91,8 @@ pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
     tokio::pin!(stopped);
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(timer);
+    // Signaling closes sockets silent for 60 s; a client pings as the web app does.
+    let mut last_sent = Instant::now();
     loop {
         let wake_at = p.peer.as_ref().map(|x| x.next_wake()).unwrap_or_else(|| Instant::now() + IDLE_WAKE);
         if timer.deadline() != wake_at.into() {
@@ -109,6 +115,12 @@ pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
             Wake::Io => {}
         }
         p.drive();
+        if last_sent.elapsed() >= PING_EVERY {
+            p.out.push(ClientMsg::Ping);
+        }
+        if !p.out.is_empty() {
+            last_sent = Instant::now();
+        }
         for f in p.out.drain(..) {
             if let Err(e) = sink.send(WsMessage::text(f.to_json())).await {
                 return fail(&stats, format!("signaling send: {e}"));
