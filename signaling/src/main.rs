@@ -24,6 +24,7 @@ mod tls;
 mod turn;
 mod web;
 
+use convene_proto::paths;
 use std::sync::Arc;
 
 use axum::Router;
@@ -49,11 +50,11 @@ fn init_logging(format: &str) {
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/ws", get(ws))
-        .route("/bridge", get(bridge_ws))
+        .route(paths::HEALTH, get(|| async { "ok" }))
+        .route(paths::READY, get(ready))
+        .route(paths::METRICS, get(metrics))
+        .route(paths::SIGNALING_CLIENT_WS, get(ws))
+        .route(paths::SIGNALING_BRIDGE_WS, get(bridge_ws))
         .route(
             "/recorder",
             get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "recording is not implemented yet") }),
