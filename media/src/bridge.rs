@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use str0m::Candidate;
 use str0m::net::TcpType;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tracing::{error, info};
 
 use crate::config::Config;
 use crate::control::{AdvertisedAddress, Drain, FromBridge, LoadReport, PROTOCOL_VERSION, ToBridge};
+use crate::control_queue::ControlIn;
 use crate::io::Command;
 use crate::io::latency::LatencyHistogram;
 use crate::io::udp::{MediaLoop, TcpWriters, Waker};
@@ -33,7 +33,7 @@ pub struct Bridge {
     pub latency: Arc<LatencyHistogram>,
     commands: Mutex<Sender<Command>>,
     waker: Waker,
-    events: Mutex<Option<UnboundedReceiver<FromBridge>>>,
+    events: Mutex<Option<ControlIn>>,
     /// While draining: when it began and its deadline. The bridge owns the drain deadline;
     /// signaling and the operator read it from the load reports.
     drain: Mutex<Option<(Instant, Duration)>>,
@@ -44,6 +44,11 @@ pub struct Bridge {
 impl Bridge {
     pub async fn start(cfg: Config) -> anyhow::Result<Arc<Bridge>> {
         crate::install_crypto();
+        // A bad signaling URL or CA bundle stops the bridge here, before anything runs.
+        let control_tls = match &cfg.signaling_url {
+            Some(url) => crate::control_dial::tls_for(url, cfg.control_ca_file.as_deref())?,
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let latency = Arc::new(LatencyHistogram::default());
 
@@ -100,7 +105,7 @@ impl Bridge {
         };
         let sfu = Sfu::new(sfu_cfg, Instant::now());
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
-        let (ev_tx, ev_rx) = unbounded_channel();
+        let (ev_tx, ev_rx) = crate::control_queue::queue(cfg.control_queue, metrics.clone());
         let waker = Waker::new(udp_addr).context("waker socket")?;
         let tcp_writers: TcpWriters = Arc::default();
         let media_alive = Arc::new(AtomicBool::new(true));
@@ -169,7 +174,7 @@ impl Bridge {
         if let Some(url) = bridge.cfg.signaling_url.clone()
             && let Some(events) = bridge.take_events()
         {
-            tokio::spawn(crate::control_client::run(url, bridge.clone(), events));
+            tokio::spawn(crate::control_client::run(url, bridge.clone(), events, control_tls));
         }
         Ok(bridge)
     }
@@ -188,7 +193,7 @@ impl Bridge {
     }
 
     /// The stream of messages for signaling (once).
-    pub fn take_events(&self) -> Option<UnboundedReceiver<FromBridge>> {
+    pub fn take_events(&self) -> Option<ControlIn> {
         self.events.lock().ok()?.take()
     }
 

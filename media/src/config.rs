@@ -84,6 +84,35 @@ pub struct Config {
     /// Milliseconds an ICE-TCP connection has to complete ICE (a valid STUN binding).
     #[arg(long, env = env::ICE_TCP_HANDSHAKE_TIMEOUT_MS, default_value_t = 5000)]
     pub ice_tcp_handshake_timeout_ms: u64,
+    /// HTTP connections held at most; past it the oldest one that sent no request makes room.
+    #[arg(long, env = env::HTTP_MAX_CONNECTIONS, default_value_t = 256)]
+    pub http_max_connections: usize,
+    /// HTTP connections one source address may hold.
+    #[arg(long, env = env::HTTP_MAX_PER_SOURCE, default_value_t = 16)]
+    pub http_max_per_source: usize,
+    /// Milliseconds an HTTP connection has to send a complete request head, counted from
+    /// accept and again after each response (so also the idle keep-alive time); also the
+    /// longest a transfer may stall.
+    #[arg(long, env = env::HTTP_REQUEST_TIMEOUT_MS, default_value_t = 5000)]
+    pub http_request_timeout_ms: u64,
+    /// Largest HTTP request body accepted (no endpoint takes a body; 413 beyond).
+    #[arg(long, env = env::HTTP_MAX_BODY_BYTES, default_value_t = 4096)]
+    pub http_max_body_bytes: u64,
+    /// Largest control message (and WebSocket frame) accepted from signaling; a larger one
+    /// closes the connection.
+    #[arg(long, env = env::CONTROL_MAX_MESSAGE_BYTES, default_value_t = 4 * crate::control::MAX_MESSAGE_BYTES)]
+    pub control_max_message_bytes: usize,
+    /// Messages for signaling queued at most; past it they are dropped and the control
+    /// connection is reset (signaling resyncs on `register`).
+    #[arg(long, env = env::CONTROL_QUEUE, default_value_t = 4096)]
+    pub control_queue: usize,
+    /// Milliseconds between pings to signaling; after three intervals with nothing read, or a
+    /// send stuck that long, the connection is presumed dead and dialled again.
+    #[arg(long, env = env::CONTROL_KEEPALIVE_MS, default_value_t = 10_000)]
+    pub control_keepalive_ms: u64,
+    /// PEM CA bundle signaling's certificate must chain to (`wss://`); default: system roots.
+    #[arg(long, env = env::CONTROL_CA_FILE)]
+    pub control_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -97,6 +126,15 @@ impl Config {
 }
 
 impl Config {
+    pub fn http_limits(&self) -> crate::http::server::HttpLimits {
+        crate::http::server::HttpLimits {
+            max_connections: self.http_max_connections.max(1),
+            max_per_source: self.http_max_per_source.max(1),
+            request_timeout: std::time::Duration::from_millis(self.http_request_timeout_ms.max(1)),
+            max_body_bytes: self.http_max_body_bytes,
+        }
+    }
+
     /// `--static-addresses` parsed, ignoring empty items.
     pub fn static_ips(&self) -> anyhow::Result<Vec<IpAddr>> {
         self.static_addresses
@@ -149,6 +187,14 @@ impl Config {
             ice_tcp_max_connections: 4096,
             ice_tcp_max_per_source: 16,
             ice_tcp_handshake_timeout_ms: 5000,
+            http_max_connections: 256,
+            http_max_per_source: 16,
+            http_request_timeout_ms: 5000,
+            http_max_body_bytes: 4096,
+            control_max_message_bytes: 4 * crate::control::MAX_MESSAGE_BYTES,
+            control_queue: 4096,
+            control_keepalive_ms: 10_000,
+            control_ca_file: None,
         }
     }
 }

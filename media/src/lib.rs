@@ -5,12 +5,15 @@
 //! forwarding core), [`io`] (sockets driving the core), [`bridge`] (wiring), [`http`]
 //! (metrics/load/health/drain), [`metrics`] (Prometheus, fed from the core's counters),
 //! [`control_client`] (the bridge's control WebSocket client: it dials signaling),
+//! [`control_queue`] (bounded, towards it), [`control_dial`] (ws/wss with a CA),
 //! [`address`] (advertised address discovery), [`config`].
 pub mod address;
 pub mod bridge;
 pub mod config;
 pub mod control;
 pub mod control_client;
+pub mod control_dial;
+pub mod control_queue;
 pub mod http;
 pub mod io;
 pub mod metrics;

@@ -31,6 +31,25 @@ pub mod env {
     pub const ICE_TCP_HANDSHAKE_TIMEOUT_MS: &str = "CONVENE_BRIDGE_ICE_TCP_HANDSHAKE_TIMEOUT_MS";
     /// Drain deadline when `POST /drain` names none.
     pub const DRAIN_DEADLINE_SECONDS: &str = "CONVENE_BRIDGE_DRAIN_DEADLINE_SECONDS";
+    /// HTTP connections held at most; past it the oldest one without a request makes room.
+    pub const HTTP_MAX_CONNECTIONS: &str = "CONVENE_BRIDGE_HTTP_MAX_CONNECTIONS";
+    /// HTTP connections one source address may hold.
+    pub const HTTP_MAX_PER_SOURCE: &str = "CONVENE_BRIDGE_HTTP_MAX_PER_SOURCE";
+    /// Milliseconds an HTTP connection has to send a complete request head (from accept and
+    /// after each response: also the idle keep-alive time), and the longest stall of a transfer.
+    pub const HTTP_REQUEST_TIMEOUT_MS: &str = "CONVENE_BRIDGE_HTTP_REQUEST_TIMEOUT_MS";
+    /// Largest HTTP request body accepted.
+    pub const HTTP_MAX_BODY_BYTES: &str = "CONVENE_BRIDGE_HTTP_MAX_BODY_BYTES";
+    /// Largest control WebSocket message (and frame) accepted from signaling.
+    pub const CONTROL_MAX_MESSAGE_BYTES: &str = "CONVENE_BRIDGE_CONTROL_MAX_MESSAGE_BYTES";
+    /// Control messages queued towards signaling before the connection is reset.
+    pub const CONTROL_QUEUE: &str = "CONVENE_BRIDGE_CONTROL_QUEUE";
+    /// Milliseconds between pings on the control WebSocket; three silent intervals (nothing
+    /// read, or a send stuck) close it.
+    pub const CONTROL_KEEPALIVE_MS: &str = "CONVENE_BRIDGE_CONTROL_KEEPALIVE_MS";
+    /// PEM CA bundle that signaling's certificate must chain to (`wss://` URLs); without it
+    /// the system roots are used.
+    pub const CONTROL_CA_FILE: &str = "CONVENE_BRIDGE_CONTROL_CA_FILE";
 }
 
 /// Environment every Convene program reads.

@@ -11,12 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use str0m::net::Protocol;
-use tokio::sync::mpsc::{Sender, UnboundedSender};
+use tokio::sync::mpsc::Sender;
 use tracing::{info, warn};
 
 use super::Command;
 use super::latency::LatencyHistogram;
-use crate::control::FromBridge;
 use crate::metrics::Metrics;
 use crate::sfu::ratelimit::TokenBucket;
 use crate::sfu::{Sfu, SfuCounters};
@@ -59,7 +58,7 @@ pub struct MediaLoop {
     pub sfu: Sfu,
     pub socket: UdpSocket,
     pub commands: Receiver<Command>,
-    pub control_out: UnboundedSender<FromBridge>,
+    pub control_out: crate::control_queue::ControlOut,
     pub tcp_writers: TcpWriters,
     pub waker_addr: Option<SocketAddr>,
     /// Local candidate address per IP family (passed as the datagram destination to str0m).
@@ -177,7 +176,7 @@ impl MediaLoop {
             }
         }
         while let Some(m) = self.sfu.poll_control() {
-            let _ = self.control_out.send(m);
+            self.control_out.push(m);
         }
     }
 }

@@ -27,11 +27,20 @@ pub enum DropReason {
     /// An ICE-TCP connection closed because it got no ICE answer in time (or was evicted to
     /// make room while still unanswered).
     TcpUnanswered,
+    /// An HTTP connection refused: its source address holds too many, or the bridge is full
+    /// of connections that all sent a request.
+    HttpRefused,
+    /// An HTTP connection closed for sending no (complete) request in time, stalling, or
+    /// being evicted to make room before it sent one.
+    HttpIdle,
+    /// A message for signaling dropped because the control queue was full (the connection
+    /// is then reset; signaling resyncs on `register`).
+    ControlQueue,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Unparseable,
         DropReason::UnknownUfrag,
         DropReason::MalformedStun,
@@ -42,6 +51,9 @@ impl DropReason {
         DropReason::TcpFraming,
         DropReason::TcpRefused,
         DropReason::TcpUnanswered,
+        DropReason::HttpRefused,
+        DropReason::HttpIdle,
+        DropReason::ControlQueue,
     ];
 
     pub fn label(self) -> &'static str {
@@ -56,6 +68,9 @@ impl DropReason {
             DropReason::TcpFraming => "tcp_framing",
             DropReason::TcpRefused => "tcp_refused",
             DropReason::TcpUnanswered => "tcp_unanswered",
+            DropReason::HttpRefused => "http_refused",
+            DropReason::HttpIdle => "http_idle",
+            DropReason::ControlQueue => "control_queue",
         }
     }
 }

@@ -17,7 +17,6 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 pub const LOOP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -312,7 +311,7 @@ pub fn summary(m: &FromBridge) -> String {
 /// The bridge in-process plus the clients; the test plays signaling.
 pub struct Harness {
     pub bridge: Arc<Bridge>,
-    pub events: UnboundedReceiver<FromBridge>,
+    pub events: convene_media::control_queue::ControlIn,
     pub clients: Vec<Client>,
     pub conference: String,
     pub log: Vec<FromBridge>,

@@ -8,11 +8,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use tracing::{info, warn};
+use tracing::info;
 
 use convene_proto::paths;
 
 use crate::bridge::Bridge;
+
+pub mod server;
 
 pub fn router(bridge: Arc<Bridge>) -> Router {
     Router::new()
@@ -26,15 +28,11 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .with_state(bridge)
 }
 
+/// Serve the routes with the configured connection limits (`server`).
 pub async fn serve(listener: tokio::net::TcpListener, bridge: Arc<Bridge>) {
-    use axum::serve::ListenerExt;
-    // Replies are small and latency matters more than packing them (no Nagle).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    if let Err(e) = axum::serve(listener, router(bridge)).await {
-        warn!("http server stopped: {e}");
-    }
+    let limits = bridge.cfg.http_limits();
+    let metrics = bridge.metrics.clone();
+    server::serve(listener, router(bridge), limits, metrics).await;
 }
 
 async fn metrics(State(b): State<Arc<Bridge>>) -> impl IntoResponse {
