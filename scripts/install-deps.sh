@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing Convene needs on a fresh Debian machine, idempotently:
-# Debian packages only when missing. (The cluster tier installs its own tools:
+# Debian packages only when missing; coturn because the TURN tests run the real relay. (The
+# cluster tier installs its own tools:
 # e2e/cluster/install-tools.sh.)
 set -euo pipefail
 need=()
-for pkg in build-essential cmake pkg-config iproute2 util-linux curl; do
+for pkg in build-essential cmake pkg-config iproute2 util-linux curl coturn; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

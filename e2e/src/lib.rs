@@ -258,6 +258,35 @@ pub fn install_chart_rbac(release: &str, namespace: &str, watch: &[&str]) -> Cha
     }
 }
 
+/// Sum of metric `name` over all its label sets in Prometheus text `text`.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    metric_sum_where(text, name, "")
+}
+
+/// Sum of metric `name` over the label sets `filter` picks: `""` all, `k="v"` those with label
+/// `k` = `v`, a bare `v` those with any label equal to `v`.
+pub fn metric_sum_where(text: &str, name: &str, filter: &str) -> f64 {
+    let Ok(scrape) = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))) else {
+        return 0.0;
+    };
+    let wanted = |labels: &prometheus_parse::Labels| match filter.split_once('=') {
+        _ if filter.is_empty() => true,
+        Some((k, v)) => labels.get(k) == Some(v.trim_matches('"')),
+        None => labels.values().any(|v| v.as_str() == filter),
+    };
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && wanted(&s.labels))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
 /// A running operator process, killed when dropped.
 pub struct Operator {
     child: Child,
@@ -283,11 +312,22 @@ impl Operator {
         lease: &str,
         lease_seconds: u32,
     ) -> Result<Operator> {
+        Self::start_binary(&operator_binary(), chart, watch, identity, lease, lease_seconds)
+    }
+
+    /// As [`Operator::start_as`], running the operator binary `bin`.
+    pub fn start_binary(
+        bin: &Path,
+        chart: &ChartIdentity,
+        watch: Option<&str>,
+        identity: &str,
+        lease: &str,
+        lease_seconds: u32,
+    ) -> Result<Operator> {
         let ns = chart.namespace.as_str();
         let port = free_port();
         let log = cluster_dir().join("logs").join(format!("operator-{ns}-{identity}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let bin = operator_binary();
         if !bin.exists() {
             bail!("{} is missing: run `cargo build -p convene-operator` first", bin.display());
         }
@@ -310,14 +350,14 @@ impl Operator {
         http_get(self.port, "/metrics").await
     }
 
-    /// Sum of a counter over all label sets, e.g. `convene_operator_reconciles_total`.
+    /// Sum of a metric over the label sets `label_filter` picks (see [`metric_sum_where`]),
+    /// e.g. `convene_operator_reconciles_total`, `kind="Shard"`.
     pub async fn counter(&self, name: &str, label_filter: &str) -> Result<f64> {
-        let text = self.metrics().await?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && l.contains(label_filter))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        Ok(metric_sum_where(&self.metrics().await?, name, label_filter))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn is_running(&mut self) -> bool {

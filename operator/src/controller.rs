@@ -1,17 +1,22 @@
-//! Wires the four reconcilers to watches: each kind, the children it owns, and the other kinds
-//! whose changes matter to it.
+//! Wires the four reconcilers to one watch per kind: each controller is woken by its own
+//! kind's spec changes, its children, and the other kinds whose changes matter to it; the
+//! load watch wakes a bridge pool when its load or the autoscaler's decision changes.
 
 use crate::crd::{BridgePool, RecorderPool, Shard, TurnPool};
-use crate::reconcile::{self, context::Context};
+use crate::reconcile::context::{Context, Shared};
+use crate::reconcile::{self};
 use crate::render::meta::{COMPONENT, MANAGED_BY, MANAGED_BY_VALUE, OWNER_NAME};
+use crate::stores::{self, Stores, spec_key};
 use futures::{Future, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::fmt::Debug;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// The API of `K` in one namespace, or in all of them.
@@ -29,19 +34,6 @@ fn wc() -> watcher::Config {
     watcher::Config::default().any_semantic()
 }
 
-/// Changes to Secrets, metadata only (the operator never caches Secret data): a referenced
-/// Secret that appears (or gains its key) is acted on within seconds, not at the next retry.
-fn secrets(
-    client: &Client,
-    ns: Option<&str>,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
-    let api: Api<PartialObjectMeta<Secret>> = match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    watcher(api, watcher::Config::default()).default_backoff().touched_objects()
-}
-
 /// Log each reconcile's outcome; the reconcilers count and publish errors themselves.
 async fn drain<S, T, E>(kind: &'static str, stream: S)
 where
@@ -57,133 +49,217 @@ where
         .await;
 }
 
-/// Run all four controllers for one namespace (`None`: every namespace) until `shutdown`.
-pub async fn run<F>(ctx: Arc<Context>, ns: Option<String>, shutdown: F)
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One watch per kind the operator reads, and the futures that drive them.
+fn watch_all(client: &Client, ns: Option<&str>) -> (Stores, Vec<Task>) {
+    let managed = wc().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"));
+    let mut tasks: Vec<Task> = vec![];
+    macro_rules! watched {
+        ($w:expr) => {{
+            let (w, drive) = $w;
+            tasks.push(Box::pin(drive));
+            w
+        }};
+    }
+    let stores = Stores {
+        shards: watched!(stores::watch(api::<Shard>(client, ns), wc())),
+        bridge_pools: watched!(stores::watch(api::<BridgePool>(client, ns), wc())),
+        turn_pools: watched!(stores::watch(api::<TurnPool>(client, ns), wc())),
+        recorder_pools: watched!(stores::watch(api::<RecorderPool>(client, ns), wc())),
+        stateful_sets: watched!(stores::watch(api::<StatefulSet>(client, ns), managed.clone())),
+        pods: watched!(stores::watch(api::<Pod>(client, ns), managed.clone())),
+        nodes: watched!(stores::watch(Api::<Node>::all(client.clone()), wc())),
+        secrets: watched!(stores::watch(api::<PartialObjectMeta<Secret>>(client, ns), wc())),
+        ingresses: watched!(stores::watch(api::<PartialObjectMeta<Ingress>>(client, ns), managed)),
+    };
+    (stores, tasks)
+}
+
+/// Objects in `store` (same namespace as `other`) that `refers` says refer to `other`.
+fn referrers<K, O>(store: &Store<K>, other: &O, refers: impl Fn(&K, &str) -> bool) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    O: Resource,
+{
+    let (name, ns) = (other.name_any(), other.namespace());
+    store
+        .state()
+        .into_iter()
+        .filter(|k| k.namespace() == ns && refers(k, &name))
+        .map(|k| ObjectRef::from_obj(&*k))
+        .collect()
+}
+
+/// The pool a managed pod of `component` belongs to (its owner label).
+fn pod_owner<K: Resource<DynamicType = ()>>(pod: &Pod, component: &str) -> Option<ObjectRef<K>> {
+    if pod.labels().get(COMPONENT).map(String::as_str) != Some(component) {
+        return None;
+    }
+    Some(ObjectRef::new(pod.labels().get(OWNER_NAME)?).within(&pod.namespace().unwrap_or_default()))
+}
+
+/// The pools (by owner label) with a `component` pod on `node`: a node's addresses are what
+/// its bridges or relays advertise.
+fn pools_on_node<K: Resource<DynamicType = ()>>(
+    pods: &Store<Pod>,
+    node: &Node,
+    component: &str,
+) -> Vec<ObjectRef<K>> {
+    let name = node.name_any();
+    pods.state()
+        .iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()) == Some(&name))
+        .filter_map(|p| pod_owner(p, component))
+        .collect()
+}
+
+fn node_addresses(n: &Node) -> Option<Vec<(String, String)>> {
+    let addresses = n.status.as_ref()?.addresses.as_ref()?;
+    Some(addresses.iter().map(|a| (a.type_.clone(), a.address.clone())).collect())
+}
+
+/// Run all four controllers and the load watch for one namespace (`None`: every namespace)
+/// until `shutdown`.
+pub async fn run<F>(shared: Shared, ns: Option<String>, shutdown: F)
 where
     F: Future<Output = ()> + Send + Sync + Clone + 'static,
 {
-    let client = ctx.client.clone();
-    let ns = ns.as_deref();
+    let (stores, drivers) = watch_all(&shared.client, ns.as_deref());
+    let ctx = Arc::new(Context::new(shared, stores));
+    let s = &ctx.stores;
 
-    let shards = Controller::new(api::<Shard>(&client, ns), wc());
-    let shard_store = shards.store();
-    let shard_store_secrets = shards.store();
-    let shards = shards
-        .owns(api::<StatefulSet>(&client, ns), wc())
-        .watches(api::<BridgePool>(&client, ns), wc(), |pool| {
-            Some(ObjectRef::new(&pool.spec.shard_ref.name).within(&pool.namespace().unwrap_or_default()))
-        })
-        .watches_stream(secrets(&client, ns), {
-            let store = shard_store_secrets.clone();
+    let shard_store = s.shards.store.clone();
+    let shards = Controller::for_shared_stream(s.shards.changes_of(spec_key), shard_store.clone())
+        .owns_shared_stream(s.stateful_sets.changes())
+        // What the shard's status shows of its pools.
+        .watches_shared_stream(
+            s.bridge_pools.changes_of(|p| {
+                let st = p.status.as_ref();
+                let load = st.and_then(|s| s.load.as_ref()).map(|l| (l.conferences, l.endpoints));
+                (p.spec.shard_ref.name.clone(), st.map(|s| s.ready_replicas), load)
+            }),
+            |pool| {
+                Some(ObjectRef::new(&pool.spec.shard_ref.name).within(&pool.namespace().unwrap_or_default()))
+            },
+        )
+        .watches_shared_stream(s.secrets.changes(), {
+            let store = shard_store.clone();
             move |secret| {
-                let (name, sns) = (secret.name_any(), secret.namespace());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(move |s| s.namespace() == sns && shard_secret_refs(s).contains(&name))
-                    .map(|s| ObjectRef::from_obj(&*s))
+                referrers(&store, &*secret, |s, name| shard_secret_refs(s).iter().any(|r| r == name))
             }
         })
-        .watches(api::<TurnPool>(&client, ns), wc(), move |tp| {
-            let (name, tns) = (tp.name_any(), tp.namespace());
-            shard_store
-                .state()
-                .into_iter()
-                .filter(move |s| {
-                    s.namespace() == tns && s.spec.turn_pool_ref.as_ref().is_some_and(|r| r.name == name)
+        .watches_shared_stream(
+            s.turn_pools
+                .changes_of(|t| (t.metadata.generation, t.status.as_ref().map(|s| s.addresses.clone()))),
+            {
+                let store = shard_store.clone();
+                move |tp| {
+                    referrers(&store, &*tp, |s, name| {
+                        s.spec.turn_pool_ref.as_ref().is_some_and(|r| r.name == name)
+                    })
+                }
+            },
+        )
+        .watches_shared_stream(s.recorder_pools.changes_of(|r| r.metadata.deletion_timestamp.is_some()), {
+            let store = shard_store.clone();
+            move |rp| {
+                referrers(&store, &*rp, |s, name| {
+                    s.spec.recorder_pool_ref.as_ref().is_some_and(|r| r.name == name)
                 })
-                .map(|s| ObjectRef::from_obj(&*s))
+            }
         })
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::shard::reconcile, reconcile::error_policy, ctx.clone());
 
-    let bridge_pods = wc().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE},{COMPONENT}=bridge"));
-    let pools = Controller::new(api::<BridgePool>(&client, ns), wc());
-    let pool_store = pools.store();
-    let pools = pools
-        .owns(api::<StatefulSet>(&client, ns), wc())
-        .watches(api::<Pod>(&client, ns), bridge_pods, |pod| {
-            let owner = pod.labels().get(OWNER_NAME)?;
-            Some(ObjectRef::new(owner).within(&pod.namespace().unwrap_or_default()))
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    let pool_store = s.bridge_pools.store.clone();
+    let pools = Controller::for_shared_stream(s.bridge_pools.changes_of(spec_key), pool_store.clone())
+        .owns_shared_stream(s.stateful_sets.changes())
+        .watches_shared_stream(s.pods.changes(), |pod| pod_owner::<BridgePool>(&pod, "bridge"))
+        .watches_shared_stream(s.nodes.changes_of(node_addresses), {
+            let pods = s.pods.store.clone();
+            move |node| pools_on_node::<BridgePool>(&pods, &node, "bridge")
         })
-        .watches(api::<Shard>(&client, ns), wc(), move |shard| {
-            let (name, sns) = (shard.name_any(), shard.namespace());
-            pool_store
-                .state()
-                .into_iter()
-                .filter(move |p| p.namespace() == sns && p.spec.shard_ref.name == name)
-                .map(|p| ObjectRef::from_obj(&*p))
+        .watches_shared_stream(s.shards.changes_of(spec_key), {
+            let store = pool_store.clone();
+            move |shard| referrers(&store, &*shard, |p, name| p.spec.shard_ref.name == name)
         })
+        .reconcile_on(woken)
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::bridgepool::reconcile, reconcile::error_policy, ctx.clone());
 
-    let turns = Controller::new(api::<TurnPool>(&client, ns), wc());
-    let turn_store = turns.store();
-    let turn_store2 = turns.store();
-    let turn_store3 = turns.store();
-    let turns = turns
-        .owns(api::<StatefulSet>(&client, ns), wc())
-        .watches_stream(secrets(&client, ns), move |secret| {
-            let (name, sns) = (secret.name_any(), secret.namespace());
-            turn_store3
-                .state()
-                .into_iter()
-                .filter(move |t| t.namespace() == sns && t.spec.tls_secret_name.as_ref() == Some(&name))
-                .map(|t| ObjectRef::from_obj(&*t))
+    let turn_store = s.turn_pools.store.clone();
+    let turns = Controller::for_shared_stream(s.turn_pools.changes_of(spec_key), turn_store.clone())
+        .owns_shared_stream(s.stateful_sets.changes())
+        .watches_shared_stream(s.pods.changes(), |pod| pod_owner::<TurnPool>(&pod, "turn"))
+        .watches_shared_stream(s.nodes.changes_of(node_addresses), {
+            let pods = s.pods.store.clone();
+            move |node| pools_on_node::<TurnPool>(&pods, &node, "turn")
         })
-        // Bridge addresses feed `allowed-peer-ip`: any pool change may matter.
-        .watches(api::<BridgePool>(&client, ns), wc(), move |pool| {
-            let pns = pool.namespace();
-            turn_store
-                .state()
-                .into_iter()
-                .filter(move |t| t.namespace() == pns)
-                .map(|t| ObjectRef::from_obj(&*t))
+        .watches_shared_stream(s.secrets.changes(), {
+            let store = turn_store.clone();
+            move |secret| {
+                referrers(&store, &*secret, |t, name| t.spec.tls_secret_name.as_deref() == Some(name))
+            }
         })
-        .watches(api::<Shard>(&client, ns), wc(), move |shard| {
-            let sns = shard.namespace();
-            turn_store2
-                .state()
-                .into_iter()
-                .filter(move |t| t.namespace() == sns)
-                .map(|t| ObjectRef::from_obj(&*t))
-        })
+        // Bridge addresses feed `allowed-peer-ip`.
+        .watches_shared_stream(
+            s.bridge_pools.changes_of(|p| {
+                let addresses: Vec<Option<String>> =
+                    p.status.iter().flat_map(|s| s.bridges.iter().map(|b| b.address.clone())).collect();
+                (p.spec.shard_ref.name.clone(), addresses)
+            }),
+            {
+                let store = turn_store.clone();
+                move |pool| referrers(&store, &*pool, |_, _| true)
+            },
+        )
+        .watches_shared_stream(
+            s.shards.changes_of(|s| s.spec.turn_pool_ref.as_ref().map(|r| r.name.clone())),
+            {
+                let store = turn_store.clone();
+                move |shard| referrers(&store, &*shard, |_, _| true)
+            },
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::turnpool::reconcile, reconcile::error_policy, ctx.clone());
 
-    let recorders = Controller::new(api::<RecorderPool>(&client, ns), wc());
-    let recorder_store = recorders.store();
-    let recorder_store2 = recorders.store();
-    let recorders = recorders
-        .owns(api::<StatefulSet>(&client, ns), wc())
-        .watches_stream(secrets(&client, ns), move |secret| {
-            let (name, sns) = (secret.name_any(), secret.namespace());
-            recorder_store2
-                .state()
-                .into_iter()
-                .filter(move |r| {
-                    r.namespace() == sns
-                        && r.spec.storage.s3.as_ref().is_some_and(|s3| s3.credentials_secret_name == name)
-                })
-                .map(|r| ObjectRef::from_obj(&*r))
-        })
-        .watches(api::<Shard>(&client, ns), wc(), move |shard| {
-            let (name, sns) = (shard.name_any(), shard.namespace());
-            recorder_store
-                .state()
-                .into_iter()
-                .filter(move |r| r.namespace() == sns && r.spec.shard_ref.name == name)
-                .map(|r| ObjectRef::from_obj(&*r))
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::recorderpool::reconcile, reconcile::error_policy, ctx);
+    let recorder_store = s.recorder_pools.store.clone();
+    let recorders =
+        Controller::for_shared_stream(s.recorder_pools.changes_of(spec_key), recorder_store.clone())
+            .owns_shared_stream(s.stateful_sets.changes())
+            .watches_shared_stream(s.secrets.changes(), {
+                let store = recorder_store.clone();
+                move |secret| {
+                    referrers(&store, &*secret, |r, name| {
+                        r.spec.storage.s3.as_ref().is_some_and(|s3| s3.credentials_secret_name == name)
+                    })
+                }
+            })
+            .watches_shared_stream(s.shards.changes_of(spec_key), {
+                let store = recorder_store.clone();
+                move |shard| referrers(&store, &*shard, |r, name| r.spec.shard_ref.name == name)
+            })
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile::recorderpool::reconcile, reconcile::error_policy, ctx.clone());
 
-    tokio::join!(
-        drain("Shard", shards),
-        drain("BridgePool", pools),
-        drain("TurnPool", turns),
-        drain("RecorderPool", recorders)
+    // Watches and the load watch stop with the controllers.
+    let background = futures::future::join_all(
+        drivers.into_iter().chain([Box::pin(crate::loads::run(ctx.clone(), wake)) as Task]),
     );
+    let controllers = async {
+        tokio::join!(
+            drain("Shard", shards),
+            drain("BridgePool", pools),
+            drain("TurnPool", turns),
+            drain("RecorderPool", recorders)
+        )
+    };
+    tokio::select! {
+        _ = controllers => {}
+        _ = background => {}
+    }
 }
 
 /// Pure: the Secrets a Shard references (JWT keys, TLS certificate).

@@ -6,7 +6,7 @@ use clap::Parser;
 use convene_operator::controller;
 use convene_operator::http;
 use convene_operator::metrics::Metrics;
-use convene_operator::reconcile::context::Context;
+use convene_operator::reconcile::context::Shared;
 use convene_operator::render::RenderConfig;
 use kube::Client;
 use kube::runtime::events::Reporter;
@@ -104,12 +104,12 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(image) = args.turn_image {
         render.turn_image = image;
     }
-    let ctx = Arc::new(Context::new(
+    let shared = Shared::new(
         client.clone(),
         render,
         metrics.clone(),
         Reporter { controller: "convene-operator".into(), instance: Some(identity.clone()) },
-    ));
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop = {
@@ -149,7 +149,7 @@ async fn run(args: Args) -> Result<(), String> {
         if list.is_empty() { vec![None] } else { list.into_iter().map(Some).collect() }
     };
     let controllers = futures::future::join_all(
-        namespaces.into_iter().map(|ns| controller::run(ctx.clone(), ns, shutdown.clone())),
+        namespaces.into_iter().map(|ns| controller::run(shared.clone(), ns, shutdown.clone())),
     );
     tokio::pin!(controllers);
 

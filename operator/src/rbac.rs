@@ -58,7 +58,7 @@ pub const NEEDS: &[Need] = &[
     need("convene.dev", "turnpools/finalizers", &["update"], Scope::Watched, "as for shards"),
     need("convene.dev", "recorderpools/finalizers", &["update"], Scope::Watched, "as for shards"),
     need("convene.dev", "shards/status", &["patch"], Scope::Watched, "status"),
-    need("convene.dev", "bridgepools/status", &["get", "patch"], Scope::Watched, "status, read back"),
+    need("convene.dev", "bridgepools/status", &["patch"], Scope::Watched, "status"),
     need("convene.dev", "turnpools/status", &["patch"], Scope::Watched, "status"),
     need("convene.dev", "recorderpools/status", &["patch"], Scope::Watched, "status"),
     need(
@@ -82,9 +82,9 @@ pub const NEEDS: &[Need] = &[
     need(
         "networking.k8s.io",
         "ingresses",
-        &["list", "create", "patch", "delete"],
+        &["list", "watch", "create", "patch", "delete"],
         Scope::Watched,
-        "signaling Ingress",
+        "signaling Ingress; managed ones watched (metadata) to delete a disabled one",
     ),
     need("networking.k8s.io", "networkpolicies", &["create", "patch"], Scope::Watched, "bridge HTTP port"),
     need("policy", "poddisruptionbudgets", &["create", "patch"], Scope::Watched, "bridge PDB"),

@@ -49,6 +49,11 @@ async function waitFor(what, fn, timeoutMs = 20000, every = 100) {
 }
 
 const stats = (p) => p.page.evaluate(() => window.convene.stats());
+// Heights of the camera layers a page is sending now (one per active simulcast encoding).
+const sentHeights = (p) => p.page.evaluate(async () => {
+  const out = []; (await window.convene.pc?.getStats())?.forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video' && s.frameHeight) out.push(s.frameHeight); });
+  return out;
+});
 const myId = (p) => p.page.evaluate(() => window.convene.state.me?.id);
 
 // Remote camera frames decoded per endpoint.
@@ -202,15 +207,27 @@ try {
     log(`  speaker view constraints: ${JSON.stringify(sc)}`);
     if (!(sc.max_height[`${stageId}-v0`] >= 360) || !(sc.max_height[`${other}-v0`] <= 180)) throw new Error('stage/filmstrip heights not derived from the layout');
     const heightOf = async (id) => (await stats(c)).video.filter((v) => v.endpoint === id && v.source === 'camera').map((v) => v.frameHeight)[0] || 0;
-    await waitFor('stage HD, filmstrip low', async () => (await heightOf(stageId)) >= 360 && (await heightOf(other)) > 0 && (await heightOf(other)) <= 180, 15000, 250);
-    log(`  received: stage ${await heightOf(stageId)}p, filmstrip ${await heightOf(other)}p`);
-    // Pin the other one: it takes the stage and the constraints swap.
-    await c.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"] .pin`).click(), other);
-    await waitFor('pinned constraints', async () => { const k = await constraintsOf(c); return k.pinned[0] === other && k.max_height[`${other}-v0`] >= 360 && k.max_height[`${stageId}-v0`] <= 180; }, 3000);
-    await waitFor('pinned HD', async () => (await heightOf(other)) >= 360, 15000, 250);
-    await c.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"] .pin`).click(), other);
-    await c.page.keyboard.press('t');
-    await waitFor('tile view again', () => c.page.evaluate(() => document.querySelector('#stage-area').dataset.layout === 'tile'), 3000);
+    // On a loaded machine Chromium may stop sending its top simulcast layer (CPU adaptation):
+    // the stage must get the highest layer its sender sends now, up to 360p.
+    const topSent = async (id) => Math.max(0, ...(await sentHeights(main[ids.indexOf(id)])));
+    const stageHd = async (id) => { const h = await heightOf(id); return h > 0 && h >= Math.min(360, await topSent(id)) && h; };
+    try {
+      await waitFor('stage HD, filmstrip low', async () => (await stageHd(stageId)) && (await heightOf(other)) > 0 && (await heightOf(other)) <= 180, 20000, 250);
+      log(`  received: stage ${await heightOf(stageId)}p (its sender's top layer ${await topSent(stageId)}p), filmstrip ${await heightOf(other)}p`);
+      // Pin the other one: it takes the stage and the constraints swap.
+      await c.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"] .pin`).click(), other);
+      await waitFor('pinned constraints', async () => { const k = await constraintsOf(c); return k.pinned[0] === other && k.max_height[`${other}-v0`] >= 360 && k.max_height[`${stageId}-v0`] <= 180; }, 3000);
+      await waitFor('pinned HD', () => stageHd(other), 20000, 250);
+      await c.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"] .pin`).click(), other);
+    } catch (e) {
+      log(`  at failure: stage ${await heightOf(stageId)}p of sent ${JSON.stringify(await sentHeights(main[ids.indexOf(stageId)]))}, filmstrip ${await heightOf(other)}p of sent ${JSON.stringify(await sentHeights(main[ids.indexOf(other)]))}`);
+      throw e;
+    } finally {
+      // Later checks expect the tile view with nobody pinned.
+      await c.page.evaluate(() => document.querySelector('.tile .pin[aria-pressed="true"]')?.click());
+      if (await c.page.evaluate(() => document.querySelector('#stage-area').dataset.layout !== 'tile')) await c.page.keyboard.press('t');
+      await waitFor('tile view again', () => c.page.evaluate(() => document.querySelector('#stage-area').dataset.layout === 'tile'), 3000);
+    }
   });
 
   await check('narrow (360 px) and 4K windows lay out the tiles', async () => {

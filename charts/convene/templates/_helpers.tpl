@@ -39,7 +39,7 @@ calls (operator/src/rbac.rs), checked by the cluster tier. */}}
   verbs: [get, list, watch, patch]
 - apiGroups: ["convene.dev"]
   resources: [shards/status, bridgepools/status, turnpools/status, recorderpools/status]
-  verbs: [get, patch]
+  verbs: [patch]
 # Children carry owner references that block their owner's deletion.
 - apiGroups: ["convene.dev"]
   resources: [shards/finalizers, bridgepools/finalizers, turnpools/finalizers, recorderpools/finalizers]
@@ -62,7 +62,7 @@ calls (operator/src/rbac.rs), checked by the cluster tier. */}}
   verbs: [get, list, watch, patch, delete]
 - apiGroups: ["networking.k8s.io"]
   resources: [ingresses]
-  verbs: [list, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: ["networking.k8s.io"]
   resources: [networkpolicies]
   verbs: [create, patch]

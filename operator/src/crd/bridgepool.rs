@@ -28,13 +28,13 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Shard", type_ = "string", json_path = ".spec.shardRef.name"),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
-    printcolumn(name = "Min", type_ = "integer", json_path = ".spec.autoscaling.minReplicas"),
-    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.autoscaling.maxReplicas"),
+    printcolumn(name = "Min", type_ = "integer", json_path = ".status.minReplicas", description = "fewest bridges the pool runs (spec.replicas without autoscaling)"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".status.maxReplicas", description = "most bridges the pool runs (spec.replicas without autoscaling)"),
     printcolumn(name = "Endpoints", type_ = "integer", json_path = ".status.load.endpoints"),
     printcolumn(name = "Mbps", type_ = "integer", json_path = ".status.load.mbps"),
     printcolumn(name = "Nodes", type_ = "string", json_path = ".status.bridges[*].node", priority = "1", description = "nodes the bridges run on"),
     printcolumn(name = "Addresses", type_ = "string", json_path = ".status.bridges[*].address", priority = "1", description = "addresses the bridges advertise to clients"),
-    printcolumn(name = "Image", type_ = "string", json_path = ".spec.bridge.image", priority = "1", description = "bridge image when set on the pool (else the operator's default)"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.bridges[*].version", priority = "1", description = "image tag each bridge pod runs (mixed during a rollout)"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -242,6 +242,14 @@ pub struct BridgePoolStatus {
     /// Bridges the pool should run now (what the autoscaler or `spec.replicas` asks for).
     #[serde(default)]
     pub desired_replicas: i32,
+    /// The fewest bridges the pool runs: `autoscaling.minReplicas`, or `spec.replicas` when
+    /// autoscaling is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<i32>,
+    /// The most bridges the pool runs: `autoscaling.maxReplicas`, or `spec.replicas` when
+    /// autoscaling is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<i32>,
     /// Bridge pods that exist (for the scale subresource).
     #[serde(default)]
     pub replicas: i32,
@@ -302,6 +310,9 @@ pub struct BridgeState {
     /// The bridge's stress (0..1) against its capacity; absent when it did not answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stress: Option<f64>,
+    /// The tag of the image the bridge pod runs (the whole image when it has no tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A scaling decision.

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
     printcolumn(name = "Participants", type_ = "integer", json_path = ".status.participants"),
     printcolumn(name = "Domain", type_ = "string", json_path = ".spec.domain", priority = "1"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = "1", description = "why the shard is (not) ready"),
-    printcolumn(name = "Image", type_ = "string", json_path = ".spec.signaling.image", priority = "1"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.version", priority = "1", description = "image tag signaling runs"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -219,4 +219,7 @@ pub struct ShardStatus {
     /// Participants (bridge endpoints) in the shard's conferences, as last reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participants: Option<i64>,
+    /// The tag of the image signaling runs (the whole image when it has no tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }

@@ -6,7 +6,7 @@ use crate::crd::common::SecretKeyRef;
 use crate::render::meta::FIELD_MANAGER;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,11 +55,15 @@ fn with_type_meta<K: Resource<DynamicType = ()> + Serialize>(obj: &K) -> serde_j
     value
 }
 
-/// Create a generated Secret unless it exists. Returns whether it was created. An existing
-/// Secret is never read back into or overwritten by the operator.
-pub async fn create_secret_once(client: &Client, secret: &Secret) -> Result<bool> {
-    let api: Api<Secret> =
-        Api::namespaced(client.clone(), secret.meta().namespace.as_deref().unwrap_or_default());
+/// Create a generated Secret unless it exists (the Secret watch says whether it does).
+/// Returns whether it was created. An existing Secret is never read back into or
+/// overwritten by the operator.
+pub async fn create_secret_once(ctx: &super::context::Context, secret: &Secret) -> Result<bool> {
+    let ns = secret.meta().namespace.as_deref().unwrap_or_default();
+    if ctx.stores.secrets.get(ns, &secret.name_any()).is_some() {
+        return Ok(false);
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     match api
         .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, secret)
         .await
@@ -101,35 +105,33 @@ pub fn secret_problem(
     ))
 }
 
-/// Read a referenced Secret and say what is wrong with it, if anything.
+/// Say what is wrong with a referenced Secret, if anything: missing per the Secret watch, else
+/// read to check its keys (the operator caches no Secret data).
 pub async fn check_secret(
-    client: &Client,
+    ctx: &super::context::Context,
     namespace: &str,
     r: &SecretKeyRef,
     field: &str,
 ) -> Result<Option<(&'static str, String)>> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    if ctx.stores.secrets.get(namespace, &r.name).is_none() {
+        return Ok(secret_problem(None, r, field));
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     Ok(secret_problem(api.get_opt(&r.name).await?.as_ref(), r, field))
 }
 
-/// Delete children of kind `K` that match `selector` but are not in `keep`. Returns the names
-/// deleted.
-pub async fn delete_orphans<K>(
-    client: &Client,
-    namespace: &str,
-    selector: &str,
-    keep: &[String],
-) -> Result<Vec<String>>
+/// Delete the named objects of kind `K` (already gone is fine). Returns the names deleted.
+pub async fn delete_all<K>(client: &Client, namespace: &str, names: &[String]) -> Result<Vec<String>>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let mut deleted = vec![];
-    for obj in api.list_metadata(&ListParams::default().labels(selector)).await? {
-        let name = obj.name_any();
-        if !keep.contains(&name) {
-            api.delete(&name, &DeleteParams::background()).await?;
-            deleted.push(name);
+    for name in names {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => deleted.push(name.clone()),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(deleted)

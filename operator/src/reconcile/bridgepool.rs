@@ -1,7 +1,7 @@
 //! BridgePool controller: the host-network bridge StatefulSet and its companions, and a status
 //! that says where each bridge runs and which address it advertises.
 
-use super::apply::{apply, apply_cluster, patch_status};
+use super::apply::{apply, apply_cluster};
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
@@ -14,12 +14,13 @@ use crate::autoscale;
 use crate::crd::bridgepool::{AddressSource, BridgeState, PoolLoad, ScaleDecisionStatus};
 use crate::crd::{BridgePool, BridgePoolStatus, Shard};
 use crate::drain::{self, Step};
+use crate::loads::{self, pool_key};
 use crate::render::{bridge, bridge_control_secret};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
@@ -47,6 +48,7 @@ pub async fn reconcile(pool: Arc<BridgePool>, ctx: Arc<Context>) -> Result<Actio
 /// The pool's cluster-scoped binding cannot be garbage-collected through an owner reference.
 async fn cleanup(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     ctx.windows.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_key(pool));
+    ctx.loads.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_key(pool));
     let api: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
     match api.delete(&bridge::cluster_role_binding_name(ns, &pool.name_any()), &DeleteParams::default()).await
     {
@@ -70,14 +72,11 @@ struct Gathered {
 }
 
 async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
-    let g = gather(pool, ctx, ns).await?;
-    // Every 5 s under autoscaling a reconcile can start before the watch cache holds the status
-    // the last one wrote; read it back so no stale decision or lastScale is written again.
-    let previous = Api::<BridgePool>::namespaced(ctx.client.clone(), ns)
-        .get_status(&pool.name_any())
-        .await?
-        .status
-        .unwrap_or_default();
+    let g = gather(pool, ctx, ns);
+    // The watch may not hold the status this process wrote last; start from that one, so no
+    // stale decision or lastScale is written again.
+    let seen = pool.status.clone();
+    let previous = ctx.previous_status(pool, seen.as_ref()).unwrap_or_default();
     let mut failed = Failures::default();
     let Some(shard) = g.shard.as_ref() else {
         // Orphan policy: without its shard a pool runs no bridges (nothing would use them, and
@@ -120,12 +119,12 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
             bridges: vec![],
             ..previous
         };
-        patch_status(&ctx.client, pool, &status).await?;
+        ctx.write_status(pool, seen.as_ref(), &status).await?;
         return Ok(Action::requeue(if failed.is_empty() { MISSING_REF_RETRY } else { ERROR_RETRY }));
     };
 
-    // Load: every bridge pod with an address is scraped; silence is "unknown", not idle.
-    let loads = scrape_all(pool, &g.pods).await;
+    // Load, as the load watch last scraped it; silence is "unknown", not idle.
+    let loads = bridge_loads(ctx, pool, &g.pods).await;
     let from = previous.desired_replicas;
     let decision = decide(pool, ctx, from, &loads);
     let desired = decision.desired;
@@ -182,11 +181,9 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         }
         Step::Wait(_) => running,
     };
-    let requeue = if autoscaling_on(pool) || rolling.is_some() || run_count != desired {
-        AUTOSCALE_PERIOD
-    } else {
-        RESYNC
-    };
+    // The load watch wakes the pool when its load or decision changes; only a rollout or a
+    // resize in progress is followed up on a timer.
+    let requeue = if rolling.is_some() || run_count != desired { loads::PERIOD } else { RESYNC };
 
     let mut objects = bridge::render(pool, run_count, &ctx.render);
     // The shard owns its bridges too: deleting it garbage-collects them with their Secret.
@@ -236,11 +233,13 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     } else {
         previous.last_scale.clone()
     };
-    let total = pool_load(&loads);
+    let total = pool_load(loads.iter().map(|(_, l)| l));
     let status = BridgePoolStatus {
         observed_generation: pool.metadata.generation,
         conditions: conditions_with_events(ctx, pool, &previous.conditions, &health).await,
         desired_replicas: desired,
+        min_replicas: Some(bounds(pool).0),
+        max_replicas: Some(bounds(pool).1),
         replicas: st.map_or(0, |s| s.replicas),
         ready_replicas: st.and_then(|s| s.ready_replicas).unwrap_or(0),
         selector: Some(selector_string(pool)),
@@ -253,79 +252,72 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let m = &ctx.metrics;
     m.pool_desired.with_label_values(&labels).set(i64::from(desired));
     m.pool_running.with_label_values(&labels).set(i64::from(run_count));
-    m.pool_endpoints.with_label_values(&labels).set(total.endpoints);
-    m.pool_mbps.with_label_values(&labels).set(total.mbps);
-    m.pool_unknown.with_label_values(&labels).set(i64::from(total.unknown_bridges));
-    patch_status(&ctx.client, pool, &status).await?;
+    ctx.write_status(pool, seen.as_ref(), &status).await?;
     Ok(Action::requeue(if failed.is_empty() { requeue } else { requeue.min(ERROR_RETRY) }))
 }
 
 /// Pods are annotated when the operator asks them to drain, so a restarted or new leader waits
 /// for a silent draining bridge instead of asking again. The deadline is the bridge's own.
 const DRAINING: &str = "convene.dev/draining";
-/// How often a pool with autoscaling is scraped and decided on.
-const AUTOSCALE_PERIOD: Duration = Duration::from_secs(5);
 
-fn autoscaling_on(pool: &BridgePool) -> bool {
-    pool.spec.autoscaling.as_ref().is_some_and(|a| a.enabled)
-}
-
-async fn scrape_all<'a>(pool: &BridgePool, pods: &'a [Pod]) -> Vec<(&'a Pod, autoscale::BridgeLoad)> {
-    let port = pool.spec.ports.http;
-    let futures = pods.iter().map(|p| async move {
-        let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone());
-        let load = match ip {
-            Some(ip) => scrape::load(&ip, port).await,
-            None => autoscale::BridgeLoad::default(),
-        };
-        (p, load)
-    });
-    futures::future::join_all(futures).await
+/// Each pod's load as the load watch last saw it; a pod it has not seen yet (new, or the pool
+/// is new) is scraped now.
+async fn bridge_loads<'a>(
+    ctx: &Context,
+    pool: &BridgePool,
+    pods: &'a [Pod],
+) -> Vec<(&'a Pod, autoscale::BridgeLoad)> {
+    let cached = ctx.loads.lock().unwrap_or_else(|e| e.into_inner()).get(&pool_key(pool)).cloned();
+    let unseen: Vec<Arc<Pod>> = pods
+        .iter()
+        .filter(|p| !cached.as_ref().is_some_and(|c| c.bridges.contains_key(&p.uid().unwrap_or_default())))
+        .map(|p| Arc::new(p.clone()))
+        .collect();
+    let mut fresh = loads::scrape(pool, &unseen).await;
+    if let Some(c) = cached {
+        fresh.extend(c.bridges);
+    }
+    pods.iter().map(|p| (p, fresh.get(&p.uid().unwrap_or_default()).cloned().unwrap_or_default())).collect()
 }
 
 /// Pure: the pool's total load from what its bridges reported.
-pub fn pool_load(loads: &[(&Pod, autoscale::BridgeLoad)]) -> PoolLoad {
+pub fn pool_load<'a>(loads: impl IntoIterator<Item = &'a autoscale::BridgeLoad>) -> PoolLoad {
+    let loads: Vec<&autoscale::BridgeLoad> = loads.into_iter().collect();
     PoolLoad {
-        endpoints: loads.iter().filter_map(|(_, l)| l.endpoints).sum::<u64>() as i64,
-        conferences: loads.iter().filter_map(|(_, l)| l.conferences).sum::<u64>() as i64,
-        mbps: loads.iter().filter_map(|(_, l)| l.mbps).sum::<f64>().round() as i64,
-        unknown_bridges: loads.iter().filter(|(_, l)| !l.known()).count() as i32,
+        endpoints: loads.iter().filter_map(|l| l.endpoints).sum::<u64>() as i64,
+        conferences: loads.iter().filter_map(|l| l.conferences).sum::<u64>() as i64,
+        mbps: loads.iter().filter_map(|l| l.mbps).sum::<f64>().round() as i64,
+        unknown_bridges: loads.iter().filter(|l| !l.known()).count() as i32,
     }
 }
 
-fn pool_key(pool: &BridgePool) -> String {
-    format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any())
-}
-
-/// The autoscaler's decision from the size last decided (`from`, read back from the status)
-/// when it is on; `spec.replicas` (the scale subresource) otherwise.
+/// The size the pool should have: `spec.replicas` (the scale subresource) with autoscaling
+/// off; else the load watch's latest decision, within today's [min, max] (decided now when
+/// the watch has not seen the pool yet).
 fn decide(
     pool: &BridgePool,
     ctx: &Context,
     from: i32,
     loads: &[(&Pod, autoscale::BridgeLoad)],
 ) -> autoscale::Decision {
-    let mut windows = ctx.windows.lock().unwrap_or_else(|e| e.into_inner());
-    let w = windows.entry(pool_key(pool)).or_default();
-    match pool.spec.autoscaling.as_ref().filter(|a| a.enabled) {
-        None => {
-            let n = pool.spec.replicas.max(0);
-            autoscale::Decision { desired: n, needed: n, reason: "spec.replicas (autoscaling is off)".into() }
-        }
-        Some(a) => {
-            let targets = autoscale::Targets {
-                min: a.min_replicas,
-                max: a.max_replicas,
-                endpoints_per_bridge: a.target_endpoints_per_bridge,
-                mbps_per_bridge: a.target_mbps_per_bridge,
-                headroom_percent: a.headroom_percent,
-                scale_up_window: Duration::from_secs(a.scale_up_stabilization_seconds.max(0) as u64),
-                scale_down_window: Duration::from_secs(a.scale_down_stabilization_seconds.max(0) as u64),
-            };
-            let loads: Vec<autoscale::BridgeLoad> = loads.iter().map(|(_, l)| l.clone()).collect();
-            let current = desired_replicas(pool, from);
-            autoscale::decide(current, &loads, &targets, w, ctx.started.elapsed())
-        }
+    if !pool.spec.autoscaling.as_ref().is_some_and(|a| a.enabled) {
+        let n = pool.spec.replicas.max(0);
+        let reason = "spec.replicas (autoscaling is off)".into();
+        return autoscale::Decision { desired: n, needed: n, reason };
+    }
+    let watched = ctx
+        .loads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&pool_key(pool))
+        .and_then(|l| l.decision.clone());
+    let d = watched.or_else(|| {
+        let loads: Vec<autoscale::BridgeLoad> = loads.iter().map(|(_, l)| l.clone()).collect();
+        loads::decide(ctx, pool, from, &loads)
+    });
+    match d {
+        Some(d) => autoscale::Decision { desired: desired_replicas(pool, d.desired), ..d },
+        None => autoscale::Decision { desired: from, needed: from, reason: "no decision yet".into() },
     }
 }
 
@@ -393,25 +385,21 @@ async fn start_drain(
     Ok(())
 }
 
-async fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Gathered> {
-    let client = &ctx.client;
-    let shard = Api::<Shard>::namespaced(client.clone(), ns).get_opt(&pool.spec.shard_ref.name).await?;
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&selector_string(pool)))
-        .await?
-        .items;
-    let nodes_api: Api<Node> = Api::all(client.clone());
-    let mut nodes = vec![];
-    for node in pods.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()) {
-        if let Some(n) = nodes_api.get_opt(&node).await? {
-            nodes.push(n);
-        }
-    }
-    let sts =
-        Api::<StatefulSet>::namespaced(client.clone(), ns).get_opt(&bridge::owner(pool).child_name()).await?;
+/// What the pool references, from the watches' stores (no API request).
+fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Gathered {
+    let s = &ctx.stores;
+    let shard = s.shards.get(ns, &pool.spec.shard_ref.name).map(|s| (*s).clone());
+    let pods: Vec<Pod> = loads::pods_of(ctx, pool).iter().map(|p| (**p).clone()).collect();
+    let nodes: Vec<Node> = pods
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .filter_map(|n| s.nodes.store.get(&kube::runtime::reflector::ObjectRef::new(&n)))
+        .map(|n| (*n).clone())
+        .collect();
+    let sts = s.stateful_sets.get(ns, &bridge::owner(pool).child_name()).map(|s| (*s).clone());
     let running = sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
     let update_revision = sts.as_ref().and_then(|s| s.status.as_ref()?.update_revision.clone());
-    Ok(Gathered { shard, running, update_revision, pods, nodes, sts })
+    Gathered { shard, running, update_revision, pods, nodes, sts }
 }
 
 fn selector_string(pool: &BridgePool) -> String {
@@ -427,6 +415,14 @@ pub fn desired_replicas(pool: &BridgePool, current: i32) -> i32 {
             start.clamp(a.min_replicas, a.max_replicas.max(a.min_replicas))
         }
         _ => pool.spec.replicas.max(0),
+    }
+}
+
+/// Pure: the fewest and most bridges the pool runs.
+pub fn bounds(pool: &BridgePool) -> (i32, i32) {
+    match &pool.spec.autoscaling {
+        Some(a) if a.enabled => (a.min_replicas, a.max_replicas.max(a.min_replicas)),
+        _ => (pool.spec.replicas.max(0), pool.spec.replicas.max(0)),
     }
 }
 
@@ -457,6 +453,11 @@ pub fn bridge_states(pool: &BridgePool, pods: &[Pod], nodes: &[Node]) -> Vec<Bri
                 node: node_name,
                 ready: super::pod_condition(p, "Ready").is_some_and(|c| c.status == "True"),
                 draining: p.annotations().get(DRAINING).is_some_and(|v| v == "true"),
+                version: p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.containers.first()?.image.as_deref())
+                    .map(super::image_version),
                 ..BridgeState::default()
             }
         })

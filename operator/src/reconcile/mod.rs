@@ -21,8 +21,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Requeue after success: statuses track pods and load even when nothing triggers a watch.
-pub const RESYNC: Duration = Duration::from_secs(60);
+/// Requeue after success, a safety net only: every input has a watch (children, pods, nodes'
+/// stores, referenced kinds and Secrets) and bridge loads have the load watch.
+pub const RESYNC: Duration = Duration::from_secs(600);
 /// Requeue while a reference is missing; the watch on the referenced kind usually wakes us
 /// sooner, so this is only the safety net and never a hot loop.
 pub const MISSING_REF_RETRY: Duration = Duration::from_secs(300);
@@ -113,6 +114,15 @@ pub fn unschedulable(pods: &[Pod]) -> Vec<String> {
                 .then(|| format!("{}: {}", p.name_any(), c.message.clone().unwrap_or_default()))
         })
         .collect()
+}
+
+/// Pure: the version an image names: its tag, else the image itself.
+pub fn image_version(image: &str) -> String {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rsplit_once(':') {
+        Some((_, tag)) if !tag.contains('/') => tag.to_string(),
+        _ => image.to_string(),
+    }
 }
 
 /// `k=v,k=v` for a label map.

@@ -1,6 +1,6 @@
 //! RecorderPool controller: the recorder StatefulSet for one shard.
 
-use super::apply::{apply, patch_status};
+use super::apply::apply;
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
@@ -12,8 +12,7 @@ use crate::crd::common::SecretKeyRef;
 use crate::crd::{RecorderPool, RecorderPoolStatus, Shard};
 use crate::render::recorder;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -24,8 +23,9 @@ pub async fn reconcile(pool: Arc<RecorderPool>, ctx: Arc<Context>) -> Result<Act
 
 async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
     let ns = pool.namespace().ok_or(Error::NoNamespace)?;
-    let previous = pool.status.clone().unwrap_or_default();
-    let shard = Api::<Shard>::namespaced(ctx.client.clone(), &ns).get_opt(&pool.spec.shard_ref.name).await?;
+    let seen = pool.status.clone();
+    let previous = ctx.previous_status(pool, seen.as_ref()).unwrap_or_default();
+    let shard: Option<std::sync::Arc<Shard>> = ctx.stores.shards.get(&ns, &pool.spec.shard_ref.name);
     let mut missing = None;
     let mut failed = Failures::default();
     let sts_name = recorder::owner(pool).child_name();
@@ -39,7 +39,7 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
             ),
         ));
         // Orphan policy, as for BridgePools: no shard, no workload; the pool stays.
-        if sts_api.get_opt(&sts_name).await?.is_some() {
+        if ctx.stores.stateful_sets.get(&ns, &sts_name).is_some() {
             let deleted = sts_api.delete(&sts_name, &DeleteParams::background()).await.map_err(Error::from);
             if failed.check(format!("deleting StatefulSet {sts_name}"), deleted).is_some() {
                 let note = format!(
@@ -51,8 +51,7 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         }
     } else if let Some(s3) = &pool.spec.storage.s3 {
         let r = SecretKeyRef { name: s3.credentials_secret_name.clone(), key: "accessKeyId".into() };
-        missing =
-            super::apply::check_secret(&ctx.client, &ns, &r, "storage.s3.credentialsSecretName").await?;
+        missing = super::apply::check_secret(ctx, &ns, &r, "storage.s3.credentialsSecretName").await?;
     }
     if let Some((reason, message)) = missing {
         let mut health = missing_reference(reason, message);
@@ -66,22 +65,25 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
             ready_replicas: if gone { 0 } else { previous.ready_replicas },
             capacity: if gone { 0 } else { previous.capacity },
         };
-        patch_status(&ctx.client, pool, &status).await?;
+        ctx.write_status(pool, seen.as_ref(), &status).await?;
         return Ok(Action::requeue(MISSING_REF_RETRY));
     }
 
     let applied = apply(&ctx.client, &recorder::render(pool, &ctx.render)).await;
     let sts = match failed.check(format!("StatefulSet {sts_name}"), applied) {
         Some(sts) => Some(sts),
-        None => sts_api.get_opt(&sts_name).await?,
+        None => ctx.stores.stateful_sets.get(&ns, &sts_name).map(|s| (*s).clone()),
     };
     let desired = pool.spec.replicas;
     let (ready, rolled_out) = stateful_set_progress(sts.as_ref(), desired);
-    let selector = super::selector_string(&recorder::owner(pool).selector_labels());
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(&selector))
-        .await?;
-    let unschedulable = super::unschedulable(&pods.items);
+    let pods: Vec<_> = ctx
+        .stores
+        .pods
+        .labelled(&ns, &recorder::owner(pool).selector_labels())
+        .iter()
+        .map(|p| (**p).clone())
+        .collect();
+    let unschedulable = super::unschedulable(&pods);
     let health = Health {
         ready: Observed::new(
             "Ready",
@@ -127,6 +129,6 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         ready_replicas: ready,
         capacity: ready * pool.spec.recordings_per_pod,
     };
-    patch_status(&ctx.client, pool, &status).await?;
+    ctx.write_status(pool, seen.as_ref(), &status).await?;
     Ok(Action::requeue(if failed.is_empty() { RESYNC } else { ERROR_RETRY }))
 }

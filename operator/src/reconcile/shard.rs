@@ -1,7 +1,7 @@
 //! Shard controller: signaling StatefulSet, Service, Ingress, ConfigMap and the shard's
 //! generated secrets.
 
-use super::apply::{self, apply, create_secret_once, delete_orphans, patch_status};
+use super::apply::{self, apply};
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
@@ -9,13 +9,12 @@ use super::{
     ERROR_RETRY, Failures, MISSING_REF_RETRY, RESYNC, conditions_with_events, stateful_set_progress,
 };
 use crate::crd::shard::JwtAlgorithm;
-use crate::crd::{BridgePool, RecorderPool, Shard, ShardStatus, TurnPool};
+use crate::crd::{Shard, ShardStatus};
 use crate::render::signaling::{self, ShardInputs, TurnInputs};
 use crate::render::{bridge_control_secret, secrets, turn};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
 use std::sync::Arc;
 
 /// What the shard references, as found in the cluster.
@@ -44,14 +43,14 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     if g.generate_jwt {
         let secret = secrets::render(&owner, &format!("{name}-jwt"), &secrets::random_value());
         let what = format!("Secret {name}-jwt");
-        if failed.check(what, create_secret_once(&ctx.client, &secret).await) == Some(true) {
+        if failed.check(what, apply::create_secret_once(ctx, &secret).await) == Some(true) {
             ctx.event(shard, false, "SecretCreated", format!("generated the HS256 token secret {name}-jwt"))
                 .await;
         }
     }
     let control_name = bridge_control_secret(&name);
     let control = secrets::render(&owner, &control_name, &secrets::random_value());
-    if failed.check(format!("Secret {control_name}"), create_secret_once(&ctx.client, &control).await)
+    if failed.check(format!("Secret {control_name}"), apply::create_secret_once(ctx, &control).await)
         == Some(true)
     {
         ctx.event(
@@ -77,7 +76,7 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     {
         Some(sts) => Some(sts),
         // Refused: the conditions still tell how the running one is doing.
-        None => Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&sts_name).await?,
+        None => ctx.stores.stateful_sets.get(&ns, &sts_name).map(|s| (*s).clone()),
     };
     let keep_ingress: Vec<String> = match &objects.ingress {
         Some(ing) => {
@@ -86,14 +85,23 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
         }
         None => vec![],
     };
-    let selector = owner.children_selector();
-    let deleted = delete_orphans::<Ingress>(&ctx.client, &ns, &selector, &keep_ingress).await;
+    let orphans: Vec<String> = ctx
+        .stores
+        .ingresses
+        .labelled(&ns, &owner.children_labels())
+        .iter()
+        .map(|i| i.name_any())
+        .filter(|n| !keep_ingress.contains(n))
+        .collect();
+    let deleted =
+        apply::delete_all::<k8s_openapi::api::networking::v1::Ingress>(&ctx.client, &ns, &orphans).await;
     for gone in failed.check("deleting unwanted Ingresses", deleted).unwrap_or_default() {
         ctx.event(shard, false, "Deleted", format!("deleted Ingress {gone}: ingress is disabled")).await;
     }
 
     let health = health(&g, sts.as_ref(), &failed);
-    let previous = shard.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    let seen = shard.status.clone();
+    let previous = ctx.previous_status(shard, seen.as_ref()).map(|s| s.conditions).unwrap_or_default();
     let status = ShardStatus {
         observed_generation: shard.metadata.generation,
         conditions: conditions_with_events(ctx, shard, &previous, &health).await,
@@ -101,8 +109,12 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
         bridges_ready: g.bridges_ready,
         conferences: g.conferences,
         participants: g.participants,
+        version: sts
+            .as_ref()
+            .and_then(|s| s.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.image.as_deref())
+            .map(super::image_version),
     };
-    patch_status(&ctx.client, shard, &status).await?;
+    ctx.write_status(shard, seen.as_ref(), &status).await?;
     Ok(Action::requeue(if !failed.is_empty() {
         ERROR_RETRY
     } else if g.missing.is_empty() {
@@ -132,8 +144,10 @@ fn stamp_config_hash(objects: &mut signaling::SignalingObjects) {
     }
 }
 
+/// What the shard references: custom resources from the stores, referenced Secrets' keys read
+/// (the operator caches no Secret data).
 async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
-    let client = &ctx.client;
+    let stores = &ctx.stores;
     let name = shard.name_any();
     let mut missing = vec![];
     let mut inputs = ShardInputs::default();
@@ -150,7 +164,7 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
                     JwtAlgorithm::HS256 => "auth.jwt.secretRef",
                     JwtAlgorithm::RS256 | JwtAlgorithm::ES256 => "auth.jwt.publicKeysRef",
                 };
-                missing.extend(apply::check_secret(client, ns, &r, field).await?);
+                missing.extend(apply::check_secret(ctx, ns, &r, field).await?);
                 inputs.jwt_key = Some((r.name, r.key));
             }
             None => {
@@ -161,7 +175,7 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
     }
 
     if let Some(r) = &shard.spec.turn_pool_ref {
-        match Api::<TurnPool>::namespaced(client.clone(), ns).get_opt(&r.name).await? {
+        match stores.turn_pools.get(ns, &r.name) {
             Some(pool) => {
                 let addresses = pool.status.as_ref().map(|s| s.addresses.clone()).unwrap_or_default();
                 inputs.turn = Some(TurnInputs {
@@ -175,7 +189,7 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
         }
     }
     if let Some(r) = &shard.spec.recorder_pool_ref {
-        match Api::<RecorderPool>::namespaced(client.clone(), ns).get_opt(&r.name).await? {
+        match stores.recorder_pools.get(ns, &r.name) {
             Some(_) => inputs.recording = true,
             None => missing.push((
                 "RecorderPoolNotFound",
@@ -184,8 +198,8 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
         }
     }
 
-    let pools = Api::<BridgePool>::namespaced(client.clone(), ns).list(&Default::default()).await?;
-    let mine: Vec<&BridgePool> = pools.items.iter().filter(|p| p.spec.shard_ref.name == name).collect();
+    let pools = stores.bridge_pools.in_namespace(ns);
+    let mine: Vec<_> = pools.iter().filter(|p| p.spec.shard_ref.name == name).collect();
     let bridges_ready = mine.iter().filter_map(|p| p.status.as_ref()).map(|s| s.ready_replicas).sum();
     let loads: Vec<_> = mine.iter().filter_map(|p| p.status.as_ref()?.load.clone()).collect();
     let (conferences, participants) = if loads.is_empty() {

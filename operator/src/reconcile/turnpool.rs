@@ -1,18 +1,16 @@
 //! TurnPool controller: coturn StatefulSet, its rendered config and the shared TURN secret. The
 //! relays may reach exactly the bridges of the shards that use them, nothing else private.
 
-use super::apply::{apply, create_secret_once, patch_status};
+use super::apply::{apply, create_secret_once};
 use super::conditions::{Health, Observed};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::{ERROR_RETRY, Failures, RESYNC, conditions_with_events, stateful_set_progress};
-use crate::crd::{BridgePool, Shard, TurnPool, TurnPoolStatus};
+use crate::crd::{TurnPool, TurnPoolStatus};
 use crate::render::{secrets, turn};
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::ListParams;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
+use kube::runtime::reflector::ObjectRef;
 use std::sync::Arc;
 
 pub async fn reconcile(pool: Arc<TurnPool>, ctx: Arc<Context>) -> Result<Action> {
@@ -22,13 +20,13 @@ pub async fn reconcile(pool: Arc<TurnPool>, ctx: Arc<Context>) -> Result<Action>
 async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
     let ns = pool.namespace().ok_or(Error::NoNamespace)?;
     let name = pool.name_any();
-    let bridge_addresses = bridge_addresses(ctx, &ns, &name).await?;
-    let relay_addresses = relay_addresses(ctx, pool, &ns).await?;
+    let bridge_addresses = bridge_addresses(ctx, &ns, &name);
+    let relay_addresses = relay_addresses(ctx, pool, &ns);
 
     let mut failed = Failures::default();
     let owner = turn::owner(pool);
     let secret = secrets::render(&owner, &turn::secret_name(&name), &secrets::random_value());
-    let created = create_secret_once(&ctx.client, &secret).await;
+    let created = create_secret_once(ctx, &secret).await;
     if failed.check(format!("Secret {}", turn::secret_name(&name)), created) == Some(true) {
         ctx.event(
             pool,
@@ -46,7 +44,7 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
         .check(format!("StatefulSet {sts_name}"), apply(&ctx.client, &objects.stateful_set).await)
     {
         Some(sts) => Some(sts),
-        None => Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns).get_opt(&sts_name).await?,
+        None => ctx.stores.stateful_sets.get(&ns, &sts_name).map(|s| (*s).clone()),
     };
 
     let (ready, rolled_out) = stateful_set_progress(sts.as_ref(), pool.spec.replicas);
@@ -80,7 +78,8 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
             .degraded()
             .unwrap_or_else(|| Observed::new("Degraded", false, "AsExpected", "configuration rendered")),
     };
-    let previous = pool.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    let seen = pool.status.clone();
+    let previous = ctx.previous_status(pool, seen.as_ref()).map(|s| s.conditions).unwrap_or_default();
     let status = TurnPoolStatus {
         observed_generation: pool.metadata.generation,
         conditions: conditions_with_events(ctx, pool, &previous, &health).await,
@@ -88,22 +87,20 @@ async fn run(pool: &TurnPool, ctx: &Context) -> Result<Action> {
         addresses: relay_addresses,
         allowed_bridge_addresses: bridge_addresses,
     };
-    patch_status(&ctx.client, pool, &status).await?;
+    ctx.write_status(pool, seen.as_ref(), &status).await?;
     Ok(Action::requeue(if failed.is_empty() { RESYNC } else { ERROR_RETRY }))
 }
 
 /// Addresses of the bridges of every shard in the namespace that uses this TurnPool.
-async fn bridge_addresses(ctx: &Context, ns: &str, pool: &str) -> Result<Vec<String>> {
-    let shards = Api::<Shard>::namespaced(ctx.client.clone(), ns).list(&ListParams::default()).await?;
+fn bridge_addresses(ctx: &Context, ns: &str, pool: &str) -> Vec<String> {
+    let shards = ctx.stores.shards.in_namespace(ns);
     let users: Vec<String> = shards
-        .items
         .iter()
         .filter(|s| s.spec.turn_pool_ref.as_ref().is_some_and(|r| r.name == pool))
         .map(|s| s.name_any())
         .collect();
-    let pools = Api::<BridgePool>::namespaced(ctx.client.clone(), ns).list(&ListParams::default()).await?;
+    let pools = ctx.stores.bridge_pools.in_namespace(ns);
     let mut addresses: Vec<String> = pools
-        .items
         .iter()
         .filter(|p| users.contains(&p.spec.shard_ref.name))
         .filter_map(|p| p.status.as_ref())
@@ -111,21 +108,18 @@ async fn bridge_addresses(ctx: &Context, ns: &str, pool: &str) -> Result<Vec<Str
         .collect();
     addresses.sort();
     addresses.dedup();
-    Ok(addresses)
+    addresses
 }
 
 /// Addresses clients reach the relays on: each relay node's ExternalIP, else its InternalIP.
-async fn relay_addresses(ctx: &Context, pool: &TurnPool, ns: &str) -> Result<Vec<String>> {
-    let selector = super::selector_string(&turn::owner(pool).selector_labels());
-    let pods =
-        Api::<Pod>::namespaced(ctx.client.clone(), ns).list(&ListParams::default().labels(&selector)).await?;
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
+fn relay_addresses(ctx: &Context, pool: &TurnPool, ns: &str) -> Vec<String> {
+    let pods = ctx.stores.pods.labelled(ns, &turn::owner(pool).selector_labels());
     let mut out = vec![];
-    for node_name in pods.items.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()) {
-        let Some(node) = nodes.get_opt(&node_name).await? else {
+    for node_name in pods.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()) {
+        let Some(node) = ctx.stores.nodes.store.get(&ObjectRef::new(&node_name)) else {
             continue;
         };
-        let addrs = node.status.and_then(|s| s.addresses).unwrap_or_default();
+        let addrs = node.status.as_ref().and_then(|s| s.addresses.clone()).unwrap_or_default();
         let pick = addrs
             .iter()
             .find(|a| a.type_ == "ExternalIP")
@@ -136,5 +130,5 @@ async fn relay_addresses(ctx: &Context, pool: &TurnPool, ns: &str) -> Result<Vec
     }
     out.sort();
     out.dedup();
-    Ok(out)
+    out
 }

@@ -85,13 +85,13 @@ impl Owner {
         labels
     }
 
-    /// The label selector (as a string) that finds every child of this owner.
-    pub fn children_selector(&self) -> String {
-        format!(
-            "{MANAGED_BY}={MANAGED_BY_VALUE},{OWNER_KIND}={},{OWNER_NAME}={}",
-            self.kind.to_lowercase(),
-            self.name
-        )
+    /// The labels that find every child of this owner.
+    pub fn children_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
+            (OWNER_KIND.to_string(), self.kind.to_lowercase()),
+            (OWNER_NAME.to_string(), self.name.clone()),
+        ])
     }
 
     /// Metadata of a namespaced child owned (and garbage-collected) through this owner.

@@ -1,0 +1,217 @@
+//! Benchmark, not a timed test: 100 Shards, each with a 2-bridge BridgePool on kwok nodes,
+//! reconciled by an operator under the chart's ServiceAccount. It measures the operator given
+//! as the baseline (`CONVENE_BASELINE_OPERATOR_BIN`, optional) and this build's, in the same
+//! run on the same cluster, and prints each figure with the ratio to the baseline. Run it with
+//! `e2e/cluster/bench-scale.sh [baseline git rev]`.
+//!
+//! Figures: creation → Ready (p50, p99), reconciles per object while building up, the
+//! operator's RSS at steady state, API requests per minute at steady state (from the API
+//! server's `apiserver_request_total`, less the cluster's own background rate measured
+//! before), and reconciles per minute with autoscaling on (bridges are kwok pods: their load is
+//! unknown and steady, so nothing changes).
+
+use convene_e2e::*;
+use convene_operator::crd::Shard;
+use kube::Api;
+use kube::api::ListParams;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const NS: &str = "bench";
+
+fn shards() -> usize {
+    std::env::var("CONVENE_BENCH_SHARDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100)
+}
+
+/// Seconds of each steady-state sample.
+fn window() -> Duration {
+    Duration::from_secs(std::env::var("CONVENE_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()).unwrap_or(60))
+}
+
+/// One node per bridge (bridges use host ports), addresses 127.1.x.y; created in one apply.
+fn add_nodes(n: usize) {
+    let mut docs = String::new();
+    for i in 0..n {
+        let ip = format!("127.1.{}.{}", i / 250, 2 + i % 250);
+        docs.push_str(&format!(
+            "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: bench-{i}\n  annotations: {{kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: \"0\"}}\n  labels: {{kubernetes.io/hostname: bench-{i}, kubernetes.io/os: linux, type: kwok}}\nstatus:\n  addresses: [{{type: InternalIP, address: \"{ip}\"}}]\n  capacity: {{cpu: \"32\", memory: 256Gi, pods: \"110\"}}\n  allocatable: {{cpu: \"32\", memory: 256Gi, pods: \"110\"}}\n"
+        ));
+    }
+    let out = kubectl(&["apply", "-f", "-"], Some(&docs));
+    assert!(out.status.success(), "nodes: {}", String::from_utf8_lossy(&out.stderr));
+    kubectl_ok(&["wait", "--for=condition=Ready", "node", "-l", "type=kwok", "--timeout=180s"]);
+}
+
+fn manifests(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "---\napiVersion: convene.dev/v1alpha1\nkind: Shard\nmetadata: {{name: s{i}}}\nspec: {{domain: s{i}.meet.localhost}}\n---\napiVersion: convene.dev/v1alpha1\nkind: BridgePool\nmetadata: {{name: s{i}}}\nspec:\n  shardRef: {{name: s{i}}}\n  replicas: 2\n  publicAddress: {{source: NodeInternalIP}}\n"
+            )
+        })
+        .collect()
+}
+
+/// All requests the API server has served, summed over verbs and resources.
+fn apiserver_requests() -> f64 {
+    let text = kubectl_ok(&["get", "--raw", "/metrics"]);
+    metric_sum(&text, "apiserver_request_total")
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    ready: usize,
+    ready_p50: f64,
+    ready_p99: f64,
+    reconciles_per_object: f64,
+    rss_mib: f64,
+    requests_per_min: f64,
+    reconciles_per_min: f64,
+    autoscaling_reconciles_per_min: f64,
+}
+
+/// API requests per minute the cluster makes with no operator running.
+async fn background_rate() -> f64 {
+    let before = apiserver_requests();
+    tokio::time::sleep(window()).await;
+    (apiserver_requests() - before) * 60.0 / window().as_secs_f64()
+}
+
+async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f64) -> Figures {
+    let n = shards();
+    fresh_namespace(NS);
+    let op =
+        Operator::start_binary(&bin, chart, None, label, &format!("bench-{label}"), 15).expect("operator");
+    let client = client().await;
+    let api: Api<Shard> = Api::namespaced(client, NS);
+    eventually("the operator leads", Duration::from_secs(60), || async {
+        Ok((op.counter("convene_operator_leader", "").await? >= 1.0).then_some(()))
+    })
+    .await;
+
+    // Build-up: apply everything at once, watch for each Shard's Ready.
+    let started = Instant::now();
+    let out = kubectl(&["apply", "-n", NS, "-f", "-"], Some(&manifests(n)));
+    assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
+    let mut ready_at: HashMap<String, f64> = HashMap::new();
+    while ready_at.len() < n && started.elapsed() < Duration::from_secs(300) {
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            for s in list.items {
+                let ready = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| condition(&st.conditions, "Ready"))
+                    .is_some_and(|c| c.status == "True");
+                if ready {
+                    ready_at
+                        .entry(s.metadata.name.unwrap_or_default())
+                        .or_insert(started.elapsed().as_secs_f64());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut times: Vec<f64> = ready_at.values().copied().collect();
+    times.sort_by(f64::total_cmp);
+    let build_reconciles = op.counter("convene_operator_reconciles_total", "").await.unwrap_or(0.0);
+
+    // Steady state: let the last writes settle, then count for one window.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (req0, rec0) =
+        (apiserver_requests(), op.counter("convene_operator_reconciles_total", "").await.unwrap_or(0.0));
+    tokio::time::sleep(window()).await;
+    let (req1, rec1) =
+        (apiserver_requests(), op.counter("convene_operator_reconciles_total", "").await.unwrap_or(0.0));
+    let per_min = 60.0 / window().as_secs_f64();
+    let rss = rss_mib(op.pid());
+
+    // Autoscaling on for every pool (2..4 bridges); bridges' load stays unknown and steady.
+    for i in 0..n {
+        let patch = r#"{"spec":{"autoscaling":{"enabled":true,"minReplicas":2,"maxReplicas":4}}}"#;
+        let _ =
+            kubectl(&["patch", "bridgepool", &format!("s{i}"), "-n", NS, "--type=merge", "-p", patch], None);
+    }
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let a0 = op.counter("convene_operator_reconciles_total", "kind=\"BridgePool\"").await.unwrap_or(0.0);
+    tokio::time::sleep(window()).await;
+    let a1 = op.counter("convene_operator_reconciles_total", "kind=\"BridgePool\"").await.unwrap_or(0.0);
+
+    delete_convene_resources(NS);
+    drop(op);
+    Figures {
+        ready: times.len(),
+        ready_p50: percentile(&times, 0.5),
+        ready_p99: percentile(&times, 0.99),
+        reconciles_per_object: build_reconciles / (2 * n) as f64,
+        rss_mib: rss,
+        requests_per_min: ((req1 - req0) * per_min - background).max(0.0),
+        reconciles_per_min: (rec1 - rec0) * per_min,
+        autoscaling_reconciles_per_min: (a1 - a0) * per_min,
+    }
+}
+
+#[tokio::test]
+#[ignore = "benchmark: e2e/cluster/bench-scale.sh"]
+async fn hundred_shards() {
+    let n = shards();
+    install_crds();
+    add_nodes(2 * n);
+    let chart = install_chart_rbac("bench", "bench-system", &[]);
+    let background = background_rate().await;
+    println!(
+        "{n} Shards with 2-bridge pools on {} kwok nodes; background {background:.0} API requests/min",
+        2 * n
+    );
+
+    let mut runs: Vec<(&str, Figures)> = vec![];
+    if let Ok(bin) = std::env::var("CONVENE_BASELINE_OPERATOR_BIN") {
+        runs.push(("baseline", measure("baseline", PathBuf::from(bin), &chart, background).await));
+    }
+    runs.push(("current", measure("current", operator_binary(), &chart, background).await));
+
+    type Figure = fn(&Figures) -> f64;
+    let rows: [(&str, Figure); 7] = [
+        ("Ready p50 (s)", |f| f.ready_p50),
+        ("Ready p99 (s)", |f| f.ready_p99),
+        ("reconciles per object, build-up", |f| f.reconciles_per_object),
+        ("RSS at steady state (MiB)", |f| f.rss_mib),
+        ("API requests/min, steady", |f| f.requests_per_min),
+        ("reconciles/min, steady", |f| f.reconciles_per_min),
+        ("BridgePool reconciles/min, autoscaling", |f| f.autoscaling_reconciles_per_min),
+    ];
+    for (label, f) in &runs {
+        println!("{label}: {} of {n} Shards Ready", f.ready);
+    }
+    println!("{:<42}{}", "figure", runs.iter().map(|(l, _)| format!("{l:>12}")).collect::<String>());
+    for (name, get) in rows {
+        let mut line = format!("{name:<42}");
+        for (_, f) in &runs {
+            line.push_str(&format!("{:>12.1}", get(f)));
+        }
+        if let [(_, base), (_, cur)] = &runs[..] {
+            let (b, c) = (get(base), get(cur));
+            line.push_str(&format!("   current/baseline {:.3}", if b > 0.0 { c / b } else { f64::NAN }));
+        }
+        println!("{line}");
+    }
+    let cur = &runs.last().expect("current ran").1;
+    assert_eq!(cur.ready, n, "every Shard became Ready");
+}
