@@ -269,6 +269,7 @@ pub fn shard_secret_refs(shard: &Shard) -> Vec<String> {
         out.extend(jwt.secret_ref.iter().chain(&jwt.public_keys_ref).map(|r| r.name.clone()));
     }
     out.extend(shard.spec.ingress.tls_secret_name.clone());
+    out.extend(shard.spec.serving.tls_secret_name.clone());
     out
 }
 

@@ -448,3 +448,33 @@ fn coturn_peer_ranges_accept_cidr_and_add_to_the_private_defaults() {
     assert_eq!(lines.iter().filter(|l| **l == "denied-peer-ip=10.0.0.0-10.255.255.255").count(), 1);
     assert!(!lines.iter().any(|l| l.contains("peer-ip=") && l.contains('/')), "no CIDR reaches coturn");
 }
+
+#[test]
+fn signaling_trusts_the_ingress_for_client_addresses_and_serves_tls_in_cluster_when_asked() {
+    let mut shard: Shard = one("production.yaml", "Shard", "meet-a");
+    let inputs = signaling::ShardInputs::default();
+    // Behind an Ingress every client would share the controller's address: trust private peers.
+    let cfg = signaling::config(&shard, &inputs);
+    assert!(cfg.trusted_proxies.contains(&"10.0.0.0/8".to_string()), "{:?}", cfg.trusted_proxies);
+    assert!(cfg.tls.is_none(), "in-cluster TLS is off by default");
+    shard.spec.ingress.enabled = false;
+    assert!(signaling::config(&shard, &inputs).trusted_proxies.is_empty(), "no Ingress: no proxy is trusted");
+    shard.spec.serving.trusted_proxies = Some(vec!["192.0.2.7".into()]);
+    assert_eq!(signaling::config(&shard, &inputs).trusted_proxies, ["192.0.2.7"]);
+
+    shard.spec.serving.tls_secret_name = Some("meet-a-internal".into());
+    let cfg = signaling::config(&shard, &inputs);
+    let tls = cfg.tls.expect("TLS files in the config");
+    let objs = signaling::render(&shard, &inputs, &RenderConfig::default());
+    let c = &pod(&objs.stateful_set).containers[0];
+    let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "tls").expect("TLS mounted");
+    assert!(tls.cert_file.starts_with(&mount.mount_path) && tls.key_file.starts_with(&mount.mount_path));
+    let vol = pod(&objs.stateful_set).volumes.as_ref().unwrap().iter().find(|v| v.name == "tls").unwrap();
+    let keys: Vec<&str> =
+        vol.secret.as_ref().unwrap().items.as_ref().unwrap().iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["tls.crt", "tls.key"]);
+    for probe in [&c.readiness_probe, &c.liveness_probe] {
+        let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(get.scheme.as_deref(), Some("HTTPS"), "probes speak TLS to a TLS server");
+    }
+}

@@ -66,7 +66,38 @@ pub struct ShardSpec {
     /// Image, resources and placement of the signaling pod.
     #[serde(default)]
     pub signaling: WorkloadSpec,
+    /// How signaling serves inside the cluster: TLS, and which proxies it trusts for clients'
+    /// addresses.
+    #[serde(default)]
+    pub serving: ServingSpec,
 }
+
+/// How signaling serves inside the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingSpec {
+    /// A Secret (type kubernetes.io/tls, with `ca.crt`) whose certificate signaling serves
+    /// HTTPS and WSS with inside the cluster; bridges then dial it over `wss://` and verify it
+    /// against `ca.crt`. Off by default (the Ingress terminates TLS). With it, tell your ingress
+    /// controller to speak HTTPS to the backend, for example with the ingress annotation
+    /// `nginx.ingress.kubernetes.io/backend-protocol: HTTPS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub tls_secret_name: Option<String>,
+    /// Proxies (CIDRs such as `10.0.0.0/8`, or addresses) whose `Forwarded` and
+    /// `X-Forwarded-For` headers signaling believes for a client's address, which its
+    /// per-address limits count. Defaults to the private ranges when the Ingress is enabled
+    /// (its controller is then the only peer; without it every client would share its
+    /// address), and to none without an Ingress. At most 32 entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.all(x, isCIDR(x) || isIP(x))").message("trustedProxies entries must be CIDRs (10.0.0.0/8) or IP addresses"))]
+    #[schemars(length(max = 32), inner(length(max = 49)))]
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+/// Private ranges: the peers an in-cluster ingress controller connects from.
+pub const PRIVATE_RANGES: &[&str] =
+    &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"];
 
 /// Ingress settings.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

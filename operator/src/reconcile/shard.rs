@@ -8,6 +8,7 @@ use super::error::{Error, Result};
 use super::{
     ERROR_RETRY, Failures, MISSING_REF_RETRY, RESYNC, conditions_with_events, stateful_set_progress,
 };
+use crate::crd::common::SecretKeyRef;
 use crate::crd::shard::JwtAlgorithm;
 use crate::crd::{Shard, ShardStatus};
 use crate::render::signaling::{self, ShardInputs, TurnInputs};
@@ -174,6 +175,15 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
         }
     }
 
+    if let Some(name) = &shard.spec.serving.tls_secret_name {
+        for key in ["tls.crt", "tls.key", "ca.crt"] {
+            let r = SecretKeyRef { name: name.clone(), key: key.into() };
+            if let Some(problem) = apply::check_secret(ctx, ns, &r, "serving.tlsSecretName").await? {
+                missing.push(problem);
+                break;
+            }
+        }
+    }
     if let Some(r) = &shard.spec.turn_pool_ref {
         match stores.turn_pools.get(ns, &r.name) {
             Some(pool) => {

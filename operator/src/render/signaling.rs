@@ -5,9 +5,10 @@ use super::meta::{Component, Owner};
 use super::pod::{self, env, env_from_field, http_probe};
 use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret};
 use crate::crd::Shard;
+use crate::crd::shard::PRIVATE_RANGES;
 use convene_proto::bridge::common_env;
 use convene_proto::config::{
-    AuthConfig, JwtConfig, SIGNALING_CONFIG_FILE, SignalingConfig, TurnConfig, WebConfig,
+    AuthConfig, JwtConfig, SIGNALING_CONFIG_FILE, SignalingConfig, TlsConfig, TurnConfig, WebConfig,
 };
 use convene_proto::paths;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -94,8 +95,28 @@ pub fn config(shard: &Shard, inputs: &ShardInputs) -> SignalingConfig {
             credential_lifetime_seconds: t.credential_lifetime_seconds.into(),
         }),
         recording: inputs.recording,
+        trusted_proxies: trusted_proxies(shard),
+        tls: s.serving.tls_secret_name.as_ref().map(|_| TlsConfig {
+            cert_file: format!("{SECRETS_DIR}/tls/tls.crt"),
+            key_file: format!("{SECRETS_DIR}/tls/tls.key"),
+        }),
         ..Default::default()
     }
+}
+
+/// Pure: the proxies signaling believes for clients' addresses: as given, else the private
+/// ranges behind an Ingress (its controller is the only peer then), else none.
+pub fn trusted_proxies(shard: &Shard) -> Vec<String> {
+    match &shard.spec.serving.trusted_proxies {
+        Some(list) => list.clone(),
+        None if shard.spec.ingress.enabled => PRIVATE_RANGES.iter().map(|r| r.to_string()).collect(),
+        None => vec![],
+    }
+}
+
+/// Pure: the scheme signaling serves in the cluster (`https` with `serving.tlsSecretName`).
+pub fn in_cluster_tls(shard: &Shard) -> bool {
+    shard.spec.serving.tls_secret_name.is_some()
 }
 
 pub fn render(shard: &Shard, inputs: &ShardInputs, cfg: &RenderConfig) -> SignalingObjects {
@@ -166,6 +187,23 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
         volumes.push(secret_volume("turn", &turn.secret_name, "secret", "secret"));
         mounts.push(mount("turn", &format!("{SECRETS_DIR}/turn")));
     }
+    if let Some(tls) = &shard.spec.serving.tls_secret_name {
+        let mut v = secret_volume("tls", tls, "tls.crt", "tls.crt");
+        if let Some(items) = v.secret.as_mut().and_then(|s| s.items.as_mut()) {
+            items.push(KeyToPath { key: "tls.key".into(), path: "tls.key".into(), ..Default::default() });
+        }
+        volumes.push(v);
+        mounts.push(mount("tls", &format!("{SECRETS_DIR}/tls")));
+    }
+    let probe = |path, period, failures, delay| {
+        let mut p = http_probe(path, "http", period, failures, delay);
+        if in_cluster_tls(shard) {
+            if let Some(get) = p.http_get.as_mut() {
+                get.scheme = Some("HTTPS".into());
+            }
+        }
+        p
+    };
     let pod = PodSpec {
         automount_service_account_token: Some(false),
         containers: vec![Container {
@@ -184,8 +222,8 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
                 protocol: Some("TCP".into()),
                 ..Default::default()
             }]),
-            readiness_probe: Some(http_probe(paths::READY, "http", 5, 2, 1)),
-            liveness_probe: Some(http_probe(paths::HEALTH, "http", 10, 3, 10)),
+            readiness_probe: Some(probe(paths::READY, 5, 2, 1)),
+            liveness_probe: Some(probe(paths::HEALTH, 10, 3, 10)),
             resources: Some(pod::resources(spec, "250m", "512Mi")),
             security_context: Some(pod::container_security(&[])),
             volume_mounts: Some(mounts),
