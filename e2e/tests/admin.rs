@@ -514,6 +514,16 @@ async fn a_normal_start_says_ready_once() {
     let wide = kubectl_ok(&["get", "-n", ns, "bridgepool/trial", "-o", "wide"]);
     println!("{wide}");
     assert!(wide.contains("NODES") && wide.contains("ADDRESSES") && wide.contains("admin-"), "{wide}");
+    // Without autoscaling MIN and MAX are spec.replicas, and each bridge's image tag shows.
+    let row = |col: &str| {
+        let header: Vec<&str> = wide.lines().next().unwrap_or_default().split_whitespace().collect();
+        let i = header.iter().position(|h| *h == col).unwrap_or_else(|| panic!("{col} column: {wide}"));
+        wide.lines().nth(1).and_then(|l| l.split_whitespace().nth(i).map(str::to_string)).unwrap_or_default()
+    };
+    assert_eq!((row("MIN"), row("MAX")), ("1".to_string(), "1".to_string()), "{wide}");
+    let tag =
+        convene_operator::render::RenderConfig::default().media_image.rsplit(':').next().unwrap().to_string();
+    assert_eq!(row("VERSION"), tag, "{wide}");
     delete_namespace(ns);
 }
 

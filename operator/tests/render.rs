@@ -478,3 +478,27 @@ fn signaling_trusts_the_ingress_for_client_addresses_and_serves_tls_in_cluster_w
         assert_eq!(get.scheme.as_deref(), Some("HTTPS"), "probes speak TLS to a TLS server");
     }
 }
+
+#[test]
+fn bridges_dial_signaling_over_wss_and_verify_it_when_signaling_serves_tls() {
+    let pool: BridgePool = one("production.yaml", "BridgePool", "meet-a");
+    let mut sts = bridge::render(&pool, 2, &RenderConfig::default()).stateful_set;
+    let url = |sts: &k8s_openapi::api::apps::v1::StatefulSet| {
+        env(&pod(sts).containers[0], convene_proto::bridge::env::SIGNALING_URL)
+            .unwrap()
+            .value
+            .clone()
+            .unwrap()
+    };
+    assert!(url(&sts).starts_with("ws://"), "plain in-cluster by default");
+    bridge::dial_signaling_over_tls(&mut sts, "meet-a-internal");
+    assert!(url(&sts).starts_with("wss://meet-a-signaling."), "{}", url(&sts));
+    let c = &pod(&sts).containers[0];
+    let ca = env(c, convene_proto::bridge::env::CONTROL_CA_FILE).unwrap().value.clone().unwrap();
+    let mount = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "signaling-ca").unwrap();
+    assert!(ca.starts_with(&mount.mount_path), "{ca} under {}", mount.mount_path);
+    let vol = pod(&sts).volumes.as_ref().unwrap().iter().find(|v| v.name == "signaling-ca").unwrap();
+    let secret = vol.secret.as_ref().unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("meet-a-internal"));
+    assert_eq!(secret.items.as_ref().unwrap()[0].key, "ca.crt");
+}

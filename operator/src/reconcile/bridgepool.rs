@@ -186,6 +186,9 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let requeue = if rolling.is_some() || run_count != desired { loads::PERIOD } else { RESYNC };
 
     let mut objects = bridge::render(pool, run_count, &ctx.render);
+    if let Some(tls) = &shard.spec.serving.tls_secret_name {
+        bridge::dial_signaling_over_tls(&mut objects.stateful_set, tls);
+    }
     // The shard owns its bridges too: deleting it garbage-collects them with their Secret.
     if let Some(r) = shard.controller_owner_ref(&()) {
         let also = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
