@@ -149,6 +149,10 @@ pub struct ParticipantInfo {
     pub video_muted: bool,
     pub screen: bool,
     pub hand_raised: bool,
+    /// Place in the room's queue of raised hands: hands sort by it, lowest (raised first)
+    /// first. Absent while the hand is down; a hand raised again goes to the back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hand_order: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -364,3 +364,40 @@ async fn reactions_rate_limited_and_end_meeting_for_all() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(app.metrics.render().contains("convene_signaling_rooms 0"));
 }
+
+#[tokio::test]
+async fn raised_hands_queue_in_the_order_they_went_up_for_late_joiners_too() {
+    let (addr, _app) = server().await;
+    auto_bridge(&addr).await;
+    let (mut a, a_id) = join(&addr, "hands", "Ann").await;
+    let (mut b, b_id) = join(&addr, "hands", "Bob").await;
+    let (mut c, c_id) = join(&addr, "hands", "Cid").await;
+    // Cid, then Ann, then Bob raise; Cid lowers and raises again: to the back of the queue.
+    for ws in [&mut c, &mut a, &mut b] {
+        send(ws, json!({"type": "raise_hand", "raised": true})).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    send(&mut c, json!({"type": "raise_hand", "raised": true})).await; // already up: no change
+    send(&mut c, json!({"type": "raise_hand", "raised": false})).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    send(&mut c, json!({"type": "raise_hand", "raised": true})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A late joiner gets the queue from the participant list alone.
+    let mut late = connect(&addr).await;
+    send(&mut late, json!({"type": "join", "v": 1, "room": "hands", "name": "Late"})).await;
+    let joined = next(&mut late, "joined").await;
+    let mut hands: Vec<(u64, String)> = joined["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["hand_raised"] == true)
+        .map(|p| {
+            (p["hand_order"].as_u64().expect("a raised hand has its place"), p["id"].as_str().unwrap().into())
+        })
+        .collect();
+    hands.sort();
+    let queue: Vec<String> = hands.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(queue, [a_id, b_id, c_id], "Ann, Bob, then Cid who raised again");
+    assert!(joined["you"].get("hand_order").is_none(), "no place while the hand is down: {}", joined["you"]);
+}

@@ -342,6 +342,24 @@ try {
     if (n < 4 || n > 7) throw new Error(`rate limit not applied: ${n}`);
   });
 
+  await check('raised hands: the participant list queues them in the order they went up', async () => {
+    if (main.length < 3) throw new Error('no call');
+    const [a, b, c] = main;
+    const [aid, bid] = [await myId(a), await myId(b)];
+    await b.page.evaluate(() => window.convene.state.hand || document.querySelector('#btn-hand').click());
+    await waitFor('Bob first', () => c.page.evaluate((id) => window.convene.state.hands[0] === id, bid), 5000);
+    await a.page.evaluate(() => window.convene.state.hand || document.querySelector('#btn-hand').click());
+    const queue = await waitFor('two hands in order', () => c.page.evaluate(() => {
+      const names = [...document.querySelectorAll('#hands-list li')].map((li) => li.textContent);
+      return names.length === 2 && names;
+    }), 5000);
+    const expected = await c.page.evaluate(([x, y]) => [x, y].map((id) => window.convene.state.participants.get(id).name), [bid, aid]);
+    log(`  hands queue on a third page: ${JSON.stringify(queue)}`);
+    if (JSON.stringify(queue) !== JSON.stringify(expected)) throw new Error(`queue ${JSON.stringify(queue)}, expected ${JSON.stringify(expected)}`);
+    for (const p of [a, b]) await p.page.evaluate(() => window.convene.state.hand && document.querySelector('#btn-hand').click());
+    await waitFor('hands down', () => c.page.evaluate(() => window.convene.state.hands.length === 0), 5000);
+  });
+
   await check('keyboard only: M V R C T ? shortcuts, chat with safe links, focus visible', async () => {
     if (main.length < 3) throw new Error('no call');
     const [a, b] = main;

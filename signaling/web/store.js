@@ -25,11 +25,11 @@ export function emit(ev, data) { for (const f of listeners.get(ev) || []) f(data
 export const isMe = (id) => state.me?.id === id;
 export const myInfo = () => state.participants.get(state.me?.id) || state.me;
 
-// Raised hands keep the order in which they went up.
-function trackHand(p) {
-  const i = state.hands.indexOf(p.id);
-  if (p.hand_raised && i < 0) state.hands.push(p.id);
-  if (!p.hand_raised && i >= 0) state.hands.splice(i, 1);
+// Raised hands in the room's queue order (hand_order, from signaling), so a late joiner sees
+// the same queue as everyone else.
+function trackHand() {
+  state.hands = [...state.participants.values()].filter((p) => p.hand_raised)
+    .sort((a, b) => (a.hand_order ?? 0) - (b.hand_order ?? 0)).map((p) => p.id);
 }
 
 export function reduce(m) {
@@ -40,8 +40,7 @@ export function reduce(m) {
       state.me = m.you; state.room = m.room; state.web = m.web || state.web; state.iceServers = m.ice_servers || [];
       state.participants = new Map(m.participants.map((p) => [p.id, p]));
       state.participants.set(m.you.id, m.you);
-      state.hands = [];
-      for (const p of state.participants.values()) trackHand(p);
+      trackHand();
       state.dominant = m.room.dominant_speaker || null; state.lobby = [];
       if (state.pinned && !state.participants.has(state.pinned.split(':')[0])) state.pinned = null;
       state.reconnecting = false; state.lastError = null;
@@ -49,12 +48,12 @@ export function reduce(m) {
       break;
     }
     case 'participant_joined':
-      state.participants.set(m.participant.id, m.participant); trackHand(m.participant);
+      state.participants.set(m.participant.id, m.participant); trackHand();
       emit('announce', { key: 'joined_notice', name: m.participant.name });
       break;
     case 'participant_updated': {
       const before = state.participants.get(m.participant.id);
-      state.participants.set(m.participant.id, m.participant); trackHand(m.participant);
+      state.participants.set(m.participant.id, m.participant); trackHand();
       if (isMe(m.participant.id)) { state.me = m.participant; state.hand = m.participant.hand_raised; }
       if (m.participant.screen && !before?.screen) emit('screen_started', m.participant.id);
       if (!m.participant.screen && before?.screen) emit('screen_stopped', m.participant.id);
@@ -62,7 +61,7 @@ export function reduce(m) {
     }
     case 'participant_left': {
       const p = state.participants.get(m.id);
-      state.participants.delete(m.id); trackHand({ id: m.id, hand_raised: false });
+      state.participants.delete(m.id); trackHand();
       if (state.pinned?.startsWith(m.id)) state.pinned = null;
       if (state.dominant === m.id) state.dominant = null;
       if (p) emit('announce', { key: 'left_notice', name: p.name });

@@ -132,6 +132,7 @@ fn enter_locked(
         video_muted: req.video_muted,
         screen: false,
         hand_raised: false,
+        hand_order: None,
     };
     if exists {
         if let Some(pw) = &r.password

@@ -53,6 +53,8 @@ pub struct Room {
     pub closed: bool,
     /// Per-participant reaction rate limits.
     pub reactions: reaction::Limits,
+    /// Raised hands so far: the next one's place in the queue.
+    pub hands_raised: u64,
 }
 
 impl Room {
@@ -262,7 +264,17 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
             presence::media_state(r, pid, audio_muted, video_muted, screen)
         }
         ClientMsg::Profile { name, avatar } => presence::profile(r, pid, name, avatar),
-        ClientMsg::RaiseHand { raised } => r.update(pid, |i| i.hand_raised = raised),
+        ClientMsg::RaiseHand { raised } => {
+            let already = r.participants.get(pid).is_some_and(|p| p.info.hand_raised);
+            if raised != already {
+                r.hands_raised += 1;
+                let order = raised.then_some(r.hands_raised);
+                r.update(pid, |i| {
+                    i.hand_raised = raised;
+                    i.hand_order = order;
+                });
+            }
+        }
         ClientMsg::Reaction { reaction } => reaction::send(r, pid, reaction),
         ClientMsg::EndMeeting => return reaction::end_meeting(app, r, my_name),
         ClientMsg::Mute { target, kind } => moderation::mute(app, r, tx, my_name, &target, kind),
