@@ -1,6 +1,7 @@
 //! Allocation per receiver: which sources' video it gets (last-N, pins, speech order) and
 //! which simulcast layer of each (its constraints and bandwidth estimate); and, in large
 //! conferences, whose audio is forwarded at all (the loudest few).
+use std::collections::HashMap;
 use std::time::Instant;
 
 use str0m::bwe::Bitrate;
@@ -24,13 +25,14 @@ impl Sfu {
         let c = &r.constraints;
         let selected =
             lastn::select(&r.name, c.last_n, &c.pinned, conf.speaker.history(), &conf.member_names);
+        let rank_of: HashMap<&str, usize> = selected.iter().enumerate().map(|(i, e)| (*e, i)).collect();
         // Video tracks in priority order: by selection rank, screens before cameras.
         let mut order: Vec<(usize, usize, u8)> = Vec::new(); // (track index, rank, kind rank)
         for (i, t) in r.tracks_out.iter().enumerate() {
             if t.kind != MediaKind::Video {
                 continue;
             }
-            if let Some(rank) = selected.iter().position(|e| *e == t.src_endpoint) {
+            if let Some(&rank) = rank_of.get(t.src_endpoint.as_str()) {
                 order.push((i, rank, u8::from(t.source_kind != SourceKind::Screen)));
             }
         }
