@@ -144,6 +144,7 @@ pub async fn run(ctx: Arc<Context>, wake: futures::channel::mpsc::UnboundedSende
             let sig = signature(&p);
             ctx.loads.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), p);
             if last.get(&key) != Some(&sig) {
+                tracing::debug!(pool = %key, desired = ?sig.0, bridges = ?sig.1, "load changed; reconciling");
                 last.insert(key, sig);
                 let _ = wake.unbounded_send(ObjectRef::from_obj(&**pool));
             }

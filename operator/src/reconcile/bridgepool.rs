@@ -145,6 +145,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
         });
         step = r;
     }
+    tracing::debug!(pool = %pool.name_any(), from, desired, running, ?step, "bridge pool step");
     let run_count = match step {
         Step::Run(n, why) => {
             if n != running {

@@ -13,10 +13,12 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
 
-/// One client (and connection pool) for every scrape and drain: bridges are scraped every 5 s.
+/// One client for every scrape and drain. No idle connection is kept: a bridge closes idle
+/// keep-alive connections after its request timeout (5 s, the scrape period), and a request
+/// sent on a connection it is closing fails, which would read as a silent bridge.
 fn client() -> &'static HttpClient {
     static CLIENT: std::sync::OnceLock<HttpClient> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http())
+    CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build_http())
 }
 
 /// The load a bridge reports on its typed load endpoint; all `None` when it does not answer in
