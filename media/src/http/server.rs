@@ -21,6 +21,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::io::admission::{self, Admission, Held};
 use crate::metrics::{DropReason, Metrics};
 
 /// What HTTP connections may hold.
@@ -61,19 +62,17 @@ struct Table {
 impl Table {
     /// Make room for a connection from `ip`; false when it must be refused.
     fn admit(&mut self, ip: IpAddr, limits: &HttpLimits, metrics: &Metrics) -> bool {
-        if self.conns.values().filter(|c| c.ip == ip).count() >= limits.max_per_source {
-            return false;
-        }
-        if self.conns.len() < limits.max_connections {
-            return true;
-        }
-        let oldest = self
-            .conns
-            .iter()
-            .filter(|(_, c)| !c.requested.load(Ordering::Relaxed))
-            .min_by_key(|(_, c)| c.opened)
-            .map(|(peer, _)| *peer);
-        let Some(peer) = oldest else { return false };
+        let held = self.conns.iter().map(|(peer, c)| Held {
+            peer: *peer,
+            ip: c.ip,
+            opened: c.opened.into_std(),
+            proven: c.requested.load(Ordering::Relaxed),
+        });
+        let peer = match admission::admit(held, ip, limits.max_per_source, limits.max_connections) {
+            Admission::Admit => return true,
+            Admission::Refuse => return false,
+            Admission::Evict(peer) => peer,
+        };
         if let Some(c) = self.conns.remove(&peer) {
             c.task.iter().for_each(AbortHandle::abort);
         }

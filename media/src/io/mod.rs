@@ -1,4 +1,5 @@
 //! The thin I/O around the sans-IO core: the media thread (UDP + commands) and ICE-TCP.
+pub mod admission;
 pub mod latency;
 pub mod tcp;
 pub mod udp;

@@ -21,6 +21,7 @@ use tracing::debug;
 
 use super::Command;
 use super::udp::{TcpWriters, Waker};
+use crate::io::admission::{self, Admission, Held};
 use crate::metrics::{DropReason, Metrics};
 
 /// Largest packet accepted on ICE-TCP (an RTP packet is ~1200 bytes).
@@ -63,26 +64,21 @@ struct Table {
 impl Table {
     /// Make room for a connection from `ip`; false when it must be refused.
     fn admit(&mut self, ip: IpAddr, limits: &TcpLimits) -> bool {
-        if self.conns.values().filter(|c| c.ip == ip).count() >= limits.max_per_source {
-            return false;
-        }
-        if self.conns.len() < limits.max_connections {
-            return true;
-        }
-        let oldest = self
-            .conns
-            .iter()
-            .filter(|(_, c)| !c.answered.load(Ordering::Relaxed))
-            .min_by_key(|(_, c)| c.opened)
-            .map(|(peer, _)| *peer);
-        match oldest {
-            Some(peer) => {
+        let held = self.conns.iter().map(|(peer, c)| Held {
+            peer: *peer,
+            ip: c.ip,
+            opened: c.opened.into_std(),
+            proven: c.answered.load(Ordering::Relaxed),
+        });
+        match admission::admit(held, ip, limits.max_per_source, limits.max_connections) {
+            Admission::Admit => true,
+            Admission::Refuse => false,
+            Admission::Evict(peer) => {
                 self.close(&peer);
                 self.metrics.count_drop(DropReason::TcpUnanswered);
                 debug!(%peer, "ice-tcp: oldest unanswered connection evicted to make room");
                 true
             }
-            None => false,
         }
     }
 
