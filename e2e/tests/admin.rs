@@ -515,10 +515,12 @@ async fn a_normal_start_says_ready_once() {
     println!("{wide}");
     assert!(wide.contains("NODES") && wide.contains("ADDRESSES") && wide.contains("admin-"), "{wide}");
     // Without autoscaling MIN and MAX are spec.replicas, and each bridge's image tag shows.
+    // Columns by their header's position (empty cells are blank, not a word).
     let row = |col: &str| {
-        let header: Vec<&str> = wide.lines().next().unwrap_or_default().split_whitespace().collect();
-        let i = header.iter().position(|h| *h == col).unwrap_or_else(|| panic!("{col} column: {wide}"));
-        wide.lines().nth(1).and_then(|l| l.split_whitespace().nth(i).map(str::to_string)).unwrap_or_default()
+        let header = wide.lines().next().unwrap_or_default();
+        let at = header.find(&format!(" {col} ")).unwrap_or_else(|| panic!("{col} column: {wide}")) + 1;
+        let line = wide.lines().nth(1).unwrap_or_default();
+        line.get(at..).unwrap_or_default().split_whitespace().next().unwrap_or_default().to_string()
     };
     assert_eq!((row("MIN"), row("MAX")), ("1".to_string(), "1".to_string()), "{wide}");
     let tag =
