@@ -26,7 +26,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit and integration tests (private network namespace: every packet stays on loopback)"
 cargo build --workspace --all-targets --locked
 # The same package set as the build, so nothing is rebuilt (offline) inside the namespace.
-unshare -n -- sh -c 'ip link set lo up && exec cargo test --workspace --offline --locked'
+unshare -n -- sh -c 'ip link set lo up && exec cargo test --workspace --no-fail-fast --offline --locked'
 
 step "browser tier (headless Chromium, signaling + bridges + coturn, private netns)"
 CONVENE_PREBUILT=1 signaling/web-tests/run.sh
@@ -37,7 +37,7 @@ step "cluster tier (real control plane, kwok nodes)"
 # admin: the chart's RBAC, refused children in status, config hash, deletion, Secrets, uninstall;
 # autoscale: real signaling, bridges (one per kwok pod) and convene-loadgen under load.
 # Every operator runs under the chart's ServiceAccount, not admin credentials.
-e2e/cluster/with-cluster.sh cargo test --workspace --locked --test operator --test admin --test autoscale \
+e2e/cluster/with-cluster.sh cargo test --workspace --no-fail-fast --locked --test operator --test admin --test autoscale \
   -- --ignored --test-threads=1 --nocapture
 
 step "all tiers passed"
