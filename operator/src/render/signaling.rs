@@ -197,10 +197,10 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
     }
     let probe = |path, period, failures, delay| {
         let mut p = http_probe(path, "http", period, failures, delay);
-        if in_cluster_tls(shard) {
-            if let Some(get) = p.http_get.as_mut() {
-                get.scheme = Some("HTTPS".into());
-            }
+        if in_cluster_tls(shard)
+            && let Some(get) = p.http_get.as_mut()
+        {
+            get.scheme = Some("HTTPS".into());
         }
         p
     };
