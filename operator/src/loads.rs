@@ -82,8 +82,16 @@ pub async fn scrape(pool: &BridgePool, pods: &[Arc<Pod>]) -> BTreeMap<String, Br
     futures::future::join_all(futures).await.into_iter().collect()
 }
 
-/// The autoscaler's decision for `pool` from its last decided size `from` (0: none yet).
-pub fn decide(ctx: &Context, pool: &BridgePool, from: i32, loads: &[BridgeLoad]) -> Option<Decision> {
+/// The autoscaler's decision for `pool` from its last decided size `from` (0: none yet), at
+/// `now` since the operator started (scrapes of one tick share one time, so a window of N
+/// scrape periods ends on a tick, not one tick later by the scrape's own duration).
+pub fn decide(
+    ctx: &Context,
+    pool: &BridgePool,
+    from: i32,
+    loads: &[BridgeLoad],
+    now: Duration,
+) -> Option<Decision> {
     let a = pool.spec.autoscaling.as_ref().filter(|a| a.enabled)?;
     let targets = autoscale::Targets {
         min: a.min_replicas,
@@ -97,7 +105,7 @@ pub fn decide(ctx: &Context, pool: &BridgePool, from: i32, loads: &[BridgeLoad])
     let current = crate::reconcile::bridgepool::desired_replicas(pool, from);
     let mut windows = ctx.windows.lock().unwrap_or_else(|e| e.into_inner());
     let w = windows.entry(pool_key(pool)).or_default();
-    Some(autoscale::decide(current, loads, &targets, w, ctx.started.elapsed()))
+    Some(autoscale::decide(current, loads, &targets, w, now))
 }
 
 /// Run the load watch until the process stops; `wake` asks for a pool's reconcile.
@@ -106,7 +114,7 @@ pub async fn run(ctx: Arc<Context>, wake: futures::channel::mpsc::UnboundedSende
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: HashMap<String, (Option<i32>, Vec<BridgeSignature>)> = HashMap::new();
     loop {
-        tick.tick().await;
+        let now = tick.tick().await.into_std().saturating_duration_since(ctx.started);
         let pools: Vec<Arc<BridgePool>> = ctx
             .stores
             .bridge_pools
@@ -133,7 +141,7 @@ pub async fn run(ctx: Arc<Context>, wake: futures::channel::mpsc::UnboundedSende
                 .and_then(|l| l.decision.as_ref().map(|d| d.desired))
                 .or_else(|| pool.status.as_ref().map(|s| s.desired_replicas))
                 .unwrap_or(0);
-            let decision = decide(&ctx, pool, from, &loads);
+            let decision = decide(&ctx, pool, from, &loads, now);
             let total = crate::reconcile::bridgepool::pool_load(&loads);
             let labels = [key.split('/').next().unwrap_or_default(), &pool.name_any()];
             let m = &ctx.metrics;

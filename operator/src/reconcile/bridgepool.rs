@@ -317,7 +317,7 @@ fn decide(
         .and_then(|l| l.decision.clone());
     let d = watched.or_else(|| {
         let loads: Vec<autoscale::BridgeLoad> = loads.iter().map(|(_, l)| l.clone()).collect();
-        loads::decide(ctx, pool, from, &loads)
+        loads::decide(ctx, pool, from, &loads, ctx.started.elapsed())
     });
     match d {
         Some(d) => autoscale::Decision { desired: desired_replicas(pool, d.desired), ..d },
