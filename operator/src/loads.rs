@@ -108,6 +108,17 @@ pub fn decide(
     Some(autoscale::decide(current, loads, &targets, w, now))
 }
 
+/// The pool's load gauges (also set by a reconcile that scraped a bridge the watch had not
+/// seen yet).
+pub fn publish(ctx: &Context, pool: &BridgePool, total: &crate::crd::bridgepool::PoolLoad) {
+    let ns = pool.namespace().unwrap_or_default();
+    let labels = [ns.as_str(), &pool.name_any()];
+    let m = &ctx.metrics;
+    m.pool_endpoints.with_label_values(&labels).set(total.endpoints);
+    m.pool_mbps.with_label_values(&labels).set(total.mbps);
+    m.pool_unknown.with_label_values(&labels).set(i64::from(total.unknown_bridges));
+}
+
 /// Run the load watch until the process stops; `wake` asks for a pool's reconcile.
 pub async fn run(ctx: Arc<Context>, wake: futures::channel::mpsc::UnboundedSender<ObjectRef<BridgePool>>) {
     let mut tick = tokio::time::interval(PERIOD);
@@ -142,12 +153,7 @@ pub async fn run(ctx: Arc<Context>, wake: futures::channel::mpsc::UnboundedSende
                 .or_else(|| pool.status.as_ref().map(|s| s.desired_replicas))
                 .unwrap_or(0);
             let decision = decide(&ctx, pool, from, &loads, now);
-            let total = crate::reconcile::bridgepool::pool_load(&loads);
-            let labels = [key.split('/').next().unwrap_or_default(), &pool.name_any()];
-            let m = &ctx.metrics;
-            m.pool_endpoints.with_label_values(&labels).set(total.endpoints);
-            m.pool_mbps.with_label_values(&labels).set(total.mbps);
-            m.pool_unknown.with_label_values(&labels).set(i64::from(total.unknown_bridges));
+            publish(&ctx, pool, &crate::reconcile::bridgepool::pool_load(&loads));
             let p = PoolLoads { bridges, decision };
             let sig = signature(&p);
             ctx.loads.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), p);

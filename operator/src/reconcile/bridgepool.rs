@@ -256,6 +256,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let m = &ctx.metrics;
     m.pool_desired.with_label_values(&labels).set(i64::from(desired));
     m.pool_running.with_label_values(&labels).set(i64::from(run_count));
+    loads::publish(ctx, pool, &total);
     ctx.write_status(pool, seen.as_ref(), &status).await?;
     Ok(Action::requeue(if failed.is_empty() { requeue } else { requeue.min(ERROR_RETRY) }))
 }
