@@ -249,6 +249,8 @@ where
         drivers.into_iter().chain([Box::pin(crate::loads::run(ctx.clone(), wake)) as Task]),
     );
     let controllers = async {
+        ctx.stores.ready().await;
+        tracing::info!(namespace = ns.as_deref().unwrap_or("(all)"), "watches listed; reconciling");
         tokio::join!(
             drain("Shard", shards),
             drain("BridgePool", pools),

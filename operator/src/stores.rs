@@ -172,6 +172,22 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// Once every watch has listed its kind: a reconcile before that would see a reference as
+    /// missing (a Shard without its pools) and write a wrong status.
+    pub async fn ready(&self) {
+        let _ = futures::join!(
+            self.shards.store.wait_until_ready(),
+            self.bridge_pools.store.wait_until_ready(),
+            self.turn_pools.store.wait_until_ready(),
+            self.recorder_pools.store.wait_until_ready(),
+            self.stateful_sets.store.wait_until_ready(),
+            self.pods.store.wait_until_ready(),
+            self.nodes.store.wait_until_ready(),
+            self.secrets.store.wait_until_ready(),
+            self.ingresses.store.wait_until_ready(),
+        );
+    }
+
     /// The uids of every custom resource in the stores.
     pub fn live_uids(&self) -> std::collections::HashSet<String> {
         fn uids<K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static>(
