@@ -638,13 +638,15 @@ async fn restarting_the_operator_writes_nothing_when_nothing_changed() {
     op.terminate();
 
     let op2 = Operator::start(ns, "op-b", "convene-operator", 15).unwrap();
-    // Wait until the new operator reconciled every object at least once.
+    // Wait until the new operator reconciled every object once (nothing changed, so once is
+    // all it does), and a little longer for any late write (the load watch's first ticks).
     eventually("restarted operator reconciled the shard and the pool", TIMEOUT, || async {
         let shards = op2.counter("convene_operator_reconciles_total", "kind=\"Shard\"").await?;
         let pools = op2.counter("convene_operator_reconciles_total", "kind=\"BridgePool\"").await?;
-        Ok((shards >= 2.0 && pools >= 2.0).then_some(()))
+        Ok((shards >= 1.0 && pools >= 1.0).then_some(()))
     })
     .await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
     let after = child_versions(&client, ns).await;
     let changed: Vec<String> = before
         .iter()
