@@ -174,6 +174,7 @@ async fn hundred_shards() {
     let n = shards();
     install_crds();
     add_nodes(2 * n);
+    fresh_namespace("bench-system");
     let chart = install_chart_rbac("bench", "bench-system", &[]);
     let background = background_rate().await;
     println!(
