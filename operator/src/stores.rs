@@ -149,11 +149,6 @@ pub fn spec_key<K: Resource>(o: &K) -> (Option<i64>, bool, Vec<String>) {
     (m.generation, m.deletion_timestamp.is_some(), m.finalizers.clone().unwrap_or_default())
 }
 
-/// Hashable identity of a key that is not `PartialEq` by itself (serialized form).
-pub fn json_key<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 /// Every kind the operator reads, in one watched namespace (or all).
 pub struct Stores {
     pub shards: Watched<crate::crd::Shard>,

@@ -20,14 +20,13 @@ pub struct Shared {
     pub client: Client,
     pub render: RenderConfig,
     pub metrics: Metrics,
-    pub reporter: Reporter,
     /// One Event recorder for the process.
     pub recorder: Recorder,
 }
 
 impl Shared {
     pub fn new(client: Client, render: RenderConfig, metrics: Metrics, reporter: Reporter) -> Self {
-        Self { recorder: Recorder::new(client.clone(), reporter.clone()), client, render, metrics, reporter }
+        Self { recorder: Recorder::new(client.clone(), reporter), client, render, metrics }
     }
 }
 
