@@ -12,3 +12,4 @@ pub mod rbac;
 pub mod reconcile;
 pub mod render;
 pub mod stores;
+pub mod trim;

@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use crate::trim::Trim;
+
 /// Changes a slow controller may fall behind by before the watch waits for it.
 const BUFFER: usize = 1024;
 
@@ -86,18 +88,17 @@ where
 /// no Secret data, for one).
 pub fn watch<K>(api: Api<K>, config: watcher::Config) -> (Watched<K>, impl Future<Output = ()> + Send)
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Trim + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     feed(watcher(api, config))
 }
 
-/// Managed fields are dropped before caching: the operator never reads them and they are most
-/// of an object's size.
+/// Objects are trimmed to what the reconciles read before caching (`Trim`).
 fn feed<K>(
     events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
 ) -> (Watched<K>, impl Future<Output = ()> + Send)
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Trim + Clone + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
     let (mut tx, rx) = async_broadcast::broadcast::<Change<K>>(BUFFER);
@@ -108,8 +109,7 @@ where
     let changes = rx.deactivate();
     let kind = K::kind(&());
     let drive = async move {
-        let events =
-            events.default_backoff().modify(|o: &mut K| o.managed_fields_mut().clear()).reflect(writer);
+        let events = events.default_backoff().modify(|o: &mut K| o.trim()).reflect(writer);
         futures::pin_mut!(events);
         // A relist's objects are announced once it is complete (InitDone), when the store
         // holds them: a reconcile triggered earlier would not find its object.

@@ -138,7 +138,7 @@ fn a_rolled_out_pool_is_ready_stable_and_not_degraded() {
     let nodes = vec![node("n1", "10.0.0.1", None), node("n2", "10.0.0.2", None)];
     let h = health(&p, 2, &sts(2, 2), &pods, &bridge_states(&p, &pods, &nodes), None);
     assert!(h.ready.status && !h.progressing.status && !h.degraded.status, "{h:?}");
-    let zero = health(&p, 0, &sts(0, 0), &[], &[], None);
+    let zero = health(&p, 0, &sts(0, 0), &[] as &[Pod], &[], None);
     assert!(!zero.ready.status);
     assert_eq!(zero.ready.reason, "ScaledToZero");
 }

@@ -24,6 +24,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, Resource, ResourceExt};
+use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,8 +67,8 @@ struct Gathered {
     running: Option<i32>,
     /// The StatefulSet's current template revision (pods with another one are outdated).
     update_revision: Option<String>,
-    pods: Vec<Pod>,
-    nodes: Vec<Node>,
+    pods: Vec<Arc<Pod>>,
+    nodes: Vec<Arc<Node>>,
     sts: Option<StatefulSet>,
 }
 
@@ -270,19 +271,21 @@ const DRAINING: &str = "convene.dev/draining";
 async fn bridge_loads<'a>(
     ctx: &Context,
     pool: &BridgePool,
-    pods: &'a [Pod],
+    pods: &'a [Arc<Pod>],
 ) -> Vec<(&'a Pod, autoscale::BridgeLoad)> {
     let cached = ctx.loads.lock().unwrap_or_else(|e| e.into_inner()).get(&pool_key(pool)).cloned();
     let unseen: Vec<Arc<Pod>> = pods
         .iter()
         .filter(|p| !cached.as_ref().is_some_and(|c| c.bridges.contains_key(&p.uid().unwrap_or_default())))
-        .map(|p| Arc::new(p.clone()))
+        .cloned()
         .collect();
     let mut fresh = loads::scrape(pool, &unseen).await;
     if let Some(c) = cached {
         fresh.extend(c.bridges);
     }
-    pods.iter().map(|p| (p, fresh.get(&p.uid().unwrap_or_default()).cloned().unwrap_or_default())).collect()
+    pods.iter()
+        .map(|p| (&**p, fresh.get(&p.uid().unwrap_or_default()).cloned().unwrap_or_default()))
+        .collect()
 }
 
 /// Pure: the pool's total load from what its bridges reported.
@@ -361,7 +364,7 @@ async fn start_drain(
     ctx: &Context,
     pool: &BridgePool,
     ns: &str,
-    pods: &[Pod],
+    pods: &[Arc<Pod>],
     name: &str,
     deadline: Duration,
 ) -> Result<()> {
@@ -394,12 +397,11 @@ async fn start_drain(
 fn gather(pool: &BridgePool, ctx: &Context, ns: &str) -> Gathered {
     let s = &ctx.stores;
     let shard = s.shards.get(ns, &pool.spec.shard_ref.name).map(|s| (*s).clone());
-    let pods: Vec<Pod> = loads::pods_of(ctx, pool).iter().map(|p| (**p).clone()).collect();
-    let nodes: Vec<Node> = pods
+    let pods = loads::pods_of(ctx, pool);
+    let nodes: Vec<Arc<Node>> = pods
         .iter()
         .filter_map(|p| p.spec.as_ref()?.node_name.clone())
         .filter_map(|n| s.nodes.store.get(&kube::runtime::reflector::ObjectRef::new(&n)))
-        .map(|n| (*n).clone())
         .collect();
     let sts = s.stateful_sets.get(ns, &bridge::owner(pool).child_name()).map(|s| (*s).clone());
     let running = sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
@@ -446,12 +448,17 @@ pub fn advertised_address(pool: &BridgePool, node: Option<&Node>) -> Option<Stri
 }
 
 /// Pure: one status line per bridge pod, in ordinal order.
-pub fn bridge_states(pool: &BridgePool, pods: &[Pod], nodes: &[Node]) -> Vec<BridgeState> {
+pub fn bridge_states(
+    pool: &BridgePool,
+    pods: &[impl Borrow<Pod>],
+    nodes: &[impl Borrow<Node>],
+) -> Vec<BridgeState> {
     let mut states: Vec<BridgeState> = pods
         .iter()
         .map(|p| {
+            let p = p.borrow();
             let node_name = p.spec.as_ref().and_then(|s| s.node_name.clone());
-            let node = nodes.iter().find(|n| Some(n.name_any()) == node_name);
+            let node = nodes.iter().map(Borrow::borrow).find(|n: &&Node| Some(n.name_any()) == node_name);
             BridgeState {
                 name: p.name_any(),
                 address: node_name.as_ref().and_then(|_| advertised_address(pool, node)),
@@ -481,7 +488,7 @@ pub fn health(
     pool: &BridgePool,
     desired: i32,
     sts: &StatefulSet,
-    pods: &[Pod],
+    pods: &[impl Borrow<Pod>],
     bridges: &[BridgeState],
     rolling: Option<String>,
 ) -> Health {

@@ -106,9 +106,10 @@ pub fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a PodCondition> 
 }
 
 /// Pure: pods the scheduler cannot place, each with the scheduler's reason.
-pub fn unschedulable(pods: &[Pod]) -> Vec<String> {
+pub fn unschedulable(pods: &[impl std::borrow::Borrow<Pod>]) -> Vec<String> {
     pods.iter()
-        .filter_map(|p| {
+        .map(std::borrow::Borrow::borrow)
+        .filter_map(|p: &Pod| {
             let c = pod_condition(p, "PodScheduled")?;
             (c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
                 .then(|| format!("{}: {}", p.name_any(), c.message.clone().unwrap_or_default()))

@@ -76,13 +76,7 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
     };
     let desired = pool.spec.replicas;
     let (ready, rolled_out) = stateful_set_progress(sts.as_ref(), desired);
-    let pods: Vec<_> = ctx
-        .stores
-        .pods
-        .labelled(&ns, &recorder::owner(pool).selector_labels())
-        .iter()
-        .map(|p| (**p).clone())
-        .collect();
+    let pods = ctx.stores.pods.labelled(&ns, &recorder::owner(pool).selector_labels());
     let unschedulable = super::unschedulable(&pods);
     let health = Health {
         ready: Observed::new(
