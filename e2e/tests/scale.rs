@@ -53,6 +53,37 @@ fn manifests(n: usize) -> String {
         .collect()
 }
 
+async fn client_shards(api: &Api<Shard>) -> Vec<Shard> {
+    api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default()
+}
+
+/// Per Shard: seconds from its creation to the creation of the last StatefulSet run for it
+/// (signaling's and its pool's), from creation timestamps (whole seconds).
+async fn children_created(shards: &[Shard]) -> Vec<f64> {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let sets: Vec<StatefulSet> = Api::<StatefulSet>::namespaced(client().await, NS)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let created = |m: &kube::api::ObjectMeta| m.creation_timestamp.as_ref().map(|t| t.0.as_second() as f64);
+    shards
+        .iter()
+        .filter_map(|s| {
+            let name = s.metadata.name.as_deref()?;
+            let start = created(&s.metadata)?;
+            sets.iter()
+                .filter(|x| {
+                    x.metadata.labels.as_ref().and_then(|l| l.get("convene.dev/shard")).map(String::as_str)
+                        == Some(name)
+                })
+                .filter_map(|x| created(&x.metadata))
+                .reduce(f64::max)
+                .map(|last| last - start)
+        })
+        .collect()
+}
+
 /// All requests the API server has served, summed over verbs and resources.
 fn apiserver_requests() -> f64 {
     let text = kubectl_ok(&["get", "--raw", "/metrics"]);
@@ -81,6 +112,8 @@ struct Figures {
     ready: usize,
     ready_p50: f64,
     ready_p99: f64,
+    /// The operator's share of Ready: Shard created → its last StatefulSet created.
+    children_p99: f64,
     reconciles_per_object: f64,
     rss_mib: f64,
     requests_per_min: f64,
@@ -100,8 +133,7 @@ async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f
     fresh_namespace(NS);
     let op =
         Operator::start_binary(&bin, chart, None, label, &format!("bench-{label}"), 15).expect("operator");
-    let client = client().await;
-    let api: Api<Shard> = Api::namespaced(client, NS);
+    let api: Api<Shard> = Api::namespaced(client().await, NS);
     eventually("the operator leads", Duration::from_secs(60), || async {
         Ok((op.counter("convene_operator_leader", "").await? >= 1.0).then_some(()))
     })
@@ -132,6 +164,7 @@ async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f
     let mut times: Vec<f64> = ready_at.values().copied().collect();
     times.sort_by(f64::total_cmp);
     let build_reconciles = op.counter("convene_operator_reconciles_total", "").await.unwrap_or(0.0);
+    let children = children_created(&client_shards(&api).await).await;
 
     // Steady state: let the last writes settle, then count for one window.
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -160,6 +193,7 @@ async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f
         ready: times.len(),
         ready_p50: percentile(&times, 0.5),
         ready_p99: percentile(&times, 0.99),
+        children_p99: percentile(&children, 0.99),
         reconciles_per_object: build_reconciles / (2 * n) as f64,
         rss_mib: rss,
         requests_per_min: ((req1 - req0) * per_min - background).max(0.0),
@@ -195,9 +229,10 @@ async fn hundred_shards() {
     runs.push(("current", measure("current", operator_binary(), &chart, background).await));
 
     type Figure = fn(&Figures) -> f64;
-    let rows: [(&str, Figure); 7] = [
+    let rows: [(&str, Figure); 8] = [
         ("Ready p50 (s)", |f| f.ready_p50),
         ("Ready p99 (s)", |f| f.ready_p99),
+        ("children created p99 (s, 1 s resolution)", |f| f.children_p99),
         ("reconciles per object, build-up", |f| f.reconciles_per_object),
         ("RSS at steady state (MiB)", |f| f.rss_mib),
         ("API requests/min, steady", |f| f.requests_per_min),
