@@ -6,7 +6,9 @@
 #   3. every metric an alert names is exported by Convene's code or is a documented external
 #      series (ops/tools/metrics.py);
 #   4. every alert has a unit test in ops/alerts/tests/;
-#   5. promtool test rules ops/alerts/tests/*.yaml.
+#   5. promtool test rules ops/alerts/tests/*.yaml;
+#   6. promtool check config ops/prometheus/prometheus-convene.yml (the annotation-scrape
+#      configuration, which loads the same rules).
 # Usage: ops/promtool.sh [--install-only]   (--install-only prints promtool's path)
 # Needs go >= 1.26 (first run only) and python3.
 set -euo pipefail
@@ -35,6 +37,8 @@ step() {  # step <name> <command...>
 
 step "promtool check rules" "$PROMTOOL" check rules "$RULES"
 step "metric names" python3 ops/tools/metrics.py check-alerts "$RULES"
+step "promtool check config (ops/prometheus/prometheus-convene.yml)" \
+  "$PROMTOOL" check config ops/prometheus/prometheus-convene.yml
 
 coverage() {
   local missing=0 a
