@@ -79,6 +79,14 @@ pub struct Config {
     /// Seconds between progress lines on stderr (0 = none).
     #[arg(long, env = "CONVENE_LOADGEN_PROGRESS_S", default_value_t = 5)]
     pub progress_s: u64,
+    /// Churn: each participant leaves after about this many seconds (0.5–1.5×, varied per
+    /// participant and session), waits `--rejoin-ms`, and joins again as a new session (a new
+    /// line in the report); 0 = stay for the whole run.
+    #[arg(long, env = "CONVENE_LOADGEN_CHURN_S", default_value_t = 0.0)]
+    pub churn_s: f64,
+    /// Pause between leaving and joining again under churn.
+    #[arg(long, env = "CONVENE_LOADGEN_REJOIN_MS", default_value_t = 500)]
+    pub rejoin_ms: u64,
     /// Runtime worker threads (all participants share them).
     #[arg(long, env = "CONVENE_LOADGEN_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: u16,
@@ -125,11 +133,37 @@ impl Config {
     pub fn name_of(&self, i: usize) -> String {
         format!("{}{i}", self.name_prefix)
     }
+
+    /// How long session `session` of participant `i` stays under churn (None: the whole run).
+    /// Spread over 0.5–1.5× `churn_s` by a fixed mix of both numbers, so a run is repeatable.
+    pub fn session_length(&self, i: usize, session: u32) -> Option<Duration> {
+        if self.churn_s <= 0.0 {
+            return None;
+        }
+        let mix = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (session as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let spread = 0.5 + (mix % 1000) as f64 / 1000.0;
+        Some(Duration::from_secs_f64(self.churn_s * spread))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn churn_sessions_vary_within_half_to_one_and_a_half_times() {
+        let c = Config::parse_from(["convene-loadgen", "--churn-s", "10"]);
+        let lengths: Vec<f64> = (0..50)
+            .flat_map(|i| (0..4).map(move |s| (i, s)))
+            .map(|(i, s)| c.session_length(i, s).unwrap().as_secs_f64())
+            .collect();
+        assert!(lengths.iter().all(|l| (5.0..=15.0).contains(l)), "{lengths:?}");
+        let mean = lengths.iter().sum::<f64>() / lengths.len() as f64;
+        assert!((8.0..12.0).contains(&mean), "mean {mean}");
+        assert!(lengths.windows(2).any(|w| w[0] != w[1]), "varied");
+        assert_eq!(Config::parse_from(["convene-loadgen"]).session_length(3, 0), None);
+    }
 
     #[test]
     fn defaults_and_round_robin() {

@@ -46,9 +46,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Report {
     let cpu_at_start = report::process_cpu_seconds();
     let (stop_tx, stop_rx) = watch::channel(false);
     let rules = cfg.drop_rules();
-    let slots: Vec<Arc<Mutex<Stats>>> = (0..cfg.participants)
-        .map(|i| Arc::new(Mutex::new(Stats::new(cfg.name_of(i), cfg.room_of(i), started))))
-        .collect();
+    // One line per session: a participant under churn adds one each time it joins again.
+    let slots: Sessions = Arc::new(Mutex::new(
+        (0..cfg.participants)
+            .map(|i| Arc::new(Mutex::new(Stats::new(cfg.name_of(i), cfg.room_of(i), started))))
+            .collect(),
+    ));
 
     let spawner = {
         let specs: Vec<participant::Spec> = (0..cfg.participants)
@@ -62,12 +65,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Report {
                 constraints: cfg.constraints(),
             })
             .collect();
+        let first: Vec<Arc<Mutex<Stats>>> = lock(&slots).clone();
         let slots = slots.clone();
         let mut stop = stop_rx.clone();
         let ramp = Duration::from_millis(cfg.ramp_ms);
+        let churn = cfg.clone();
         tokio::spawn(async move {
             let mut handles = Vec::new();
-            for (i, (spec, slot)) in specs.into_iter().zip(slots).enumerate() {
+            for (i, (spec, slot)) in specs.into_iter().zip(first).enumerate() {
                 if i > 0 && !ramp.is_zero() {
                     tokio::select! {
                         _ = tokio::time::sleep(ramp) => {}
@@ -78,7 +83,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Report {
                     break;
                 }
                 lock(&slot).started = Instant::now();
-                handles.push(tokio::spawn(participant::run(spec, slot, stop.clone())));
+                handles.push(tokio::spawn(sessions(
+                    i,
+                    spec,
+                    slot,
+                    slots.clone(),
+                    churn.clone(),
+                    stop.clone(),
+                )));
             }
             handles
         })
@@ -92,11 +104,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Report {
             loop {
                 tokio::time::sleep(every).await;
                 let now = Instant::now();
-                let snapshot: Vec<Stats> = slots.iter().map(|s| lock(s).clone()).collect();
-                eprintln!(
-                    "{}",
-                    report::progress_line(started.elapsed(), slots.len(), &snapshot, &rules, now)
-                );
+                let all = lock(&slots).clone();
+                let snapshot: Vec<Stats> = all.iter().map(|s| lock(s).clone()).collect();
+                eprintln!("{}", report::progress_line(started.elapsed(), all.len(), &snapshot, &rules, now));
             }
         })
     });
@@ -124,7 +134,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Report {
         p.abort();
     }
     let end = Instant::now();
-    let per_participant = slots
+    let all = lock(&slots).clone();
+    let per_participant = all
         .iter()
         .map(|s| {
             let mut s = lock(s);
@@ -136,6 +147,46 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Report {
     Report::new(cfg.rooms as usize, duration, per_participant, cpu)
 }
 
-fn lock(s: &Mutex<Stats>) -> std::sync::MutexGuard<'_, Stats> {
+type Sessions = Arc<Mutex<Vec<Arc<Mutex<Stats>>>>>;
+
+/// Participant `i`'s sessions: one for the whole run, or under churn one after another, each
+/// leaving at its length and the next joining `rejoin_ms` later, until the run stops.
+async fn sessions(
+    i: usize,
+    spec: participant::Spec,
+    first: Arc<Mutex<Stats>>,
+    all: Sessions,
+    cfg: Config,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut slot = first;
+    for session in 0u32.. {
+        let Some(length) = cfg.session_length(i, session) else {
+            return participant::run(spec, slot, stop).await;
+        };
+        let (leave_tx, leave_rx) = watch::channel(false);
+        let mut run_stop = stop.clone();
+        let timer = tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(length) => {}
+                _ = run_stop.wait_for(|s| *s) => {}
+            }
+            let _ = leave_tx.send(true);
+        });
+        participant::run(spec.clone(), slot, leave_rx).await;
+        timer.abort();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(cfg.rejoin_ms)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        slot = Arc::new(Mutex::new(Stats::new(spec.name.clone(), spec.room.clone(), Instant::now())));
+        lock(&all).push(slot.clone());
+    }
+}
+
+fn lock<T>(s: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
