@@ -3,6 +3,7 @@
 //! operator binary as a child process.
 
 pub mod kubelet;
+pub mod stack;
 
 use convene_operator::crd::{BridgePool, RecorderPool, Shard, TurnPool};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
