@@ -12,7 +12,7 @@ use super::peer::{Peer, PeerEvent};
 use super::publish::PublishConfig;
 use super::stats::Stats;
 use convene_proto::client::{self, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg};
-use convene_proto::media::ReceiverConstraints;
+use convene_proto::media::{ReceiverConstraints, SlotInfo};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Wake at least this often without a peer (nothing else to wait for but frames).
@@ -137,6 +137,14 @@ pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
     let _ = sink.close().await;
 }
 
+/// Follow the bridge's slot map: frames on a slot count for the source it carries now.
+fn map_slots(peer: &mut Peer, stats: &mut Stats, slots: &[SlotInfo]) {
+    for slot in slots {
+        let index = slot.source.as_ref().map(|src| stats.source_index(&src.name, src.kind));
+        peer.map_source(&slot.mid, index);
+    }
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -223,7 +231,7 @@ impl Participant<'_> {
                     self.error(e);
                 }
             }
-            ServerMsg::Offer { id, sdp, sources } => {
+            ServerMsg::Offer { id, sdp, slots } => {
                 let Some(peer) = &mut self.peer else {
                     return self.error("bridge offer without a peer connection".into());
                 };
@@ -232,18 +240,16 @@ impl Participant<'_> {
                     tracing::debug!(participant = %self.spec.name, id, "bridge offer ignored (glare)");
                     return;
                 }
-                {
-                    let mut s = lock(self.stats);
-                    for src in &sources {
-                        if let Some(name) = &src.name {
-                            peer.map_source(&src.mid, s.source_index(name, src.kind));
-                        }
-                    }
-                }
+                map_slots(peer, &mut lock(self.stats), &slots);
                 match peer.accept_offer(&sdp) {
                     Ok(answer) => self.out.push(ClientMsg::Answer { id, sdp: answer }),
                     // Unanswered, the bridge can never offer this participant anything again.
                     Err(e) => lock(self.stats).fail(format!("bridge offer {id}: {e}")),
+                }
+            }
+            ServerMsg::Slots { slots } => {
+                if let Some(peer) = &mut self.peer {
+                    map_slots(peer, &mut lock(self.stats), &slots);
                 }
             }
             ServerMsg::ParticipantJoined { participant } => {

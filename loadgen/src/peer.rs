@@ -25,7 +25,7 @@ const MIN_SLEEP: Duration = Duration::from_millis(1);
 pub enum PeerEvent {
     Connected,
     Disconnected,
-    /// A depacketized frame on `mid` (`source`: index given with [`Peer::map_source`]).
+    /// A depacketized frame on a slot (`source`: the index [`Peer::map_source`] gave it).
     Media {
         source: Option<usize>,
         video: bool,
@@ -110,7 +110,7 @@ impl Peer {
         Ok(())
     }
 
-    /// A bridge offer (others' sources added/removed, ICE restart); returns our answer.
+    /// A bridge offer (our receive slots, ICE restart); returns our answer.
     pub fn accept_offer(&mut self, sdp: &str) -> Result<String, String> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| format!("offer does not parse: {e}"))?;
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| format!("offer refused: {e}"))?;
@@ -118,9 +118,12 @@ impl Peer {
         Ok(answer.to_sdp_string())
     }
 
-    /// Account frames on `mid` to source `index`.
-    pub fn map_source(&mut self, mid: &str, index: usize) {
-        self.sources.insert(Mid::from(mid), index);
+    /// Account frames on slot `mid` to source `index` (`None`: the slot carries nothing).
+    pub fn map_source(&mut self, mid: &str, index: Option<usize>) {
+        match index {
+            Some(i) => self.sources.insert(Mid::from(mid), i),
+            None => self.sources.remove(&Mid::from(mid)),
+        };
     }
 
     pub fn next_wake(&self) -> Instant {

@@ -100,6 +100,8 @@ impl Bridge {
             candidates,
             max_endpoints: cfg.max_endpoints as usize,
             per_source_pps: cfg.max_pps_per_source,
+            audio_slots: cfg.audio_slots.into(),
+            video_slots: cfg.video_slots.into(),
             initial_bwe: cfg.bwe.then(|| str0m::bwe::Bitrate::kbps(2_500)),
             ..SfuConfig::default()
         };

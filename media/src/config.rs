@@ -64,6 +64,12 @@ pub struct Config {
     /// Packets per second accepted from one source address; more is dropped as a flood.
     #[arg(long, env = env::MAX_PPS_PER_SOURCE, default_value_t = 20000.0)]
     pub max_pps_per_source: f64,
+    /// Audio receive slots per endpoint (whose audio it hears at once: the loudest speakers).
+    #[arg(long, env = env::AUDIO_SLOTS, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub audio_slots: u16,
+    /// Video receive slots per endpoint (cameras and screens it gets at once, by last-N).
+    #[arg(long, env = env::VIDEO_SLOTS, default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=100))]
+    pub video_slots: u16,
     /// Bandwidth estimation (TWCC) per receiver, used to pick simulcast layers. Turning it off
     /// also turns off str0m's pacer (cheaper; layers then follow receiver constraints only).
     #[arg(long, env = env::BWE, default_value_t = true, action = clap::ArgAction::Set)]
@@ -182,6 +188,8 @@ impl Config {
             log_format: LogFormat::Text,
             load_interval_s: 1,
             max_pps_per_source: 20000.0,
+            audio_slots: 5,
+            video_slots: 20,
             bwe: true,
             drain_deadline_seconds: 60,
             ice_tcp_max_connections: 4096,
@@ -225,5 +233,10 @@ mod tests {
         assert!(c.static_ips().unwrap().is_empty());
         let c = Config::try_parse_from(["convene-bridge", "--static-addresses", "nope"]).unwrap();
         assert!(c.static_ips().is_err());
+        let c =
+            Config::try_parse_from(["convene-bridge", "--audio-slots", "3", "--video-slots", "9"]).unwrap();
+        assert_eq!((c.audio_slots, c.video_slots), (3, 9));
+        assert!(Config::try_parse_from(["convene-bridge", "--audio-slots", "0"]).is_err());
+        assert!(Config::try_parse_from(["convene-bridge", "--video-slots", "101"]).is_err());
     }
 }

@@ -1,17 +1,21 @@
 //! Join cost benchmark: N endpoints join one conference through the sans-IO core (str0m peers
 //! in memory, simulated time), each publishing audio and video; the bridge's CPU time inside
-//! `Sfu` calls is measured, split into the join path (control messages and packets) and
-//! timers (str0m timers, housekeeping). Printed per endpoint for each size, as ratios against
-//! the first size measured in the same run (O(1) amortised per endpoint: ratios near 1).
+//! `Sfu` calls is measured, split into the join path (the joiner's control messages — its
+//! allocation, offer and the answer to the bridge's one slot offer — and its ICE/DTLS
+//! handshake packets), media (packets of connected peers: each sends one audio frame and one
+//! keyframe when connected, then a small audio and video frame every second so its sources stay
+//! active; silent, so nobody becomes dominant speaker) and timers (str0m timers, housekeeping).
+//! Printed per endpoint for each size, as ratios against the first size measured in the same
+//! run (O(1) amortised per endpoint: ratios near 1). Also: what each join makes the bridge send
+//! the others (`slots` messages and their bytes: no SDP).
 //!
 //! `cargo test -p convene-media --release --test join_cost -- --ignored --nocapture`
-//! (`JOIN_COST_SIZES=10,100,500` to choose the sizes; the default 10,40,100 because 500 takes
-//! hours while every join renegotiates every receiver's whole SDP: see media/NOTES.md).
+//! (`JOIN_COST_SIZES=10,100,500` is the default; other sizes by that variable).
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use convene_media::control::{FromBridge, ToBridge};
+use convene_media::control::{self, FromBridge, ToBridge};
 use convene_media::sfu::{Sfu, SfuConfig};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
@@ -24,6 +28,8 @@ const BRIDGE: &str = "10.0.0.1:10000";
 const ANSWER_DELAY: Duration = Duration::from_millis(20);
 /// Time between two joins (a burst, as a load generator makes).
 const JOIN_EVERY: Duration = Duration::from_millis(10);
+/// Media keep-alive of each connected peer (below the bridge's 1.5 s layer idle time).
+const KEEPALIVE: Duration = Duration::from_secs(1);
 
 struct Peer {
     rtc: Rtc,
@@ -31,17 +37,26 @@ struct Peer {
     timeout: Instant,
     media: Option<(Mid, Mid)>,
     connected: bool,
-    sent: bool,
+    /// Next keep-alive frame (after the first media).
+    next_media: Option<Instant>,
+    frames: u64,
 }
 
 #[derive(Default)]
 struct Cost {
     join_path: Duration,
     timers: Duration,
-    /// Parts of the join path: answers to bridge offers, and packets (ICE, DTLS, media).
-    answers: Duration,
-    packets: Duration,
+    /// Parts of the join path: control messages (allocation, offer, answers to bridge offers),
+    /// and the handshake packets of peers not yet connected (ICE, DTLS).
+    control: Duration,
+    handshake: Duration,
+    /// Packets of connected peers (media, RTCP).
+    media: Duration,
     offers: u64,
+    offer_bytes: u64,
+    /// `slots` messages to receivers, and their JSON bytes.
+    slot_msgs: u64,
+    slot_bytes: u64,
 }
 
 struct World {
@@ -92,7 +107,8 @@ impl World {
             timeout: self.now,
             media: Some((a, v)),
             connected: false,
-            sent: false,
+            next_media: None,
+            frames: 0,
         });
         let now = self.now;
         let alloc = ToBridge::AllocateEndpoint { id: 1, conference: "c".into(), endpoint: name.clone() };
@@ -107,6 +123,7 @@ impl World {
         self.sfu.handle_control(alloc, now);
         self.sfu.handle_control(offer, now);
         self.cost.join_path += t.elapsed();
+        self.cost.control += t.elapsed();
     }
 
     /// Exchange everything due at `now`; false when nothing happened.
@@ -122,7 +139,16 @@ impl World {
                     p.rtc.sdp_api().accept_answer(p.pending.take().unwrap(), answer).unwrap();
                     p.timeout = now;
                 }
-                m @ FromBridge::Offer { .. } => self.offers.push_back((now + ANSWER_DELAY, m)),
+                m @ FromBridge::Offer { .. } => {
+                    if let FromBridge::Offer { sdp, .. } = &m {
+                        self.cost.offer_bytes += sdp.len() as u64;
+                    }
+                    self.offers.push_back((now + ANSWER_DELAY, m));
+                }
+                m @ FromBridge::Slots { .. } => {
+                    self.cost.slot_msgs += 1;
+                    self.cost.slot_bytes += control::to_json(&m).len() as u64;
+                }
                 _ => {}
             }
         }
@@ -140,7 +166,7 @@ impl World {
             let t = Instant::now();
             self.sfu.handle_control(reply, now);
             self.cost.join_path += t.elapsed();
-            self.cost.answers += t.elapsed();
+            self.cost.control += t.elapsed();
             self.cost.offers += 1;
         }
         loop {
@@ -161,22 +187,20 @@ impl World {
                 let p = &mut self.peers[i];
                 let _ = p.rtc.handle_input(Input::Timeout(now));
                 if p.connected
-                    && !p.sent
+                    && p.next_media.is_none_or(|t| t <= now)
                     && let Some((a, v)) = p.media
                 {
-                    // One audio frame and one keyframe: the new source's first media.
-                    p.sent = true;
-                    let mut kf = vec![0u8; 1000];
-                    kf[0] = 0x10;
-                    kf[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
-                    write(&mut p.rtc, v, now, MediaTime::new(90_000, Frequency::NINETY_KHZ), kf);
-                    write(
-                        &mut p.rtc,
-                        a,
-                        now,
-                        MediaTime::new(48_000, Frequency::FORTY_EIGHT_KHZ),
-                        vec![1; 60],
-                    );
+                    // First a keyframe (the new source's first media), then a small frame every
+                    // second; audio is silent.
+                    let mut f = vec![0u8; if p.frames == 0 { 1000 } else { 200 }];
+                    f[0] = if p.frames == 0 { 0x10 } else { 0x11 };
+                    f[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+                    p.frames += 1;
+                    p.next_media = Some(now + KEEPALIVE);
+                    let k = p.frames;
+                    write(&mut p.rtc, v, now, MediaTime::new(90_000 * k, Frequency::NINETY_KHZ), f);
+                    let t = MediaTime::new(48_000 * k, Frequency::FORTY_EIGHT_KHZ);
+                    write(&mut p.rtc, a, now, t, vec![1; 60]);
                 }
                 loop {
                     match p.rtc.poll_output() {
@@ -188,8 +212,12 @@ impl World {
                             moved = true;
                             let t0 = Instant::now();
                             self.sfu.handle_packet(now, Protocol::Udp, t.source, self.bridge, &t.contents);
-                            self.cost.join_path += t0.elapsed();
-                            self.cost.packets += t0.elapsed();
+                            if p.connected {
+                                self.cost.media += t0.elapsed();
+                            } else {
+                                self.cost.join_path += t0.elapsed();
+                                self.cost.handshake += t0.elapsed();
+                            }
                         }
                         Ok(Output::Event(Event::Connected)) => p.connected = true,
                         Ok(Output::Event(_)) => {}
@@ -216,6 +244,7 @@ impl World {
                 .peers
                 .iter()
                 .map(|p| p.timeout)
+                .chain(self.peers.iter().filter_map(|p| p.next_media))
                 .chain(self.offers.front().map(|(at, _)| *at))
                 .fold(sfu_next, Instant::min)
                 .max(self.now + Duration::from_micros(100));
@@ -238,15 +267,16 @@ fn write(rtc: &mut Rtc, mid: Mid, now: Instant, t: MediaTime, data: Vec<u8>) {
         return;
     };
     if let Some(w) = rtc.writer(mid) {
-        let _ = w.audio_level(-20, true).write(pt, now, t, data);
+        let _ = w.audio_level(-127, false).write(pt, now, t, data);
     }
 }
 
 /// Join `n` endpoints, one every `JOIN_EVERY`, and let them settle (everyone connected,
-/// every offer answered). Returns the bridge's cost and the wall time.
-fn measure(n: usize) -> (Cost, Duration) {
+/// every offer answered). Returns the bridge's cost, the simulated and the wall time.
+fn measure(n: usize) -> (Cost, Duration, Duration) {
     let wall = Instant::now();
     let mut w = World::new();
+    let start = w.now;
     for i in 0..n {
         w.join(i);
         let next = w.now + JOIN_EVERY;
@@ -257,7 +287,9 @@ fn measure(n: usize) -> (Cost, Duration) {
     let connected = w.peers.iter().filter(|p| p.connected).count();
     assert_eq!(connected, n, "every endpoint connected");
     assert!(w.offers.is_empty());
-    (w.cost, wall.elapsed())
+    assert_eq!(w.cost.offers, n as u64, "one bridge offer per endpoint: its own slots");
+    let simulated = w.now - start;
+    (w.cost, simulated, wall.elapsed())
 }
 
 #[test]
@@ -266,21 +298,29 @@ fn join_cost_per_endpoint_in_one_conference() {
     let sizes: Vec<usize> = std::env::var("JOIN_COST_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![10, 40, 100]);
-    let mut base: Option<(f64, f64)> = None;
-    println!("endpoints  join path/ep  ratio  timers/ep  ratio  (answers, packets /ep; offers; wall s)");
+        .unwrap_or_else(|| vec![10, 100, 500]);
+    let mut base: Option<f64> = None;
+    println!(
+        "endpoints  join path/ep  ratio  (control, handshake /ep)  bridge offers (SDP kB/offer)  \
+         slots msgs/ep (bytes/ep)  media/ep  timers/ep/s  (simulated s, wall s)"
+    );
     for n in sizes {
-        let (cost, wall) = measure(n);
-        let jp = cost.join_path.as_secs_f64() * 1e3 / n as f64;
-        let tm = cost.timers.as_secs_f64() * 1e3 / n as f64;
-        let (b_jp, b_tm) = *base.get_or_insert((jp, tm));
+        let (cost, simulated, wall) = measure(n);
+        let per = |d: Duration| d.as_secs_f64() * 1e3 / n as f64;
+        let jp = per(cost.join_path);
+        let b = *base.get_or_insert(jp);
         println!(
-            "{n:>9}  {jp:>9.3} ms  {:>5.1}  {tm:>6.3} ms  {:>5.1}  ({:.3} ms, {:.3} ms; {}; {:.1} s)",
-            jp / b_jp,
-            tm / b_tm,
-            cost.answers.as_secs_f64() * 1e3 / n as f64,
-            cost.packets.as_secs_f64() * 1e3 / n as f64,
+            "{n:>9}  {jp:>9.3} ms  {:>5.2}  ({:.3} ms, {:.3} ms)  {} ({:.1})  {:.1} ({:.0})  {:.3} ms  {:.3} ms  ({:.1} s, {:.1} s)",
+            jp / b,
+            per(cost.control),
+            per(cost.handshake),
             cost.offers,
+            cost.offer_bytes as f64 / 1e3 / cost.offers.max(1) as f64,
+            cost.slot_msgs as f64 / n as f64,
+            cost.slot_bytes as f64 / n as f64,
+            per(cost.media),
+            per(cost.timers) / simulated.as_secs_f64(),
+            simulated.as_secs_f64(),
             wall.as_secs_f64()
         );
     }

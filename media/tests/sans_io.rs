@@ -1,10 +1,11 @@
 //! The forwarding core without sockets or threads: str0m peers and the `Sfu` exchange
-//! datagrams in memory on simulated time. Deterministic and fast.
+//! datagrams in memory on simulated time. Deterministic and fast. Receivers follow the
+//! bridge's slot map (`offer.slots`, then `slots`), as the web app does.
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use convene_media::control::{FromBridge, ReceiverConstraints, SourceInfo, SourceKind, ToBridge};
+use convene_media::control::{FromBridge, ReceiverConstraints, SlotInfo, SourceInfo, SourceKind, ToBridge};
 use convene_media::sfu::{Sfu, SfuConfig};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
@@ -22,8 +23,29 @@ struct Peer {
     audio: Option<Mid>,
     screen: Option<Mid>,
     connected: bool,
-    frames_by_mid: HashMap<Mid, u64>,
-    sources: HashMap<String, String>, // mid -> source name
+    /// Audio level sent (str0m convention: 0 loudest, -127 silence).
+    level: i8,
+    /// A keyframe was asked for (sent with the next video frame).
+    keyframe_wanted: bool,
+    keyframe_requests: u64,
+    /// Slot m-line → the source it carries now (from the bridge's offer and `slots`).
+    slot_src: HashMap<Mid, String>,
+    /// Frames received per source, attributed by the slot map when they arrived.
+    frames: HashMap<String, u64>,
+    /// Every frame received per slot: (source, first seq, last seq, RTP time, keyframe).
+    log: HashMap<Mid, Vec<Arrival>>,
+}
+
+#[derive(Debug, Clone)]
+struct Arrival {
+    /// The source as the slot map said when the frame arrived.
+    source: String,
+    /// The publisher as the frame itself says (its port's last byte, written in the payload).
+    tag: u8,
+    seq: (u64, u64),
+    time: u64,
+    keyframe: bool,
+    contiguous: bool,
 }
 
 impl Peer {
@@ -52,18 +74,33 @@ impl Peer {
             audio,
             screen,
             connected: false,
-            frames_by_mid: HashMap::new(),
-            sources: HashMap::new(),
+            level: -20,
+            keyframe_wanted: false,
+            keyframe_requests: 0,
+            slot_src: HashMap::new(),
+            frames: HashMap::new(),
+            log: HashMap::new(),
         };
         (peer, offer.to_sdp_string())
     }
 
     fn frames_from(&self, source: &str) -> u64 {
-        self.sources
-            .iter()
-            .filter(|(_, s)| *s == source)
-            .map(|(m, _)| self.frames_by_mid.get(&Mid::from(m.as_str())).copied().unwrap_or(0))
-            .sum()
+        self.frames.get(source).copied().unwrap_or(0)
+    }
+
+    fn apply_slots(&mut self, slots: &[SlotInfo]) {
+        for s in slots {
+            let mid = Mid::from(s.mid.as_str());
+            match &s.source {
+                Some(src) => self.slot_src.insert(mid, src.name.clone()),
+                None => self.slot_src.remove(&mid),
+            };
+        }
+    }
+
+    /// The slot carrying `source` now.
+    fn slot_of(&self, source: &str) -> Option<Mid> {
+        self.slot_src.iter().find(|(_, s)| *s == source).map(|(m, _)| *m)
     }
 }
 
@@ -72,6 +109,8 @@ struct World {
     peers: Vec<Peer>,
     now: Instant,
     frame: u64,
+    /// Frames between two keyframes nobody asked for.
+    keyframe_every: u64,
     log: Vec<FromBridge>,
 }
 
@@ -85,22 +124,24 @@ impl World {
             let _ = p.rtc.handle_input(Input::Timeout(now));
             if p.connected && self.frame.is_multiple_of(33) {
                 let ts = self.frame * 90;
+                let periodic = (self.frame / 33) % self.keyframe_every == 1;
                 if let Some(v) = p.video {
-                    let key = self.frame % 990 == 33;
+                    let key = periodic || std::mem::take(&mut p.keyframe_wanted);
                     let mut f = vec![0u8; 1500];
                     f[0] = if key { 0x10 } else { 0x11 };
                     f[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+                    f[10] = p.addr.port() as u8;
                     write(&mut p.rtc, v, now, MediaTime::new(ts, Frequency::NINETY_KHZ), f);
                 }
                 if let Some(sc) = p.screen {
                     let mut f = vec![0u8; 800];
-                    f[0] = if self.frame % 990 == 33 { 0x10 } else { 0x11 };
+                    f[0] = if periodic { 0x10 } else { 0x11 };
                     f[3..6].copy_from_slice(&[0x9d, 0x01, 0x2a]);
                     write(&mut p.rtc, sc, now, MediaTime::new(ts, Frequency::NINETY_KHZ), f);
                 }
                 if let Some(a) = p.audio {
                     let t = MediaTime::new(self.frame * 48, Frequency::FORTY_EIGHT_KHZ);
-                    write(&mut p.rtc, a, now, t, vec![1u8; 60]);
+                    write_level(&mut p.rtc, a, now, t, vec![p.addr.port() as u8; 60], p.level);
                 }
             }
             while let Ok(o) = p.rtc.poll_output() {
@@ -112,8 +153,22 @@ impl World {
                         }
                     }
                     Output::Event(Event::Connected) => p.connected = true,
-                    Output::Event(Event::MediaData(d)) => *p.frames_by_mid.entry(d.mid).or_default() += 1,
-                    Output::Event(Event::KeyframeRequest(_)) => {}
+                    Output::Event(Event::MediaData(d)) => {
+                        let source = p.slot_src.get(&d.mid).cloned().unwrap_or_default();
+                        *p.frames.entry(source.clone()).or_default() += 1;
+                        p.log.entry(d.mid).or_default().push(Arrival {
+                            source,
+                            tag: d.data.get(10).copied().unwrap_or(0),
+                            seq: (**d.seq_range.start(), **d.seq_range.end()),
+                            time: d.time.numer(),
+                            keyframe: d.is_keyframe(),
+                            contiguous: d.contiguous,
+                        });
+                    }
+                    Output::Event(Event::KeyframeRequest(_)) => {
+                        p.keyframe_wanted = true;
+                        p.keyframe_requests += 1;
+                    }
                     Output::Event(_) => {}
                 }
             }
@@ -140,11 +195,12 @@ impl World {
                 let pending = p.pending.take().unwrap();
                 p.rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(sdp).unwrap()).unwrap();
             }
-            FromBridge::Offer { offer_id, conference, endpoint, sdp, sources } => {
+            FromBridge::Slots { endpoint, slots, .. } => {
+                self.peers.iter_mut().find(|p| &p.name == endpoint).unwrap().apply_slots(slots);
+            }
+            FromBridge::Offer { offer_id, conference, endpoint, sdp, slots } => {
                 let p = self.peers.iter_mut().find(|p| &p.name == endpoint).unwrap();
-                for s in sources {
-                    p.sources.insert(s.mid.clone(), s.name.clone().unwrap_or_default());
-                }
+                p.apply_slots(slots);
                 let answer = p.rtc.sdp_api().accept_offer(SdpOffer::from_sdp_string(sdp).unwrap()).unwrap();
                 let reply = ToBridge::Answer {
                     offer_id: *offer_id,
@@ -204,21 +260,26 @@ impl World {
 }
 
 fn write(rtc: &mut Rtc, mid: Mid, now: Instant, t: MediaTime, data: Vec<u8>) {
+    write_level(rtc, mid, now, t, data, -20);
+}
+
+fn write_level(rtc: &mut Rtc, mid: Mid, now: Instant, t: MediaTime, data: Vec<u8>, level: i8) {
     let Some(pt) = rtc.writer(mid).and_then(|w| w.payload_params().next().map(|p| p.pt())) else {
         return;
     };
     if let Some(w) = rtc.writer(mid) {
-        let _ = w.audio_level(-20, true).write(pt, now, t, data);
+        let _ = w.audio_level(level, level > -100).write(pt, now, t, data);
     }
 }
 
 fn world() -> World {
+    world_with(SfuConfig::default())
+}
+
+fn world_with(cfg: SfuConfig) -> World {
     let now = Instant::now();
-    let cfg = SfuConfig {
-        candidates: vec![Candidate::host(BRIDGE.parse().unwrap(), "udp").unwrap()],
-        ..SfuConfig::default()
-    };
-    World { sfu: Sfu::new(cfg, now), peers: Vec::new(), now, frame: 0, log: Vec::new() }
+    let cfg = SfuConfig { candidates: vec![Candidate::host(BRIDGE.parse().unwrap(), "udp").unwrap()], ..cfg };
+    World { sfu: Sfu::new(cfg, now), peers: Vec::new(), now, frame: 0, keyframe_every: 30, log: Vec::new() }
 }
 
 #[test]
@@ -264,12 +325,188 @@ fn camera_and_screen_share_are_separate_sources() {
         .log
         .iter()
         .filter_map(|m| match m {
-            FromBridge::Offer { endpoint, sources, .. } if endpoint == "viewer" => Some(sources.clone()),
+            FromBridge::Slots { endpoint, slots, .. } if endpoint == "viewer" => Some(slots.clone()),
             _ => None,
         })
         .flatten()
-        .map(|s| (s.name.unwrap_or_default(), s.kind))
+        .filter_map(|s| s.source)
+        .map(|s| (s.name, s.kind))
         .collect();
     assert!(kinds.contains(&("presenter-s0".to_string(), SourceKind::Screen)), "{kinds:?}");
     assert!(kinds.contains(&("presenter-v0".to_string(), SourceKind::Camera)), "{kinds:?}");
+}
+
+impl World {
+    fn peer(&self, name: &str) -> &Peer {
+        self.peers.iter().find(|p| p.name == name).unwrap()
+    }
+
+    fn peer_mut(&mut self, name: &str) -> &mut Peer {
+        self.peers.iter_mut().find(|p| p.name == name).unwrap()
+    }
+
+    /// Bridge offers (renegotiations) sent to `endpoint` so far.
+    fn offers_to(&self, endpoint: &str) -> usize {
+        self.log
+            .iter()
+            .filter(|m| matches!(m, FromBridge::Offer { endpoint: e, .. } if e == endpoint))
+            .count()
+    }
+
+    fn constrain(&mut self, endpoint: &str, constraints: ReceiverConstraints) {
+        let msg = ToBridge::ReceiverConstraints {
+            id: 99,
+            conference: "c".into(),
+            endpoint: endpoint.into(),
+            constraints,
+        };
+        self.sfu.handle_control(msg, self.now);
+    }
+
+    /// Run until `f` holds; returns the simulated time it took (panics after `limit_ms`).
+    fn run_until(&mut self, limit_ms: u64, what: &str, f: impl Fn(&World) -> bool) -> Duration {
+        let start = self.now;
+        while !f(self) {
+            assert!(self.now - start < Duration::from_millis(limit_ms), "timed out: {what}");
+            self.step();
+        }
+        self.now - start
+    }
+}
+
+/// Issue 12 item 2 (a): a join renegotiates only the joiner (its slots, once); the others get
+/// its media on the slots they negotiated when they joined.
+#[test]
+fn joining_renegotiates_only_the_joiner() {
+    let mut w = world();
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        w.join(n, 5001 + i as u16, true);
+    }
+    w.run(2000);
+    for n in ["a", "b", "c"] {
+        assert_eq!(w.offers_to(n), 1, "{n}: one bridge offer (its slots)");
+    }
+    let before = w.log.len();
+    w.join("d", 5004, true);
+    w.run(2000);
+    for n in ["a", "b", "c"] {
+        assert_eq!(w.offers_to(n), 1, "{n} is not renegotiated when d joins");
+        assert!(w.peer(n).frames_from("d-v0") >= 20, "{n} gets d's video: {}", w.peer(n).frames_from("d-v0"));
+        assert!(w.peer(n).frames_from("d-a0") >= 20, "{n} gets d's audio");
+        // What it learnt about d is a small slot map, not SDP.
+        let told: Vec<String> = w.log[before..]
+            .iter()
+            .filter_map(|m| match m {
+                FromBridge::Slots { endpoint, slots, .. } if endpoint == n => Some(slots.clone()),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|s| s.source.map(|x| x.name))
+            .collect();
+        assert!(told.contains(&"d-v0".to_string()) && told.contains(&"d-a0".to_string()), "{n}: {told:?}");
+    }
+    assert_eq!(w.offers_to("d"), 1);
+    for s in ["a-v0", "b-v0", "c-v0", "a-a0", "b-a0", "c-a0"] {
+        assert!(w.peer("d").frames_from(s) >= 20, "d gets {s}: {}", w.peer("d").frames_from(s));
+    }
+    // Leaving renegotiates nobody either: d's slots are freed on the others.
+    w.sfu.handle_control(
+        ToBridge::ExpireEndpoint { id: 7, conference: "c".into(), endpoint: "d".into() },
+        w.now,
+    );
+    w.run(500);
+    for n in ["a", "b", "c"] {
+        assert_eq!(w.offers_to(n), 1);
+        assert!(w.peer(n).slot_of("d-v0").is_none() && w.peer(n).slot_of("d-a0").is_none(), "{n}");
+    }
+}
+
+/// Issue 12 item 2 (b) and (c): with last-N 1 the viewer's video follows the dominant speaker
+/// on one slot. The switch waits for a keyframe of the new source, which the bridge asks for
+/// (periodic keyframes are 30 s apart here), starts with it, and the slot's stream stays
+/// continuous: sequence numbers without a gap, RTP time without a jump.
+#[test]
+fn dominant_speaker_switch_remaps_a_continuous_slot() {
+    let mut w = world();
+    w.keyframe_every = 900;
+    w.join("a", 5001, true);
+    w.join("b", 5002, true);
+    w.peer_mut("b").level = -127;
+    w.join("v", 5003, false);
+    w.constrain("v", ReceiverConstraints { last_n: 1, ..ReceiverConstraints::default() });
+    w.run_until(3000, "v sees a's camera", |w| w.peer("v").frames_from("a-v0") >= 10);
+    w.run(500);
+    assert_eq!(w.peer("v").frames_from("b-v0"), 0, "last-N 1: only the speaker's video");
+    let slot = w.peer("v").slot_of("a-v0").expect("a on a slot");
+    let requests = w.peer("b").keyframe_requests;
+    // b speaks, a stops: b becomes dominant and takes the same slot.
+    w.peer_mut("a").level = -127;
+    w.peer_mut("b").level = -20;
+    w.run_until(5000, "b dominant", |w| {
+        w.log.iter().any(|m| matches!(m, FromBridge::DominantSpeaker { endpoint, .. } if endpoint == "b"))
+    });
+    let took = w.run_until(1000, "v's slot carries b", |w| w.peer("v").slot_of("b-v0").is_some());
+    assert_eq!(w.peer("v").slot_of("b-v0"), Some(slot), "the same slot, re-mapped");
+    assert!(took < Duration::from_millis(500), "switched within {took:?}: on a requested keyframe");
+    assert!(w.peer("b").keyframe_requests > requests, "the bridge asked b for a keyframe");
+    w.run(1000);
+    assert!(w.peer("v").frames_from("b-v0") >= 20);
+    let log = &w.peer("v").log[&slot];
+    let (a, b) = (5001u16 as u8, 5002u16 as u8);
+    let first_b = log.iter().position(|x| x.tag == b).expect("b's frames on the slot");
+    assert!(first_b > 0 && log[first_b - 1].tag == a, "a then b on one slot");
+    assert!(log[first_b..].iter().all(|x| x.tag == b), "nothing of a after the switch");
+    // The slot map agrees with the content (a message and media take different paths: only
+    // around the switch may one frame be labelled early).
+    let mislabelled = log.iter().filter(|x| (x.tag == b) != (x.source == "b-v0")).count();
+    assert!(mislabelled <= 1, "{mislabelled} frames labelled with the wrong source");
+    assert!(
+        log[first_b].keyframe,
+        "b starts with a keyframe: {:?}",
+        &log[first_b.saturating_sub(2)..first_b + 3]
+    );
+    for pair in log.windows(2) {
+        let (x, y) = (&pair[0], &pair[1]);
+        assert_eq!(y.seq.0, x.seq.1 + 1, "sequence numbers continue: {x:?} → {y:?}");
+        assert!(y.contiguous, "{y:?}");
+        let step = y.time.wrapping_sub(x.time);
+        assert!(step > 0 && step < 90_000 / 2, "RTP time continues (90 kHz): {x:?} → {y:?}");
+    }
+    assert_eq!(w.offers_to("v"), 1, "no renegotiation for the switch");
+}
+
+/// Issue 12 item 2 (c): audio slots follow the loudest speakers. One audio slot per receiver:
+/// the conference forwards two (each receiver hears the loudest but itself); a third who
+/// starts speaking louder takes the quietest one's place.
+#[test]
+fn audio_slots_follow_the_loudest_speakers() {
+    let mut w = world_with(SfuConfig { audio_slots: 1, ..SfuConfig::default() });
+    w.join("a", 5001, true);
+    w.join("b", 5002, true);
+    w.peer_mut("b").level = -127;
+    w.run(1500);
+    w.join("c", 5003, true);
+    w.peer_mut("c").level = -127;
+    w.join("v", 5004, false);
+    w.run(1500);
+    let heard = |w: &World, p: &str, s: &str| w.peer(p).frames_from(s);
+    assert!(heard(&w, "v", "a-a0") >= 20, "v hears the speaker");
+    assert!(heard(&w, "a", "b-a0") >= 20, "a hears the other audible one");
+    assert_eq!(heard(&w, "v", "c-a0"), 0, "c was not audible");
+    w.peer_mut("a").level = -127;
+    w.peer_mut("c").level = -20;
+    w.run_until(3000, "v hears c", |w| w.peer("v").frames_from("c-a0") >= 10);
+    let slot = w.peer("v").slot_of("c-a0").unwrap();
+    let audio: Vec<&String> = w.peer("v").slot_src.values().filter(|s| s.ends_with("-a0")).collect();
+    assert_eq!(audio, vec!["c-a0"], "one audio slot");
+    let log = &w.peer("v").log[&slot];
+    for pair in log.windows(2) {
+        assert_eq!(pair[1].seq.0, pair[0].seq.1 + 1, "audio slot sequence continues");
+        let step = pair[1].time.wrapping_sub(pair[0].time);
+        assert!(step > 0 && step < 48_000 / 2, "{:?} → {:?}", pair[0], pair[1]);
+    }
+    assert!(log.iter().any(|x| x.tag == 5001u16 as u8), "a was on the slot before c");
+    for n in ["a", "b", "c", "v"] {
+        assert_eq!(w.offers_to(n), 1);
+    }
 }

@@ -24,6 +24,10 @@ pub mod env {
     pub const MAX_ENDPOINTS: &str = "CONVENE_BRIDGE_MAX_ENDPOINTS";
     pub const MAX_BITRATE_MBPS: &str = "CONVENE_BRIDGE_MAX_BITRATE_MBPS";
     pub const MAX_PPS_PER_SOURCE: &str = "CONVENE_BRIDGE_MAX_PPS_PER_SOURCE";
+    /// Receive slots per endpoint, negotiated once at join: audio (the loudest speakers) and
+    /// video (cameras and screens by last-N).
+    pub const AUDIO_SLOTS: &str = "CONVENE_BRIDGE_AUDIO_SLOTS";
+    pub const VIDEO_SLOTS: &str = "CONVENE_BRIDGE_VIDEO_SLOTS";
     pub const BWE: &str = "CONVENE_BRIDGE_BWE";
     pub const LOAD_INTERVAL: &str = "CONVENE_BRIDGE_LOAD_INTERVAL";
     pub const ICE_TCP_MAX_CONNECTIONS: &str = "CONVENE_BRIDGE_ICE_TCP_MAX_CONNECTIONS";

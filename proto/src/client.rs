@@ -1,11 +1,13 @@
-//! Client protocol (version 1): what the web app (and any client) and signaling say over
+//! Client protocol (version 2): what the web app (and any client) and signaling say over
 //! `/ws`: one JSON object per WebSocket text frame, tagged by `"type"` (snake_case). See
 //! `signaling/PROTOCOL.md`; the JSON Schema is exported to `proto/schema/client.json`.
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::WebConfig;
-pub use crate::media::{EndpointState, MuteKind, ReceiverConstraints, SourceInfo, SourceKind};
+pub use crate::media::{
+    EndpointState, MuteKind, ReceiverConstraints, SlotInfo, SlotMedia, SlotSource, SourceInfo, SourceKind,
+};
 
 /// One entry of `RTCConfiguration.iceServers` (TURN with ephemeral credentials).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
@@ -15,7 +17,7 @@ pub struct IceServer {
     pub credential: String,
 }
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Client frames larger than this are refused.
 pub const MAX_CLIENT_FRAME: usize = 128 * 1024;
 
@@ -24,7 +26,7 @@ pub const MAX_CLIENT_FRAME: usize = 128 * 1024;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMsg {
     Join {
-        #[serde(default = "one")]
+        #[serde(default = "default_version")]
         v: u32,
         room: String,
         #[serde(default)]
@@ -134,7 +136,8 @@ pub enum ReactionKind {
     Party,
 }
 
-fn one() -> u32 {
+/// A `join` without `v` is version 1 (refused: slots came with version 2).
+fn default_version() -> u32 {
     1
 }
 
@@ -195,10 +198,18 @@ pub enum ServerMsg {
     Answer {
         sdp: String,
     },
+    /// The bridge's offer of the client's fixed receive slots (once per peer connection; again
+    /// only for an ICE restart); reply with `answer` echoing `id`.
     Offer {
         id: u64,
         sdp: String,
-        sources: Vec<SourceInfo>,
+        /// Every receive slot (m-line) and what it carries now.
+        slots: Vec<SlotInfo>,
+    },
+    /// Receive slots whose source changed (only those): show each slot's track on the tile of
+    /// the participant whose source it now carries; `source: null` — nothing flows on it.
+    Slots {
+        slots: Vec<SlotInfo>,
     },
     ParticipantJoined {
         participant: ParticipantInfo,
@@ -395,7 +406,7 @@ mod tests {
     #[test]
     fn client_frames_encode_as_the_server_parses_them() {
         let j = ClientMsg::Join {
-            v: 1,
+            v: PROTOCOL_VERSION,
             room: "load-0".into(),
             name: Some("p0".into()),
             avatar: None,
@@ -430,11 +441,27 @@ mod tests {
             ServerMsg::Media { bridge: "b1".into(), migration: true, ice_servers: vec![] }
         );
         let o = parse_server(
-            r#"{"type":"offer","id":7,"sdp":"v=0","sources":[{"mid":"3","kind":"audio","endpoint":"b","name":"b-a0"}]}"#,
+            r#"{"type":"offer","id":7,"sdp":"v=0","slots":[{"mid":"3","media":"audio","source":null}]}"#,
         )
         .unwrap();
-        let ServerMsg::Offer { id, sources, .. } = o else { panic!("variant") };
-        assert_eq!((id, sources[0].name.as_deref()), (7, Some("b-a0")));
+        let ServerMsg::Offer { id, slots, .. } = o else { panic!("variant") };
+        assert_eq!((id, slots[0].media, slots[0].source.as_ref()), (7, SlotMedia::Audio, None));
+        let s = ServerMsg::Slots {
+            slots: vec![SlotInfo {
+                mid: "4".into(),
+                media: SlotMedia::Video,
+                source: Some(SlotSource {
+                    endpoint: "b".into(),
+                    name: "b-s0".into(),
+                    kind: SourceKind::Screen,
+                }),
+            }],
+        };
+        assert_eq!(
+            s.to_json(),
+            r#"{"type":"slots","slots":[{"mid":"4","media":"video","source":{"endpoint":"b","name":"b-s0","kind":"screen"}}]}"#
+        );
+        assert_eq!(parse_server(&s.to_json()).unwrap(), s);
         for bad in
             ["{", "[]", r#"{"type":"media"}"#, r#"{"type":"offer","id":"x","sdp":""}"#, r#"{"no":"type"}"#]
         {

@@ -14,10 +14,12 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::load::{Drain, LoadReport};
-pub use crate::media::{EndpointState, ReceiverConstraints, SourceInfo, SourceKind};
+pub use crate::media::{
+    EndpointState, ReceiverConstraints, SlotInfo, SlotMedia, SlotSource, SourceInfo, SourceKind,
+};
 
 /// Protocol version; sent in [`FromBridge::Register`]. Bumped on incompatible changes.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Control frames larger than this are refused (and counted) without being parsed.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -94,16 +96,20 @@ pub enum FromBridge {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         drain: Option<Drain>,
     },
-    /// A renegotiation for the client (sources to receive were added or removed); answered by
-    /// [`ToBridge::Answer`] with the same `offer_id`.
+    /// A renegotiation for the client: once after its first offer, adding its fixed receive
+    /// slots (later only for an ICE restart); answered by [`ToBridge::Answer`] with the same
+    /// `offer_id`.
     Offer {
         offer_id: OfferId,
         conference: String,
         endpoint: String,
         sdp: String,
-        /// Which sources the bridge sends on which m-line, so the client can label them.
-        sources: Vec<SourceInfo>,
+        /// Every receive slot (m-line) and what it carries now.
+        slots: Vec<SlotInfo>,
     },
+    /// Slots of one receiver whose source changed (only those): signaling relays them to the
+    /// client as `slots`.
+    Slots { conference: String, endpoint: String, slots: Vec<SlotInfo> },
     /// Reply to [`ToBridge::AllocateEndpoint`].
     Allocated {
         id: RequestId,
@@ -169,7 +175,8 @@ impl FromBridge {
             | EndpointState { .. }
             | DominantSpeaker { .. }
             | Draining { .. }
-            | Offer { .. } => None,
+            | Offer { .. }
+            | Slots { .. } => None,
         }
     }
 
@@ -232,7 +239,7 @@ mod tests {
             conference: "c".into(),
             endpoint: "e".into(),
             sdp: "v=0".into(),
-            sources: vec![],
+            slots: vec![],
         };
         assert!(parse::<ToBridge>(&to_json(&offer)).is_err());
         let expire = ToBridge::ExpireConference { id: 1, conference: "c".into() };

@@ -27,10 +27,44 @@ pub struct SourceInfo {
     pub name: Option<String>,
 }
 
+/// A receive slot: one of the fixed `sendonly` m-lines the bridge offers a receiver once, at
+/// join, and which source it currently carries (Jitsi's SSRC rewriting). The bridge switches
+/// sources on a slot without renegotiating; the stream stays continuous (sequence numbers and
+/// timestamps) and a video switch starts on a keyframe of the new source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SlotInfo {
+    /// The slot's m-line (`a=mid`) in the bridge's offer.
+    pub mid: String,
+    /// `audio` or `video` (a video slot carries cameras and screens alike).
+    pub media: SlotMedia,
+    /// What the slot carries now; absent (`null`): nothing flows on it.
+    #[serde(default)]
+    pub source: Option<SlotSource>,
+}
+
+/// Media kind of a slot's m-line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotMedia {
+    Audio,
+    Video,
+}
+
+/// The source a slot carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SlotSource {
+    /// Owner endpoint (participant id).
+    pub endpoint: String,
+    /// Stable source name, `<endpoint>-a0`, `<endpoint>-v0`, `<endpoint>-s0`.
+    pub name: String,
+    pub kind: SourceKind,
+}
+
 /// Receiver constraints (Jitsi's "receiver video constraints").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReceiverConstraints {
-    /// Video sources to receive at most; `-1` means no limit.
+    /// Endpoints whose video to receive at most; `-1` means no limit. The bridge's video
+    /// slots bound it too.
     #[serde(default = "default_last_n")]
     pub last_n: i32,
     /// Height for sources not listed in `max_height` (0 = no video).

@@ -98,7 +98,7 @@ async fn fake_bridge(addr: String) {
 async fn client(addr: String, room: usize, me: usize, timing: Arc<Timing>) -> mpsc::UnboundedSender<String> {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
     let (mut sink, mut stream) = ws.split();
-    let j = format!(r#"{{"type":"join","v":1,"room":"bench-{room}","name":"p{me}"}}"#);
+    let j = format!(r#"{{"type":"join","v":2,"room":"bench-{room}","name":"p{me}"}}"#);
     sink.send(tungstenite::Message::text(j)).await.unwrap();
     loop {
         let Some(Ok(tungstenite::Message::Text(t))) = stream.next().await else { panic!("no joined") };

@@ -190,9 +190,14 @@ fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: FromBridg
             }
             conn.complete(id, msg);
         }
-        FromBridge::Offer { offer_id, conference, endpoint, sdp, sources } => {
+        FromBridge::Offer { offer_id, conference, endpoint, sdp, slots } => {
             if let Some(p) = participant_on(app, bridge_id, &conference, &endpoint) {
-                let _ = p.send(ServerMsg::Offer { id: offer_id, sdp, sources });
+                let _ = p.send(ServerMsg::Offer { id: offer_id, sdp, slots });
+            }
+        }
+        FromBridge::Slots { conference, endpoint, slots } => {
+            if let Some(p) = participant_on(app, bridge_id, &conference, &endpoint) {
+                let _ = p.send(ServerMsg::Slots { slots });
             }
         }
         FromBridge::EndpointState { conference, endpoint, state } => {

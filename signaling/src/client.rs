@@ -220,7 +220,7 @@ fn on_message(app: &Arc<App>, pid: &str, room: &mut Option<RoomRef>, tx: &Tx, ms
                     app,
                     tx,
                     ErrorCode::UnsupportedVersion,
-                    format!("protocol version {v} is not supported (1)"),
+                    format!("protocol version {v} is not supported ({PROTOCOL_VERSION})"),
                 );
             }
             let Some(name) = protocol::normalize_room(&name) else {

@@ -3,7 +3,10 @@
 //! migration when a bridge vanishes).
 use std::time::Duration;
 
-use convene_proto::control::{self, AdvertisedAddress, Drain, FromBridge, LoadReport, ToBridge};
+use convene_proto::control::{
+    self, AdvertisedAddress, Drain, FromBridge, LoadReport, SlotInfo, SlotMedia, SlotSource, SourceKind,
+    ToBridge,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
@@ -134,7 +137,7 @@ async fn join_allocate_relay_and_migrate() {
     client.send(tungstenite::Message::text("{nope")).await.unwrap();
     assert_eq!(next_of(&mut client, "error").await["code"], "bad_request");
     client
-        .send(tungstenite::Message::text(r#"{"type":"join","v":1,"room":"Standup","name":"Ada"}"#))
+        .send(tungstenite::Message::text(r#"{"type":"join","v":2,"room":"Standup","name":"Ada"}"#))
         .await
         .unwrap();
     let joined = next_of(&mut client, "joined").await;
@@ -156,8 +159,44 @@ async fn join_allocate_relay_and_migrate() {
         .send(tungstenite::Message::text(r#"{"type":"offer","sdp":"offer-sdp","sources":[]}"#))
         .await
         .unwrap();
-    let (answer, _) = tokio::join!(next_of(&mut client, "answer"), serve_bridge_once(&mut b1));
+    let (answer, (conference, endpoint)) =
+        tokio::join!(next_of(&mut client, "answer"), serve_bridge_once(&mut b1));
     assert_eq!(answer["sdp"], "answer-sdp");
+    // The bridge offers the client's receive slots once, then tells it what they carry.
+    let slot = |mid: &str, source: Option<(&str, SourceKind)>| SlotInfo {
+        mid: mid.into(),
+        media: if mid == "3" { SlotMedia::Audio } else { SlotMedia::Video },
+        source: source.map(|(n, kind)| SlotSource { endpoint: "bob".into(), name: n.into(), kind }),
+    };
+    let offer = FromBridge::Offer {
+        offer_id: 5,
+        conference: conference.clone(),
+        endpoint: endpoint.clone(),
+        sdp: "slots-sdp".into(),
+        slots: vec![slot("3", None), slot("4", None)],
+    };
+    b1.send(tungstenite::Message::text(control::to_json(&offer))).await.unwrap();
+    let o = next_of(&mut client, "offer").await;
+    assert_eq!((o["id"].as_u64(), o["slots"][1]["mid"].as_str()), (Some(5), Some("4")));
+    client
+        .send(tungstenite::Message::text(r#"{"type":"answer","id":5,"sdp":"client-answer"}"#))
+        .await
+        .unwrap();
+    loop {
+        if let ToBridge::Answer { offer_id, sdp, .. } = next_control(&mut b1).await {
+            assert_eq!((offer_id, sdp.as_str()), (5, "client-answer"));
+            break;
+        }
+    }
+    let map = FromBridge::Slots {
+        conference: conference.clone(),
+        endpoint: endpoint.clone(),
+        slots: vec![slot("4", Some(("bob-s0", SourceKind::Screen)))],
+    };
+    b1.send(tungstenite::Message::text(control::to_json(&map))).await.unwrap();
+    let m = next_of(&mut client, "slots").await;
+    assert_eq!(m["slots"][0]["source"]["name"], "bob-s0");
+    assert_eq!(m["slots"][0]["source"]["kind"], "screen");
 
     // A second bridge registers; the first vanishes: the client is moved without asking.
     let mut b2 = bridge(&addr, "b2", "s3cret").await.unwrap();
@@ -177,9 +216,21 @@ async fn join_allocate_relay_and_migrate() {
     assert!(metrics.contains("convene_signaling_migrations_total 1"), "{metrics}");
 }
 
+#[tokio::test]
+async fn version_one_clients_are_refused() {
+    let (addr, _app) = server().await;
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    // Version 1 had per-source m-lines; a client of it cannot follow slots.
+    client
+        .send(tungstenite::Message::text(r#"{"type":"join","v":1,"room":"r","name":"Old"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_of(&mut client, "error").await["code"], "unsupported_version");
+}
+
 async fn join(addr: &str, room: &str) -> Ws {
     let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
-    let j = format!(r#"{{"type":"join","v":1,"room":"{room}","name":"Ada"}}"#);
+    let j = format!(r#"{{"type":"join","v":2,"room":"{room}","name":"Ada"}}"#);
     client.send(tungstenite::Message::text(j)).await.unwrap();
     next_of(&mut client, "joined").await;
     client

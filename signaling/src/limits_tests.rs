@@ -22,7 +22,7 @@ async fn joined_to_media_and_presence_are_fast() {
         // Warm the connection (hello) so only the join path is measured.
         next(&mut ws, "hello").await;
         let t0 = Instant::now();
-        send(&mut ws, json!({"type": "join", "v": 1, "room": "fast", "name": format!("P{i}")})).await;
+        send(&mut ws, json!({"type": "join", "v": 2, "room": "fast", "name": format!("P{i}")})).await;
         next(&mut ws, "joined").await;
         let t_joined = Instant::now();
         next(&mut ws, "media").await;
@@ -113,7 +113,7 @@ async fn slow_reader_is_disconnected_and_memory_stays_bounded() {
     auto_bridge(&addr).await;
     // The slow one joins normally, then never reads again.
     let mut slow = connect_small(&addr).await;
-    send(&mut slow, json!({"type": "join", "v": 1, "room": "slow", "name": "Slow"})).await;
+    send(&mut slow, json!({"type": "join", "v": 2, "room": "slow", "name": "Slow"})).await;
     let slow_id = next(&mut slow, "joined").await["you"]["id"].as_str().unwrap().to_string();
     // Chatters read everything in the background and report who left.
     let (left_tx, mut left_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -328,7 +328,7 @@ async fn unauthenticated_connections_are_limited_per_address() {
     }
     let _c = ws_from(&addr, "198.51.100.7").await.expect("another address is not limited");
     // Joining frees the slot.
-    send(&mut a, json!({"type": "join", "v": 1, "room": "limit", "name": "A"})).await;
+    send(&mut a, json!({"type": "join", "v": 2, "room": "limit", "name": "A"})).await;
     next(&mut a, "joined").await;
     assert_eq!(app.unauth.count("203.0.113.5".parse().unwrap()), 1);
     let _d = ws_from(&addr, "203.0.113.5").await.expect("slot freed by the join");
@@ -415,7 +415,7 @@ async fn jwt_by_flags_only_is_secure_by_default() {
         let addr = addr.clone();
         async move {
             let mut ws = connect(&addr).await;
-            let mut j = json!({"type": "join", "v": 1, "room": room, "name": "Guest"});
+            let mut j = json!({"type": "join", "v": 2, "room": room, "name": "Guest"});
             if let Some(t) = tok {
                 j["token"] = json!(t);
             }
@@ -472,7 +472,7 @@ async fn jwt_by_flags_only_is_secure_by_default() {
     .await;
     auto_bridge(&addr2).await;
     let mut ws = connect(&addr2).await;
-    send(&mut ws, json!({"type": "join", "v": 1, "room": "open", "name": "G"})).await;
+    send(&mut ws, json!({"type": "join", "v": 2, "room": "open", "name": "G"})).await;
     assert_eq!(next(&mut ws, "joined").await["you"]["moderator"], false);
     let _ = std::fs::remove_file(key);
 }
@@ -507,7 +507,7 @@ async fn wss_with_a_self_signed_certificate() {
     let tls = connector.connect(name, tcp).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/ws", tls).await.unwrap();
     ws.send(tungstenite::Message::text(
-        json!({"type": "join", "v": 1, "room": "secure", "name": "T"}).to_string(),
+        json!({"type": "join", "v": 2, "room": "secure", "name": "T"}).to_string(),
     ))
     .await
     .unwrap();

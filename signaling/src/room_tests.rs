@@ -58,7 +58,7 @@ pub async fn error(ws: &mut Ws) -> String {
 /// Join and wait for `joined`; returns the socket and our participant id.
 pub async fn join(addr: &str, room: &str, name: &str) -> (Ws, String) {
     let mut ws = connect(addr).await;
-    send(&mut ws, json!({"type": "join", "v": 1, "room": room, "name": name})).await;
+    send(&mut ws, json!({"type": "join", "v": 2, "room": room, "name": name})).await;
     let j = next(&mut ws, "joined").await;
     (ws, j["you"]["id"].as_str().unwrap().to_string())
 }
@@ -96,7 +96,7 @@ async fn lobby_knock_admit_deny() {
 
     // Knock: the newcomer waits, the moderator sees the list; waiting is not joined.
     let mut ann = connect(&addr).await;
-    send(&mut ann, json!({"type": "join", "v": 1, "room": "lobby", "name": "Ann"})).await;
+    send(&mut ann, json!({"type": "join", "v": 2, "room": "lobby", "name": "Ann"})).await;
     next(&mut ann, "lobby_waiting").await;
     let list = next(&mut host, "lobby").await;
     assert_eq!(list["waiting"][0]["name"], "Ann");
@@ -121,7 +121,7 @@ async fn lobby_knock_admit_deny() {
 
     // Deny: told, then the socket closes.
     let mut bob = connect(&addr).await;
-    send(&mut bob, json!({"type": "join", "v": 1, "room": "lobby", "name": "Bob"})).await;
+    send(&mut bob, json!({"type": "join", "v": 2, "room": "lobby", "name": "Bob"})).await;
     next(&mut bob, "lobby_waiting").await;
     let bob_id = next(&mut host, "lobby").await["waiting"][0]["id"].as_str().unwrap().to_string();
     send(&mut host, json!({"type": "lobby_deny", "id": bob_id})).await;
@@ -131,7 +131,7 @@ async fn lobby_knock_admit_deny() {
 
     // Turning the lobby off admits everyone waiting.
     let mut cy = connect(&addr).await;
-    send(&mut cy, json!({"type": "join", "v": 1, "room": "lobby", "name": "Cy"})).await;
+    send(&mut cy, json!({"type": "join", "v": 2, "room": "lobby", "name": "Cy"})).await;
     next(&mut cy, "lobby_waiting").await;
     next(&mut host, "lobby").await;
     send(&mut host, json!({"type": "set_lobby", "enabled": false})).await;
@@ -150,12 +150,12 @@ async fn room_password() {
 
     // The same socket may try again after a refusal.
     let mut ann = connect(&addr).await;
-    send(&mut ann, json!({"type": "join", "v": 1, "room": "locked", "name": "Ann"})).await;
+    send(&mut ann, json!({"type": "join", "v": 2, "room": "locked", "name": "Ann"})).await;
     assert_eq!(error(&mut ann).await, "password_required");
-    send(&mut ann, json!({"type": "join", "v": 1, "room": "locked", "name": "Ann", "password": "nope"}))
+    send(&mut ann, json!({"type": "join", "v": 2, "room": "locked", "name": "Ann", "password": "nope"}))
         .await;
     assert_eq!(error(&mut ann).await, "wrong_password");
-    send(&mut ann, json!({"type": "join", "v": 1, "room": "locked", "name": "Ann", "password": "hunter2"}))
+    send(&mut ann, json!({"type": "join", "v": 2, "room": "locked", "name": "Ann", "password": "hunter2"}))
         .await;
     assert_eq!(next(&mut ann, "joined").await["room"]["locked"], true);
 
@@ -385,7 +385,7 @@ async fn raised_hands_queue_in_the_order_they_went_up_for_late_joiners_too() {
 
     // A late joiner gets the queue from the participant list alone.
     let mut late = connect(&addr).await;
-    send(&mut late, json!({"type": "join", "v": 1, "room": "hands", "name": "Late"})).await;
+    send(&mut late, json!({"type": "join", "v": 2, "room": "hands", "name": "Late"})).await;
     let joined = next(&mut late, "joined").await;
     let mut hands: Vec<(u64, String)> = joined["participants"]
         .as_array()

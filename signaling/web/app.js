@@ -1,6 +1,6 @@
 // Convene web app: wires the layers together. protocol.js (frames) → signal.js (WebSocket,
 // reconnect + rejoin) → store.js (state, reducer) → ui-*.js (components); media.js owns
-// devices and the peer connection. Speaks signaling/PROTOCOL.md (v1).
+// devices and the peer connection. Speaks signaling/PROTOCOL.md (v2).
 import { t, translate } from './i18n.js';
 import { icon } from './icons.js';
 import { Signal } from './signal.js';
@@ -54,6 +54,7 @@ const proto = signal.proto;
 const media = new Media({
   proto, relay: params.get('relay') === '1', simulcast: params.get('simulcast') !== '0', maxHeight: 720, notice,
   onRemote: (src, track) => { stage.setTrack(src, track); changed(); },
+  onRemoteGone: (src, track) => { stage.unsetTrack(src, track); changed(); },
   onChange: () => { changed(); if ($('#settings-dialog').open) settings.fill(); if (!$('#prejoin').classList.contains('hidden')) fillPrejoinDevices(); },
 });
 const stage = new Stage({ proto, media, onStats: (tl, anchor) => openStats(tl, anchor) });
@@ -180,6 +181,7 @@ async function onMessage(m) {
       break;
     case 'answer': await media.onAnswer(m.sdp); break;
     case 'offer': await media.onOffer(m); break;
+    case 'slots': await media.onSlots(m.slots); break;
     case 'muted_by':
       if (m.kind === 'video') setCam(false); else setMic(false);
       notice(t('muted_by', { by: m.by, what: t(m.kind === 'video' ? 'what_video' : 'what_audio') }), { level: 'warn' });
@@ -203,7 +205,6 @@ on('rejoined', () => {
 on('announce', ({ key, name }) => announce(t(key, { name })));
 on('chat', (m) => { if (!isMe(m.from)) announce(t('chat_from', { name: m.name, text: m.text.slice(0, 140) })); });
 on('reaction', (m) => { stage.react(m.from, m.reaction); if (!isMe(m.from)) announce(t('reacted', { name: state.participants.get(m.from)?.name || '', reaction: t('r_' + m.reaction) })); });
-on('participant_left', (id) => media.dropRemote(id));
 on('screen_started', (id) => {
   if (isMe(id)) return;
   if (!state.autoStage) state.layoutBeforeShare = state.layout;

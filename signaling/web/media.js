@@ -1,7 +1,11 @@
 // Media: local devices and the one peer connection to the bridge. Our transceivers are kept by
 // role (audio, camera, screen), never looked up by index; every SDP step runs through one
 // negotiation queue; devices can be switched live (replaceTrack) and speakers chosen
-// (setSinkId); an unplugged device falls back to another one.
+// (setSinkId); an unplugged device falls back to another one. What we receive comes on the
+// bridge's receive slots, negotiated once (its offer): a fixed set of audio and video m-lines
+// whose sources the bridge switches and names in `slots` messages (protocol v2); each audio
+// slot plays in its own <audio> element, each video slot's track goes to the tile of the
+// participant whose camera or screen it carries now.
 import { t } from './i18n.js';
 
 const PREFS_KEY = 'convene.devices';
@@ -14,11 +18,13 @@ export function loadPrefs() {
 export function savePrefs(p) { localStorage.setItem(PREFS_KEY, JSON.stringify(p)); }
 
 export class Media {
-  constructor({ proto, relay, simulcast, maxHeight, notice, onRemote, onChange }) {
-    Object.assign(this, { proto, relay, simulcast, maxHeight, notice, onRemote, onChange });
+  constructor({ proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange }) {
+    Object.assign(this, { proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange });
     this.prefs = loadPrefs();
     this.local = { stream: new MediaStream(), audio: null, video: null, screen: null };
-    this.pc = null; this.tx = null; this.sources = new Map(); this.migrations = 0;
+    // Receive slots: mid -> { media, source: {endpoint, name, kind} | null }, and their tracks.
+    this.pc = null; this.tx = null; this.slots = new Map(); this.slotTracks = new Map(); this.migrations = 0;
+    this.framesBase = new Map(); // mid -> { key, base }: decoded frames per slot occupant
     this.queue = Promise.resolve(); this.devices = []; this.audioEls = new Map(); this.ready = Promise.resolve();
     this.prev = new Map(); // stats sample for bitrate deltas
     navigator.mediaDevices?.addEventListener?.('devicechange', () => this.onDeviceChange());
@@ -163,7 +169,7 @@ export class Media {
     return this.enqueue(async () => {
       await this.ready; // the devices (opened while joining)
       if (this.pc) { this.migrations++; this.pc.close(); }
-      this.sources = new Map();
+      this.clearRemote();
       const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
       this.pc = pc;
       const stream = this.local.stream;
@@ -181,7 +187,7 @@ export class Media {
         screen: pc.addTransceiver(this.local.screen || 'video', { direction: 'sendonly' }),
       };
       pc.onicecandidate = (e) => { if (e.candidate && e.candidate.candidate) this.proto.ice(e.candidate.candidate); };
-      pc.ontrack = (e) => this.attach(e.transceiver.mid, e.track);
+      pc.ontrack = (e) => this.slotTrack(e.transceiver.mid, e.track);
       pc.onconnectionstatechange = () => { if (pc.connectionState === 'connected') window.convene?.marks && (window.convene.marks.pc_connected ??= Math.round(performance.now())); this.onChange?.(); };
       await pc.setLocalDescription(await pc.createOffer());
       this.proto.offer(pc.localDescription.sdp, [
@@ -193,35 +199,56 @@ export class Media {
   onAnswer(sdp) {
     return this.enqueue(async () => { if (this.pc) await this.pc.setRemoteDescription({ type: 'answer', sdp }); });
   }
+  // The bridge's offer of our receive slots (once per peer connection), with what they carry.
   onOffer(m) {
     return this.enqueue(async () => {
       const pc = this.pc;
       if (!pc) return;
-      for (const s of m.sources || []) this.sources.set(s.mid, s);
       await pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
       await pc.setLocalDescription(await pc.createAnswer());
       this.proto.answer(m.id, pc.localDescription.sdp);
       for (const tr of pc.getTransceivers()) {
-        if (tr.mid && tr.receiver.track && this.sources.has(tr.mid) && tr.currentDirection !== 'inactive') this.attach(tr.mid, tr.receiver.track);
+        if (tr.mid && tr.receiver.track && tr.currentDirection !== 'inactive') this.slotTrack(tr.mid, tr.receiver.track);
       }
+      this.applySlots(m.slots || []);
     });
   }
-  attach(mid, track) {
-    const src = this.sources.get(mid);
-    if (!src || !src.endpoint) return;
-    if (src.kind === 'audio') {
-      let a = this.audioEls.get(src.endpoint);
+  // `slots`: some slots now carry another source (or nothing). In the negotiation queue, so it
+  // never overtakes the offer that made the slots.
+  onSlots(slots) { return this.enqueue(async () => this.applySlots(slots || [])); }
+  applySlots(slots) {
+    for (const s of slots) {
+      const before = this.slots.get(s.mid)?.source || null;
+      this.slots.set(s.mid, { media: s.media, source: s.source || null });
+      const track = this.slotTracks.get(s.mid);
+      if (s.media !== 'video' || !track) continue;
+      if (before && (!s.source || before.name !== s.source.name)) this.onRemoteGone?.(before, track);
+      if (s.source) this.onRemote?.(s.source, track);
+    }
+  }
+  // A slot's track: audio plays at once (whoever the bridge puts on it); video waits for the
+  // slot map to say whose tile it belongs on.
+  slotTrack(mid, track) {
+    if (!mid || this.slotTracks.get(mid) === track) return;
+    this.slotTracks.set(mid, track);
+    if (track.kind === 'audio') {
+      let a = this.audioEls.get(mid);
       if (!a) {
-        a = document.createElement('audio'); a.autoplay = true; a.id = 'audio-' + src.endpoint;
-        document.getElementById('audio-sink').append(a); this.audioEls.set(src.endpoint, a); this.sink(a);
+        a = document.createElement('audio'); a.autoplay = true; a.id = 'audio-slot-' + mid;
+        document.getElementById('audio-sink').append(a); this.audioEls.set(mid, a); this.sink(a);
       }
       if (a.srcObject?.getTracks()[0] !== track) a.srcObject = new MediaStream([track]);
       return;
     }
-    this.onRemote?.(src, track);
+    const src = this.slots.get(mid)?.source;
+    if (src) this.onRemote?.(src, track);
   }
-  dropRemote(endpoint) { this.audioEls.get(endpoint)?.remove(); this.audioEls.delete(endpoint); }
-  clearRemote() { for (const a of this.audioEls.values()) a.remove(); this.audioEls.clear(); }
+  // The participant a video slot shows now (for stats): {endpoint, kind} or null.
+  occupant(mid) { return this.slots.get(mid)?.source || null; }
+  clearRemote() {
+    for (const a of this.audioEls.values()) a.remove();
+    this.audioEls.clear(); this.slots = new Map(); this.slotTracks = new Map(); this.framesBase = new Map();
+  }
   async setScreen(track) {
     this.local.screen = track;
     await this.tx?.screen.sender.replaceTrack(track);
@@ -240,8 +267,15 @@ export class Media {
     const r = await this.pc.getStats();
     r.forEach((s) => {
       if (s.type !== 'inbound-rtp') return;
-      const src = this.sources.get(s.mid);
-      if (s.kind === 'video') out.video.push({ mid: s.mid, endpoint: src?.endpoint, source: src?.kind, framesDecoded: s.framesDecoded || 0, frameHeight: s.frameHeight || 0 });
+      const src = this.occupant(s.mid);
+      if (s.kind === 'video') {
+        // A slot's decoded frames count for the participant it carries since it took the slot.
+        const key = src ? src.name : '';
+        const frames = s.framesDecoded || 0;
+        let b = this.framesBase.get(s.mid);
+        if (!b || b.key !== key) { b = { key, base: b ? frames : 0 }; this.framesBase.set(s.mid, b); }
+        out.video.push({ mid: s.mid, endpoint: src?.endpoint, source: src?.kind, framesDecoded: frames - b.base, frameHeight: s.frameHeight || 0 });
+      }
       else { out.audioBytes += s.bytesReceived || 0; out.audioPackets += s.packetsReceived || 0; }
     });
     return out;
@@ -270,7 +304,7 @@ export class Media {
       if (s.type === 'inbound-rtp') {
         const b = rate('i' + s.id, s.bytesReceived || 0);
         me.down += b; lost += s.packetsLost || 0; recv += s.packetsReceived || 0;
-        const src = this.sources.get(s.mid);
+        const src = this.occupant(s.mid);
         if (!src?.endpoint) return;
         const key = src.endpoint + (src.kind === 'screen' ? ':screen' : '');
         const o = remote[key] || (remote[key] = { down: 0, width: 0, height: 0, fps: 0, loss: 0, lost: 0, recv: 0 });

@@ -1,7 +1,7 @@
-// The client protocol (signaling/PROTOCOL.md, v1; types in convene_proto::client): one builder
+// The client protocol (signaling/PROTOCOL.md, v2; types in convene_proto::client): one builder
 // per client frame, and the server-frame parser. Builders keep the literal send-an-object-with-type shape
 // that proto/tests/schema.rs reads to check the app speaks only what the schema defines.
-export const VERSION = 1;
+export const VERSION = 2;
 export const REACTIONS = ['like', 'love', 'laugh', 'clap', 'surprise', 'party'];
 
 export function parseServer(text) {

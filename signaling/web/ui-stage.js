@@ -2,7 +2,9 @@
 // reflows. Speaker view: one tile on the stage (pinned > screen share > dominant speaker)
 // and the rest in a filmstrip. After every layout change the receiver constraints are
 // derived from what is on screen (tile heights → max height, visible tiles → last-N/pins)
-// and sent when they differ from the last ones.
+// and sent when they differ from the last ones. Remote video comes on the bridge's receive
+// slots: a tile shows video while a slot carries its source, its avatar otherwise (outside
+// last-N, or before the first keyframe).
 import { state, isMe, changed } from './store.js';
 import { t } from './i18n.js';
 import { icon } from './icons.js';
@@ -49,12 +51,22 @@ export class Stage {
     this.tiles.set(key, tl);
     return tl;
   }
+  // A slot now carries `src`: its tile shows the slot's track.
   setTrack(src, track) {
     this.tracks.set(src.endpoint + (src.kind === 'screen' ? ':screen' : ''), track);
     const tl = this.tile(src.endpoint, src.kind === 'screen');
     if (tl.video.srcObject?.getTracks()[0] !== track) tl.video.srcObject = new MediaStream([track]);
     tl.source = src.name;
   }
+  // The slot `track` no longer carries `src` (another participant took it, or nobody).
+  unsetTrack(src, track) {
+    const key = src.endpoint + (src.kind === 'screen' ? ':screen' : '');
+    if (this.tracks.get(key) !== track) return;
+    this.tracks.delete(key);
+    const tl = this.tiles.get(key);
+    if (tl && tl.video.srcObject?.getTracks()[0] === track) tl.video.srcObject = null;
+  }
+  hasVideo(key) { return this.tracks.get(key)?.readyState === 'live'; }
   drop(key) { const tl = this.tiles.get(key); if (tl) { tl.el.remove(); this.tiles.delete(key); } }
   clearRemote() { this.tracks.clear(); for (const [k, tl] of this.tiles) if (!tl.local) this.drop(k); }
 
@@ -69,13 +81,15 @@ export class Stage {
       if (me && tl.video.srcObject !== this.media.local.stream) tl.video.srcObject = this.media.local.stream;
       const muted = me ? state.audioMuted : p.audio_muted;
       const camOff = me ? (state.videoMuted || !this.media.local.video) : p.video_muted;
+      const noVideo = !me && !camOff && !this.hasVideo(tl.key); // not on a slot (last-N) yet
       const name = `${p.name}${me ? ` (${t('you')})` : ''}`;
       tl.name.textContent = name;
       tl.el.setAttribute('aria-label', [name, muted && t('muted'), p.hand_raised && t('hand_raised'), state.dominant === p.id && t('speaking')].filter(Boolean).join(', '));
       tl.micOff.classList.toggle('hidden', !muted);
       tl.hand.classList.toggle('hidden', !p.hand_raised);
       tl.el.classList.toggle('video-off', !!camOff);
-      if (camOff) {
+      tl.el.classList.toggle('no-video', noVideo);
+      if (camOff || noVideo) {
         if (p.avatar) { if (tl.avatar.firstChild?.src !== p.avatar) tl.avatar.innerHTML = `<img class="avatar-img" alt="" src="${encodeURI(p.avatar)}">`; } else if (tl.avatar.dataset.name !== p.name) {
           tl.avatar.dataset.name = p.name;
           tl.avatar.replaceChildren(Object.assign(document.createElement('span'), { className: 'initials', textContent: initials(p.name) }));

@@ -1,83 +1,117 @@
-//! Allocation per receiver: which sources' video it gets (last-N, pins, speech order) and
-//! which simulcast layer of each (its constraints and bandwidth estimate); and, in large
-//! conferences, whose audio is forwarded at all (the loudest few).
-use std::collections::HashMap;
+//! Allocation per receiver: which source each of its receive slots carries — video by last-N
+//! (pins, then speech order, then join order) over the sources sending now, screens before
+//! cameras; audio from the conference's audible set (`slots::Audible`) — and which simulcast
+//! layer of each video source (its constraints and bandwidth estimate). Sources keep their
+//! slot while wanted (`slots::assign`); a video slot switches on the new source's keyframe.
+use std::collections::HashSet;
 use std::time::Instant;
 
 use str0m::bwe::Bitrate;
-use str0m::media::{MediaKind, Rid};
+use str0m::media::{MediaKind, Mid, Rid};
 
-use super::{EpId, Sfu, lastn, simulcast};
+use super::endpoint::Feed;
+use super::{EpId, Sfu, lastn, simulcast, slots};
 use crate::control::{ReceiverConstraints, SourceKind};
 
-/// (track index, layer infos, layer rids, max height) of one video source of a receiver.
-type SourceLayers = (usize, Vec<simulcast::LayerInfo>, Vec<Option<Rid>>, u32);
+/// One video source a receiver wants: (endpoint, m-line, layer infos, layer rids, max height).
+type Wanted = (EpId, Mid, Vec<simulcast::LayerInfo>, Vec<Option<Rid>>, u32);
 
 impl Sfu {
-    /// Re-decide which sources (last-N) and layers (constraints, BWE) a receiver gets.
-    pub(super) fn allocate_layers(&mut self, id: EpId, now: Instant) {
+    /// Re-decide a receiver's video and audio slots.
+    pub(super) fn allocate(&mut self, id: EpId, now: Instant) {
+        self.allocate_video(id, now);
+        self.allocate_audio(id, now);
+    }
+
+    /// Re-decide which video sources (last-N) and layers (constraints, BWE) a receiver gets.
+    /// Costs about the number of its video slots, not the conference size (candidates are
+    /// walked lazily and the walk stops when the slots or last-N are full).
+    pub(super) fn allocate_video(&mut self, id: EpId, now: Instant) {
         let Some(r) = self.endpoints.get(&id) else {
             return;
         };
         let Some(conf) = self.conferences.get(&r.conference) else {
             return;
         };
+        let open: Vec<usize> = r
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.media == MediaKind::Video && s.open_mid().is_some())
+            .map(|(i, _)| i)
+            .collect();
         let c = &r.constraints;
-        let selected =
-            lastn::select(&r.name, c.last_n, &c.pinned, conf.speaker.history(), &conf.member_names);
-        let rank_of: HashMap<&str, usize> = selected.iter().enumerate().map(|(i, e)| (*e, i)).collect();
-        // Video tracks in priority order: by selection rank, screens before cameras.
-        let mut order: Vec<(usize, usize, u8)> = Vec::new(); // (track index, rank, kind rank)
-        for (i, t) in r.tracks_out.iter().enumerate() {
-            if t.kind != MediaKind::Video {
-                continue;
+        let limit = if c.last_n < 0 { usize::MAX } else { c.last_n as usize };
+        let mut wanted: Vec<Wanted> = Vec::new();
+        let mut endpoints = 0;
+        let mut exhausted = true;
+        let candidates =
+            lastn::candidates(&r.name, &c.pinned, conf.speaker.history(), &conf.member_names, |e| {
+                conf.by_name.contains_key(e)
+            });
+        for name in candidates {
+            if endpoints >= limit || wanted.len() >= open.len() {
+                exhausted = false;
+                break;
             }
-            if let Some(&rank) = rank_of.get(t.src_endpoint.as_str()) {
-                order.push((i, rank, u8::from(t.source_kind != SourceKind::Screen)));
+            let Some(src) = conf.by_name.get(name).and_then(|e| self.endpoints.get(e)) else {
+                continue;
+            };
+            let before = wanted.len();
+            for kind in [SourceKind::Screen, SourceKind::Camera] {
+                for t in src.tracks_in.iter().filter(|t| t.source_kind == kind && t.is_active(now)) {
+                    let max_h = max_height_for(c, &t.name, &src.name);
+                    if max_h == 0 || wanted.len() >= open.len() {
+                        continue;
+                    }
+                    let rids = t.layers.iter().map(|l| l.rid).collect();
+                    wanted.push((src.id, t.mid, t.layer_infos(now), rids, max_h));
+                }
+            }
+            if wanted.len() > before {
+                endpoints += 1;
             }
         }
-        order.sort_by_key(|(_, rank, k)| (*rank, *k));
-        let infos: Vec<SourceLayers> = order
-            .iter()
-            .filter_map(|(i, _, _)| {
-                let t = &r.tracks_out[*i];
-                let src = self.endpoints.get(&t.src)?;
-                let tin = src.tracks_in.iter().find(|x| x.mid == t.src_mid)?;
-                let max_h = max_height_for(c, &t.name, &t.src_endpoint);
-                Some((*i, tin.layer_infos(now), tin.layers.iter().map(|l| l.rid).collect(), max_h))
-            })
-            .collect();
+        let hungry = exhausted && wanted.len() < open.len() && endpoints < limit;
         let sources: Vec<(&[simulcast::LayerInfo], u32)> =
-            infos.iter().map(|(_, l, _, h)| (l.as_slice(), *h)).collect();
+            wanted.iter().map(|(_, _, l, _, h)| (l.as_slice(), *h)).collect();
         let chosen = simulcast::allocate(&sources, r.estimate_bps);
         let desired: u64 =
-            infos.iter().map(|(_, l, _, _)| l.iter().map(|x| x.bitrate_bps).max().unwrap_or(0)).sum();
-        let mut targets: Vec<Option<Option<Rid>>> = vec![None; r.tracks_out.len()];
-        for ((i, _, rids, _), ch) in infos.iter().zip(chosen) {
-            targets[*i] = ch.map(|k| rids[k]);
+            wanted.iter().map(|(_, _, l, _, _)| l.iter().map(|x| x.bitrate_bps).max().unwrap_or(0)).sum();
+        let feeds: Vec<Feed> = wanted
+            .iter()
+            .zip(chosen)
+            .filter_map(|((src, mid, _, rids, _), ch)| {
+                ch.map(|k| Feed { src: *src, mid: *mid, rid: rids[k] })
+            })
+            .collect();
+        let held: Vec<Option<(EpId, Mid)>> =
+            open.iter().map(|&i| r.slots[i].target.map(|f| f.track())).collect();
+        let tracks: Vec<(EpId, Mid)> = feeds.iter().map(Feed::track).collect();
+        let placed = slots::assign(&held, &tracks);
+        let conference = r.conference.clone();
+        if let Some(conf) = self.conferences.get_mut(&conference) {
+            if hungry {
+                conf.hungry.insert(id);
+            } else {
+                conf.hungry.remove(&id);
+            }
         }
         let mut kf = Vec::new();
-        let Some(r) = self.endpoints.get_mut(&id) else {
-            return;
-        };
-        for (t, target) in r.tracks_out.iter_mut().zip(targets) {
-            if t.kind != MediaKind::Video {
-                continue;
-            }
-            if t.target != target {
-                t.target = target;
-            }
-            if let Some(tg) = target
-                && t.current != Some(tg)
-                && t.open_mid().is_some()
+        for (&i, t) in open.iter().zip(placed) {
+            let target = t.and_then(|t| feeds.iter().find(|f| f.track() == t).copied());
+            self.set_target(id, i, target);
+            if let Some(s) = self.endpoints.get(&id).and_then(|r| r.slots.get(i))
+                && let Some(tg) = s.target
+                && s.current != Some(tg)
             {
-                kf.push((t.src, t.src_mid, tg));
-            }
-            if target.is_none() {
-                t.current = None;
+                kf.push((tg.src, tg.mid, tg.rid));
             }
         }
-        if desired > 0 && self.cfg.initial_bwe.is_some() {
+        if desired > 0
+            && self.cfg.initial_bwe.is_some()
+            && let Some(r) = self.endpoints.get_mut(&id)
+        {
             // Ask the estimator to probe above what the best layers need (payload bitrate
             // excludes RTP/SRTP overhead), so a receiver that can take the top layer gets it.
             let want = (desired.saturating_mul(3) / 2).max(300_000);
@@ -88,11 +122,122 @@ impl Sfu {
         }
     }
 
-    /// Re-pick the loudest speakers of conferences too large to forward every audio stream.
-    pub(super) fn update_loudest(&mut self, now: Instant) {
-        let (all_max, loudest) = (self.cfg.audio_all_max, self.cfg.audio_loudest);
-        for c in self.conferences.values_mut().filter(|c| c.members.len() > all_max) {
-            c.update_loudest(loudest, now);
+    /// Re-decide whose audio a receiver's audio slots carry: the conference's audible set but
+    /// itself. A slot switches on the new source's next packet.
+    pub(super) fn allocate_audio(&mut self, id: EpId, _now: Instant) {
+        let Some(r) = self.endpoints.get(&id) else {
+            return;
+        };
+        let Some(conf) = self.conferences.get(&r.conference) else {
+            return;
+        };
+        let open: Vec<usize> = r
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.media == MediaKind::Audio && s.open_mid().is_some())
+            .map(|(i, _)| i)
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        let wanted: Vec<(EpId, Mid)> = conf
+            .audible
+            .for_receiver(&r.name, open.len())
+            .filter_map(|n| {
+                let e = self.endpoints.get(conf.by_name.get(n)?)?;
+                let t = e.tracks_in.iter().find(|t| t.kind == MediaKind::Audio)?;
+                Some((e.id, t.mid))
+            })
+            .collect();
+        let held: Vec<Option<(EpId, Mid)>> =
+            open.iter().map(|&i| r.slots[i].target.map(|f| f.track())).collect();
+        let placed = slots::assign(&held, &wanted);
+        for (&i, t) in open.iter().zip(placed) {
+            self.set_target(id, i, t.map(|(src, mid)| Feed { src, mid, rid: None }));
+        }
+    }
+
+    /// Re-decide the audio of every member of a conference (its audible set changed).
+    pub(super) fn allocate_audio_all(&mut self, conference: &str, now: Instant) {
+        let members = self.conferences.get(conference).map(|c| c.members.clone()).unwrap_or_default();
+        for m in members {
+            self.allocate_audio(m, now);
+        }
+    }
+
+    /// Re-decide the video of every member of a conference (speech order changed).
+    pub(super) fn allocate_video_all(&mut self, conference: &str, now: Instant) {
+        let members = self.conferences.get(conference).map(|c| c.members.clone()).unwrap_or_default();
+        for m in members {
+            self.allocate_video(m, now);
+        }
+    }
+
+    /// A video source of `src` started (or resumed) sending: the receivers that may want it
+    /// now are those already listening to it (for its layers) and the hungry ones (a free
+    /// video slot and nobody else to show) — not the whole conference.
+    pub(super) fn allocate_for_new_video(&mut self, src: EpId, mid: Mid, now: Instant) {
+        let Some(conference) = self.endpoints.get(&src).map(|e| e.conference.clone()) else {
+            return;
+        };
+        let mut ids: HashSet<EpId> =
+            self.routes.get(&(src, mid)).map(|v| v.iter().map(|(r, _)| *r).collect()).unwrap_or_default();
+        if let Some(c) = self.conferences.get(&conference) {
+            ids.extend(c.hungry.iter().copied());
+        }
+        ids.remove(&src);
+        for id in ids {
+            self.allocate_video(id, now);
+        }
+    }
+
+    /// Set what slot `i` of receiver `rx` should carry; with nothing, forwarding on it stops at
+    /// once. Keeps the routes (source → slots) in step.
+    pub(super) fn set_target(&mut self, rx: EpId, i: usize, target: Option<super::endpoint::Feed>) {
+        let Some(slot) = self.endpoints.get_mut(&rx).and_then(|r| r.slots.get_mut(i)) else {
+            return;
+        };
+        if slot.target == target {
+            return;
+        }
+        let before: Vec<(EpId, Mid)> = slot.tracks().collect();
+        slot.target = target;
+        if target.is_none() && slot.current.is_some() {
+            slot.current = None;
+            self.slot_changed(rx);
+        }
+        self.fix_routes(rx, i, &before);
+    }
+
+    /// After slot `i` of `rx` changed its current or target: move it between route lists.
+    pub(super) fn fix_routes(&mut self, rx: EpId, i: usize, before: &[(EpId, Mid)]) {
+        let after: Vec<(EpId, Mid)> = self
+            .endpoints
+            .get(&rx)
+            .and_then(|r| r.slots.get(i))
+            .map(|s| s.tracks().collect())
+            .unwrap_or_default();
+        for t in before.iter().filter(|t| !after.contains(t)) {
+            if let Some(v) = self.routes.get_mut(t) {
+                v.retain(|x| *x != (rx, i));
+                if v.is_empty() {
+                    self.routes.remove(t);
+                }
+            }
+        }
+        for t in after.iter().filter(|t| !before.contains(t)) {
+            self.routes.entry(*t).or_default().push((rx, i));
+        }
+    }
+
+    /// A slot of `rx` changed what it carries: the client is told at the next flush.
+    pub(super) fn slot_changed(&mut self, rx: EpId) {
+        if let Some(r) = self.endpoints.get_mut(&rx)
+            && !r.slots_dirty
+        {
+            r.slots_dirty = true;
+            self.slots_changed.push(rx);
         }
     }
 }

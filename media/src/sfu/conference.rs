@@ -1,7 +1,10 @@
-//! A conference: its endpoints in join order and its speaker state.
+//! A conference: its endpoints in join order, its speaker state, whose audio it forwards, and
+//! which receivers could take more video than they get.
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use super::EpId;
+use super::slots::Audible;
 use super::speaker::DominantSpeaker;
 
 #[derive(Debug)]
@@ -11,9 +14,14 @@ pub struct Conference {
     pub members: Vec<EpId>,
     /// Endpoint names in join order (last-N tie-break).
     pub member_names: Vec<String>,
+    /// Endpoint name → id.
+    pub by_name: HashMap<String, EpId>,
     pub speaker: DominantSpeaker,
-    /// Endpoints whose audio is forwarded when the room is too large to forward all of it.
-    pub loudest: Vec<String>,
+    /// Endpoints whose audio is forwarded (to everyone else, on their audio slots).
+    pub audible: Audible,
+    /// Receivers with a free video slot that no candidate could fill (everyone with video is
+    /// already theirs): a new video source is offered to these, not to the whole conference.
+    pub hungry: HashSet<EpId>,
     pub created: Instant,
 }
 
@@ -23,8 +31,10 @@ impl Conference {
             name: name.to_string(),
             members: Vec::new(),
             member_names: Vec::new(),
+            by_name: HashMap::new(),
             speaker: DominantSpeaker::default(),
-            loudest: Vec::new(),
+            audible: Audible::default(),
+            hungry: HashSet::new(),
             created: now,
         }
     }
@@ -32,47 +42,37 @@ impl Conference {
     pub fn add(&mut self, id: EpId, name: &str) {
         self.members.push(id);
         self.member_names.push(name.to_string());
+        self.by_name.insert(name.to_string(), id);
     }
 
-    pub fn remove(&mut self, id: EpId, name: &str) {
+    /// Remove a member; returns true if it was audible (its listeners need new audio).
+    pub fn remove(&mut self, id: EpId, name: &str) -> bool {
         self.members.retain(|m| *m != id);
         self.member_names.retain(|m| m != name);
+        self.by_name.remove(name);
+        self.hungry.remove(&id);
         self.speaker.remove(name);
-        self.loudest.retain(|m| m != name);
-    }
-
-    /// Recompute the loudest `n` speakers (used when the room exceeds the audio threshold).
-    pub fn update_loudest(&mut self, n: usize, now: Instant) {
-        let mut scored: Vec<(f64, &String)> =
-            self.member_names.iter().map(|m| (self.speaker.score(m, now), m)).collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        self.loudest = scored.into_iter().take(n).map(|(_, m)| m.clone()).collect();
+        self.audible.remove(name)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn loudest_few() {
+    fn members_and_audible() {
         let t0 = Instant::now();
         let mut c = Conference::new("c", t0);
-        for (i, n) in ["a", "b", "c", "d"].iter().enumerate() {
+        for (i, n) in ["a", "b", "c"].iter().enumerate() {
             c.add(i as EpId, n);
         }
-        for k in 0..50u64 {
-            let now = t0 + Duration::from_millis(20 * k);
-            c.speaker.observe("a", -60, now);
-            c.speaker.observe("b", -10, now);
-            c.speaker.observe("c", -127, now);
-            c.speaker.observe("d", -30, now);
-        }
-        c.update_loudest(2, t0 + Duration::from_secs(1));
-        assert_eq!(c.loudest, vec!["b".to_string(), "d".to_string()]);
-        c.remove(1, "b");
-        assert_eq!(c.loudest, vec!["d".to_string()]);
-        assert_eq!(c.member_names, vec!["a", "c", "d"]);
+        c.audible.consider("b", 0.0, 3, t0, |_| 0.0);
+        c.hungry.insert(1);
+        assert!(c.remove(1, "b"), "b was audible");
+        assert!(!c.remove(0, "a"));
+        assert_eq!(c.member_names, vec!["c"]);
+        assert_eq!(c.by_name.get("c"), Some(&2));
+        assert!(c.hungry.is_empty());
     }
 }

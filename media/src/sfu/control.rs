@@ -3,14 +3,17 @@
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::MediaKind;
 use str0m::{Candidate, IceCreds, Rtc};
 use tracing::{info, warn};
 
 use super::conference::Conference;
-use super::endpoint::{Endpoint, TrackOut};
+use super::endpoint::{Endpoint, Slot};
 use super::negotiate::{BridgeOffer, NegotiationError};
 use super::{EpId, Sfu};
-use crate::control::{Drain, EndpointState, ErrorCode, FromBridge, OfferId, RequestId, SourceInfo, ToBridge};
+use crate::control::{
+    Drain, EndpointState, ErrorCode, FromBridge, OfferId, RequestId, SlotInfo, SourceInfo, ToBridge,
+};
 
 /// Why a request was refused; becomes the `error` reply.
 type Refusal = (ErrorCode, String);
@@ -65,7 +68,7 @@ impl Sfu {
                         if let Some(e) = self.endpoints.get_mut(&ep) {
                             e.constraints = constraints;
                         }
-                        self.allocate_layers(ep, now);
+                        self.allocate(ep, now);
                         FromBridge::Ok { id }
                     }
                 }
@@ -74,7 +77,7 @@ impl Sfu {
                 match self.lookup(&conference, &endpoint) {
                     Err((code, why)) => FromBridge::error(Some(id), code, why),
                     Ok(ep) => {
-                        self.remove_endpoint(ep);
+                        self.remove_endpoint(ep, now);
                         FromBridge::Ok { id }
                     }
                 }
@@ -83,7 +86,7 @@ impl Sfu {
                 None => FromBridge::error(Some(id), ErrorCode::UnknownConference, conference),
                 Some(c) => {
                     for m in c.members.clone() {
-                        self.remove_endpoint(m);
+                        self.remove_endpoint(m, now);
                     }
                     FromBridge::Ok { id }
                 }
@@ -120,10 +123,16 @@ impl Sfu {
         }
         let ufrag = random_token(16);
         let creds = IceCreds { ufrag: ufrag.clone(), pass: random_token(24) };
+        // Opus, VP8 and constrained-baseline H.264 only: every receive slot m-line lists each
+        // codec (str0m's default list makes a video m-line ~4 KB of SDP).
         let mut builder = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
             .set_ice_lite(true)
             .set_local_ice_credentials(creds)
             .set_stats_interval(self.cfg.stats_interval);
+        builder.codec_config().add_h264(108.into(), Some(109.into()), true, 0x42e01f);
         if let Some(b) = self.cfg.initial_bwe {
             builder = builder.enable_bwe(Some(b));
         }
@@ -137,17 +146,14 @@ impl Sfu {
             .conferences
             .entry(conference.to_string())
             .or_insert_with(|| Conference::new(conference, now));
-        // Existing sources of the conference become tracks to receive.
-        let mut tracks_out = Vec::new();
-        for m in &conf.members {
-            if let Some(src) = self.endpoints.get(m) {
-                for t in &src.tracks_in {
-                    tracks_out.push(TrackOut::new(*m, &src.name, t.mid, t.kind, t.source_kind, &t.name));
-                }
-            }
-        }
+        // A fixed set of receive slots, offered once after the client's first offer; nothing
+        // about the others (no per-source m-lines, so their joins renegotiate nobody).
+        let slots = std::iter::repeat_with(|| Slot::new(MediaKind::Audio))
+            .take(self.cfg.audio_slots)
+            .chain(std::iter::repeat_with(|| Slot::new(MediaKind::Video)).take(self.cfg.video_slots))
+            .collect();
         conf.add(id, endpoint);
-        let ep = Endpoint::new(id, conference, endpoint, rtc, ufrag.clone(), tracks_out, now);
+        let ep = Endpoint::new(id, conference, endpoint, rtc, ufrag.clone(), slots, now);
         self.endpoints.insert(id, ep);
         self.by_ufrag.insert(ufrag, id);
         self.by_name.insert(key, id);
@@ -219,8 +225,13 @@ pub(super) fn offer(o: BridgeOffer) -> FromBridge {
         conference: o.conference,
         endpoint: o.endpoint,
         sdp: o.sdp.to_sdp_string(),
-        sources: o.sources,
+        slots: o.slots,
     }
+}
+
+/// `slots` from the bridge to an endpoint: the slots that changed source.
+pub(super) fn slots(ep: &Endpoint, slots: Vec<SlotInfo>) -> FromBridge {
+    FromBridge::Slots { conference: ep.conference.clone(), endpoint: ep.name.clone(), slots }
 }
 
 pub(super) fn endpoint_state(ep: &Endpoint, state: EndpointState) -> FromBridge {

@@ -8,7 +8,7 @@ use str0m::media::{MediaKind, MediaTime, Mid, Rid};
 
 use super::EpId;
 use super::simulcast::{LayerInfo, assumed_height, rid_rank};
-use crate::control::{ReceiverConstraints, SourceKind};
+use crate::control::{ReceiverConstraints, SlotSource, SourceKind};
 
 /// A layer is inactive when the sender has not sent on it for this long.
 const LAYER_IDLE: Duration = Duration::from_millis(1500);
@@ -43,7 +43,8 @@ impl TrackIn {
         TrackIn { mid, kind, source_kind, name, layers: Vec::new(), last_kf_request: Vec::new() }
     }
 
-    /// Account a received frame on its layer; returns true if the layer is new.
+    /// Account a received frame on its layer; returns true if the layer is new or was idle
+    /// (the source may now be wanted by receivers that skipped it).
     pub fn observe(&mut self, rid: Option<Rid>, bytes: usize, height: Option<u32>, now: Instant) -> bool {
         let mut added = false;
         if !self.layers.iter().any(|l| l.rid == rid) {
@@ -60,6 +61,7 @@ impl TrackIn {
             added = true;
         }
         if let Some(l) = self.layers.iter_mut().find(|l| l.rid == rid) {
+            added |= now.saturating_duration_since(l.last_seen) >= LAYER_IDLE;
             l.last_seen = now;
             l.window_bytes += bytes as u64;
             if height.is_some() {
@@ -73,6 +75,11 @@ impl TrackIn {
             }
         }
         added
+    }
+
+    /// Sending on some layer recently.
+    pub fn is_active(&self, now: Instant) -> bool {
+        self.layers.iter().any(|l| now.saturating_duration_since(l.last_seen) < LAYER_IDLE)
     }
 
     pub fn layer_infos(&self, now: Instant) -> Vec<LayerInfo> {
@@ -104,76 +111,84 @@ impl TrackIn {
     }
 }
 
+/// A source track: its endpoint and m-line.
+pub type Track = (EpId, Mid);
+
+/// What a slot forwards: one layer (`rid`, `None` without simulcast) of one source track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Feed {
+    pub src: EpId,
+    pub mid: Mid,
+    pub rid: Option<Rid>,
+}
+
+impl Feed {
+    /// The source track (endpoint, m-line), whatever the layer.
+    pub fn track(&self) -> (EpId, Mid) {
+        (self.src, self.mid)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutState {
+pub enum SlotState {
+    /// Not offered yet.
     ToOpen,
+    /// In the pending bridge offer.
     Negotiating(Mid),
     Open(Mid),
-    ToStop(Mid),
-    NegotiatingStop(Mid),
 }
 
-/// A track this endpoint receives: another endpoint's `TrackIn`.
+/// One receive slot of an endpoint: a `sendonly` m-line of the bridge, negotiated once, that
+/// carries one source at a time (see `slots.rs`).
 #[derive(Debug)]
-pub struct TrackOut {
-    pub src: EpId,
-    pub src_endpoint: String,
-    pub src_mid: Mid,
-    pub kind: MediaKind,
-    pub source_kind: SourceKind,
-    pub name: String,
-    pub state: OutState,
-    /// Layer being forwarded now, and the one we want (switch on its next keyframe).
-    pub current: Option<Option<Rid>>,
-    pub target: Option<Option<Rid>>,
-    /// RTP time continuity across layer switches (different SSRCs, different time bases).
+pub struct Slot {
+    pub media: MediaKind,
+    pub state: SlotState,
+    /// Source layer forwarded now, and the one wanted (switched to on its next keyframe).
+    pub current: Option<Feed>,
+    pub target: Option<Feed>,
+    /// RTP time continuity across switches (sources and layers have their own time bases).
     pub time_offset: i64,
     pub last_out: Option<(u64, Instant, u32)>,
+    /// The source track the client was last told this slot carries.
+    pub announced: Option<(EpId, Mid)>,
 }
 
-impl TrackOut {
-    /// Another endpoint's source, not yet offered to this one.
-    pub fn new(
-        src: EpId,
-        src_endpoint: &str,
-        src_mid: Mid,
-        kind: MediaKind,
-        source_kind: SourceKind,
-        name: &str,
-    ) -> Self {
-        TrackOut {
-            src,
-            src_endpoint: src_endpoint.to_string(),
-            src_mid,
-            kind,
-            source_kind,
-            name: name.to_string(),
-            state: OutState::ToOpen,
+impl Slot {
+    pub fn new(media: MediaKind) -> Self {
+        Slot {
+            media,
+            state: SlotState::ToOpen,
             current: None,
             target: None,
             time_offset: 0,
             last_out: None,
+            announced: None,
         }
     }
 
     pub fn open_mid(&self) -> Option<Mid> {
         match self.state {
-            OutState::Open(m) => Some(m),
+            SlotState::Open(m) => Some(m),
             _ => None,
         }
     }
 
     pub fn mid(&self) -> Option<Mid> {
         match self.state {
-            OutState::ToOpen => None,
-            OutState::Negotiating(m)
-            | OutState::Open(m)
-            | OutState::ToStop(m)
-            | OutState::NegotiatingStop(m) => Some(m),
+            SlotState::ToOpen => None,
+            SlotState::Negotiating(m) | SlotState::Open(m) => Some(m),
         }
     }
 
-    /// Media time to send for an incoming frame time, continuous across layer switches.
+    /// The source tracks this slot listens to (current and target; the same one at most once).
+    pub fn tracks(&self) -> impl Iterator<Item = (EpId, Mid)> {
+        let c = self.current.map(|f| f.track());
+        let t = self.target.map(|f| f.track()).filter(|t| Some(*t) != c);
+        c.into_iter().chain(t)
+    }
+
+    /// Media time to send for an incoming frame time, continuous across switches.
     pub fn rewrite_time(&mut self, t: MediaTime, switched: bool, now: Instant) -> MediaTime {
         let freq = t.frequency();
         let hz = freq.get();
@@ -207,7 +222,10 @@ pub struct Endpoint {
     pub negotiated: bool,
     pub declared: Vec<crate::control::SourceInfo>,
     pub tracks_in: Vec<TrackIn>,
-    pub tracks_out: Vec<TrackOut>,
+    /// Receive slots: audio first, then video (fixed at allocation, offered once).
+    pub slots: Vec<Slot>,
+    /// Queued in `Sfu::slots_changed` (a slot changed source since the client was told).
+    pub slots_dirty: bool,
     /// The bridge offer awaiting the client's answer, with its offer id.
     pub pending: Option<(crate::control::OfferId, SdpPendingOffer)>,
     pub constraints: ReceiverConstraints,
@@ -225,7 +243,7 @@ impl Endpoint {
         name: &str,
         rtc: Rtc,
         ufrag: String,
-        tracks_out: Vec<TrackOut>,
+        slots: Vec<Slot>,
         now: Instant,
     ) -> Self {
         Endpoint {
@@ -241,7 +259,8 @@ impl Endpoint {
             negotiated: false,
             declared: Vec::new(),
             tracks_in: Vec::new(),
-            tracks_out,
+            slots,
+            slots_dirty: false,
             pending: None,
             constraints: ReceiverConstraints::default(),
             estimate_bps: None,
@@ -252,6 +271,12 @@ impl Endpoint {
 
     pub fn track_in(&mut self, mid: Mid) -> Option<&mut TrackIn> {
         self.tracks_in.iter_mut().find(|t| t.mid == mid)
+    }
+
+    /// How a slot names this endpoint's track `mid` to receivers.
+    pub fn slot_source(&self, mid: Mid) -> Option<SlotSource> {
+        let t = self.tracks_in.iter().find(|t| t.mid == mid)?;
+        Some(SlotSource { endpoint: self.name.clone(), name: t.name.clone(), kind: t.source_kind })
     }
 }
 

@@ -53,12 +53,12 @@ impl Sfu {
                 let Some(ep) = self.endpoints.get(&id) else {
                     return;
                 };
-                let Some(t) = ep.tracks_out.iter().find(|t| t.mid() == Some(req.mid)) else {
+                let Some(feed) =
+                    ep.slots.iter().find(|s| s.mid() == Some(req.mid)).and_then(|s| s.current.or(s.target))
+                else {
                     return;
                 };
-                let rid = t.current.or(t.target).flatten();
-                let (src, src_mid) = (t.src, t.src_mid);
-                self.request_keyframe(src, src_mid, rid, now);
+                self.request_keyframe(feed.src, feed.mid, feed.rid, now);
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(ep) = self.endpoints.get_mut(&id) {

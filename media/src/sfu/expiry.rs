@@ -5,7 +5,6 @@ use std::time::Instant;
 use tracing::info;
 
 use super::control;
-use super::endpoint::OutState;
 use super::{EpId, Sfu};
 use crate::control::EndpointState;
 
@@ -27,13 +26,13 @@ impl Sfu {
             .collect();
         for id in dead {
             info!(endpoint = id, "expiring disconnected endpoint");
-            self.remove_endpoint(id);
+            self.remove_endpoint(id, now);
         }
     }
 
-    /// Remove an endpoint; the others stop receiving its sources (by renegotiation) and
-    /// signaling is told it expired.
-    pub(super) fn remove_endpoint(&mut self, id: EpId) {
+    /// Remove an endpoint; the slots that carried its sources are freed and refilled (no
+    /// renegotiation) and signaling is told it expired.
+    pub(super) fn remove_endpoint(&mut self, id: EpId, now: Instant) {
         let Some(mut ep) = self.endpoints.remove(&id) else {
             return;
         };
@@ -45,25 +44,49 @@ impl Sfu {
         self.by_name.remove(&(ep.conference.clone(), ep.name.clone()));
         self.nack_totals.retain(|k, _| k.0 != id);
         self.dirty.retain(|d| *d != id);
-        let mut others = Vec::new();
+        // Its own slots stop listening.
+        for (i, slot) in ep.slots.iter().enumerate() {
+            for t in slot.tracks() {
+                if let Some(v) = self.routes.get_mut(&t) {
+                    v.retain(|x| *x != (id, i));
+                    if v.is_empty() {
+                        self.routes.remove(&t);
+                    }
+                }
+            }
+        }
+        // The slots carrying its sources are freed (the clients are told), then filled again.
+        let mut affected: Vec<EpId> = Vec::new();
+        for t in &ep.tracks_in {
+            for (rx, i) in self.routes.remove(&(id, t.mid)).unwrap_or_default() {
+                let Some(slot) = self.endpoints.get_mut(&rx).and_then(|r| r.slots.get_mut(i)) else {
+                    continue;
+                };
+                if slot.current.is_some_and(|f| f.src == id) {
+                    slot.current = None;
+                }
+                if slot.target.is_some_and(|f| f.src == id) {
+                    slot.target = None;
+                }
+                self.slot_changed(rx);
+                if !affected.contains(&rx) {
+                    affected.push(rx);
+                }
+            }
+        }
+        let mut was_audible = false;
         if let Some(c) = self.conferences.get_mut(&ep.conference) {
-            c.remove(id, &ep.name);
-            others = c.members.clone();
+            was_audible = c.remove(id, &ep.name);
             if c.members.is_empty() {
                 self.conferences.remove(&ep.conference);
                 info!(conference = %ep.conference, "conference ended");
             }
         }
-        for o in others {
-            if let Some(r) = self.endpoints.get_mut(&o) {
-                r.tracks_out.retain(|t| !(t.src == id && t.state == OutState::ToOpen));
-                for t in r.tracks_out.iter_mut().filter(|t| t.src == id) {
-                    if let OutState::Open(m) | OutState::Negotiating(m) = t.state {
-                        t.state = OutState::ToStop(m);
-                    }
-                }
-            }
-            self.offer_if_needed(o);
+        for rx in affected {
+            self.allocate(rx, now);
+        }
+        if was_audible {
+            self.allocate_audio_all(&ep.conference, now);
         }
         self.control_out.push_back(control::endpoint_state(&ep, EndpointState::Expired));
         info!(conference = %ep.conference, endpoint = %ep.name, "endpoint expired");

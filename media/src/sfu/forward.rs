@@ -1,13 +1,16 @@
-//! Media to receivers: each frame a source sends is written to every receiver that gets that
-//! source (and layer), with RTP time kept continuous across layer switches; keyframe requests
-//! go back to the sender, rate-limited per layer.
+//! Media to receivers: each frame a source sends goes to the receive slots listening to it
+//! (the routes), each slot forwarding one source layer at a time with RTP time kept continuous
+//! across switches (str0m numbers the packets of a slot's stream itself, so sequence numbers
+//! are continuous too); a video slot switches source or layer on a keyframe of the new one.
+//! Keyframe requests go back to the sender, rate-limited per layer. Audio feeds the speaker
+//! detection and the conference's audible set.
 use std::time::Instant;
 
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
 use tracing::debug;
 
 use super::control;
-use super::endpoint::vp8_keyframe_height;
+use super::endpoint::{Feed, Track, vp8_keyframe_height};
 use super::router::{self, Decision};
 use super::{EpId, Sfu};
 
@@ -28,80 +31,98 @@ impl Sfu {
             // Loss the sender could not repair: the decoder needs a fresh keyframe.
             kf_requests.push((id, data.mid, data.rid));
         }
-        let pname = p.name.clone();
         let Some(conf) = self.conferences.get_mut(&p.conference) else {
             return;
         };
         let mut speaker_changed = None;
+        let mut audible_changed = false;
         let audio_level = data.ext_vals.audio_level;
         let voice = data.ext_vals.voice_activity.unwrap_or(false);
-        if kind == MediaKind::Audio
-            && let Some(level) = audio_level
-        {
-            speaker_changed = conf.speaker.observe(&pname, level, now);
-        }
-        let audio_ok = conf.members.len() <= self.cfg.audio_all_max || conf.loudest.contains(&pname);
-        for &rid in &conf.members {
-            if rid == id {
-                continue;
+        if kind == MediaKind::Audio {
+            if let Some(level) = audio_level {
+                speaker_changed = conf.speaker.observe(&p.name, level, now);
             }
-            let Some(r) = self.endpoints.get_mut(&rid) else {
-                continue;
-            };
-            let Some(t) = r.tracks_out.iter_mut().find(|t| t.src == id && t.src_mid == data.mid) else {
-                continue;
-            };
-            let Some(mid) = t.open_mid() else { continue };
-            let switched = if kind == MediaKind::Audio {
-                if !audio_ok {
+            if !conf.audible.contains(&p.name) {
+                let score = conf.speaker.score(&p.name, now);
+                let speaker = &conf.speaker;
+                let capacity = self.cfg.audio_slots + 1;
+                audible_changed =
+                    conf.audible.consider(&p.name, score, capacity, now, |m| speaker.score(m, now));
+            }
+        }
+        let conference =
+            (speaker_changed.is_some() || audible_changed || new_layer).then(|| conf.name.clone());
+        let key = (id, data.mid);
+        if let Some(subs) = self.routes.remove(&key) {
+            let this = Feed { src: id, mid: data.mid, rid: data.rid };
+            // Any audio packet can start a stream; video needs a keyframe.
+            let starts = keyframe || kind == MediaKind::Audio;
+            let mut moved: Vec<(EpId, usize, Vec<Track>)> = Vec::new();
+            for &(rx, si) in &subs {
+                let Some(r) = self.endpoints.get_mut(&rx) else {
                     continue;
+                };
+                let Some(slot) = r.slots.get_mut(si) else {
+                    continue;
+                };
+                let Some(mid) = slot.open_mid() else { continue };
+                let (d, cur) = router::decide(slot.current, slot.target, this, starts);
+                if cur != slot.current {
+                    let same_track = cur.map(|f| f.track()) == slot.current.map(|f| f.track());
+                    if same_track && kind == MediaKind::Video && cur.is_some() {
+                        self.counters.layer_switches += 1;
+                    }
+                    let before: Vec<Track> = slot.tracks().collect();
+                    slot.current = cur;
+                    if !same_track && !r.slots_dirty {
+                        r.slots_dirty = true;
+                        self.slots_changed.push(rx);
+                    }
+                    moved.push((rx, si, before));
                 }
-                false
-            } else {
-                let (d, cur) = router::decide(t.current, t.target, data.rid, keyframe);
-                if cur != t.current && cur.is_some() && t.current.is_some() {
-                    self.counters.layer_switches += 1;
-                }
-                t.current = cur;
-                match d {
+                let switched = match d {
                     Decision::Forward { switched } => switched,
                     Decision::Drop => continue,
                     Decision::NeedKeyframe => {
                         kf_requests.push((id, data.mid, data.rid));
                         continue;
                     }
+                };
+                let Some(slot) = r.slots.get_mut(si) else { continue };
+                let time = slot.rewrite_time(data.time, switched, now);
+                let Some(mut writer) = r.rtc.writer(mid) else {
+                    continue;
+                };
+                let Some(pt) = writer.match_params(data.params) else {
+                    continue;
+                };
+                if let Some(level) = audio_level {
+                    writer = writer.audio_level(level, voice);
                 }
-            };
-            let time = t.rewrite_time(data.time, switched, now);
-            let Some(mut writer) = r.rtc.writer(mid) else {
-                continue;
-            };
-            let Some(pt) = writer.match_params(data.params) else {
-                continue;
-            };
-            if let Some(level) = audio_level {
-                writer = writer.audio_level(level, voice);
+                if let Err(e) = writer.write(pt, data.network_time, time, data.data.clone()) {
+                    debug!(endpoint = %r.name, "write failed: {e}");
+                    continue;
+                }
+                if !r.dirty {
+                    r.dirty = true;
+                    self.dirty.push(rx);
+                }
             }
-            if let Err(e) = writer.write(pt, data.network_time, time, data.data.clone()) {
-                debug!(endpoint = %r.name, "write failed: {e}");
-                continue;
-            }
-            if !r.dirty {
-                r.dirty = true;
-                self.dirty.push(rid);
+            self.routes.insert(key, subs);
+            for (rx, si, before) in moved {
+                self.fix_routes(rx, si, &before);
             }
         }
-        if let Some(speaker) = speaker_changed {
-            let conference = conf.name.clone();
-            let members = conf.members.clone();
-            self.control_out.push_back(control::dominant_speaker(conference, speaker));
-            for m in members {
-                self.allocate_layers(m, now);
+        if let Some(conference) = conference {
+            if let Some(speaker) = speaker_changed {
+                self.control_out.push_back(control::dominant_speaker(conference.clone(), speaker));
+                // Speech order changed: everyone's last-N may.
+                self.allocate_video_all(&conference, now);
+            } else if new_layer && kind == MediaKind::Video {
+                self.allocate_for_new_video(id, data.mid, now);
             }
-        } else if new_layer {
-            let members = conf.members.clone();
-            for m in members {
-                self.allocate_layers(m, now);
+            if audible_changed {
+                self.allocate_audio_all(&conference, now);
             }
         }
         for (ep, mid, rid) in kf_requests {

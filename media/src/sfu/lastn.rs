@@ -1,34 +1,37 @@
-//! Last-N: which sources' video a receiver gets.
+//! Last-N: whose video a receiver gets.
 use std::collections::HashSet;
 
-/// Choose at most `last_n` endpoints (`< 0` = all) whose video `receiver` gets: pinned first,
-/// then by speech activity (most recently dominant first), then in join order.
-/// The receiver itself is never chosen. Linear in the conference size (it runs for every
-/// receiver on every re-allocation).
+/// Candidates for a receiver's video, best first: pinned endpoints, then by speech activity
+/// (most recently dominant first), then in join order; each once, never the receiver itself,
+/// only members (`is_member`). Lazy: a caller that stops after `k` pays for about `k`, not for
+/// the conference (it runs for every receiver on every re-allocation).
+pub fn candidates<'a>(
+    receiver: &'a str,
+    pinned: &'a [String],
+    speech_order: &'a [String],
+    join_order: &'a [String],
+    is_member: impl Fn(&str) -> bool + 'a,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let mut taken: HashSet<&str> = HashSet::new();
+    pinned
+        .iter()
+        .chain(speech_order)
+        .chain(join_order)
+        .map(String::as_str)
+        .filter(move |e| *e != receiver && is_member(e) && taken.insert(e))
+}
+
+/// At most `last_n` (`< 0` = all) of the [`candidates`].
 pub fn select<'a>(
-    receiver: &str,
+    receiver: &'a str,
     last_n: i32,
     pinned: &'a [String],
     speech_order: &'a [String],
     join_order: &'a [String],
 ) -> Vec<&'a str> {
     let limit = if last_n < 0 { usize::MAX } else { last_n as usize };
-    let mut out: Vec<&str> = Vec::new();
-    if limit == 0 {
-        return out;
-    }
     let members: HashSet<&str> = join_order.iter().map(String::as_str).collect();
-    let mut taken: HashSet<&str> = HashSet::new();
-    for e in pinned.iter().chain(speech_order).chain(join_order) {
-        if out.len() >= limit {
-            break;
-        }
-        let e = e.as_str();
-        if e != receiver && members.contains(e) && taken.insert(e) {
-            out.push(e);
-        }
-    }
-    out
+    candidates(receiver, pinned, speech_order, join_order, move |e| members.contains(e)).take(limit).collect()
 }
 
 #[cfg(test)]

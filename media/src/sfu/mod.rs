@@ -7,7 +7,8 @@
 //! [`Sfu`] and its public API are here; its work is split by concern, one `impl Sfu` each:
 //! `ingress` (datagrams in: flood limit, classification, hand-off to the endpoint), `poll`
 //! (driving str0m and collecting its output), `events` (str0m events), `forward` (media to
-//! receivers, keyframe requests), `allocate` (last-N, pins and simulcast layers per receiver),
+//! receivers on their slots, keyframe requests), `allocate` (which source each receive slot
+//! carries: last-N, pins, speakers; and simulcast layers per receiver),
 //! `negotiate` (SDP offer/answer with each endpoint), `control` (requests from signaling and
 //! the messages sent to it) and `expiry` (removing endpoints, finding the timed-out ones).
 pub mod conference;
@@ -18,6 +19,7 @@ pub mod lastn;
 pub mod ratelimit;
 pub mod router;
 pub mod simulcast;
+pub mod slots;
 pub mod speaker;
 
 mod allocate;
@@ -55,9 +57,10 @@ pub struct SfuConfig {
     /// Packets per second accepted from one source address (floods beyond are dropped).
     pub per_source_pps: f64,
     pub keyframe_min_gap: Duration,
-    /// Up to this many endpoints every audio stream is forwarded; above, only the loudest.
-    pub audio_all_max: usize,
-    pub audio_loudest: usize,
+    /// Receive slots per endpoint, offered once at join: audio (the loudest speakers but the
+    /// receiver, see `slots::Audible`) and video (cameras and screens by last-N).
+    pub audio_slots: usize,
+    pub video_slots: usize,
     /// An endpoint disconnected this long (no ICE restart) is expired.
     pub disconnect_grace: Duration,
     /// str0m stats period (loss/RTT/NACK counters).
@@ -74,8 +77,8 @@ impl Default for SfuConfig {
             max_endpoints: 1000,
             per_source_pps: 20_000.0,
             keyframe_min_gap: Duration::from_millis(300),
-            audio_all_max: 20,
-            audio_loudest: 5,
+            audio_slots: 5,
+            video_slots: 20,
             disconnect_grace: Duration::from_secs(60),
             stats_interval: Some(Duration::from_secs(2)),
             initial_bwe: Some(Bitrate::kbps(2_500)),
@@ -94,6 +97,11 @@ pub struct Sfu {
     rtt_samples: Vec<Duration>,
     endpoints: HashMap<EpId, Endpoint>,
     conferences: HashMap<String, Conference>,
+    /// Source track → the receive slots (receiver, slot index) listening to it (as current or
+    /// target): a frame goes to these only, never through the whole conference.
+    routes: HashMap<(EpId, Mid), Vec<(EpId, usize)>>,
+    /// Receivers whose slots changed source since they were last told (`poll_control`).
+    slots_changed: Vec<EpId>,
     by_name: HashMap<(String, String), EpId>,
     by_ufrag: HashMap<String, EpId>,
     by_addr: HashMap<SocketAddr, EpId>,
@@ -122,6 +130,8 @@ impl Sfu {
             rtt_samples: Vec::new(),
             endpoints: HashMap::new(),
             conferences: HashMap::new(),
+            routes: HashMap::new(),
+            slots_changed: Vec::new(),
             by_name: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
@@ -226,26 +236,40 @@ impl Sfu {
         self.control_out.pop_front()
     }
 
-    /// Test/diagnostic view: which layer each receiver gets of each source.
+    /// Test/diagnostic view: the video sources a receiver gets now, and which layer of each.
     pub fn forwarded_layers(&self, conference: &str, endpoint: &str) -> Vec<(String, Option<String>)> {
         let Some(ep) = self.endpoint_by_name(conference, endpoint).and_then(|id| self.endpoints.get(&id))
         else {
             return Vec::new();
         };
-        ep.tracks_out
+        ep.slots
             .iter()
-            .filter(|t| t.kind == MediaKind::Video)
-            .map(|t| (t.name.clone(), t.current.flatten().map(|r| r.to_string())))
+            .filter(|s| s.media == MediaKind::Video)
+            .filter_map(|s| s.current)
+            .filter_map(|f| {
+                let name = self.endpoints.get(&f.src)?.slot_source(f.mid)?.name;
+                Some((name, f.rid.map(|r| r.to_string())))
+            })
             .collect()
     }
 
     fn housekeeping(&mut self, now: Instant) {
         self.expire_stale(now);
         self.prune_floods(now);
-        self.update_loudest(now);
+        let capacity = self.cfg.audio_slots + 1;
+        let mut reordered = Vec::new();
+        for c in self.conferences.values_mut() {
+            let speaker = &c.speaker;
+            if c.audible.reorder(capacity, |m| speaker.score(m, now)) {
+                reordered.push(c.name.clone());
+            }
+        }
+        for c in reordered {
+            self.allocate_audio_all(&c, now);
+        }
         let ids: Vec<EpId> = self.endpoints.keys().copied().collect();
         for id in ids {
-            self.allocate_layers(id, now);
+            self.allocate(id, now);
         }
     }
 

@@ -1,6 +1,8 @@
 //! SDP with each endpoint: the client's offers (its published tracks) and the bridge's own
-//! offers (other endpoints' sources to add or stop, ICE restart). One bridge offer is pending
-//! per endpoint at a time; a client offer wins glare and the bridge offers again afterwards.
+//! offer of its receive slots — made once, after the client's first offer: other endpoints
+//! joining or leaving never renegotiate anyone (the slots switch sources instead, see
+//! `allocate.rs`). One bridge offer is pending per endpoint at a time; a client offer wins
+//! glare and the bridge offers again afterwards.
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -8,9 +10,9 @@ use str0m::media::{Direction, MediaKind, Mid};
 use tracing::debug;
 
 use super::control;
-use super::endpoint::{Endpoint, OutState, TrackIn, TrackOut};
+use super::endpoint::{Endpoint, SlotState, Track, TrackIn};
 use super::{EpId, Sfu};
-use crate::control::{OfferId, SourceInfo, SourceKind};
+use crate::control::{OfferId, SlotInfo, SlotMedia, SourceKind};
 
 /// Why a client's offer or answer was not applied.
 pub(super) enum NegotiationError {
@@ -26,8 +28,8 @@ pub(super) struct BridgeOffer {
     pub conference: String,
     pub endpoint: String,
     pub sdp: SdpOffer,
-    /// The m-lines that carry other endpoints' sources (open or being opened).
-    pub sources: Vec<SourceInfo>,
+    /// Every receive slot (open or being opened) and what it carries now.
+    pub slots: Vec<SlotInfo>,
 }
 
 impl Sfu {
@@ -36,7 +38,7 @@ impl Sfu {
         &mut self,
         id: EpId,
         offer: SdpOffer,
-        sources: Vec<SourceInfo>,
+        sources: Vec<crate::control::SourceInfo>,
     ) -> Result<SdpAnswer, NegotiationError> {
         let Some(ep) = self.endpoints.get_mut(&id) else {
             return Err(NegotiationError::UnknownEndpoint);
@@ -68,12 +70,11 @@ impl Sfu {
                     rollback_pending(ep);
                     return Err(NegotiationError::Sdp(e.to_string()));
                 }
-                for t in &mut ep.tracks_out {
-                    if let OutState::Negotiating(m) = t.state {
-                        t.state = OutState::Open(m);
+                for s in &mut ep.slots {
+                    if let SlotState::Negotiating(m) = s.state {
+                        s.state = SlotState::Open(m);
                     }
                 }
-                ep.tracks_out.retain(|t| !matches!(t.state, OutState::NegotiatingStop(_)));
             }
             other => {
                 ep.pending = other;
@@ -81,12 +82,12 @@ impl Sfu {
             }
         }
         self.mark_dirty(id);
-        self.allocate_layers(id, now);
+        self.allocate(id, now);
         self.offer_if_needed(id);
         Ok(())
     }
 
-    /// Offer added/removed sources to an endpoint if anything changed and no offer is pending.
+    /// Offer the endpoint's receive slots if some are not negotiated and no offer is pending.
     pub(super) fn offer_if_needed(&mut self, id: EpId) {
         let Some(ep) = self.endpoints.get(&id) else {
             return;
@@ -94,66 +95,64 @@ impl Sfu {
         if !ep.negotiated || ep.pending.is_some() {
             return;
         }
-        let needed = ep.tracks_out.iter().any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)));
+        let needed = ep.slots.iter().any(|s| s.state == SlotState::ToOpen);
         if needed && let Some(offer) = self.make_offer(id) {
             self.control_out.push_back(control::offer(offer));
         }
     }
 
-    /// Build a bridge offer (sources to add and stop) and make it the pending one.
+    /// Build a bridge offer (the slots not negotiated yet) and make it the pending one.
     pub(super) fn make_offer(&mut self, id: EpId) -> Option<BridgeOffer> {
         self.next_offer_id += 1;
         let offer_id = self.next_offer_id;
         let ep = self.endpoints.get_mut(&id)?;
         rollback_pending(ep);
         let mut api = ep.rtc.sdp_api();
-        for t in &mut ep.tracks_out {
-            match t.state {
-                OutState::ToOpen => {
-                    let mid = api.add_media(
-                        t.kind,
-                        Direction::SendOnly,
-                        Some(t.src_endpoint.clone()),
-                        Some(t.name.clone()),
-                        None,
-                    );
-                    t.state = OutState::Negotiating(mid);
-                }
-                OutState::ToStop(mid) => {
-                    api.stop_media(mid);
-                    t.state = OutState::NegotiatingStop(mid);
-                }
-                _ => {}
+        for (i, s) in ep.slots.iter_mut().enumerate() {
+            if s.state == SlotState::ToOpen {
+                let mid = api.add_media(
+                    s.media,
+                    Direction::SendOnly,
+                    Some("convene".into()),
+                    Some(format!("slot{i}")),
+                    None,
+                );
+                s.state = SlotState::Negotiating(mid);
             }
         }
         let (sdp, pending) = api.apply()?;
         ep.pending = Some((offer_id, pending));
-        let sources = ep
-            .tracks_out
-            .iter()
-            .filter(|t| matches!(t.state, OutState::Open(_) | OutState::Negotiating(_)))
-            .filter_map(|t| {
-                Some(SourceInfo {
-                    mid: t.mid()?.to_string(),
-                    kind: t.source_kind,
-                    endpoint: Some(t.src_endpoint.clone()),
-                    name: Some(t.name.clone()),
-                })
+        let described: Vec<(Mid, SlotMedia, Option<Track>)> = ep
+            .slots
+            .iter_mut()
+            .filter_map(|s| {
+                let media = if s.media == MediaKind::Audio { SlotMedia::Audio } else { SlotMedia::Video };
+                s.announced = s.current.map(|f| f.track());
+                Some((s.mid()?, media, s.announced))
             })
             .collect();
+        let slots = described
+            .into_iter()
+            .map(|(mid, media, src)| SlotInfo {
+                mid: mid.to_string(),
+                media,
+                source: src.and_then(|(e, m)| self.endpoints.get(&e)?.slot_source(m)),
+            })
+            .collect();
+        let ep = self.endpoints.get(&id)?;
         let offer = BridgeOffer {
             id: offer_id,
             conference: ep.conference.clone(),
             endpoint: ep.name.clone(),
             sdp,
-            sources,
+            slots,
         };
         self.mark_dirty(id);
         Some(offer)
     }
 
-    /// An endpoint negotiated a track it sends: it becomes a source, offered to every other
-    /// endpoint of the conference.
+    /// An endpoint negotiated a track it sends: it becomes a source. Nobody is renegotiated:
+    /// receivers get it on a slot once it sends (`allocate.rs`).
     pub(super) fn add_track_in(&mut self, id: EpId, mid: Mid, kind: MediaKind) {
         let Some(ep) = self.endpoints.get_mut(&id) else {
             return;
@@ -185,30 +184,15 @@ impl Sfu {
         let name = format!("{}-{letter}{n}", ep.name);
         debug!(endpoint = %ep.name, %mid, %name, "publishes source");
         ep.tracks_in.push(TrackIn::new(mid, kind, source_kind, name.clone()));
-        let src_endpoint = ep.name.clone();
-        let conf = ep.conference.clone();
-        let others: Vec<EpId> = self
-            .conferences
-            .get(&conf)
-            .map(|c| c.members.iter().copied().filter(|m| *m != id).collect())
-            .unwrap_or_default();
-        for o in others {
-            if let Some(r) = self.endpoints.get_mut(&o) {
-                r.tracks_out.push(TrackOut::new(id, &src_endpoint, mid, kind, source_kind, &name));
-            }
-            self.offer_if_needed(o);
-        }
     }
 }
 
 /// Drop the pending bridge offer: its tracks go back to "to open" / "to stop".
 fn rollback_pending(ep: &mut Endpoint) {
     if ep.pending.take().is_some() {
-        for t in &mut ep.tracks_out {
-            match t.state {
-                OutState::Negotiating(_) => t.state = OutState::ToOpen,
-                OutState::NegotiatingStop(m) => t.state = OutState::ToStop(m),
-                _ => {}
+        for s in &mut ep.slots {
+            if let SlotState::Negotiating(_) = s.state {
+                s.state = SlotState::ToOpen;
             }
         }
     }

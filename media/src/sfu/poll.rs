@@ -3,11 +3,12 @@
 use std::time::{Duration, Instant};
 
 use str0m::Output;
+use str0m::media::MediaKind;
 use tracing::warn;
 
 use super::control;
 use super::{EpId, Sfu};
-use crate::control::EndpointState;
+use crate::control::{EndpointState, SlotInfo, SlotMedia};
 
 impl Sfu {
     pub(super) fn mark_dirty(&mut self, id: EpId) {
@@ -19,10 +20,48 @@ impl Sfu {
         }
     }
 
-    /// Poll every endpoint that got input until it has nothing more to say.
+    /// Poll every endpoint that got input until it has nothing more to say; then tell the
+    /// receivers whose slots changed source.
     pub(super) fn flush(&mut self, now: Instant) {
         while let Some(id) = self.dirty.pop() {
             self.poll_endpoint(id, now);
+        }
+        self.announce_slots();
+    }
+
+    /// One `slots` message per receiver whose slots changed source since it was last told:
+    /// only the changed slots (open ones; the offer told the rest).
+    fn announce_slots(&mut self) {
+        for rx in std::mem::take(&mut self.slots_changed) {
+            let Some(r) = self.endpoints.get_mut(&rx) else {
+                continue;
+            };
+            r.slots_dirty = false;
+            let mut changed = Vec::new();
+            for s in &mut r.slots {
+                let now_on = s.current.map(|f| f.track());
+                if let Some(mid) = s.open_mid()
+                    && now_on != s.announced
+                {
+                    s.announced = now_on;
+                    let media = if s.media == MediaKind::Audio { SlotMedia::Audio } else { SlotMedia::Video };
+                    changed.push((mid, media, now_on));
+                }
+            }
+            if changed.is_empty() {
+                continue;
+            }
+            let slots = changed
+                .into_iter()
+                .map(|(mid, media, on)| SlotInfo {
+                    mid: mid.to_string(),
+                    media,
+                    source: on.and_then(|(e, m)| self.endpoints.get(&e)?.slot_source(m)),
+                })
+                .collect();
+            if let Some(r) = self.endpoints.get(&rx) {
+                self.control_out.push_back(control::slots(r, slots));
+            }
         }
     }
 

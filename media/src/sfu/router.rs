@@ -1,5 +1,5 @@
-//! Per-packet forwarding decision for one receiver of one video source.
-use str0m::media::Rid;
+//! Per-packet forwarding decision for one receive slot: which source and layer it forwards
+//! now (`current`), which it should (`target`), switching only on a keyframe of the target.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -11,14 +11,16 @@ pub enum Decision {
     NeedKeyframe,
 }
 
-/// `current`/`target`: `None` = nothing, `Some(rid)` = that layer (`Some(None)` for a
-/// non-simulcast track). Returns the decision and the new `current`.
-pub fn decide(
-    current: Option<Option<Rid>>,
-    target: Option<Option<Rid>>,
-    layer: Option<Rid>,
+/// `current`/`target`: `None` = nothing, `Some(k)` = that source layer (the bridge uses
+/// (source endpoint, m-line, rid); a non-simulcast track's rid is `None`); `layer` is the
+/// frame's. Audio passes `keyframe: true` (any packet starts a stream). Returns the decision
+/// and the new `current`.
+pub fn decide<K: Copy + PartialEq>(
+    current: Option<K>,
+    target: Option<K>,
+    layer: K,
     keyframe: bool,
-) -> (Decision, Option<Option<Rid>>) {
+) -> (Decision, Option<K>) {
     let Some(target) = target else {
         return (Decision::Drop, None);
     };
@@ -41,6 +43,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use str0m::media::Rid;
 
     fn r(s: &str) -> Option<Rid> {
         Some(s.into())
@@ -67,8 +70,19 @@ mod tests {
     }
 
     #[test]
+    fn slot_switches_source_on_its_keyframe() {
+        // Keys are (source, layer): the slot moves from a's "f" to b's "f".
+        let (a, b) = (("a", r("f")), ("b", r("f")));
+        let cur = Some(a);
+        assert_eq!(decide(cur, Some(b), a, false), (Decision::Forward { switched: false }, cur));
+        assert_eq!(decide(cur, Some(b), b, false), (Decision::NeedKeyframe, cur));
+        assert_eq!(decide(cur, Some(b), b, true), (Decision::Forward { switched: true }, Some(b)));
+        assert_eq!(decide(Some(b), Some(b), a, true), (Decision::Drop, Some(b)), "a no longer flows");
+    }
+
+    #[test]
     fn plain_track() {
-        let (d, cur) = decide(None, Some(None), None, true);
+        let (d, cur) = decide::<Option<Rid>>(None, Some(None), None, true);
         assert_eq!((d, cur), (Decision::Forward { switched: true }, Some(None)));
         assert_eq!(decide(cur, Some(None), None, false).0, Decision::Forward { switched: false });
     }

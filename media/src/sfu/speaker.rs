@@ -3,6 +3,10 @@
 //! Levels are -dBov (0 loudest, 127 silence). Each endpoint keeps a decaying energy score;
 //! the dominant speaker changes only when another endpoint beats the current one by a margin
 //! (hysteresis, so two people talking at once do not flap the video).
+//!
+//! O(1) per sample: every score decays at the same rate, so two endpoints' order changes only
+//! when one of them gets a sample; only the endpoint just heard can overtake the current one.
+use std::collections::HashMap;
 use std::time::Instant;
 
 const DECAY_PER_S: f64 = 2.0; // e-folding rate of the score
@@ -17,7 +21,7 @@ struct Score {
 
 #[derive(Debug, Default)]
 pub struct DominantSpeaker {
-    scores: Vec<(String, Score)>,
+    scores: HashMap<String, Score>,
     current: Option<String>,
     /// Most recent dominant speakers first (Jitsi's "speech activity" order for last-N).
     history: Vec<String>,
@@ -36,32 +40,30 @@ impl DominantSpeaker {
         let db = f64::from(level.unsigned_abs().min(127));
         let loudness = (127.0 - db) / 100.0;
         let loud = (loudness * loudness * 2.0).max(0.0);
-        match self.scores.iter_mut().find(|(e, _)| e == endpoint) {
-            Some((_, s)) => {
+        let score = match self.scores.get_mut(endpoint) {
+            Some(s) => {
                 s.value = decayed(s, now) + loud;
                 s.at = now;
+                s.value
             }
-            None => self.scores.push((endpoint.to_string(), Score { value: loud, at: now })),
-        }
-        self.decide(now)
+            None => {
+                self.scores.insert(endpoint.to_string(), Score { value: loud, at: now });
+                loud
+            }
+        };
+        self.decide(endpoint, score, now)
     }
 
-    fn decide(&mut self, now: Instant) -> Option<String> {
-        let (best, best_score) =
-            self.scores.iter().map(|(e, s)| (e, decayed(s, now))).max_by(|a, b| a.1.total_cmp(&b.1))?;
-        if best_score < MIN_SCORE || self.current.as_deref() == Some(best.as_str()) {
+    /// Does `endpoint`, just heard with `score`, take over from the current speaker?
+    fn decide(&mut self, endpoint: &str, score: f64, now: Instant) -> Option<String> {
+        if score < MIN_SCORE || self.current.as_deref() == Some(endpoint) {
             return None;
         }
-        let current_score = self
-            .current
-            .as_ref()
-            .and_then(|c| self.scores.iter().find(|(e, _)| e == c))
-            .map(|(_, s)| decayed(s, now))
-            .unwrap_or(0.0);
-        if best_score < current_score * SWITCH_MARGIN {
+        let current_score = self.current.as_ref().map(|c| self.score(c, now)).unwrap_or(0.0);
+        if score < current_score * SWITCH_MARGIN {
             return None;
         }
-        let best = best.clone();
+        let best = endpoint.to_string();
         self.current = Some(best.clone());
         self.history.retain(|e| *e != best);
         self.history.insert(0, best.clone());
@@ -79,11 +81,11 @@ impl DominantSpeaker {
 
     /// Current audio score of an endpoint (for "loudest N" audio forwarding).
     pub fn score(&self, endpoint: &str, now: Instant) -> f64 {
-        self.scores.iter().find(|(e, _)| e == endpoint).map(|(_, s)| decayed(s, now)).unwrap_or(0.0)
+        self.scores.get(endpoint).map(|s| decayed(s, now)).unwrap_or(0.0)
     }
 
     pub fn remove(&mut self, endpoint: &str) {
-        self.scores.retain(|(e, _)| e != endpoint);
+        self.scores.remove(endpoint);
         self.history.retain(|e| e != endpoint);
         if self.current.as_deref() == Some(endpoint) {
             self.current = None;

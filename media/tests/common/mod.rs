@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use convene_media::bridge::Bridge;
 use convene_media::config::Config;
-use convene_media::control::{FromBridge, SourceInfo, SourceKind, ToBridge};
+use convene_media::control::{FromBridge, SlotInfo, SourceInfo, SourceKind, ToBridge};
 // The fake encoder (VP8 keyframe headers with layer marker at byte 10) is the load generator's.
 use convene_loadgen::publish::{PublishConfig, Publisher, RIDS};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -59,8 +59,13 @@ pub struct Client {
     /// Audio level to send (str0m convention: 0 loudest, -127 silence).
     pub audio_level: i8,
     pub connected: bool,
-    pub received: HashMap<Mid, Received>,
-    pub sources: HashMap<Mid, SourceInfo>,
+    /// What arrived per source, attributed by the slot map when it arrived.
+    pub received: HashMap<String, Received>,
+    /// Slot m-line → the source it carries now (the bridge's offer, then `slots`).
+    pub slot_src: HashMap<Mid, String>,
+    /// Frames on a slot not mapped yet: media and the `slots` message take different paths,
+    /// so a new source's first frames may come first; they are its when the map comes.
+    unmapped: HashMap<Mid, Received>,
     publisher: Option<Publisher>,
     initial_offer: Option<SdpOffer>,
 }
@@ -88,7 +93,8 @@ impl Client {
             audio_level: -30,
             connected: false,
             received: HashMap::new(),
-            sources: HashMap::new(),
+            slot_src: HashMap::new(),
+            unmapped: HashMap::new(),
             publisher: None,
             initial_offer: None,
         }
@@ -170,23 +176,40 @@ impl Client {
         self.rtc.sdp_api().accept_answer(pending, answer).expect("answer accepted");
     }
 
-    pub fn accept_offer(&mut self, sdp: &str, sources: &[SourceInfo]) -> String {
+    pub fn accept_offer(&mut self, sdp: &str, slots: &[SlotInfo]) -> String {
         let offer = SdpOffer::from_sdp_string(sdp).expect("bridge offer parses");
-        for s in sources {
-            self.sources.insert(Mid::from(s.mid.as_str()), s.clone());
-        }
+        self.apply_slots(slots);
         let answer = self.rtc.sdp_api().accept_offer(offer).expect("bridge offer accepted");
         answer.to_sdp_string()
     }
 
-    /// Received stats for the m-line carrying `source` (a bridge source name).
+    /// Follow the bridge's slot map.
+    pub fn apply_slots(&mut self, slots: &[SlotInfo]) {
+        for s in slots {
+            let mid = Mid::from(s.mid.as_str());
+            match &s.source {
+                Some(src) => {
+                    self.slot_src.insert(mid, src.name.clone());
+                    if let Some(early) = self.unmapped.remove(&mid) {
+                        let r = self.received.entry(src.name.clone()).or_default();
+                        r.frames += early.frames;
+                        r.keyframes += early.keyframes;
+                        r.decodable_keyframes += early.decodable_keyframes;
+                        r.last_height = early.last_height.or(r.last_height);
+                        r.switches.extend(early.switches);
+                        r.layers.extend(early.layers);
+                    }
+                }
+                None => {
+                    self.slot_src.remove(&mid);
+                }
+            }
+        }
+    }
+
+    /// What arrived from `source` (a bridge source name) on whichever slot carried it.
     pub fn received_from(&self, source: &str) -> Received {
-        self.sources
-            .iter()
-            .filter(|(_, s)| s.name.as_deref() == Some(source))
-            .find_map(|(m, _)| self.received.get(m))
-            .cloned()
-            .unwrap_or_default()
+        self.received.get(source).cloned().unwrap_or_default()
     }
 
     /// Feed socket input and time, write due media, send output.
@@ -252,7 +275,10 @@ impl Client {
                 }
             }
             Event::MediaData(d) => {
-                let r = self.received.entry(d.mid).or_default();
+                let r = match self.slot_src.get(&d.mid) {
+                    Some(source) => self.received.entry(source.clone()).or_default(),
+                    None => self.unmapped.entry(d.mid).or_default(),
+                };
                 r.frames += 1;
                 if d.params.spec().codec.is_video() {
                     let layer = d.data.get(10).copied().unwrap_or(255);
@@ -434,12 +460,14 @@ impl Harness {
                     c.accept_answer(*id, sdp);
                 }
             }
-            FromBridge::Offer { offer_id, endpoint, sdp, sources, .. } => {
-                let answer = self
-                    .clients
-                    .iter_mut()
-                    .find(|c| &c.name == endpoint)
-                    .map(|c| c.accept_offer(sdp, sources));
+            FromBridge::Slots { endpoint, slots, .. } => {
+                if let Some(c) = self.clients.iter_mut().find(|c| &c.name == endpoint) {
+                    c.apply_slots(slots);
+                }
+            }
+            FromBridge::Offer { offer_id, endpoint, sdp, slots, .. } => {
+                let answer =
+                    self.clients.iter_mut().find(|c| &c.name == endpoint).map(|c| c.accept_offer(sdp, slots));
                 if let Some(sdp) = answer {
                     self.bridge.send(ToBridge::Answer {
                         offer_id: *offer_id,
