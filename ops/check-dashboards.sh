@@ -7,8 +7,11 @@
 #       each query must also return data from that Prometheus (the cluster tier's);
 #   ops/check-dashboards.sh --live-selftest
 #       builds the Prometheus server (ops/install-prometheus.sh's cache), serves the fixture
-#       from 127.0.0.1 as one scrape target per pod (labels as the chart's monitors set them),
-#       lets a local Prometheus scrape it, and runs the live check against it; then stops both.
+#       from 127.0.0.1, one exposition per pod, runs a local Prometheus with
+#       ops/prometheus/prometheus-convene.yml (file_sd targets carrying the __meta_kubernetes_*
+#       labels of those pods instead of Kubernetes discovery), checks that its relabeling gives
+#       each pod the monitors' target labels and drops the pods it must, and runs the live
+#       check against it; then stops both.
 # Needs promtool (built and cached as by ops/promtool.sh) and python3.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,16 +34,16 @@ if [ "${1:-}" = "--live-selftest" ]; then
   free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
   www_port=$(free_port)
   prom_port=$(free_port)
-  python3 "$OPS_DIR/dashboards/check.py" fake-targets "$work/live"
-  sed -i "s/\$PORT/$www_port/" "$work/live/prometheus.yml"
-  jobs=$(grep -c '^  - job_name:' "$work/live/prometheus.yml")
+  python3 "$OPS_DIR/dashboards/check.py" fake-targets "$work/live" "$www_port"
+  jobs=$(( $(wc -l < "$work/live/expect.txt") + 1 ))   # the pods, and kube-state-metrics
   python3 -m http.server "$www_port" --bind 127.0.0.1 --directory "$work/live/www" > "$work/www.log" 2>&1 &
   pids+=($!)
   "$OPS_BIN/prometheus" --config.file="$work/live/prometheus.yml" --storage.tsdb.path="$work/live/data" \
     --web.listen-address="127.0.0.1:$prom_port" --log.level=warn > "$work/prometheus.log" 2>&1 &
   pids+=($!)
   export CONVENE_PROM_URL="http://127.0.0.1:$prom_port"
-  # Every target up, then a few more scrapes so rate() has samples.
+  # Every target up (and the pods the relabeling must drop not scraped), then a few more
+  # scrapes so rate() has samples.
   ready=""
   for _ in $(seq 1 60); do
     ans=$("$OPS_BIN/promtool" query instant "$CONVENE_PROM_URL" 'count(up == 1)' 2>/dev/null || true)
@@ -49,10 +52,18 @@ if [ "${1:-}" = "--live-selftest" ]; then
   done
   if [ -z "$ready" ]; then
     cat "$work/prometheus.log" >&2
-    ops_log "the $jobs fake targets were not all up within 30s (last answer: '${ans:-}')"
+    ops_log "want $jobs targets up within 30s (last answer: '${ans:-}')"
     echo "dashboards: 0 passed, 1 failed"
     exit 1
   fi
+  # The relabeling of ops/prometheus/prometheus-convene.yml labels each pod as the monitors do.
+  while read -r sel; do
+    ans=$("$OPS_BIN/promtool" query instant "$CONVENE_PROM_URL" "count($sel)" 2>/dev/null || true)
+    case "$ans" in
+      *"=> 1 @"*) ;;
+      *) ops_log "relabeling: want one target $sel, got '$ans'"; echo "dashboards: 0 passed, 1 failed"; exit 1 ;;
+    esac
+  done < "$work/live/expect.txt"
   sleep 3
   ops_log "local Prometheus on $CONVENE_PROM_URL scrapes $jobs fake targets"
 fi

@@ -13,7 +13,7 @@ Live (when CONVENE_PROM_URL is set, e.g. http://127.0.0.1:9090): every query mus
 a series from that Prometheus (the cluster tier's).
 
   python3 ops/dashboards/check.py PROMTOOL WORKDIR
-  python3 ops/dashboards/check.py fake-targets WORKDIR   (for ops/check-dashboards.sh --live-selftest)
+  python3 ops/dashboards/check.py fake-targets WORKDIR PORT   (for ops/check-dashboards.sh --live-selftest)
 Standard library only.
 """
 import json
@@ -150,11 +150,14 @@ def fixture():
     return "".join(series_line(n, l, v) for n, l, v, _ in series), {n for n, _, _, _ in series}
 
 
-def fake_targets(work):
-    """For the live self-test: the fixture as one exposition file per target under work/www/,
-    and a Prometheus config scraping them (target labels from the config, like the monitors)
-    from http://127.0.0.1:$PORT (the caller substitutes the port). Counters and histograms
-    are served at their value after 10 steps (constant: queries still return a series)."""
+def fake_targets(work, port):
+    """For the live self-test: the fixture as one exposition file per pod under work/www/
+    (served from 127.0.0.1:port), file_sd target groups that carry the `__meta_kubernetes_*`
+    labels Kubernetes discovery would give those pods (plus two pods the config must drop),
+    and work/prometheus.yml: ops/prometheus/prometheus-convene.yml with file_sd instead of
+    kubernetes_sd, so its relabeling makes the target labels, plus a kube-state-metrics job.
+    Counters and histograms are served at their value after 10 steps (constant: queries still
+    return a series)."""
     files = {}
     for name, labels, values, target in fixture_series():
         if target is None:
@@ -167,17 +170,73 @@ def fake_targets(work):
         files.setdefault(key, (target, []))[1].append(f"{name}{{{inner}}} {value:g}")
     www = work / "www"
     www.mkdir(parents=True, exist_ok=True)
-    jobs = []
+    groups = []
     for key, (target, lines) in sorted(files.items()):
         (www / key).write_text("\n".join(lines) + "\n")
-        tl = {k: v for k, v in target.items() if k not in ("job", "instance")}
-        jobs.append(
-            f"  - job_name: {json.dumps(key)}\n    honor_labels: true\n    metrics_path: /{key}\n"
-            f"    fallback_scrape_protocol: PrometheusText0.0.4\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:$PORT']\n"
-            f"        labels: {json.dumps(tl)}\n")
-    (work / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n" + "".join(jobs))
+        if key == KSM["job"]:
+            continue
+        meta = {
+            "__meta_kubernetes_namespace": target["namespace"],
+            "__meta_kubernetes_pod_name": target["pod"],
+            "__meta_kubernetes_pod_phase": "Running",
+            "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+            "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
+            "__meta_kubernetes_pod_annotation_prometheus_io_path": f"/{key}",
+        }
+        if target["component"] == "operator":
+            meta["__meta_kubernetes_pod_label_app_kubernetes_io_name"] = "convene-operator"
+            meta["__meta_kubernetes_pod_container_name"] = "operator"
+        else:
+            meta.update({
+                "__meta_kubernetes_pod_label_app_kubernetes_io_name": "convene",
+                "__meta_kubernetes_pod_label_app_kubernetes_io_managed_by": "convene-operator",
+                "__meta_kubernetes_pod_label_app_kubernetes_io_component": target["component"],
+                "__meta_kubernetes_pod_label_convene_dev_shard": target["shard"],
+                "__meta_kubernetes_pod_label_convene_dev_owner": target["pool"],
+                "__meta_kubernetes_pod_container_name": target["container"],
+                "__meta_kubernetes_pod_container_image": target["image"],
+            })
+        # A pod with several container ports is one discovered target per port: the bridge's
+        # media and TCP-fallback ports become the same scrape target.
+        ports = [10000, 4443, 8080] if target["component"] == "bridge" else [8080]
+        for p in ports:
+            groups.append({"targets": [f"127.0.0.1:{p}"], "labels": meta})
+    # To be dropped: a Convene pod without the scrape annotation, and someone else's pod with it.
+    groups.append({"targets": [f"127.0.0.1:{port}"], "labels": {
+        "__meta_kubernetes_namespace": "meet", "__meta_kubernetes_pod_name": "quiet-bridge-0",
+        "__meta_kubernetes_pod_phase": "Running",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "convene",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_managed_by": "convene-operator"}})
+    groups.append({"targets": [f"127.0.0.1:{port}"], "labels": {
+        "__meta_kubernetes_namespace": "meet", "__meta_kubernetes_pod_name": "web-0",
+        "__meta_kubernetes_pod_phase": "Running",
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "web",
+        "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+        "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port)}})
+    (work / "targets.json").write_text(json.dumps(groups, indent=1))
+    config = (REPO / "ops" / "prometheus" / "prometheus-convene.yml").read_text()
+    for old, new in (
+        ("    kubernetes_sd_configs:\n      - role: pod\n",
+         f"    file_sd_configs:\n      - files: [{json.dumps(str(work / 'targets.json'))}]\n"),
+        ("  scrape_interval: 15s\n", "  scrape_interval: 1s\n"),
+        ("  evaluation_interval: 15s\n", "  evaluation_interval: 1s\n"),
+        ("  - ../../charts/convene/files/alerts.yaml\n",
+         f"  - {json.dumps(str(REPO / 'charts' / 'convene' / 'files' / 'alerts.yaml'))}\n"),
+    ):
+        if old not in config:
+            raise SystemExit(f"ops/prometheus/prometheus-convene.yml no longer has {old!r}")
+        config = config.replace(old, new)
+    config += (f"  - job_name: kube-state-metrics\n    honor_labels: true\n    metrics_path: /{KSM['job']}\n"
+               f"    fallback_scrape_protocol: PrometheusText0.0.4\n"
+               f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
+    config = config.replace("  - job_name: convene\n",
+                            "  - job_name: convene\n    fallback_scrape_protocol: PrometheusText0.0.4\n")
+    (work / "prometheus.yml").write_text(config)
+    # What the relabeling must produce: one `up` per pod, labelled like the monitors label it.
+    expect = [f'up{{component="{t["component"]}",namespace="{t["namespace"]}",pod="{t["pod"]}"'
+              + (f',shard="{t["shard"]}",pool="{t["pool"]}",image="{t["image"]}"' if "shard" in t else "")
+              + "}" for key, (t, _) in sorted(files.items()) if key != KSM["job"]]
+    (work / "expect.txt").write_text("\n".join(expect) + "\n")
 
 
 def offline(promtool, work):
@@ -233,7 +292,7 @@ def live(url):
 
 def main(argv):
     if argv[:1] == ["fake-targets"]:
-        fake_targets(Path(argv[1]))
+        fake_targets(Path(argv[1]), int(argv[2]))
         return 0
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
