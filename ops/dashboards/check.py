@@ -27,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(REPO / "ops" / "tools"))
 import metrics  # noqa: E402
 
