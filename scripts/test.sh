@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, every tier, as CI runs it (.ci/run calls this script):
-#   1. format, lint and the CRDs-in-sync check
+#   1. format, lint and the CRDs-in-sync check; the operations kit (promtool rule tests,
+#      dashboard queries, the chart's monitoring objects: ops/)
 #   2. unit and integration tests (cargo test, with the media tests' str0m clients against a
 #      real bridge) inside a private network namespace, loopback only
 #   3. browser tier: three Chromium participants, lobby, moderation, screen share, relay-only
@@ -22,6 +23,11 @@ e2e/cluster/install-tools.sh >/dev/null
 step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "operations kit: alert rules (promtool unit tests), dashboards' queries, the chart's monitoring objects"
+ops/promtool.sh
+ops/check-dashboards.sh
+ops/check-chart.sh
 
 step "unit and integration tests (private network namespace: every packet stays on loopback)"
 cargo build --workspace --all-targets --locked

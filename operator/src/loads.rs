@@ -119,6 +119,16 @@ pub fn publish(ctx: &Context, pool: &BridgePool, total: &crate::crd::bridgepool:
     m.pool_unknown.with_label_values(&labels).set(i64::from(total.unknown_bridges));
 }
 
+/// A deleted pool's gauges go with it (an alert on them would otherwise fire forever).
+pub fn forget(ctx: &Context, pool: &BridgePool) {
+    let ns = pool.namespace().unwrap_or_default();
+    let labels = [ns.as_str(), &pool.name_any()];
+    let m = &ctx.metrics;
+    for g in [&m.pool_desired, &m.pool_running, &m.pool_endpoints, &m.pool_mbps, &m.pool_unknown] {
+        let _ = g.remove_label_values(&labels);
+    }
+}
+
 /// Run the load watch until the process stops; `wake` asks for a pool's reconcile.
 pub async fn run(ctx: Arc<Context>, wake: futures::channel::mpsc::UnboundedSender<ObjectRef<BridgePool>>) {
     let mut tick = tokio::time::interval(PERIOD);

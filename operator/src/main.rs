@@ -142,6 +142,9 @@ async fn run(args: Args) -> Result<(), String> {
         tracing::info!(identity, "became leader");
         metrics.leader.set(1);
         leader = Some((is_leader, task));
+    } else {
+        // The only instance leads: dashboards and the leader-missing alert read this gauge.
+        metrics.leader.set(1);
     }
 
     let namespaces: Vec<Option<String>> = {

@@ -50,6 +50,7 @@ pub async fn reconcile(pool: Arc<BridgePool>, ctx: Arc<Context>) -> Result<Actio
 async fn cleanup(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     ctx.windows.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_key(pool));
     ctx.loads.lock().unwrap_or_else(|e| e.into_inner()).remove(&pool_key(pool));
+    loads::forget(ctx, pool);
     let api: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
     match api.delete(&bridge::cluster_role_binding_name(ns, &pool.name_any()), &DeleteParams::default()).await
     {
