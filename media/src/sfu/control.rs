@@ -155,6 +155,7 @@ impl Sfu {
         conf.add(id, endpoint);
         let ep = Endpoint::new(id, conference, endpoint, rtc, ufrag.clone(), slots, now);
         self.endpoints.insert(id, ep);
+        self.timers.push(std::cmp::Reverse((now, id)));
         self.by_ufrag.insert(ufrag, id);
         self.by_name.insert(key, id);
         self.update_census();

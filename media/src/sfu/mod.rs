@@ -31,7 +31,8 @@ mod ingress;
 mod negotiate;
 mod poll;
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,10 @@ pub struct Sfu {
     floods: HashMap<SocketAddr, TokenBucket>,
     /// Endpoints that need `poll_output` (see `Endpoint::dirty`).
     dirty: Vec<EpId>,
+    /// Endpoint deadlines, earliest first: an entry per deadline set (`Endpoint::timeout` is the
+    /// live one; an entry that no longer matches it is skipped). So finding the due endpoints
+    /// and the next deadline costs O(log N), not a pass over every endpoint.
+    timers: BinaryHeap<Reverse<(Instant, EpId)>>,
     transmits: VecDeque<Transmit>,
     control_out: VecDeque<FromBridge>,
     next_endpoint_id: EpId,
@@ -137,6 +142,7 @@ impl Sfu {
             by_addr: HashMap::new(),
             floods: HashMap::new(),
             dirty: Vec::new(),
+            timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             control_out: VecDeque::new(),
             next_endpoint_id: 1,
@@ -200,7 +206,18 @@ impl Sfu {
 
     /// Drive time: str0m timers, then housekeeping (layer choice, expiry).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<EpId> = self.endpoints.values().filter(|e| e.timeout <= now).map(|e| e.id).collect();
+        let mut due: Vec<EpId> = Vec::new();
+        while let Some(Reverse((at, id))) = self.timers.peek().copied()
+            && at <= now
+        {
+            self.timers.pop();
+            // Skip entries of removed endpoints and deadlines moved since (the new one is queued).
+            if self.endpoints.get(&id).is_some_and(|e| e.timeout == at) {
+                due.push(id);
+            }
+        }
+        due.sort_unstable();
+        due.dedup();
         for id in due {
             if let Some(ep) = self.endpoints.get_mut(&id) {
                 if ep.rtc.is_alive() {
@@ -210,6 +227,7 @@ impl Sfu {
                     }
                 } else {
                     ep.timeout = now + Duration::from_secs(1);
+                    self.timers.push(Reverse((ep.timeout, id)));
                 }
             }
             self.mark_dirty(id);
@@ -225,7 +243,8 @@ impl Sfu {
     /// When `handle_timeout` should be called next.
     pub fn next_timeout(&self) -> Instant {
         let hk = self.last_housekeeping + HOUSEKEEPING;
-        self.endpoints.values().map(|e| e.timeout).fold(hk, Instant::min)
+        // The earliest entry may be stale (a spurious, harmless wake-up).
+        self.timers.peek().map_or(hk, |Reverse((at, _))| (*at).min(hk))
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

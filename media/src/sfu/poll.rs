@@ -1,5 +1,6 @@
 //! Driving str0m: every endpoint that got input is polled until it has nothing more to say;
 //! its datagrams are queued for the I/O layer and its events handled (`events`).
+use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use str0m::Output;
@@ -74,6 +75,7 @@ impl Sfu {
         loop {
             if !ep.rtc.is_alive() {
                 ep.timeout = now + Duration::from_secs(1);
+                self.timers.push(Reverse((ep.timeout, id)));
                 if ep.disconnected_since.is_none() {
                     ep.disconnected_since = Some(now);
                     self.control_out.push_back(control::endpoint_state(ep, EndpointState::Disconnected));
@@ -82,7 +84,11 @@ impl Sfu {
             }
             match ep.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
-                    ep.timeout = t;
+                    // A deadline still ahead is queued already; a new or a past one is queued.
+                    if ep.timeout != t || t <= now {
+                        ep.timeout = t;
+                        self.timers.push(Reverse((t, id)));
+                    }
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
