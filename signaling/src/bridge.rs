@@ -149,7 +149,7 @@ fn lock_pending_clear(conn: &BridgeConn) {
     lock(&conn.pending).clear();
 }
 
-fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: FromBridge) {
+pub fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: FromBridge) {
     let now = Instant::now();
     {
         let mut inner = app.lock();

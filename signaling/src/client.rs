@@ -200,7 +200,7 @@ fn new_id() -> String {
     format!("{:08x}", fastrand::u32(..))
 }
 
-fn on_message(app: &Arc<App>, pid: &str, room: &mut Option<RoomRef>, tx: &Tx, msg: ClientMsg) {
+pub fn on_message(app: &Arc<App>, pid: &str, room: &mut Option<RoomRef>, tx: &Tx, msg: ClientMsg) {
     match msg {
         ClientMsg::Join {
             v,

@@ -1,41 +1,8 @@
-//! convene-signaling: web app server, client signaling (`/ws`), bridge registry and focus
-//! (`/bridge`), metrics. See `signaling/NOTES.md` and `signaling/PROTOCOL.md`.
-mod auth;
-#[cfg(test)]
-mod bench;
-mod bridge;
-mod client;
-mod config;
-#[cfg(test)]
-mod focus_tests;
-#[cfg(test)]
-mod limits_tests;
-mod metrics;
-mod net;
-mod outbox;
-mod protocol;
-mod room;
-#[cfg(test)]
-mod room_tests;
-mod select;
-mod serve;
-mod state;
-mod tls;
-mod turn;
-mod web;
-
-use convene_proto::paths;
-use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+//! The `convene-signaling` binary: flags and config, logging, listeners (the server itself is
+//! the `convene_signaling` library).
 use clap::Parser;
-use subtle::ConstantTimeEq;
-
-use crate::state::App;
+use convene_signaling::state::App;
+use convene_signaling::{bridge, config, serve, tls};
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -46,87 +13,6 @@ fn init_logging(format: &str) {
     } else {
         b.init();
     }
-}
-
-pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route(paths::HEALTH, get(|| async { "ok" }))
-        .route(paths::READY, get(ready))
-        .route(paths::METRICS, get(metrics))
-        .route(paths::SIGNALING_CLIENT_WS, get(ws))
-        .route(paths::SIGNALING_BRIDGE_WS, get(bridge_ws))
-        .route(
-            "/recorder",
-            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "recording is not implemented yet") }),
-        )
-        .route("/config.json", get(web::config_json))
-        .route("/static/{file}", get(web::asset))
-        .route("/", get(web::index))
-        .route("/{*room}", get(web::room_page))
-        .with_state(app)
-}
-
-async fn ready(State(app): State<Arc<App>>) -> Response {
-    let n = app.lock().bridges.values().filter(|b| b.conn.is_some()).count();
-    (StatusCode::OK, format!("ready; {n} bridge(s) registered\n")).into_response()
-}
-
-async fn metrics(State(app): State<Arc<App>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
-}
-
-async fn ws(
-    State(app): State<Arc<App>>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    headers: HeaderMap,
-    up: WebSocketUpgrade,
-) -> Response {
-    // The socket's slot among its address's unauthenticated WebSockets (the forwarded address
-    // behind a trusted proxy), held until it joins. The TCP connection keeps its own slot.
-    let limits = &app.settings.limits;
-    let permit = match peer {
-        Some(peer) => {
-            let ip = net::client_ip(peer.0.0.ip(), &headers, &limits.trusted_proxies);
-            match app.unauth.acquire(ip, limits.max_unauthenticated_per_address) {
-                Some(p) => Some(p),
-                None => {
-                    app.metrics.disconnects.with_label_values(&["unauthenticated_limit"]).inc();
-                    return (StatusCode::TOO_MANY_REQUESTS, "too many connections from your address")
-                        .into_response();
-                }
-            }
-        }
-        None => None,
-    };
-    up.max_message_size(protocol::MAX_CLIENT_FRAME)
-        .max_frame_size(protocol::MAX_CLIENT_FRAME)
-        .on_upgrade(move |s| client::handle(app, s, permit))
-        .into_response()
-}
-
-fn bearer_ok(headers: &HeaderMap, secret: &str) -> bool {
-    let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
-    let Some(token) = v.strip_prefix("Bearer ") else { return false };
-    bool::from(token.trim().as_bytes().ct_eq(secret.as_bytes()))
-}
-
-async fn bridge_ws(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    up: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
-    // The secret is checked before anything else, upgrade or not.
-    if !bearer_ok(&headers, &app.settings.bridge_secret) {
-        app.metrics.auth_failures.with_label_values(&["bridge_secret"]).inc();
-        return (StatusCode::UNAUTHORIZED, "bad bridge secret").into_response();
-    }
-    let up = match up {
-        Ok(up) => up,
-        Err(e) => return e.into_response(),
-    };
-    up.max_message_size(convene_proto::control::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |s| bridge::handle(app, s))
-        .into_response()
 }
 
 #[tokio::main]
@@ -217,21 +103,4 @@ async fn main() -> std::process::ExitCode {
     }
     serve::serve(listener, app, acceptor, shutdown).await;
     std::process::ExitCode::SUCCESS
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_check() {
-        let mut h = HeaderMap::new();
-        assert!(!bearer_ok(&h, "s3cret"));
-        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
-        assert!(bearer_ok(&h, "s3cret"));
-        h.insert(header::AUTHORIZATION, "Bearer s3cre".parse().unwrap());
-        assert!(!bearer_ok(&h, "s3cret"));
-        h.insert(header::AUTHORIZATION, "Basic s3cret".parse().unwrap());
-        assert!(!bearer_ok(&h, "s3cret"));
-    }
 }
