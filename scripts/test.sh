@@ -4,9 +4,10 @@
 #      dashboard queries, the chart's monitoring objects: ops/)
 #   2. unit and integration tests (cargo test, with the media tests' str0m clients against a
 #      real bridge) inside a private network namespace, loopback only
-#   3. browser tier: three Chromium participants, lobby, moderation, screen share, relay-only
+#   3. fuzz smoke: each AFL++ target (fuzz/) for 30 s
+#   4. browser tier: three Chromium participants, lobby, moderation, screen share, relay-only
 #      through coturn, bridge loss (signaling/web-tests/)
-#   4. cluster tier: a real kube-apiserver, controller-manager, scheduler and kwok nodes on
+#   5. cluster tier: a real kube-apiserver, controller-manager, scheduler and kwok nodes on
 #      loopback (e2e/cluster/), with the operator, kubectl and helm run as an admin would
 # Builds are cached outside the repository (CONVENE_CACHE, default ~/.cache/convene).
 set -euo pipefail
@@ -33,6 +34,9 @@ step "unit and integration tests (private network namespace: every packet stays 
 cargo build --workspace --all-targets --locked
 # The same package set as the build, so nothing is rebuilt (offline) inside the namespace.
 unshare -n -- sh -c 'ip link set lo up && exec cargo test --workspace --no-fail-fast --offline --locked'
+
+step "fuzz smoke: every target under AFL++ for 30 s, no crash or hang (fuzz/README.md)"
+fuzz/smoke.sh
 
 step "browser tier (headless Chromium, signaling + bridges + coturn, private netns)"
 CONVENE_PREBUILT=1 signaling/web-tests/run.sh

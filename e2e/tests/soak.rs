@@ -29,7 +29,6 @@ fn rss_mib(pid: u32) -> f64 {
 }
 
 #[tokio::test]
-#[ignore = "not yet verified on this machine"]
 async fn churn_leaves_nothing_behind_and_memory_flat() {
     let run_s = env("CONVENE_SOAK_S", 150);
     let participants = env("CONVENE_SOAK_PARTICIPANTS", 200);
