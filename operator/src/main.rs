@@ -51,6 +51,9 @@ struct Args {
     /// The ClusterRole (installed with the operator) that lets bridges read Nodes.
     #[arg(long, env = "CONVENE_BRIDGE_NODE_READER_ROLE", default_value = "convene-bridge-node-reader")]
     bridge_node_reader_role: String,
+    /// Namespaces of the Prometheus that scrapes the bridges (admitted by their NetworkPolicy).
+    #[arg(long, env = "CONVENE_METRICS_NAMESPACES", value_delimiter = ',')]
+    metrics_namespaces: Vec<String>,
 }
 
 #[tokio::main]
@@ -96,6 +99,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut render = RenderConfig {
         operator_namespace: args.namespace.clone(),
         node_reader_role: args.bridge_node_reader_role.clone(),
+        metrics_namespaces: args.metrics_namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
         ..RenderConfig::default()
     };
     if let Some(image) = args.media_image {

@@ -502,3 +502,49 @@ fn bridges_dial_signaling_over_wss_and_verify_it_when_signaling_serves_tls() {
     assert_eq!(secret.secret_name.as_deref(), Some("meet-a-internal"));
     assert_eq!(secret.items.as_ref().unwrap()[0].key, "ca.crt");
 }
+
+fn annotations(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> std::collections::BTreeMap<String, String> {
+    let meta = sts.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+    meta.annotations.clone().unwrap_or_default()
+}
+
+#[test]
+fn pods_carry_scrape_annotations_and_prometheus_may_reach_the_bridges() {
+    // Signaling: its HTTP port, https when it serves TLS in the cluster.
+    let mut shard: Shard = one("production.yaml", "Shard", "meet-a");
+    let inputs = signaling::ShardInputs::default();
+    let a = annotations(&signaling::render(&shard, &inputs, &RenderConfig::default()).stateful_set);
+    assert_eq!(
+        (
+            a["prometheus.io/scrape"].as_str(),
+            a["prometheus.io/port"].as_str(),
+            a["prometheus.io/path"].as_str()
+        ),
+        ("true", "8080", "/metrics")
+    );
+    assert_eq!(a["prometheus.io/scheme"], "http");
+    shard.spec.serving.tls_secret_name = Some("meet-a-internal".into());
+    let a = annotations(&signaling::render(&shard, &inputs, &RenderConfig::default()).stateful_set);
+    assert_eq!(a["prometheus.io/scheme"], "https");
+
+    // Bridges: the pool's own HTTP port, and their NetworkPolicy admits Prometheus' namespaces.
+    let mut pool: BridgePool = one("trial.yaml", "BridgePool", "trial");
+    pool.spec.ports.http = 9099;
+    let plain = bridge::render(&pool, 1, &RenderConfig::default());
+    assert_eq!(annotations(&plain.stateful_set)["prometheus.io/port"], "9099");
+    let peers = |objs: &bridge::BridgeObjects| {
+        objs.network_policy.spec.as_ref().unwrap().ingress.as_ref().unwrap()[0].from.clone().unwrap()
+    };
+    assert_eq!(peers(&plain).len(), 2, "signaling and the operator only, unless told");
+    let cfg = RenderConfig { metrics_namespaces: vec!["monitoring".into()], ..RenderConfig::default() };
+    let told = bridge::render(&pool, 1, &cfg);
+    let prom = &peers(&told)[2];
+    assert_eq!(
+        prom.namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap()["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert!(
+        prom.pod_selector.is_none() && prom.ip_block.is_none(),
+        "any pod of that namespace, nothing wider"
+    );
+}

@@ -200,6 +200,7 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
         ..Default::default()
     };
     let mut sts = pod::stateful_set(o, replicas, true, &spec.bridge.placement, pod::RUN_AS_USER, pod);
+    pod::scrape(&mut sts, spec.ports.http, false);
     if let Some(s) = sts.spec.as_mut() {
         // The operator replaces bridges itself, draining each first: a rolling update by the
         // StatefulSet controller would delete pods with calls on them.
@@ -209,8 +210,8 @@ fn stateful_set(pool: &BridgePool, o: &Owner, replicas: i32, cfg: &RenderConfig)
     sts
 }
 
-/// Only the shard's signaling and the operator reach the bridge's HTTP (control and metrics)
-/// port; media ports are open to the world. Note: most CNIs do not enforce policies on
+/// Only the shard's signaling, the operator and Prometheus' namespaces reach the bridge's HTTP
+/// (control and metrics) port; media ports are open to the world. Note: most CNIs do not enforce policies on
 /// host-network pods; this documents and, where enforced, guarantees the intent.
 fn network_policy(pool: &BridgePool, o: &Owner, cfg: &RenderConfig) -> NetworkPolicy {
     let spec = &pool.spec;
@@ -247,6 +248,14 @@ fn network_policy(pool: &BridgePool, o: &Owner, cfg: &RenderConfig) -> NetworkPo
         }),
         ..Default::default()
     };
+    // Prometheus, where the operator was told its namespaces (`--metrics-namespaces`).
+    let prometheus = cfg.metrics_namespaces.iter().map(|ns| NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.clone())])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     let anywhere = NetworkPolicyPeer {
         ip_block: Some(IPBlock { cidr: "0.0.0.0/0".into(), ..Default::default() }),
         ..Default::default()
@@ -261,7 +270,7 @@ fn network_policy(pool: &BridgePool, o: &Owner, cfg: &RenderConfig) -> NetworkPo
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![
                 NetworkPolicyIngressRule {
-                    from: Some(vec![signaling, operator]),
+                    from: Some([signaling, operator].into_iter().chain(prometheus).collect()),
                     ports: Some(vec![tcp(spec.ports.http)]),
                 },
                 NetworkPolicyIngressRule {

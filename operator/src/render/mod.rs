@@ -21,6 +21,9 @@ pub struct RenderConfig {
     /// The ClusterRole bridges are bound to (installed with the operator, see
     /// `bridge::NODE_READER_ROLE`).
     pub node_reader_role: String,
+    /// Namespaces whose pods (Prometheus) may scrape the bridges' HTTP port through their
+    /// NetworkPolicy.
+    pub metrics_namespaces: Vec<String>,
 }
 
 impl Default for RenderConfig {
@@ -30,6 +33,7 @@ impl Default for RenderConfig {
             turn_image: "docker.io/coturn/coturn:4.6.3".into(),
             operator_namespace: "convene-system".into(),
             node_reader_role: bridge::NODE_READER_ROLE.into(),
+            metrics_namespaces: Vec::new(),
         }
     }
 }

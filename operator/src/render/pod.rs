@@ -121,6 +121,28 @@ pub fn tcp_probe(port: i32, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// Annotations for Prometheus' annotation-based scraping (`ops/prometheus/prometheus-convene.yml`
+/// keeps pods with `prometheus.io/scrape` and scrapes the port, path and scheme given).
+pub const SCRAPE: &str = "prometheus.io/scrape";
+pub const SCRAPE_PORT: &str = "prometheus.io/port";
+pub const SCRAPE_PATH: &str = "prometheus.io/path";
+pub const SCRAPE_SCHEME: &str = "prometheus.io/scheme";
+
+/// Pure: mark the pods of `sts` for scraping on `port` (`https` when `tls`).
+pub fn scrape(sts: &mut StatefulSet, port: i32, tls: bool) {
+    let Some(spec) = sts.spec.as_mut() else { return };
+    let a = spec
+        .template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
+    a.insert(SCRAPE.into(), "true".into());
+    a.insert(SCRAPE_PORT.into(), port.to_string());
+    a.insert(SCRAPE_PATH.into(), convene_proto::paths::METRICS.into());
+    a.insert(SCRAPE_SCHEME.into(), if tls { "https" } else { "http" }.into());
+}
+
 /// Required anti-affinity on the hostname: at most one of these pods per node. Host-network
 /// media pods need it, since the port they announce is the node's.
 pub fn one_per_node(selector: BTreeMap<String, String>) -> Affinity {

@@ -233,7 +233,9 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
         ..Default::default()
     };
     // One active focus per shard: conference state lives in this process.
-    pod::stateful_set(o, 1, false, &spec.placement, pod::RUN_AS_USER, pod)
+    let mut sts = pod::stateful_set(o, 1, false, &spec.placement, pod::RUN_AS_USER, pod);
+    pod::scrape(&mut sts, SIGNALING_PORT, in_cluster_tls(shard));
+    sts
 }
 
 fn ingress(shard: &Shard, o: &Owner) -> Ingress {
