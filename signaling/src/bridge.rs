@@ -241,7 +241,10 @@ pub fn move_off(app: &Arc<App>, bridge_id: &str, why: Departure) {
         let old_conn = inner.bridges.get(bridge_id).and_then(|b| b.conn.clone());
         match why {
             Departure::Lost => {
-                inner.bridges.remove(bridge_id);
+                if let Some(b) = inner.bridges.remove(bridge_id) {
+                    let state = if b.draining() { "draining" } else { "serving" };
+                    app.metrics.bridges_lost.with_label_values(&[state]).inc();
+                }
             }
             Departure::DrainDeadline => {
                 if let Some(b) = inner.bridges.get_mut(bridge_id) {

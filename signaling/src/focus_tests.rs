@@ -214,6 +214,8 @@ async fn join_allocate_relay_and_migrate() {
     let metrics = app.metrics.render();
     assert!(metrics.contains("convene_signaling_joins_total 1"), "{metrics}");
     assert!(metrics.contains("convene_signaling_migrations_total 1"), "{metrics}");
+    // b1 was serving when it went: a loss the alert counts (ConveneBridgeLost).
+    assert!(metrics.contains(r#"convene_signaling_bridges_lost_total{state="serving"} 1"#), "{metrics}");
 }
 
 #[tokio::test]
@@ -250,7 +252,7 @@ async fn allocate_on(b: &mut Ws) {
 async fn draining_bridge_conferences_move_at_the_deadline() {
     // The bridge owns the deadline: signaling moves the conference when the time the bridge
     // reported as left has run out, by signaling's own clock.
-    let (addr, _app) = server().await;
+    let (addr, app) = server().await;
     let mut b1 = bridge(&addr, "b1", "s3cret").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut client = join(&addr, "room").await;
@@ -273,6 +275,14 @@ async fn draining_bridge_conferences_move_at_the_deadline() {
             break;
         }
     }
+    // The drained bridge goes away: counted as lost while draining, which the alert ignores.
+    drop(b1);
+    let lost = |state: &str| app.metrics.bridges_lost.with_label_values(&[state]).get();
+    let deadline = std::time::Instant::now() + crate::bridge::RECONNECT_GRACE + Duration::from_secs(3);
+    while lost("draining") == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((lost("draining"), lost("serving")), (1, 0));
 }
 
 #[tokio::test]

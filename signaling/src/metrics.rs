@@ -13,6 +13,9 @@ pub struct Metrics {
     pub refusals: IntCounterVec,
     pub allocation_failures: IntCounter,
     pub migrations: IntCounter,
+    /// Registered bridges forgotten because their control connection did not come back or
+    /// they went silent, by what they were doing then (`serving`, `draining`).
+    pub bridges_lost: IntCounterVec,
     /// Frames / bytes queued for sending, by peer (`client`, `bridge`).
     pub queued_frames: IntGaugeVec,
     pub queued_bytes: IntGaugeVec,
@@ -46,7 +49,7 @@ impl Metrics {
             let _ = registry.register(Box::new(g.clone()));
             g
         };
-        Metrics {
+        let m = Metrics {
             queued_frames: gvec("queued_frames", "Frames queued for sending, by peer", "peer"),
             queued_bytes: gvec("queued_bytes", "Bytes queued for sending, by peer", "peer"),
             disconnects: vec("disconnects_total", "Connections closed by signaling, by reason", "reason"),
@@ -60,8 +63,19 @@ impl Metrics {
             refusals: vec("refusals_total", "Typed errors sent to clients, by code", "code"),
             allocation_failures: counter("allocation_failures_total", "Endpoint allocations that failed"),
             migrations: counter("migrations_total", "Participants moved to another bridge"),
+            bridges_lost: vec(
+                "bridges_lost_total",
+                "Registered bridges lost (connection gone or silent), by state: serving or draining",
+                "state",
+            ),
             registry,
+        };
+        // Both series from the start at 0: `increase()` sees the first loss (a counter series
+        // born at 1 has no increase to Prometheus).
+        for state in ["serving", "draining"] {
+            m.bridges_lost.with_label_values(&[state]);
         }
+        m
     }
 
     pub fn render(&self) -> String {
