@@ -71,24 +71,10 @@ struct Claims {
     sub: Value,
     #[serde(default)]
     room: Value,
+    /// Read as the verifier reads it: only an object counts (`Value`'s index gives null on an
+    /// array or a string).
     #[serde(default)]
-    context: Option<Context>,
-}
-
-#[derive(Deserialize)]
-struct Context {
-    #[serde(default)]
-    user: Option<User>,
-}
-
-#[derive(Deserialize, Default, serde::Serialize)]
-struct User {
-    #[serde(default)]
-    name: Value,
-    #[serde(default)]
-    avatar: Value,
-    #[serde(default)]
-    email: Value,
+    context: Value,
 }
 
 fn now() -> f64 {
@@ -121,7 +107,7 @@ pub fn run(data: &[u8]) {
     let c: Claims = serde_json::from_slice(claims).expect("an accepted token has JSON claims");
     let c = serde_json::json!({
         "iss": c.iss, "aud": c.aud, "exp": c.exp, "sub": c.sub, "room": c.room,
-        "context": { "user": c.context.and_then(|x| x.user).unwrap_or_default() },
+        "context": { "user": c.context["user"].as_object().cloned().unwrap_or_default() },
     });
     assert_eq!(c["iss"], ISSUER, "issuer");
     let aud_ok = match &c["aud"] {

@@ -59,14 +59,29 @@ struct Claims {
     room: Option<String>,
     #[serde(default)]
     moderator: Option<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     context: Option<Context>,
 }
 
 #[derive(Deserialize, Default)]
 struct Context {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     user: Option<User>,
+}
+
+/// `context` and `context.user` are read only from JSON objects: serde would also fill a
+/// struct from an array, by position (`"user": ["u1", "Ada"]` naming someone). Anything else
+/// counts as absent, like a missing claim.
+fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    if !v.is_object() {
+        return Ok(None);
+    }
+    serde_json::from_value(v).map(Some).map_err(serde::de::Error::custom)
 }
 
 #[derive(Deserialize, Default)]
@@ -287,6 +302,21 @@ mod tests {
         assert_eq!(id.avatar.as_deref(), Some("https://a/x.png"));
         assert_eq!(id.id.as_deref(), Some("u1"));
         assert_eq!(id.moderator, Some(true));
+    }
+
+    #[test]
+    fn context_and_user_are_read_only_from_objects() {
+        // Found by fuzz/ (jwt_verify): an array was read by position into the user's fields.
+        for odd in [json!(["u1", "Mallory", "https://a/x.png", "m@x", true]), json!("Mallory"), json!(7)] {
+            let mut c = claims();
+            c["context"]["user"] = odd.clone();
+            let id = hs_verifier().verify(&hs(&c), "meet.example.org", "standup").unwrap();
+            assert_eq!((id.id, id.name, id.moderator), (None, None, None), "user {odd}");
+            let mut c = claims();
+            c["context"] = json!([odd.clone()]);
+            let id = hs_verifier().verify(&hs(&c), "meet.example.org", "standup").unwrap();
+            assert_eq!((id.id, id.name, id.moderator), (None, None, None), "context [{odd}]");
+        }
     }
 
     #[test]
