@@ -6,7 +6,8 @@
 //! (metrics/load/health/drain), [`metrics`] (Prometheus, fed from the core's counters),
 //! [`control_client`] (the bridge's control WebSocket client: it dials signaling),
 //! [`control_queue`] (bounded, towards it), [`control_dial`] (ws/wss with a CA),
-//! [`address`] (advertised address discovery), [`config`].
+//! [`address`] (advertised address discovery), [`config`], [`recorder`] (issue 13, started:
+//! the sans-IO per-track WebM writer).
 pub mod address;
 pub mod bridge;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod control_queue;
 pub mod http;
 pub mod io;
 pub mod metrics;
+pub mod recorder;
 pub mod sfu;
 
 /// Install str0m's default crypto provider (aws-lc-rs) for the process, once.
