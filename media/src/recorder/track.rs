@@ -241,3 +241,110 @@ impl<W: Write> TrackWriter<W> {
         MatroskaSpec::TrackEntry(Master::Full(entry))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use webm_iterable::WebmIterator;
+
+    use super::*;
+
+    fn opus(rtp_time: u32) -> Frame<'static> {
+        Frame { rtp_time, clock_rate: 48_000, keyframe: false, contiguous: true, data: &[0xfc, 0xff, 0xfe] }
+    }
+
+    fn vp8(rtp_time: u32, keyframe: bool) -> Frame<'static> {
+        const KEY: [u8; 12] = [0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 0, 0];
+        const INTER: [u8; 4] = [0x31, 0x02, 0x00, 0x00];
+        Frame {
+            rtp_time,
+            clock_rate: 90_000,
+            keyframe,
+            contiguous: true,
+            data: if keyframe { &KEY } else { &INTER },
+        }
+    }
+
+    /// Cluster timestamps and (cluster, block offset, keyframe) of every SimpleBlock,
+    /// read back with the crate's own reader.
+    fn layout(bytes: &[u8]) -> (Vec<u64>, Vec<(u64, i16, bool)>) {
+        let mut clusters = Vec::new();
+        let mut blocks = Vec::new();
+        for tag in WebmIterator::new(bytes, &[]) {
+            match tag.unwrap() {
+                MatroskaSpec::Timestamp(ms) => clusters.push(ms),
+                ref t @ MatroskaSpec::SimpleBlock(_) => {
+                    let b = SimpleBlock::try_from(t).unwrap();
+                    blocks.push((*clusters.last().unwrap(), b.timestamp, b.keyframe));
+                }
+                _ => {}
+            }
+        }
+        (clusters, blocks)
+    }
+
+    #[test]
+    fn a_cluster_reaches_the_writer_whole_when_it_closes() {
+        let mut w = TrackWriter::new(Vec::new(), Codec::Opus, 1);
+        w.write(&opus(0)).unwrap();
+        let header = w.get_ref().len();
+        assert!(header > 0, "the header is written with the first frame");
+        for i in 1..50u32 {
+            w.write(&opus(i * 960)).unwrap();
+        }
+        assert_eq!(w.get_ref().len(), header, "980 ms: the first Cluster is still open");
+        assert_eq!(w.write(&opus(50 * 960)).unwrap(), Written::At { ms: 1000 });
+        assert!(w.get_ref().len() > header + 50 * 3, "1000 ms: the first Cluster is out");
+        assert_eq!(w.clusters_written(), 1);
+
+        let (clusters, blocks) = layout(w.get_ref());
+        assert_eq!(clusters, vec![0]);
+        assert_eq!(blocks.len(), 50);
+        assert_eq!(blocks[49], (0, 980, true), "audio blocks are all keyframes");
+
+        w.flush().unwrap();
+        let (clusters, blocks) = layout(w.get_ref());
+        assert_eq!(clusters, vec![0, 1000]);
+        assert_eq!(blocks[50], (1000, 0, true));
+    }
+
+    #[test]
+    fn video_waits_for_a_keyframe_and_each_keyframe_starts_a_cluster() {
+        let mut w = TrackWriter::new(Vec::new(), Codec::Vp8, 1);
+        assert!(w.needs_keyframe());
+        assert_eq!(w.write(&vp8(0, false)).unwrap(), Written::WaitingForKeyframe);
+        assert!(w.get_ref().is_empty(), "no header before the first keyframe");
+        assert_eq!(w.write(&vp8(3000, true)).unwrap(), Written::At { ms: 0 });
+        assert!(!w.needs_keyframe());
+        w.write(&vp8(6000, false)).unwrap();
+        w.write(&vp8(9000, true)).unwrap();
+        // A loss: inter frames are useless until the next keyframe.
+        let lost = Frame { contiguous: false, ..vp8(12000, false) };
+        assert_eq!(w.write(&lost).unwrap(), Written::WaitingForKeyframe);
+        assert!(w.needs_keyframe());
+        assert_eq!(w.write(&vp8(15000, false)).unwrap(), Written::WaitingForKeyframe);
+        assert_eq!(w.write(&vp8(18000, true)).unwrap(), Written::At { ms: 166 });
+        assert_eq!(w.frames_dropped(), 3);
+        let bytes = w.finish().unwrap();
+        let (clusters, blocks) = layout(&bytes);
+        assert_eq!(clusters, vec![0, 66, 166]);
+        assert_eq!(blocks, vec![(0, 0, true), (0, 33, false), (66, 0, true), (166, 0, true)]);
+    }
+
+    #[test]
+    fn header_names_the_codec_and_picture_size() {
+        let mut w = TrackWriter::new(Vec::new(), Codec::Vp8, 42);
+        w.write(&vp8(0, true)).unwrap();
+        let bytes = w.finish().unwrap();
+        let tags: Vec<MatroskaSpec> = WebmIterator::new(&bytes[..], &[]).map(Result::unwrap).collect();
+        for want in [
+            MatroskaSpec::DocType("webm".into()),
+            MatroskaSpec::TimestampScale(1_000_000),
+            MatroskaSpec::CodecID("V_VP8".into()),
+            MatroskaSpec::TrackUID(42),
+            MatroskaSpec::PixelWidth(320),
+            MatroskaSpec::PixelHeight(240),
+        ] {
+            assert!(tags.contains(&want), "{want:?} missing from {tags:?}");
+        }
+    }
+}
