@@ -292,3 +292,132 @@ fn vp8_restart_waits_for_a_keyframe_and_stays_monotonic() {
     let errors = decode_errors(&path);
     assert!(errors.is_empty(), "ffmpeg said: {errors}");
 }
+
+/// The recorder's real input path: a str0m sender writes the ffmpeg frames (VP8 and Opus) to a
+/// str0m receiver in frame mode, in virtual time over an in-memory network; the receiver's
+/// `Event::MediaData` goes through `Frame::from_media_data` into two TrackWriters. str0m
+/// packetizes and depacketizes (keyframes span several RTP packets) and starts the RTP clock
+/// where it likes; the files must still match the input.
+#[test]
+fn str0m_frame_mode_media_data_records_to_playable_files() {
+    use std::time::{Duration, Instant};
+    use str0m::format::Codec as RtcCodec;
+    use str0m::media::{Direction, Frequency, MediaKind, MediaTime};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+
+    convene_media::install_crypto();
+    let dir = tmpdir("str0m");
+    let video = vp8_frames(&dir);
+    let audio = opus_frames(&dir);
+
+    let start = Instant::now();
+    let a_addr = "127.0.0.1:41000".parse().unwrap();
+    let b_addr = "127.0.0.1:42000".parse().unwrap();
+    let mut a = Rtc::builder().build(start);
+    let mut b = Rtc::builder().build(start);
+    a.add_local_candidate(Candidate::host(a_addr, "udp").unwrap());
+    b.add_local_candidate(Candidate::host(b_addr, "udp").unwrap());
+    let mut api = a.sdp_api();
+    let audio_mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let video_mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    let answer = b.sdp_api().accept_offer(offer).unwrap();
+    a.sdp_api().accept_answer(pending, answer).unwrap();
+
+    let mut vw = TrackWriter::new(Vec::new(), Codec::Vp8, 11);
+    let mut aw = TrackWriter::new(Vec::new(), Codec::Opus, 12);
+    // wires[0] is what is on its way to a, wires[1] to b.
+    let mut wires: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+    let mut connected_at: Option<Instant> = None;
+    let (mut next_v, mut next_a) = (0, 0);
+    let mut keyframes_seen = 0;
+    let mut now = start;
+    while now < start + Duration::from_secs(10) {
+        now += Duration::from_millis(1);
+        // Sender: write every frame whose time has come, at its own media time.
+        if let Some(t0) = connected_at {
+            let elapsed = (now - t0).as_millis() as u64;
+            while next_v < video.len() && video[next_v].ms <= elapsed {
+                let w = a.writer(video_mid).unwrap();
+                let pt = w.payload_params().find(|p| p.spec().codec == RtcCodec::Vp8).unwrap().pt();
+                let t = MediaTime::new(video[next_v].ms * 90, Frequency::NINETY_KHZ);
+                w.write(pt, now, t, video[next_v].data.clone()).unwrap();
+                next_v += 1;
+            }
+            while next_a < audio.len() && audio[next_a].ms <= elapsed {
+                let w = a.writer(audio_mid).unwrap();
+                let pt = w.payload_params().find(|p| p.spec().codec == RtcCodec::Opus).unwrap().pt();
+                let t = MediaTime::new(audio[next_a].ms * 48, Frequency::FORTY_EIGHT_KHZ);
+                w.write(pt, now, t, audio[next_a].data.clone()).unwrap();
+                next_a += 1;
+            }
+        }
+        for side in 0..2 {
+            let (rtc, local, peer, is_a) =
+                if side == 0 { (&mut a, a_addr, b_addr, true) } else { (&mut b, b_addr, a_addr, false) };
+            for pkt in std::mem::take(&mut wires[side]) {
+                let r = Receive::new(Protocol::Udp, peer, local, &pkt).unwrap();
+                rtc.handle_input(Input::Receive(now, r)).unwrap();
+            }
+            rtc.handle_input(Input::Timeout(now)).unwrap();
+            loop {
+                match rtc.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => wires[1 - side].push(t.contents.to_vec()),
+                    Output::Event(Event::Connected) if is_a => connected_at = Some(now),
+                    Output::Event(Event::MediaData(d)) => {
+                        let frame = Frame::from_media_data(&d);
+                        if d.mid == video_mid {
+                            keyframes_seen += usize::from(frame.keyframe);
+                            vw.write(&frame).unwrap();
+                        } else {
+                            aw.write(&frame).unwrap();
+                        }
+                    }
+                    Output::Event(_) => {}
+                }
+            }
+        }
+        if next_v == video.len()
+            && next_a == audio.len()
+            && vw.frames_written() == video.len() as u64
+            && aw.frames_written() == audio.len() as u64
+        {
+            break;
+        }
+    }
+    assert!(connected_at.is_some(), "the two str0m peers never connected");
+    let want_keyframes = video.iter().filter(|e| e.keyframe).count();
+    println!(
+        "str0m: sent {next_v} video / {next_a} audio frames; recorded {} video ({keyframes_seen} keyframes, {want_keyframes} sent), {} audio; gaps {:?} {:?}",
+        vw.frames_written(),
+        aw.frames_written(),
+        vw.gaps(),
+        aw.gaps()
+    );
+    assert_eq!(keyframes_seen, want_keyframes, "is_keyframe() survives str0m");
+    assert!(vw.gaps().is_empty() && aw.gaps().is_empty());
+    for (name, w, frames, frame_ms, codec) in
+        [("str0m-vp8", vw, &video, 1000.0 / 30.0, Codec::Vp8), ("str0m-opus", aw, &audio, 20.0, Codec::Opus)]
+    {
+        let written = w.frames_written();
+        let path = dir.join(format!("{name}.webm"));
+        std::fs::write(&path, w.finish().unwrap()).unwrap();
+        let p = probe(&path);
+        let want = input_duration_s(frames, frame_ms);
+        println!(
+            "{name}: codec {} duration {:.3} s (input {want:.3} s), {} decoded of {written} recorded, {} sent",
+            p.codec,
+            p.duration_s,
+            p.frames_decoded,
+            frames.len()
+        );
+        assert_eq!(p.codec, codec_name(codec));
+        assert_eq!(written, frames.len() as u64, "{name}: every frame arrived");
+        assert_eq!(p.frames_decoded, written);
+        assert!((p.duration_s - want).abs() <= 0.1, "{name}: {} vs {want}", p.duration_s);
+        let errors = decode_errors(&path);
+        assert!(errors.is_empty(), "{name}: ffmpeg said: {errors}");
+    }
+}
