@@ -84,6 +84,48 @@ async fn children_created(shards: &[Shard]) -> Vec<f64> {
         .collect()
 }
 
+/// Where Ready's time goes after the operator: for every pod of the Shards, its creation
+/// (after the Shard's), its scheduling and its Ready, from the API's timestamps (1 s
+/// resolution). Returns p99 of (Shard created → pod created, pod created → scheduled,
+/// scheduled → Ready).
+async fn pod_stages(shards: &[Shard]) -> [f64; 3] {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: Vec<Pod> = Api::<Pod>::namespaced(client().await, NS)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let shard_created: HashMap<&str, f64> = shards
+        .iter()
+        .filter_map(|s| {
+            Some((s.metadata.name.as_deref()?, s.metadata.creation_timestamp.as_ref()?.0.as_second() as f64))
+        })
+        .collect();
+    let at = |p: &Pod, ty: &str| {
+        let c =
+            p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == ty && c.status == "True")?;
+        Some(c.last_transition_time.as_ref()?.0.as_second() as f64)
+    };
+    let mut stages: [Vec<f64>; 3] = Default::default();
+    for p in &pods {
+        let shard = p.metadata.labels.as_ref().and_then(|l| l.get("convene.dev/shard"));
+        let (Some(start), Some(created)) = (
+            shard.and_then(|s| shard_created.get(s.as_str())),
+            p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second() as f64),
+        ) else {
+            continue;
+        };
+        let (Some(scheduled), Some(ready)) = (at(p, "PodScheduled"), at(p, "Ready")) else { continue };
+        for (v, x) in stages.iter_mut().zip([created - start, scheduled - created, ready - scheduled]) {
+            v.push(x);
+        }
+    }
+    stages.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.99)
+    })
+}
+
 /// All requests the API server has served, summed over verbs and resources.
 fn apiserver_requests() -> f64 {
     let text = kubectl_ok(&["get", "--raw", "/metrics"]);
@@ -114,6 +156,10 @@ struct Figures {
     ready_p99: f64,
     /// The operator's share of Ready: Shard created → its last StatefulSet created.
     children_p99: f64,
+    /// The cluster's share, per pod: Shard created → pod created, → scheduled, → Ready.
+    pod_created_p99: f64,
+    pod_scheduled_p99: f64,
+    pod_ready_p99: f64,
     reconciles_per_object: f64,
     rss_mib: f64,
     requests_per_min: f64,
@@ -164,7 +210,9 @@ async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f
     let mut times: Vec<f64> = ready_at.values().copied().collect();
     times.sort_by(f64::total_cmp);
     let build_reconciles = op.counter("convene_operator_reconciles_total", "").await.unwrap_or(0.0);
-    let children = children_created(&client_shards(&api).await).await;
+    let listed = client_shards(&api).await;
+    let children = children_created(&listed).await;
+    let [pod_created_p99, pod_scheduled_p99, pod_ready_p99] = pod_stages(&listed).await;
 
     // Steady state: let the last writes settle, then count for one window.
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -194,6 +242,9 @@ async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f
         ready_p50: percentile(&times, 0.5),
         ready_p99: percentile(&times, 0.99),
         children_p99: percentile(&children, 0.99),
+        pod_created_p99,
+        pod_scheduled_p99,
+        pod_ready_p99,
         reconciles_per_object: build_reconciles / (2 * n) as f64,
         rss_mib: rss,
         requests_per_min: ((req1 - req0) * per_min - background).max(0.0),
@@ -229,10 +280,13 @@ async fn hundred_shards() {
     runs.push(("current", measure("current", operator_binary(), &chart, background).await));
 
     type Figure = fn(&Figures) -> f64;
-    let rows: [(&str, Figure); 8] = [
+    let rows: [(&str, Figure); 11] = [
         ("Ready p50 (s)", |f| f.ready_p50),
         ("Ready p99 (s)", |f| f.ready_p99),
         ("children created p99 (s, 1 s resolution)", |f| f.children_p99),
+        ("  pods created p99 (s after the Shard)", |f| f.pod_created_p99),
+        ("  pod created → scheduled p99 (s)", |f| f.pod_scheduled_p99),
+        ("  pod scheduled → Ready p99 (s)", |f| f.pod_ready_p99),
         ("reconciles per object, build-up", |f| f.reconciles_per_object),
         ("RSS at steady state (MiB)", |f| f.rss_mib),
         ("API requests/min, steady", |f| f.requests_per_min),
