@@ -421,3 +421,88 @@ fn str0m_frame_mode_media_data_records_to_playable_files() {
         assert!(errors.is_empty(), "{name}: ffmpeg said: {errors}");
     }
 }
+
+const SIGKILL_CHILD: &str = "CONVENE_RECORDER_SIGKILL_CHILD";
+
+/// A real crash: this test re-runs itself as a child process that records VP8 and Opus to
+/// files in real time (never calling `finish`), and SIGKILLs it 2.6 s in. What is on disk must
+/// decode without an error and hold at least the first 2 s.
+#[test]
+fn sigkill_mid_recording_leaves_playable_files() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    if let Ok(dir) = std::env::var(SIGKILL_CHILD) {
+        record_in_real_time(Path::new(&dir));
+        return;
+    }
+    let dir = tmpdir("sigkill");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "sigkill_mid_recording_leaves_playable_files", "--nocapture"])
+        .env(SIGKILL_CHILD, &dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut fed_ms = 0;
+    // Kept open until after the kill, so the child cannot die of a closed pipe first.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if let Some(ms) = line.unwrap().strip_prefix("fed ") {
+            fed_ms = ms.parse().unwrap();
+            if fed_ms >= 2600 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    let status = child.wait().unwrap();
+    drop(lines);
+    assert!(fed_ms >= 2600, "the child stopped early ({status}) at {fed_ms} ms");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "{status}");
+    for (name, fps, codec) in [("vp8", 30.0, Codec::Vp8), ("opus", 50.0, Codec::Opus)] {
+        let path = dir.join(format!("{name}.webm"));
+        let p = probe(&path);
+        let errors = decode_errors(&path);
+        println!(
+            "SIGKILL at {fed_ms} ms ({status}): {name} {} bytes, {:.3} s, {} frames decoded ({:.2} s), ffmpeg said: {errors:?}",
+            std::fs::metadata(&path).unwrap().len(),
+            p.duration_s,
+            p.frames_decoded,
+            p.frames_decoded as f64 / fps
+        );
+        assert_eq!(p.codec, codec_name(codec));
+        assert!(p.frames_decoded as f64 >= 2.0 * fps, "{name}: {} frames", p.frames_decoded);
+        assert!(errors.is_empty(), "{name}: ffmpeg said: {errors}");
+    }
+}
+
+/// The child: both tracks to files, paced by the frames' own times, then waits to be killed.
+fn record_in_real_time(dir: &Path) {
+    use std::time::{Duration, Instant};
+
+    let video = vp8_frames(dir);
+    let audio = opus_frames(dir);
+    let file = |name: &str| std::fs::File::create(dir.join(format!("{name}.webm"))).unwrap();
+    let mut vw = TrackWriter::new(file("vp8"), Codec::Vp8, 21);
+    let mut aw = TrackWriter::new(file("opus"), Codec::Opus, 22);
+    let mut all: Vec<(u64, bool, &Encoded)> = video.iter().map(|e| (e.ms, true, e)).collect();
+    all.extend(audio.iter().map(|e| (e.ms, false, e)));
+    all.sort_by_key(|(ms, _, _)| *ms);
+    let t0 = Instant::now();
+    for (ms, is_video, e) in all {
+        if let Some(wait) = Duration::from_millis(ms).checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let (w, clock_rate) = if is_video { (&mut vw, 90_000) } else { (&mut aw, 48_000) };
+        w.write(&Frame {
+            rtp_time: rtp_time(ms, clock_rate),
+            clock_rate,
+            keyframe: e.keyframe,
+            contiguous: true,
+            data: &e.data,
+        })
+        .unwrap();
+        println!("fed {ms}");
+    }
+    std::thread::sleep(Duration::from_secs(60));
+}
