@@ -92,8 +92,10 @@ fn feed(w: &mut TrackWriter<Vec<u8>>, frames: &[Encoded], clock_rate: u32) {
 
 struct Probe {
     codec: String,
-    /// First to last packet end, from the packets themselves (the files carry no Duration).
+    /// First to last packet end, from the packets themselves (a crashed file has no Duration).
     duration_s: f64,
+    /// The Duration in Info (`-show_format`), only after `finish_seekable`.
+    format_duration_s: Option<f64>,
     frames_decoded: u64,
 }
 
@@ -113,6 +115,7 @@ fn probe(path: &Path) -> Probe {
     Probe {
         codec: stream["codec_name"].as_str().unwrap().to_string(),
         duration_s: end - first,
+        format_duration_s: t(&json["format"], "duration"),
         frames_decoded: stream["nb_read_frames"].as_str().unwrap().parse().unwrap(),
     }
 }
@@ -132,26 +135,38 @@ fn input_duration_s(frames: &[Encoded], frame_ms: f64) -> f64 {
 }
 
 fn check_whole(dir: &Path, name: &str, codec: Codec, clock_rate: u32, frames: &[Encoded], frame_ms: f64) {
-    let mut w = TrackWriter::new(Vec::new(), codec, 7);
-    feed(&mut w, frames, clock_rate);
+    let path = dir.join(format!("{name}.webm"));
+    let mut w = TrackWriter::new(std::fs::File::create(&path).unwrap(), codec, 7);
+    for e in frames {
+        w.write(&Frame {
+            rtp_time: rtp_time(e.ms, clock_rate),
+            clock_rate,
+            keyframe: e.keyframe,
+            contiguous: true,
+            data: &e.data,
+        })
+        .unwrap();
+    }
     assert!(w.gaps().is_empty(), "{name}: {:?}", w.gaps());
     let clusters = w.clusters_written();
-    let bytes = w.finish().unwrap();
-    let path = dir.join(format!("{name}.webm"));
-    std::fs::write(&path, &bytes).unwrap();
+    w.finish_seekable().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
 
     let p = probe(&path);
     let want = input_duration_s(frames, frame_ms);
     println!(
-        "{name}: codec {} duration {:.3} s (input {want:.3} s), {} of {} frames decoded, {clusters} clusters, {} bytes",
+        "{name}: codec {} duration {:.3} s (format {:?} s, input {want:.3} s), {} of {} frames decoded, {clusters} clusters, {} bytes",
         p.codec,
         p.duration_s,
+        p.format_duration_s,
         p.frames_decoded,
         frames.len(),
         bytes.len()
     );
     assert_eq!(p.codec, codec_name(codec));
     assert!((p.duration_s - want).abs() <= 0.1, "{name}: {} vs {want}", p.duration_s);
+    let format = p.format_duration_s.expect("finish_seekable wrote a Duration");
+    assert!((format - want).abs() <= 0.1, "{name}: format duration {format} vs {want}");
     assert_eq!(p.frames_decoded, frames.len() as u64);
     let errors = decode_errors(&path);
     assert!(errors.is_empty(), "{name}: ffmpeg said: {errors}");

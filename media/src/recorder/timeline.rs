@@ -133,6 +133,11 @@ impl Timeline {
         at_ms
     }
 
+    /// The usual frame-to-frame step (ms) seen so far, e.g. to give the last frame a length.
+    pub fn last_step_ms(&self) -> u64 {
+        self.last_step_ms
+    }
+
     /// Milliseconds of the last frame placed (0 before any).
     pub fn last_ms(&self) -> u64 {
         self.last_ms

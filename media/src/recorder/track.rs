@@ -6,12 +6,13 @@
 //! keyframe (so every Cluster starts decodable) and before any frame 1 s or more past its
 //! start. A process killed mid-recording therefore leaves a file that demuxers read up to the
 //! last closed Cluster: at most about one second is lost. Nothing at the end of the file is
-//! needed to play it; there are no Cues and no Duration (both would need seeking back).
+//! needed to play it. There are no Cues; Info ends with a Void the size of a Duration element,
+//! which [`TrackWriter::finish_seekable`] replaces with the Duration on a clean stop.
 //!
 //! Sans-IO: the time of every frame comes from the frame ([`Frame::rtp_time`]); no clock is
 //! read. The `io::Write` is the caller's (a `File`, a `Vec`, an upload buffer).
 
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 
 use webm_iterable::errors::TagWriterError;
 use webm_iterable::matroska_spec::{Master, MatroskaSpec, SimpleBlock};
@@ -27,10 +28,16 @@ pub const MAX_CLUSTER_MS: u64 = 1000;
 /// The only track in each file.
 const TRACK_NUMBER: u64 = 1;
 
+/// A Duration element: 2-byte id, 1-byte size, 8-byte float. The Void reserving its place
+/// (1-byte id, 1-byte size, 9 bytes) has the same length, so Info's size never changes.
+const DURATION_ELEMENT_LEN: usize = 11;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
     #[error("writing WebM: {0:?}")]
     Write(TagWriterError),
+    #[error("patching the Duration: {0}")]
+    Patch(#[from] std::io::Error),
 }
 
 impl From<TagWriterError> for TrackError {
@@ -51,7 +58,9 @@ pub enum Written {
 
 /// Writes one track of one codec to `W` as WebM.
 pub struct TrackWriter<W: Write> {
-    out: WebmWriter<W>,
+    out: WebmWriter<Counted<W>>,
+    /// Offset of the Void in Info that a Duration can replace.
+    duration_at: Option<u64>,
     codec: Codec,
     track_uid: u64,
     timeline: Timeline,
@@ -68,7 +77,8 @@ impl<W: Write> TrackWriter<W> {
     /// `track_uid` must be non-zero; the caller keeps it in the manifest to name the track.
     pub fn new(out: W, codec: Codec, track_uid: u64) -> Self {
         TrackWriter {
-            out: WebmWriter::new(out),
+            out: WebmWriter::new(Counted { inner: out, written: 0 }),
+            duration_at: None,
             codec,
             track_uid: track_uid.max(1),
             timeline: Timeline::new(DEFAULT_GAP_THRESHOLD_MS),
@@ -141,12 +151,32 @@ impl<W: Write> TrackWriter<W> {
     pub fn finish(mut self) -> Result<W, TrackError> {
         self.close_cluster()?;
         // The Segment has unknown size: ending it writes nothing, it only pops it.
-        Ok(self.out.into_inner()?)
+        Ok(self.out.into_inner()?.inner)
+    }
+
+    /// [`Self::finish`], then write the Duration into Info (players show a length and seek
+    /// bars without scanning). Only for destinations that can seek back, e.g. a `File`.
+    pub fn finish_seekable(self) -> Result<W, TrackError>
+    where
+        W: Seek,
+    {
+        let duration_ms = self.timeline.last_ms() + self.timeline.last_step_ms();
+        let at = self.duration_at;
+        let mut out = self.finish()?;
+        if let Some(at) = at {
+            let element = duration_element(duration_ms as f64)?;
+            let end = out.stream_position()?;
+            out.seek(SeekFrom::Start(at))?;
+            out.write_all(&element)?;
+            out.seek(SeekFrom::Start(end))?;
+            out.flush()?;
+        }
+        Ok(out)
     }
 
     /// The writer's destination, e.g. to look at what a crash would leave behind.
     pub fn get_ref(&self) -> &W {
-        self.out.get_ref()
+        &self.out.get_ref().inner
     }
 
     pub fn gaps(&self) -> &[Gap] {
@@ -202,7 +232,10 @@ impl<W: Write> TrackWriter<W> {
             MatroskaSpec::TimestampScale(1_000_000),
             MatroskaSpec::MuxingApp(app.into()),
             MatroskaSpec::WritingApp(app.into()),
+            MatroskaSpec::Void(vec![0; DURATION_ELEMENT_LEN - 2]),
         ])))?;
+        // Info was written out whole (only the unknown-size Segment is open); the Void is last.
+        self.duration_at = Some(self.out.get_ref().written - DURATION_ELEMENT_LEN as u64);
         self.out.write(&MatroskaSpec::Tracks(Master::Full(vec![self.track_entry(first)])))?;
         self.header_written = true;
         Ok(())
@@ -239,6 +272,34 @@ impl<W: Write> TrackWriter<W> {
             }
         }
         MatroskaSpec::TrackEntry(Master::Full(entry))
+    }
+}
+
+/// The bytes of a Duration element, from the crate: it only writes elements in place, so
+/// write Info holding just the Duration and keep its tail.
+fn duration_element(ms: f64) -> Result<Vec<u8>, TrackError> {
+    let mut w = WebmWriter::new(Vec::new());
+    w.write_advanced(&MatroskaSpec::Segment(Master::Start), WriteOptions::is_unknown_sized_element())?;
+    w.write(&MatroskaSpec::Info(Master::Full(vec![MatroskaSpec::Duration(ms)])))?;
+    let bytes = w.into_inner()?;
+    Ok(bytes[bytes.len() - DURATION_ELEMENT_LEN..].to_vec())
+}
+
+/// Counts the bytes that reach the destination, to know where the Void landed.
+struct Counted<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -328,6 +389,25 @@ mod tests {
         let (clusters, blocks) = layout(&bytes);
         assert_eq!(clusters, vec![0, 66, 166]);
         assert_eq!(blocks, vec![(0, 0, true), (0, 33, false), (66, 0, true), (166, 0, true)]);
+    }
+
+    #[test]
+    fn finish_seekable_puts_the_duration_where_the_void_was() {
+        let element = duration_element(1234.0).unwrap();
+        assert_eq!(element[..3], [0x44, 0x89, 0x88], "Duration id, size 8");
+        let mut w = TrackWriter::new(std::io::Cursor::new(Vec::new()), Codec::Opus, 1);
+        for i in 0..100u32 {
+            w.write(&opus(i * 960)).unwrap();
+        }
+        let before = w.get_ref().get_ref().clone();
+        let after = w.finish_seekable().unwrap().into_inner();
+        assert!(after.len() > before.len(), "the last Cluster was written");
+        let tags =
+            |b: &[u8]| -> Vec<MatroskaSpec> { WebmIterator::new(b, &[]).map(Result::unwrap).collect() };
+        assert!(tags(&before).contains(&MatroskaSpec::Void(vec![0; 9])));
+        let after = tags(&after);
+        assert!(after.contains(&MatroskaSpec::Duration(2000.0)), "{after:?}");
+        assert!(!after.iter().any(|t| matches!(t, MatroskaSpec::Void(_))));
     }
 
     #[test]
