@@ -57,6 +57,7 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Forward jumps longer than `gap_threshold_ms` are recorded as gaps.
     pub fn new(gap_threshold_ms: u64) -> Self {
         Timeline {
             gap_threshold_ms,

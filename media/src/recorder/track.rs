@@ -32,6 +32,8 @@ const TRACK_NUMBER: u64 = 1;
 /// (1-byte id, 1-byte size, 9 bytes) has the same length, so Info's size never changes.
 const DURATION_ELEMENT_LEN: usize = 11;
 
+/// After an error the file's state is unknown: drop the writer and start a new file (the
+/// frames already written stay playable).
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
     #[error("writing WebM: {0:?}")]
@@ -89,6 +91,13 @@ impl<W: Write> TrackWriter<W> {
             frames_dropped: 0,
             clusters_written: 0,
         }
+    }
+
+    /// Forward jumps longer than this are reported as gaps (default 500 ms). A screen share
+    /// that sends a frame a second when nothing moves wants a longer one.
+    pub fn with_gap_threshold_ms(mut self, ms: u64) -> Self {
+        self.timeline = Timeline::new(ms);
+        self
     }
 
     /// Add one frame. Video is dropped until a keyframe (at the start and after a loss);
@@ -408,6 +417,20 @@ mod tests {
         let after = tags(&after);
         assert!(after.contains(&MatroskaSpec::Duration(2000.0)), "{after:?}");
         assert!(!after.iter().any(|t| matches!(t, MatroskaSpec::Void(_))));
+    }
+
+    #[test]
+    fn a_slow_screen_share_is_not_a_gap_with_a_longer_threshold() {
+        let mut w = TrackWriter::new(Vec::new(), Codec::Vp8, 1).with_gap_threshold_ms(5000);
+        w.write(&vp8(0, true)).unwrap();
+        w.write(&vp8(90_000, false)).unwrap();
+        w.write(&vp8(2 * 90_000, false)).unwrap();
+        assert!(w.gaps().is_empty());
+        assert_eq!(w.last_ms(), 2000);
+        let mut w = TrackWriter::new(Vec::new(), Codec::Vp8, 1);
+        w.write(&vp8(0, true)).unwrap();
+        w.write(&vp8(90_000, false)).unwrap();
+        assert_eq!(w.gaps().len(), 1, "1 s between frames is a gap at the default 500 ms");
     }
 
     #[test]
