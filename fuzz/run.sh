@@ -3,7 +3,8 @@
 #   fuzz/run.sh TARGET [SECONDS] [EXECS]   one campaign: stops after SECONDS (default 1800) or
 #                                          EXECS executions (default 10000000), whichever first
 #   fuzz/run.sh --list                     the targets
-# Findings go to $CONVENE_CACHE/fuzz/out/TARGET (crashes/, hangs/, queue/); the summary line
+# Findings go to $CONVENE_CACHE/fuzz/out/TARGET (crashes/, hangs/, queue/; CONVENE_FUZZ_OUT
+# instead of …/fuzz/out: fuzz/smoke.sh keeps its runs apart from campaigns); the summary line
 # (executions, run time, crashes, hangs) is printed and appended to $CONVENE_CACHE/fuzz/runs.log.
 # Exit status 1 when AFL++ saved a crash or a hang. Reproduce one without AFL++:
 #   cargo run -p convene-fuzz --bin TARGET -- $CONVENE_CACHE/fuzz/out/TARGET/default/crashes/id:…
@@ -45,7 +46,7 @@ bin="$CARGO_TARGET_DIR/release/$target"
 seeds="fuzz/corpus/$target"
 [ -n "$(ls -A "$seeds" 2>/dev/null)" ] || { echo "fuzz: empty corpus $seeds" >&2; exit 1; }
 
-out="$fuzz_home/out/$target"
+out="${CONVENE_FUZZ_OUT:-$fuzz_home/out}/$target"
 rm -rf "$out"
 mkdir -p "$out"
 # No UI, no CPU-governor or core_pattern checks (containers), stop at the limits.
