@@ -195,18 +195,10 @@ impl World {
         {
             let mut inner = self.app.lock();
             let now = Instant::now();
-            let b = inner.bridges.entry(BRIDGE_ID.into()).or_insert_with(|| RegisteredBridge {
-                id: BRIDGE_ID.into(),
-                region: None,
-                addresses: vec![],
-                version: String::new(),
-                load: Default::default(),
-                drain_deadline: None,
-                drain_migrated: false,
-                last_seen: now,
-                conn: None,
-                recent: 0,
-            });
+            let b = inner
+                .bridges
+                .entry(BRIDGE_ID.into())
+                .or_insert_with(|| RegisteredBridge::new(BRIDGE_ID.into(), now));
             b.addresses = vec!["127.0.0.1".into()];
             b.version = "fuzz".into();
             b.last_seen = now;

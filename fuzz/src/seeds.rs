@@ -466,32 +466,8 @@ fn jwt() -> Vec<(String, Vec<u8>)> {
 }
 
 fn config() -> Vec<(&'static str, String)> {
-    let full = r#"
-domain: meet.example.org
-publicUrl: https://meet.example.org/
-listen: 0.0.0.0:8080
-region: eu
-bridgeSecretFile: /var/run/secrets/convene/bridge-control/secret
-auth:
-  jwt:
-    algorithm: HS256
-    issuer: app
-    audience: convene
-    keyFile: /var/run/secrets/convene/jwt/key
-  allowGuests: true
-  allowAnonymousRoomCreation: false
-lobbyByDefault: false
-web:
-  startAudioMuted: true
-  startVideoMuted: false
-  maxResolution: 720
-  lastN: 20
-turn:
-  uris: ["turn:1.2.3.4:3478?transport=udp"]
-  secretFile: /var/run/secrets/convene/turn/secret
-  credentialLifetimeSeconds: 3600
-recording: false
-"#;
+    // The config test's file (signaling/src/config.rs `parses_operator_rendering`).
+    let full = include_str!("../../signaling/src/testdata/config-full.yaml");
     let limits = r#"domain: x
 bridgeSecretFile: /s
 bridgeCapacity: 10

@@ -53,18 +53,10 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
     {
         let mut inner = app.lock();
         let now = Instant::now();
-        let b = inner.bridges.entry(bridge_id.clone()).or_insert_with(|| RegisteredBridge {
-            id: bridge_id.clone(),
-            region: None,
-            addresses: vec![],
-            version: String::new(),
-            load: Default::default(),
-            drain_deadline: None,
-            drain_migrated: false,
-            last_seen: now,
-            conn: None,
-            recent: 0,
-        });
+        let b = inner
+            .bridges
+            .entry(bridge_id.clone())
+            .or_insert_with(|| RegisteredBridge::new(bridge_id.clone(), now));
         b.region = region.clone();
         b.addresses = addresses.iter().map(|a| a.address.clone()).collect();
         b.version = version.clone();

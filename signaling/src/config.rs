@@ -322,32 +322,8 @@ mod tests {
 
     #[test]
     fn parses_operator_rendering() {
-        let yaml = r#"
-domain: meet.example.org
-publicUrl: https://meet.example.org/
-listen: 0.0.0.0:8080
-region: eu
-bridgeSecretFile: /var/run/secrets/convene/bridge-control/secret
-auth:
-  jwt:
-    algorithm: HS256
-    issuer: app
-    audience: convene
-    keyFile: /var/run/secrets/convene/jwt/key
-  allowGuests: true
-  allowAnonymousRoomCreation: false
-lobbyByDefault: false
-web:
-  startAudioMuted: true
-  startVideoMuted: false
-  maxResolution: 720
-  lastN: 20
-turn:
-  uris: ["turn:1.2.3.4:3478?transport=udp"]
-  secretFile: /var/run/secrets/convene/turn/secret
-  credentialLifetimeSeconds: 3600
-recording: false
-"#;
+        // Also a seed of the signaling_config fuzz target (fuzz/src/seeds.rs).
+        let yaml = include_str!("testdata/config-full.yaml");
         let f = parse_file(yaml).unwrap();
         assert_eq!(f.domain, "meet.example.org");
         assert_eq!(f.auth.jwt.as_ref().unwrap().algorithm, convene_proto::config::JwtAlgorithm::HS256);

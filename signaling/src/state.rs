@@ -101,6 +101,22 @@ pub struct RegisteredBridge {
 }
 
 impl RegisteredBridge {
+    /// A bridge that registered at `now` and has reported nothing yet.
+    pub fn new(id: String, now: Instant) -> Self {
+        Self {
+            id,
+            region: None,
+            addresses: vec![],
+            version: String::new(),
+            load: Default::default(),
+            drain_deadline: None,
+            drain_migrated: false,
+            last_seen: now,
+            conn: None,
+            recent: 0,
+        }
+    }
+
     pub fn draining(&self) -> bool {
         self.drain_deadline.is_some()
     }
