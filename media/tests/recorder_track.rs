@@ -77,7 +77,7 @@ fn rtp_time(ms: u64, clock_rate: u32) -> u32 {
     start.wrapping_add((ms * u64::from(clock_rate) / 1000) as u32)
 }
 
-fn feed(w: &mut TrackWriter<Vec<u8>>, frames: &[Encoded], clock_rate: u32) {
+fn feed<W: std::io::Write>(w: &mut TrackWriter<W>, frames: &[Encoded], clock_rate: u32) {
     for e in frames {
         w.write(&Frame {
             rtp_time: rtp_time(e.ms, clock_rate),
@@ -137,16 +137,7 @@ fn input_duration_s(frames: &[Encoded], frame_ms: f64) -> f64 {
 fn check_whole(dir: &Path, name: &str, codec: Codec, clock_rate: u32, frames: &[Encoded], frame_ms: f64) {
     let path = dir.join(format!("{name}.webm"));
     let mut w = TrackWriter::new(std::fs::File::create(&path).unwrap(), codec, 7);
-    for e in frames {
-        w.write(&Frame {
-            rtp_time: rtp_time(e.ms, clock_rate),
-            clock_rate,
-            keyframe: e.keyframe,
-            contiguous: true,
-            data: &e.data,
-        })
-        .unwrap();
-    }
+    feed(&mut w, frames, clock_rate);
     assert!(w.gaps().is_empty(), "{name}: {:?}", w.gaps());
     let clusters = w.clusters_written();
     w.finish_seekable().unwrap();
