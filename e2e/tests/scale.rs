@@ -11,7 +11,8 @@
 //! unknown and steady, so nothing changes).
 
 use convene_e2e::*;
-use convene_operator::crd::Shard;
+use convene_operator::crd::{BridgePool, Shard};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::Api;
 use kube::api::ListParams;
 use std::collections::HashMap;
@@ -60,7 +61,6 @@ async fn client_shards(api: &Api<Shard>) -> Vec<Shard> {
 /// Per Shard: seconds from its creation to the creation of the last StatefulSet run for it
 /// (signaling's and its pool's), from creation timestamps (whole seconds).
 async fn children_created(shards: &[Shard]) -> Vec<f64> {
-    use k8s_openapi::api::apps::v1::StatefulSet;
     let sets: Vec<StatefulSet> = Api::<StatefulSet>::namespaced(client().await, NS)
         .list(&ListParams::default())
         .await
@@ -87,8 +87,8 @@ async fn children_created(shards: &[Shard]) -> Vec<f64> {
 /// Where Ready's time goes after the operator: for every pod of the Shards, its creation
 /// (after the Shard's), its scheduling and its Ready, from the API's timestamps (1 s
 /// resolution). Returns p99 of (Shard created → pod created, pod created → scheduled,
-/// scheduled → Ready).
-async fn pod_stages(shards: &[Shard]) -> [f64; 3] {
+/// scheduled → Ready, Ready → that status written).
+async fn pod_stages(shards: &[Shard]) -> [f64; 4] {
     use k8s_openapi::api::core::v1::Pod;
     let pods: Vec<Pod> = Api::<Pod>::namespaced(client().await, NS)
         .list(&ListParams::default())
@@ -106,7 +106,17 @@ async fn pod_stages(shards: &[Shard]) -> [f64; 3] {
             p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == ty && c.status == "True")?;
         Some(c.last_transition_time.as_ref()?.0.as_second() as f64)
     };
-    let mut stages: [Vec<f64>; 3] = Default::default();
+    // kwok stamps Ready when it decides; the API server stamps the write that carried it.
+    let written = |p: &Pod| {
+        p.metadata
+            .managed_fields
+            .as_ref()?
+            .iter()
+            .filter(|m| m.subresource.as_deref() == Some("status"))
+            .filter_map(|m| m.time.as_ref().map(|t| t.0.as_second() as f64))
+            .reduce(f64::max)
+    };
+    let mut stages: [Vec<f64>; 4] = Default::default();
     for p in &pods {
         let shard = p.metadata.labels.as_ref().and_then(|l| l.get("convene.dev/shard"));
         let (Some(start), Some(created)) = (
@@ -116,7 +126,9 @@ async fn pod_stages(shards: &[Shard]) -> [f64; 3] {
             continue;
         };
         let (Some(scheduled), Some(ready)) = (at(p, "PodScheduled"), at(p, "Ready")) else { continue };
-        for (v, x) in stages.iter_mut().zip([created - start, scheduled - created, ready - scheduled]) {
+        let written = written(p).unwrap_or(ready);
+        let steps = [created - start, scheduled - created, ready - scheduled, written - ready];
+        for (v, x) in stages.iter_mut().zip(steps) {
             v.push(x);
         }
     }
@@ -160,6 +172,12 @@ struct Figures {
     pod_created_p99: f64,
     pod_scheduled_p99: f64,
     pod_ready_p99: f64,
+    /// Pod Ready (kwok's timestamp) → that status written (the API server's managedFields time).
+    pod_ready_written_p99: f64,
+    /// Seconds after the apply: all of a Shard's StatefulSets report ready replicas; its pool's
+    /// status shows them.
+    sets_ready_p99: f64,
+    pool_ready_p99: f64,
     reconciles_per_object: f64,
     rss_mib: f64,
     requests_per_min: f64,
@@ -190,7 +208,30 @@ async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f
     let out = kubectl(&["apply", "-n", NS, "-f", "-"], Some(&manifests(n)));
     assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
     let mut ready_at: HashMap<String, f64> = HashMap::new();
+    // When each StatefulSet first reported all replicas ready (the controller-manager's share)
+    // and each pool's status first showed them (the operator's copy): polled with the Shards.
+    let sets_api: Api<StatefulSet> = Api::namespaced(client().await, NS);
+    let pools_api: Api<BridgePool> = Api::namespaced(client().await, NS);
+    let (mut set_ready_at, mut pool_ready_at) =
+        (HashMap::<String, f64>::new(), HashMap::<String, f64>::new());
     while ready_at.len() < n && started.elapsed() < Duration::from_secs(300) {
+        let now = started.elapsed().as_secs_f64();
+        for s in sets_api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
+            let want = s.spec.as_ref().and_then(|sp| sp.replicas).unwrap_or(1);
+            let shard = s.metadata.labels.as_ref().and_then(|l| l.get("convene.dev/shard")).cloned();
+            if let Some(shard) = shard
+                && s.status.as_ref().and_then(|st| st.ready_replicas).unwrap_or(0) >= want
+            {
+                // A Shard's sets are ready when the last of them is.
+                let key = format!("{shard}/{}", s.metadata.name.unwrap_or_default());
+                set_ready_at.entry(key).or_insert(now);
+            }
+        }
+        for p in pools_api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
+            if p.status.as_ref().is_some_and(|st| st.ready_replicas >= p.spec.replicas) {
+                pool_ready_at.entry(p.spec.shard_ref.name.clone()).or_insert(now);
+            }
+        }
         if let Ok(list) = api.list(&ListParams::default()).await {
             for s in list.items {
                 let ready = s
@@ -209,10 +250,24 @@ async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f
     }
     let mut times: Vec<f64> = ready_at.values().copied().collect();
     times.sort_by(f64::total_cmp);
+    let mut sets_ready: HashMap<&str, f64> = HashMap::new();
+    for (key, t) in &set_ready_at {
+        let shard = key.split('/').next().unwrap_or_default();
+        let e = sets_ready.entry(shard).or_insert(0.0);
+        *e = e.max(*t);
+    }
+    let p99_of = |v: Vec<f64>| {
+        let mut v = v;
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.99)
+    };
+    let (sets_ready_p99, pool_ready_p99) =
+        (p99_of(sets_ready.into_values().collect()), p99_of(pool_ready_at.into_values().collect()));
     let build_reconciles = op.counter("convene_operator_reconciles_total", "").await.unwrap_or(0.0);
     let listed = client_shards(&api).await;
     let children = children_created(&listed).await;
-    let [pod_created_p99, pod_scheduled_p99, pod_ready_p99] = pod_stages(&listed).await;
+    let [pod_created_p99, pod_scheduled_p99, pod_ready_p99, pod_ready_written_p99] =
+        pod_stages(&listed).await;
 
     // Steady state: let the last writes settle, then count for one window.
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -245,6 +300,9 @@ async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f
         pod_created_p99,
         pod_scheduled_p99,
         pod_ready_p99,
+        pod_ready_written_p99,
+        sets_ready_p99,
+        pool_ready_p99,
         reconciles_per_object: build_reconciles / (2 * n) as f64,
         rss_mib: rss,
         requests_per_min: ((req1 - req0) * per_min - background).max(0.0),
@@ -280,13 +338,16 @@ async fn hundred_shards() {
     runs.push(("current", measure("current", operator_binary(), &chart, background).await));
 
     type Figure = fn(&Figures) -> f64;
-    let rows: [(&str, Figure); 11] = [
+    let rows: [(&str, Figure); 14] = [
         ("Ready p50 (s)", |f| f.ready_p50),
         ("Ready p99 (s)", |f| f.ready_p99),
         ("children created p99 (s, 1 s resolution)", |f| f.children_p99),
         ("  pods created p99 (s after the Shard)", |f| f.pod_created_p99),
         ("  pod created → scheduled p99 (s)", |f| f.pod_scheduled_p99),
         ("  pod scheduled → Ready p99 (s)", |f| f.pod_ready_p99),
+        ("  pod Ready → status written p99 (s)", |f| f.pod_ready_written_p99),
+        ("  StatefulSets all ready p99 (s)", |f| f.sets_ready_p99),
+        ("  pool status ready p99 (s)", |f| f.pool_ready_p99),
         ("reconciles per object, build-up", |f| f.reconciles_per_object),
         ("RSS at steady state (MiB)", |f| f.rss_mib),
         ("API requests/min, steady", |f| f.requests_per_min),

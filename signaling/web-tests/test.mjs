@@ -49,6 +49,11 @@ async function waitFor(what, fn, timeoutMs = 20000, every = 100) {
 }
 
 const stats = (p) => p.page.evaluate(() => window.convene.stats());
+// Click an element once the page has rendered it: state arrives before the DOM that shows it.
+async function clickWhen(p, selector, timeoutMs = 5000) {
+  await waitFor(`${p.label}: ${selector}`, () => p.page.evaluate((sel) => !!document.querySelector(sel), selector), timeoutMs, 50);
+  await p.page.evaluate((sel) => document.querySelector(sel).click(), selector);
+}
 // Heights of the camera layers a page is sending now (one per active simulcast encoding).
 const sentHeights = (p) => p.page.evaluate(async () => {
   const out = []; (await window.convene.pc?.getStats())?.forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video' && s.frameHeight) out.push(s.frameHeight); });
@@ -211,16 +216,26 @@ try {
     // the stage must get the highest layer its sender sends now, up to 360p.
     const topSent = async (id) => Math.max(0, ...(await sentHeights(main[ids.indexOf(id)])));
     const stageHd = async (id) => { const h = await heightOf(id); return h > 0 && h >= Math.min(360, await topSent(id)) && h; };
+    // The stage follows the dominant speaker, which may change while we wait (the fake
+    // microphones beep): judge the heights against whoever is on the stage at each poll.
+    const stageNow = () => c.page.evaluate(() => document.querySelector('#stage .tile')?.dataset.endpoint);
+    let [onStage, offStage] = [stageId, other];
     try {
-      await waitFor('stage HD, filmstrip low', async () => (await stageHd(stageId)) && (await heightOf(other)) > 0 && (await heightOf(other)) <= 180, 20000, 250);
-      log(`  received: stage ${await heightOf(stageId)}p (its sender's top layer ${await topSent(stageId)}p), filmstrip ${await heightOf(other)}p`);
+      await waitFor('stage HD, filmstrip low', async () => {
+        onStage = await stageNow();
+        offStage = ids.find((x) => x !== onStage && x !== ids[2]);
+        if (!onStage || !offStage) return false;
+        return (await stageHd(onStage)) && (await heightOf(offStage)) > 0 && (await heightOf(offStage)) <= 180;
+      }, 20000, 250);
+      log(`  received: stage ${await heightOf(onStage)}p (its sender's top layer ${await topSent(onStage)}p), filmstrip ${await heightOf(offStage)}p`);
+      const [stageId, other] = [onStage, offStage]; // pinning below fixes the stage
       // Pin the other one: it takes the stage and the constraints swap.
-      await c.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"] .pin`).click(), other);
+      await clickWhen(c, `.tile[data-key="${other}"] .pin`);
       await waitFor('pinned constraints', async () => { const k = await constraintsOf(c); return k.pinned[0] === other && k.max_height[`${other}-v0`] >= 360 && k.max_height[`${stageId}-v0`] <= 180; }, 3000);
       await waitFor('pinned HD', () => stageHd(other), 20000, 250);
-      await c.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"] .pin`).click(), other);
+      await clickWhen(c, `.tile[data-key="${other}"] .pin`);
     } catch (e) {
-      log(`  at failure: stage ${await heightOf(stageId)}p of sent ${JSON.stringify(await sentHeights(main[ids.indexOf(stageId)]))}, filmstrip ${await heightOf(other)}p of sent ${JSON.stringify(await sentHeights(main[ids.indexOf(other)]))}`);
+      log(`  at failure: stage ${onStage} ${await heightOf(onStage)}p of sent ${JSON.stringify(await sentHeights(main[ids.indexOf(onStage)]))}, filmstrip ${await heightOf(offStage)}p of sent ${JSON.stringify(await sentHeights(main[ids.indexOf(offStage)]))}`);
       throw e;
     } finally {
       // Later checks expect the tile view with nobody pinned.
@@ -283,7 +298,7 @@ try {
     try {
       await waitFor('dave waits', () => d.page.evaluate(() => document.querySelector('#message-title').textContent.includes('Waiting')), 10000);
       await waitFor('moderator sees knock', () => a.page.evaluate(() => window.convene.state.lobby.some((w) => w.name === 'dave')), 5000);
-      await a.page.evaluate(() => document.querySelector('#lobby-list .waiting button').click());
+      await clickWhen(a, '#lobby-list .waiting button');
       await waitFor('dave joined', () => d.page.evaluate(() => !!window.convene.state.me && !document.querySelector('#meeting').classList.contains('hidden')), 10000);
       await waitFor('dave decodes', async () => (await stats(d)).video.some((v) => v.framesDecoded > 0), 20000, 250);
     } finally {
@@ -298,7 +313,7 @@ try {
     const a = main[mods.indexOf(true)];
     const b = main[mods.indexOf(false)];
     const bid = await myId(b);
-    await a.page.evaluate((id) => document.querySelector(`#participant-list li[data-id="${id}"] button`).click(), bid);
+    await clickWhen(a, `#participant-list li[data-id="${bid}"] button[data-action="mute"]`);
     await waitFor('target muted by moderator', () => b.page.evaluate(() => window.convene.state.audioMuted === true && window.convene.media.local.audio?.enabled === false), 5000);
     await b.page.evaluate(() => window.convene.setMic(true));
     await a.page.evaluate(() => { document.querySelector('#lock-password').value = 'hunter2'; document.querySelector('#lock-form').requestSubmit(); });
@@ -313,7 +328,8 @@ try {
       await e.page.click('#password-form button');
       await waitFor('eve joined', () => e.page.evaluate(() => !!window.convene.state.me), 5000);
       const eid = await myId(e);
-      await a.page.evaluate((id) => [...document.querySelectorAll(`#participant-list li[data-id="${id}"] button`)].find((x) => x.dataset.action === 'kick').click(), eid);
+      // eve's join reaches the moderator's list a moment after eve sees it herself
+      await clickWhen(a, `#participant-list li[data-id="${eid}"] button[data-action="kick"]`);
       await waitFor('eve kicked', () => e.page.evaluate(() => document.querySelector('#message-title').textContent === 'Removed'), 5000);
       await waitFor('eve gone for others', () => b.page.evaluate((id) => !window.convene.state.participants.has(id), eid), 5000);
     } finally {
