@@ -259,7 +259,8 @@ impl World {
                 continue;
             }
             match msg {
-                ToBridge::AllocateEndpoint { id, conference, endpoint } => {
+                ToBridge::AllocateEndpoint { id, conference, endpoint }
+                | ToBridge::AllocateHiddenEndpoint { id, conference, endpoint } => {
                     replies.push(FromBridge::Allocated {
                         id,
                         conference,

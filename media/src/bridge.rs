@@ -102,6 +102,8 @@ impl Bridge {
             per_source_pps: cfg.max_pps_per_source,
             audio_slots: cfg.audio_slots.into(),
             video_slots: cfg.video_slots.into(),
+            hidden_audio_slots: cfg.recorder_audio_slots.into(),
+            hidden_video_slots: cfg.recorder_video_slots.into(),
             initial_bwe: cfg.bwe.then(|| str0m::bwe::Bitrate::kbps(2_500)),
             ..SfuConfig::default()
         };

@@ -70,6 +70,14 @@ pub struct Config {
     /// Video receive slots per endpoint (cameras and screens it gets at once, by last-N).
     #[arg(long, env = env::VIDEO_SLOTS, default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=100))]
     pub video_slots: u16,
+    /// Audio receive slots of a hidden endpoint (a recorder, which hears everyone): the most
+    /// participants whose audio one recording holds.
+    #[arg(long, env = env::RECORDER_AUDIO_SLOTS, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub recorder_audio_slots: u16,
+    /// Video receive slots of a hidden endpoint (a recorder): the most cameras and screens one
+    /// recording holds.
+    #[arg(long, env = env::RECORDER_VIDEO_SLOTS, default_value_t = 48, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub recorder_video_slots: u16,
     /// Bandwidth estimation (TWCC) per receiver, used to pick simulcast layers. Turning it off
     /// also turns off str0m's pacer (cheaper; layers then follow receiver constraints only).
     #[arg(long, env = env::BWE, default_value_t = true, action = clap::ArgAction::Set)]
@@ -190,6 +198,8 @@ impl Config {
             max_pps_per_source: 20000.0,
             audio_slots: 5,
             video_slots: 20,
+            recorder_audio_slots: 32,
+            recorder_video_slots: 48,
             bwe: true,
             drain_deadline_seconds: 60,
             ice_tcp_max_connections: 4096,
@@ -236,6 +246,7 @@ mod tests {
         let c =
             Config::try_parse_from(["convene-bridge", "--audio-slots", "3", "--video-slots", "9"]).unwrap();
         assert_eq!((c.audio_slots, c.video_slots), (3, 9));
+        assert_eq!((c.recorder_audio_slots, c.recorder_video_slots), (32, 48));
         assert!(Config::try_parse_from(["convene-bridge", "--audio-slots", "0"]).is_err());
         assert!(Config::try_parse_from(["convene-bridge", "--video-slots", "101"]).is_err());
     }

@@ -220,6 +220,23 @@ impl World {
     }
 
     fn join_with_screen(&mut self, name: &str, port: u16, publish: bool, screen: bool) {
+        let alloc = ToBridge::AllocateEndpoint { id: 1, conference: "c".into(), endpoint: name.into() };
+        self.join_as(alloc, port, publish, screen);
+    }
+
+    /// A hidden endpoint (a recorder); `publish` makes it try to send too.
+    fn join_hidden(&mut self, name: &str, port: u16, publish: bool) {
+        let alloc = ToBridge::AllocateHiddenEndpoint { id: 1, conference: "c".into(), endpoint: name.into() };
+        self.join_as(alloc, port, publish, false);
+    }
+
+    fn join_as(&mut self, alloc: ToBridge, port: u16, publish: bool, screen: bool) {
+        let (ToBridge::AllocateEndpoint { endpoint, .. } | ToBridge::AllocateHiddenEndpoint { endpoint, .. }) =
+            alloc.clone()
+        else {
+            panic!("not an allocation")
+        };
+        let name = endpoint.as_str();
         let (p, offer) = Peer::new(name, port, publish, screen, self.now);
         let mut sources = Vec::new();
         if let Some(m) = p.screen {
@@ -233,10 +250,7 @@ impl World {
         }
         self.peers.push(p);
         let now = self.now;
-        self.sfu.handle_control(
-            ToBridge::AllocateEndpoint { id: 1, conference: "c".into(), endpoint: name.into() },
-            now,
-        );
+        self.sfu.handle_control(alloc, now);
         self.sfu.handle_control(
             ToBridge::Offer {
                 id: 2,
@@ -509,4 +523,48 @@ fn audio_slots_follow_the_loudest_speakers() {
     for n in ["a", "b", "c", "v"] {
         assert_eq!(w.offers_to(n), 1);
     }
+}
+
+/// Issue 13: a hidden endpoint (the recorder) receives every source — all audio, not only the
+/// loudest, and every camera and screen — while it is nobody's source: not in anyone's slots,
+/// never a dominant speaker, its own media dropped, even when it is the loudest sender.
+#[test]
+fn hidden_endpoint_receives_everything_and_is_nobody_s_source() {
+    let mut w = world_with(SfuConfig { audio_slots: 1, video_slots: 1, ..SfuConfig::default() });
+    w.join("a", 5001, true);
+    w.join_with_screen("b", 5002, true, true);
+    w.join("c", 5003, true);
+    w.peer_mut("b").level = -127;
+    w.peer_mut("c").level = -127;
+    // The recorder tries to publish, loudly.
+    w.join_hidden("rec", 5009, true);
+    w.peer_mut("rec").level = 0;
+    w.run(3000);
+    for s in ["a-a0", "b-a0", "c-a0", "a-v0", "b-v0", "b-s0", "c-v0"] {
+        let n = w.peer("rec").frames_from(s);
+        assert!(n >= 20, "the recorder gets {s}: {n}");
+    }
+    for n in ["a", "b", "c"] {
+        assert!(w.peer(n).slot_src.values().all(|s| !s.starts_with("rec-")), "{n}: {:?}", w.peer(n).slot_src);
+        assert!(w.peer(n).frames.keys().all(|s| !s.starts_with("rec")), "{n} got media of the recorder");
+    }
+    let told_of_rec = w.log.iter().any(|m| match m {
+        FromBridge::Slots { slots, .. } | FromBridge::Offer { slots, .. } => {
+            slots.iter().any(|s| s.source.as_ref().is_some_and(|x| x.endpoint == "rec"))
+        }
+        FromBridge::DominantSpeaker { endpoint, .. } => endpoint == "rec",
+        _ => false,
+    });
+    assert!(!told_of_rec, "the recorder is nobody's source nor a speaker");
+    // A participant with one slot each still gets one audio and one video: last-N is unchanged
+    // by the recorder.
+    assert_eq!(w.sfu.forwarded_layers("c", "c").len(), 1);
+    assert_eq!(w.offers_to("rec"), 1);
+    // Someone leaving frees the recorder's slots of them.
+    w.sfu.handle_control(
+        ToBridge::ExpireEndpoint { id: 7, conference: "c".into(), endpoint: "b".into() },
+        w.now,
+    );
+    w.run(300);
+    assert!(w.peer("rec").slot_src.values().all(|s| !s.starts_with("b-")), "{:?}", w.peer("rec").slot_src);
 }

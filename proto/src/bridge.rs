@@ -28,6 +28,8 @@ pub mod env {
     /// video (cameras and screens by last-N).
     pub const AUDIO_SLOTS: &str = "CONVENE_BRIDGE_AUDIO_SLOTS";
     pub const VIDEO_SLOTS: &str = "CONVENE_BRIDGE_VIDEO_SLOTS";
+    pub const RECORDER_AUDIO_SLOTS: &str = "CONVENE_BRIDGE_RECORDER_AUDIO_SLOTS";
+    pub const RECORDER_VIDEO_SLOTS: &str = "CONVENE_BRIDGE_RECORDER_VIDEO_SLOTS";
     pub const BWE: &str = "CONVENE_BRIDGE_BWE";
     pub const LOAD_INTERVAL: &str = "CONVENE_BRIDGE_LOAD_INTERVAL";
     pub const ICE_TCP_MAX_CONNECTIONS: &str = "CONVENE_BRIDGE_ICE_TCP_MAX_CONNECTIONS";

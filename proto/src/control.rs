@@ -36,6 +36,15 @@ pub enum ToBridge {
     /// Create an endpoint (and its conference if new). Refused while draining for new
     /// conferences, and at capacity. Reply: [`FromBridge::Allocated`].
     AllocateEndpoint { id: RequestId, conference: String, endpoint: String },
+    /// Create a *hidden* endpoint (a recorder): it receives every source of the conference
+    /// (all audio, cameras and screens, on receive slots sized by the bridge's recorder slot
+    /// counts, not by last-N or the loudest speakers), publishes nothing (media it sends is
+    /// dropped), is never a dominant speaker and never appears in anyone's slots. It
+    /// negotiates and sends `receiver_constraints` like any endpoint (`max_height` picks the
+    /// simulcast layer). Same checks and reply as `AllocateEndpoint`: [`FromBridge::Allocated`].
+    /// A separate request rather than a flag, so every existing sender and matcher of
+    /// `allocate_endpoint` stays as it is.
+    AllocateHiddenEndpoint { id: RequestId, conference: String, endpoint: String },
     /// The client's offer (its published tracks). Reply: [`FromBridge::Answer`].
     Offer {
         id: RequestId,
@@ -153,6 +162,7 @@ impl ToBridge {
         use ToBridge::*;
         match self {
             AllocateEndpoint { id, .. }
+            | AllocateHiddenEndpoint { id, .. }
             | Offer { id, .. }
             | IceCandidate { id, .. }
             | ReceiverConstraints { id, .. }
@@ -229,6 +239,20 @@ mod tests {
         assert_eq!(m.request_id(), Some(7));
         let r = FromBridge::Ok { id: 7 };
         assert_eq!(parse::<FromBridge>(&to_json(&r)).unwrap().reply_to(), Some(7));
+    }
+
+    #[test]
+    fn hidden_endpoint_request() {
+        let m = parse::<ToBridge>(
+            r#"{"type":"allocate_hidden_endpoint","id":3,"conference":"room","endpoint":"rec-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            ToBridge::AllocateHiddenEndpoint { id: 3, conference: "room".into(), endpoint: "rec-1".into() }
+        );
+        assert_eq!(m.request_id(), Some(3));
+        assert_eq!(parse::<ToBridge>(&to_json(&m)).unwrap(), m);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Allocation per receiver: which source each of its receive slots carries — video by last-N
 //! (pins, then speech order, then join order) over the sources sending now, screens before
 //! cameras; audio from the conference's audible set (`slots::Audible`) — and which simulcast
-//! layer of each video source (its constraints and bandwidth estimate). Sources keep their
+//! layer of each video source (its constraints and bandwidth estimate). A hidden receiver
+//! (a recorder) wants every source: all audio, in join order, and video by pins then join
+//! order, on slots sized for a whole room. Sources keep their
 //! slot while wanted (`slots::assign`); a video slot switches on the new source's keyframe.
 use std::collections::HashSet;
 use std::time::Instant;
@@ -46,7 +48,7 @@ impl Sfu {
         let mut endpoints = 0;
         let mut exhausted = true;
         let candidates =
-            lastn::candidates(&r.name, &c.pinned, conf.speaker.history(), &conf.member_names, |e| {
+            lastn::candidates(&r.name, &c.pinned, speech_order(r.hidden, conf), &conf.member_names, |e| {
                 conf.by_name.contains_key(e)
             });
         for name in candidates {
@@ -141,15 +143,16 @@ impl Sfu {
         if open.is_empty() {
             return;
         }
-        let wanted: Vec<(EpId, Mid)> = conf
-            .audible
-            .for_receiver(&r.name, open.len())
-            .filter_map(|n| {
-                let e = self.endpoints.get(conf.by_name.get(n)?)?;
-                let t = e.tracks_in.iter().find(|t| t.kind == MediaKind::Audio)?;
-                Some((e.id, t.mid))
-            })
-            .collect();
+        let audio_of = |n: &str| {
+            let e = self.endpoints.get(conf.by_name.get(n)?)?;
+            let t = e.tracks_in.iter().find(|t| t.kind == MediaKind::Audio)?;
+            Some((e.id, t.mid))
+        };
+        let names =
+            slots::audio_wanted(&r.name, r.hidden, &conf.audible, &conf.member_names, open.len(), |n| {
+                audio_of(n).is_some()
+            });
+        let wanted: Vec<(EpId, Mid)> = names.into_iter().filter_map(audio_of).collect();
         let held: Vec<Option<(EpId, Mid)>> =
             open.iter().map(|&i| r.slots[i].target.map(|f| f.track())).collect();
         let placed = slots::assign(&held, &wanted);
@@ -160,7 +163,7 @@ impl Sfu {
 
     /// Re-decide the audio of every member of a conference (its audible set changed).
     pub(super) fn allocate_audio_all(&mut self, conference: &str, now: Instant) {
-        let members = self.conferences.get(conference).map(|c| c.members.clone()).unwrap_or_default();
+        let members = self.conferences.get(conference).map(|c| c.receivers()).unwrap_or_default();
         for m in members {
             self.allocate_audio(m, now);
         }
@@ -168,7 +171,7 @@ impl Sfu {
 
     /// Re-decide the video of every member of a conference (speech order changed).
     pub(super) fn allocate_video_all(&mut self, conference: &str, now: Instant) {
-        let members = self.conferences.get(conference).map(|c| c.members.clone()).unwrap_or_default();
+        let members = self.conferences.get(conference).map(|c| c.receivers()).unwrap_or_default();
         for m in members {
             self.allocate_video(m, now);
         }
@@ -240,6 +243,12 @@ impl Sfu {
             self.slots_changed.push(rx);
         }
     }
+}
+
+/// The speech order a receiver's last-N follows: none for a hidden one (a recorder wants
+/// every source; its slots need not move when the speaker changes).
+fn speech_order(hidden: bool, conf: &super::conference::Conference) -> &[String] {
+    if hidden { &[] } else { conf.speaker.history() }
 }
 
 fn max_height_for(c: &ReceiverConstraints, source_name: &str, endpoint: &str) -> u32 {

@@ -1,5 +1,6 @@
-//! A conference: its endpoints in join order, its speaker state, whose audio it forwards, and
-//! which receivers could take more video than they get.
+//! A conference: its endpoints in join order, its hidden endpoints (recorders: receivers only,
+//! kept apart so last-N, speakers and the audible set never see them), its speaker state,
+//! whose audio it forwards, and which receivers could take more video than they get.
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -16,6 +17,8 @@ pub struct Conference {
     pub member_names: Vec<String>,
     /// Endpoint name → id.
     pub by_name: HashMap<String, EpId>,
+    /// Hidden endpoints (recorders), in join order; not in `members` nor `by_name`.
+    pub hidden: Vec<EpId>,
     pub speaker: DominantSpeaker,
     /// Endpoints whose audio is forwarded (to everyone else, on their audio slots).
     pub audible: Audible,
@@ -32,6 +35,7 @@ impl Conference {
             members: Vec::new(),
             member_names: Vec::new(),
             by_name: HashMap::new(),
+            hidden: Vec::new(),
             speaker: DominantSpeaker::default(),
             audible: Audible::default(),
             hungry: HashSet::new(),
@@ -45,8 +49,27 @@ impl Conference {
         self.by_name.insert(name.to_string(), id);
     }
 
-    /// Remove a member; returns true if it was audible (its listeners need new audio).
+    pub fn add_hidden(&mut self, id: EpId) {
+        self.hidden.push(id);
+    }
+
+    /// Everyone who receives: members, then hidden endpoints.
+    pub fn receivers(&self) -> Vec<EpId> {
+        self.members.iter().chain(&self.hidden).copied().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.hidden.is_empty()
+    }
+
+    /// Remove a member (or a hidden endpoint); returns true if it was audible (its listeners
+    /// need new audio).
     pub fn remove(&mut self, id: EpId, name: &str) -> bool {
+        if let Some(i) = self.hidden.iter().position(|h| *h == id) {
+            self.hidden.remove(i);
+            self.hungry.remove(&id);
+            return false;
+        }
         self.members.retain(|m| *m != id);
         self.member_names.retain(|m| m != name);
         self.by_name.remove(name);
@@ -74,5 +97,24 @@ mod tests {
         assert_eq!(c.member_names, vec!["c"]);
         assert_eq!(c.by_name.get("c"), Some(&2));
         assert!(c.hungry.is_empty());
+    }
+
+    #[test]
+    fn hidden_endpoints_receive_but_are_not_members() {
+        let t0 = Instant::now();
+        let mut c = Conference::new("c", t0);
+        c.add(1, "a");
+        c.add_hidden(2);
+        assert_eq!(c.members, vec![1]);
+        assert!(!c.by_name.contains_key("rec"), "not found as a source by name");
+        assert_eq!(c.receivers(), vec![1, 2]);
+        // A member with the hidden endpoint's name is another endpoint: only ids count.
+        c.add(3, "rec");
+        assert!(!c.remove(2, "rec"));
+        assert_eq!(c.by_name.get("rec"), Some(&3));
+        assert_eq!(c.receivers(), vec![1, 3]);
+        c.remove(1, "a");
+        c.remove(3, "rec");
+        assert!(c.is_empty());
     }
 }

@@ -22,7 +22,10 @@ impl Sfu {
     pub(super) fn on_control(&mut self, msg: ToBridge, now: Instant) {
         let reply = match msg {
             ToBridge::AllocateEndpoint { id, conference, endpoint } => {
-                self.allocate_endpoint(id, &conference, &endpoint, now)
+                self.allocate_endpoint(id, &conference, &endpoint, false, now)
+            }
+            ToBridge::AllocateHiddenEndpoint { id, conference, endpoint } => {
+                self.allocate_endpoint(id, &conference, &endpoint, true, now)
             }
             ToBridge::Offer { id, conference, endpoint, sdp, sources } => {
                 match self.on_offer(id, &conference, &endpoint, &sdp, sources, now) {
@@ -85,7 +88,7 @@ impl Sfu {
             ToBridge::ExpireConference { id, conference } => match self.conferences.get(&conference) {
                 None => FromBridge::error(Some(id), ErrorCode::UnknownConference, conference),
                 Some(c) => {
-                    for m in c.members.clone() {
+                    for m in c.receivers() {
                         self.remove_endpoint(m, now);
                     }
                     FromBridge::Ok { id }
@@ -106,6 +109,7 @@ impl Sfu {
         req: RequestId,
         conference: &str,
         endpoint: &str,
+        hidden: bool,
         now: Instant,
     ) -> FromBridge {
         if conference.is_empty() || endpoint.is_empty() || conference.len() > 256 || endpoint.len() > 256 {
@@ -148,18 +152,29 @@ impl Sfu {
             .or_insert_with(|| Conference::new(conference, now));
         // A fixed set of receive slots, offered once after the client's first offer; nothing
         // about the others (no per-source m-lines, so their joins renegotiate nobody).
+        // A hidden endpoint (recorder) gets every source, so it has room for a whole room.
+        let (audio, video) = if hidden {
+            (self.cfg.hidden_audio_slots, self.cfg.hidden_video_slots)
+        } else {
+            (self.cfg.audio_slots, self.cfg.video_slots)
+        };
         let slots = std::iter::repeat_with(|| Slot::new(MediaKind::Audio))
-            .take(self.cfg.audio_slots)
-            .chain(std::iter::repeat_with(|| Slot::new(MediaKind::Video)).take(self.cfg.video_slots))
+            .take(audio)
+            .chain(std::iter::repeat_with(|| Slot::new(MediaKind::Video)).take(video))
             .collect();
-        conf.add(id, endpoint);
-        let ep = Endpoint::new(id, conference, endpoint, rtc, ufrag.clone(), slots, now);
+        if hidden {
+            conf.add_hidden(id);
+        } else {
+            conf.add(id, endpoint);
+        }
+        let mut ep = Endpoint::new(id, conference, endpoint, rtc, ufrag.clone(), slots, now);
+        ep.hidden = hidden;
         self.endpoints.insert(id, ep);
         self.timers.push(std::cmp::Reverse((now, id)));
         self.by_ufrag.insert(ufrag, id);
         self.by_name.insert(key, id);
         self.update_census();
-        info!(%conference, %endpoint, "endpoint allocated");
+        info!(%conference, %endpoint, hidden, "endpoint allocated");
         FromBridge::Allocated {
             id: req,
             conference: conference.to_string(),

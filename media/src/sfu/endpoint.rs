@@ -211,6 +211,8 @@ pub struct Endpoint {
     pub id: EpId,
     pub conference: String,
     pub name: String,
+    /// A recorder: receives every source, publishes nothing, is in nobody's last-N or slots.
+    pub hidden: bool,
     pub rtc: Rtc,
     pub ufrag: String,
     pub timeout: Instant,
@@ -250,6 +252,7 @@ impl Endpoint {
             id,
             conference: conference.to_string(),
             name: name.to_string(),
+            hidden: false,
             rtc,
             ufrag,
             timeout: now,

@@ -44,7 +44,10 @@ impl Sfu {
                 }
             }
             Event::MediaAdded(m) => {
-                if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
+                // A hidden endpoint never publishes: without a source track its media is
+                // dropped on arrival and nobody can be given it.
+                let hidden = self.endpoints.get(&id).is_some_and(|e| e.hidden);
+                if !hidden && matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {
                     self.add_track_in(id, m.mid, m.kind);
                 }
             }

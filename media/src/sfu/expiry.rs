@@ -77,7 +77,7 @@ impl Sfu {
         let mut was_audible = false;
         if let Some(c) = self.conferences.get_mut(&ep.conference) {
             was_audible = c.remove(id, &ep.name);
-            if c.members.is_empty() {
+            if c.is_empty() {
                 self.conferences.remove(&ep.conference);
                 info!(conference = %ep.conference, "conference ended");
             }

@@ -8,7 +8,8 @@
 //! `ingress` (datagrams in: flood limit, classification, hand-off to the endpoint), `poll`
 //! (driving str0m and collecting its output), `events` (str0m events), `forward` (media to
 //! receivers on their slots, keyframe requests), `allocate` (which source each receive slot
-//! carries: last-N, pins, speakers; and simulcast layers per receiver),
+//! carries: last-N, pins, speakers; and simulcast layers per receiver; a hidden endpoint, i.e.
+//! a recorder, gets every source and is never one),
 //! `negotiate` (SDP offer/answer with each endpoint), `control` (requests from signaling and
 //! the messages sent to it) and `expiry` (removing endpoints, finding the timed-out ones).
 pub mod conference;
@@ -62,6 +63,10 @@ pub struct SfuConfig {
     /// receiver, see `slots::Audible`) and video (cameras and screens by last-N).
     pub audio_slots: usize,
     pub video_slots: usize,
+    /// Receive slots of a hidden endpoint (a recorder), which gets every source: so these
+    /// bound the participants (audio) and cameras + screens (video) a recording can hold.
+    pub hidden_audio_slots: usize,
+    pub hidden_video_slots: usize,
     /// An endpoint disconnected this long (no ICE restart) is expired.
     pub disconnect_grace: Duration,
     /// str0m stats period (loss/RTT/NACK counters).
@@ -80,6 +85,8 @@ impl Default for SfuConfig {
             keyframe_min_gap: Duration::from_millis(300),
             audio_slots: 5,
             video_slots: 20,
+            hidden_audio_slots: 32,
+            hidden_video_slots: 48,
             disconnect_grace: Duration::from_secs(60),
             stats_interval: Some(Duration::from_secs(2)),
             initial_bwe: Some(Bitrate::kbps(2_500)),

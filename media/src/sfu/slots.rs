@@ -44,6 +44,25 @@ pub fn assign<K: PartialEq + Clone>(held: &[Option<K>], wanted: &[K]) -> Vec<Opt
     out
 }
 
+/// Whose audio a receiver's `slots` audio slots want, in priority order (only endpoints for
+/// which `has_audio`): a hidden receiver (a recorder) wants every member, in join order, not
+/// just the audible set, since a recording must hold everyone who spoke; anyone else gets
+/// the audible set but itself ([`Audible::for_receiver`]).
+pub fn audio_wanted<'a>(
+    receiver: &'a str,
+    hidden: bool,
+    audible: &'a Audible,
+    join_order: &'a [String],
+    slots: usize,
+    has_audio: impl Fn(&str) -> bool,
+) -> Vec<&'a str> {
+    if hidden {
+        join_order.iter().map(String::as_str).filter(|m| has_audio(m)).take(slots).collect()
+    } else {
+        audible.for_receiver(receiver, slots).filter(|m| has_audio(m)).collect()
+    }
+}
+
 /// The endpoints whose audio a conference forwards (see the module doc for the rule).
 #[derive(Debug, Clone, Default)]
 pub struct Audible {
@@ -154,6 +173,22 @@ mod tests {
         assert_eq!(assign::<&str>(&[Some("a"), None], &[]), vec![None, None]);
         // No slots.
         assert_eq!(assign::<&str>(&[], &["a"]), Vec::<Option<&str>>::new());
+    }
+
+    #[test]
+    fn hidden_receivers_want_every_audio_source() {
+        let t0 = Instant::now();
+        let joined: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let mut set = Audible::default();
+        // Only "c" is audible (a full set of one): a participant hears just c...
+        assert!(set.consider("c", 9.0, 1, t0, |_| 9.0));
+        let has_audio = |m: &str| m != "b";
+        assert_eq!(audio_wanted("a", false, &set, &joined, 5, has_audio), vec!["c"]);
+        // ...a recorder gets everyone with audio, in join order, whoever is loud.
+        assert_eq!(audio_wanted("rec", true, &set, &joined, 5, has_audio), vec!["a", "c", "d"]);
+        // Bounded by its slots (the bridge's recorder slot count).
+        assert_eq!(audio_wanted("rec", true, &set, &joined, 2, has_audio), vec!["a", "c"]);
+        assert!(audio_wanted("rec", true, &set, &[], 5, has_audio).is_empty());
     }
 
     #[test]
