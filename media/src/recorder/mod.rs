@@ -1,6 +1,10 @@
-//! The recorder's media side (issue 13), started: a sans-IO per-track WebM writer.
+//! The recorder's media side (issue 13): a sans-IO session per recording and a per-track
+//! WebM writer.
 //!
-//! [`track`] writes one track (remux only) to any `io::Write`; [`frame`] is what it takes,
+//! [`session`] is one recording: a str0m receiver as the bridge's hidden endpoint, following
+//! the bridge's slot map ([`slotmap`]), a writer per source track, [`manifest`] kept in step,
+//! all into a [`sink`] (a directory). [`track`] writes one track (remux only) to any
+//! `io::Write`; [`frame`] is what it takes,
 //! converted from str0m's frame-mode `MediaData`; [`timeline`] maps RTP ticks to monotonic
 //! milliseconds and records gaps; [`codec`] holds what differs per codec (ids, private data).
 //!
@@ -9,10 +13,17 @@
 //! writer only has to place them in time.
 pub mod codec;
 pub mod frame;
+pub mod manifest;
+pub mod session;
+pub mod sink;
+pub mod slotmap;
 pub mod timeline;
 pub mod track;
 
 pub use codec::Codec;
 pub use frame::Frame;
+pub use manifest::Manifest;
+pub use session::{Poll, RecorderSession, SessionConfig};
+pub use sink::{DirSink, Sink};
 pub use timeline::{Gap, GapKind};
 pub use track::{TrackError, TrackWriter};
