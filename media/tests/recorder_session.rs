@@ -110,6 +110,9 @@ struct Publisher {
     camera: Mid,
     screen: Mid,
     sharing: bool,
+    /// Muted microphone / camera turned off: nothing is sent.
+    mic_on: bool,
+    camera_on: bool,
     gone: bool,
     level: i8,
     /// Slot m-line → what it carries, as the bridge said.
@@ -144,6 +147,8 @@ impl Publisher {
             camera,
             screen,
             sharing: false,
+            mic_on: true,
+            camera_on: true,
             gone: false,
             level: -30,
             slot_src: HashMap::new(),
@@ -153,7 +158,7 @@ impl Publisher {
 
     /// The media due at `ms` (video frame `k` at 30 fps, audio every 20 ms).
     fn send(&mut self, clips: &Clips, ms: u64, now: Instant) {
-        if ms.is_multiple_of(20) {
+        if self.mic_on && ms.is_multiple_of(20) {
             let k = ms / 20;
             let f = &clips.opus[k as usize % clips.opus.len()];
             let t = MediaTime::new(k * 960, Frequency::FORTY_EIGHT_KHZ);
@@ -165,9 +170,11 @@ impl Publisher {
             let t = MediaTime::new(k * 3000, Frequency::NINETY_KHZ);
             let (q, h) = (&clips.q[i % clips.q.len()], &clips.h[i]);
             let cam = self.camera;
-            write(&mut self.rtc, cam, Some("q"), t, now, q.data.clone(), 0, RtcCodec::Vp8);
-            write(&mut self.rtc, cam, Some("h"), t, now, h.data.clone(), 0, RtcCodec::Vp8);
-            write(&mut self.rtc, cam, Some("f"), t, now, fake_720p(h.keyframe), 0, RtcCodec::Vp8);
+            if self.camera_on {
+                write(&mut self.rtc, cam, Some("q"), t, now, q.data.clone(), 0, RtcCodec::Vp8);
+                write(&mut self.rtc, cam, Some("h"), t, now, h.data.clone(), 0, RtcCodec::Vp8);
+                write(&mut self.rtc, cam, Some("f"), t, now, fake_720p(h.keyframe), 0, RtcCodec::Vp8);
+            }
             if self.sharing {
                 write(&mut self.rtc, self.screen, None, t, now, h.data.clone(), 0, RtcCodec::Vp8);
             }
@@ -399,31 +406,61 @@ fn entries<'a>(m: &'a Manifest, source: &str) -> Vec<&'a TrackEntry> {
     m.tracks().filter(|(_, t)| t.source == source).map(|(_, t)| t).collect()
 }
 
-#[test]
-fn records_every_source_of_a_room_into_playable_track_files() {
-    if Command::new("ffprobe").arg("-version").output().is_err() {
+fn ffprobe_present() -> bool {
+    let present = Command::new("ffprobe").arg("-version").output().is_ok();
+    if !present {
         eprintln!("skipped: ffprobe is not installed (scripts/install-deps.sh installs ffmpeg)");
-        return;
     }
+    present
+}
+
+/// A bridge core and a recorder session (its recording starts now), nobody joined yet.
+fn world(out: &Path, cfg: SfuConfig) -> World {
     convene_media::install_crypto();
-    let dir = tmpdir("room");
-    let clips = clips(&dir);
-    let out = dir.join("recording");
     let now = Instant::now();
-    // One audio slot for participants: each hears only the loudest other; the recorder hears all.
-    let cfg = SfuConfig {
-        candidates: vec![Candidate::host(BRIDGE.parse().unwrap(), "udp").unwrap()],
-        audio_slots: 1,
-        ..SfuConfig::default()
-    };
+    let cfg = SfuConfig { candidates: vec![Candidate::host(BRIDGE.parse().unwrap(), "udp").unwrap()], ..cfg };
     let rec_cfg = SessionConfig {
         conference: "c".into(),
         endpoint: RECORDER.into(),
         wall_ms: WALL0_MS,
         candidates: vec![Candidate::host(RECORDER_ADDR.parse().unwrap(), "udp").unwrap()],
     };
-    let rec = RecorderSession::new(rec_cfg, DirSink::new(&out).unwrap(), now);
-    let mut w = World { sfu: Sfu::new(cfg, now), pubs: Vec::new(), rec, start: now, now, log: Vec::new() };
+    let rec = RecorderSession::new(rec_cfg, DirSink::new(out).unwrap(), now);
+    World { sfu: Sfu::new(cfg, now), pubs: Vec::new(), rec, start: now, now, log: Vec::new() }
+}
+
+/// ffprobe's codec and length of a track file match its manifest entry, and ffmpeg decodes
+/// it without a word.
+fn check_file(out: &Path, t: &TrackEntry) -> Probe {
+    let span_s = (t.stop_wall_ms.expect("stopped") - t.start_wall_ms) as f64 / 1000.0;
+    let path = out.join(&t.file);
+    let p = probe(&path);
+    eprintln!(
+        "{}: {} start {} ms stop {:?} ms span {span_s:.3} s, file {:.3} s, {} frames, gaps {:?}",
+        t.source, t.file, t.start_ms, t.stop_ms, p.duration_s, t.frames, t.gaps
+    );
+    assert_eq!(p.codec, t.codec, "{}", t.file);
+    assert!(
+        (p.duration_s - span_s).abs() <= 0.5,
+        "{}: file {:.3} s, manifest {span_s:.3} s",
+        t.file,
+        p.duration_s
+    );
+    let errors = decode_errors(&path);
+    assert!(errors.is_empty(), "{} decodes cleanly: {errors}", t.file);
+    p
+}
+
+#[test]
+fn records_every_source_of_a_room_into_playable_track_files() {
+    if !ffprobe_present() {
+        return;
+    }
+    let dir = tmpdir("room");
+    let clips = clips(&dir);
+    let out = dir.join("recording");
+    // One audio slot for participants: each hears only the loudest other; the recorder hears all.
+    let mut w = world(&out, SfuConfig { audio_slots: 1, ..SfuConfig::default() });
     w.join("alice", 5001);
     w.join("bob", 5002);
     w.join("carol", 5003);
@@ -448,6 +485,13 @@ fn records_every_source_of_a_room_into_playable_track_files() {
         assert!(entries(&on_disk, s).iter().all(|t| t.stop_wall_ms.is_some()), "{s} closed: {on_disk:?}");
     }
     assert!(entries(&on_disk, "alice-v0").iter().all(|t| t.stop_wall_ms.is_none()), "alice-v0 still open");
+    // And files being written play up to their last closed Cluster (at most ~1 s behind).
+    for f in ["alice-v0.webm", "alice-a0.webm"] {
+        let p = probe(&out.join(f));
+        assert!(p.duration_s >= 6.0, "{f} while recording: {:.3} s", p.duration_s);
+        let errors = decode_errors(&out.join(f));
+        assert!(errors.is_empty(), "{f} while recording: {errors}");
+    }
     w.run_until_ms(&clips, 10_000);
     let manifest = w.rec.finish().clone();
     let stats = w.rec.stats();
@@ -473,21 +517,8 @@ fn records_every_source_of_a_room_into_playable_track_files() {
         assert_eq!(e.len(), 1, "{source}: one file: {e:?}");
         let t = e[0];
         assert_eq!(t.codec, codec);
+        let p = check_file(&out, t);
         let span_s = (t.stop_wall_ms.unwrap() - t.start_wall_ms) as f64 / 1000.0;
-        let path = out.join(&t.file);
-        let p = probe(&path);
-        eprintln!(
-            "{source}: {} start {} ms stop {:?} ms span {span_s:.3} s, file {:.3} s, {} frames, gaps {:?}",
-            t.file, t.start_ms, t.stop_ms, p.duration_s, t.frames, t.gaps
-        );
-        assert_eq!(p.codec, codec, "{source}");
-        assert!(
-            (p.duration_s - span_s).abs() <= 0.5,
-            "{source}: file {:.3} s, manifest {span_s:.3} s",
-            p.duration_s
-        );
-        let errors = decode_errors(&path);
-        assert!(errors.is_empty(), "{source} decodes cleanly: {errors}");
         if source.ends_with("-v0") {
             assert_eq!(p.height, Some(360), "{source}: the 360p layer");
         }
@@ -524,5 +555,50 @@ fn records_every_source_of_a_room_into_playable_track_files() {
         let audio = p.slot_src.values().filter(|s| s.kind == SourceKind::Audio).count();
         assert!(audio <= 1, "{}: {:?}", p.name, p.slot_src);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A recorder that joins late, and a participant who mutes (the audio file goes on, with the
+/// silence as a gap) and turns the camera off and on again (the source leaves the recorder's
+/// slots after the bridge's idle time: one file ends, a second one starts).
+#[test]
+fn late_join_mute_and_camera_off_and_on() {
+    if !ffprobe_present() {
+        return;
+    }
+    let dir = tmpdir("mute");
+    let clips = clips(&dir);
+    let out = dir.join("recording");
+    let mut w = world(&out, SfuConfig::default());
+    w.join("alice", 5001);
+    w.join("bob", 5002);
+    w.run_until_ms(&clips, 1500);
+    w.join_recorder();
+    w.run_until_ms(&clips, 3000);
+    w.publisher("alice").mic_on = false;
+    w.run_until_ms(&clips, 4500);
+    w.publisher("alice").mic_on = true;
+    w.run_until_ms(&clips, 5000);
+    w.publisher("alice").camera_on = false;
+    w.run_until_ms(&clips, 7500);
+    w.publisher("alice").camera_on = true;
+    w.run_until_ms(&clips, 10_000);
+    let manifest = w.rec.finish().clone();
+    eprintln!("{:?}", w.rec.stats());
+    for (_, t) in manifest.tracks() {
+        check_file(&out, t);
+    }
+    let audio = entries(&manifest, "alice-a0");
+    assert_eq!(audio.len(), 1, "muting keeps one audio file: {audio:?}");
+    assert!(audio[0].start_ms >= 1500 && audio[0].start_ms <= 2000, "late join: {:?}", audio[0]);
+    let gap = audio[0].gaps.iter().find(|g| g.skipped_ms >= 1000).expect("the mute is a gap");
+    assert!((2800..=3200).contains(&(audio[0].start_ms + gap.at_ms)), "{gap:?}");
+    assert!((1300..=1600).contains(&gap.skipped_ms), "{gap:?}");
+    let video = entries(&manifest, "alice-v0");
+    assert_eq!(video.len(), 2, "camera off and on: two files: {video:?}");
+    assert_eq!((video[0].file.as_str(), video[1].file.as_str()), ("alice-v0.webm", "alice-v0.2.webm"));
+    assert!((4800..=5100).contains(&video[0].stop_ms.unwrap()), "{:?}", video[0]);
+    assert!((7500..=8200).contains(&video[1].start_ms), "{:?}", video[1]);
+    assert_eq!(entries(&manifest, "bob-v0").len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -57,4 +57,13 @@ mod tests {
         // Pinned endpoints that left are ignored.
         assert_eq!(select("a", 1, &s(&["zz"]), &[], &joined), s(&["b"]));
     }
+
+    #[test]
+    fn a_hidden_receiver_takes_pins_then_join_order() {
+        // A recorder is not a member and is given no speech order (`allocate::speech_order`):
+        // everyone, pinned first, and the order stays put when speakers change.
+        let joined = s(&["a", "b", "c"]);
+        assert_eq!(select("rec", -1, &[], &[], &joined), s(&["a", "b", "c"]));
+        assert_eq!(select("rec", -1, &s(&["c"]), &[], &joined), s(&["c", "a", "b"]));
+    }
 }
