@@ -45,9 +45,10 @@ step "cluster tier (real control plane, kwok nodes)"
 # --workspace keeps the build's feature set: the test target is already built, nothing rebuilds.
 # operator: the examples, edits, GC, invalid manifests, helm, leader election;
 # admin: the chart's RBAC, refused children in status, config hash, deletion, Secrets, uninstall;
-# autoscale: real signaling, bridges (one per kwok pod) and convene-loadgen under load.
+# autoscale: real signaling, bridges (one per kwok pod) and convene-loadgen under load;
+# doctor: `kubectl convene status/doctor` as a kubectl plugin on a healthy and a broken shard.
 # Every operator runs under the chart's ServiceAccount, not admin credentials.
-e2e/cluster/with-cluster.sh cargo test --workspace --no-fail-fast --locked --test operator --test admin --test autoscale \
+e2e/cluster/with-cluster.sh cargo test --workspace --no-fail-fast --locked --test operator --test admin --test autoscale --test doctor \
   -- --ignored --test-threads=1 --nocapture
 
 step "all tiers passed"

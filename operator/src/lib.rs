@@ -4,6 +4,7 @@
 pub mod autoscale;
 pub mod controller;
 pub mod crd;
+pub mod doctor;
 pub mod drain;
 pub mod http;
 pub mod loads;
