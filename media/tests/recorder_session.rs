@@ -525,6 +525,18 @@ fn records_every_source_of_a_room_into_playable_track_files() {
         let media_s = t.media_ms.unwrap() as f64 / 1000.0;
         assert!((media_s - span_s).abs() <= 0.5, "{source}: media {media_s} s vs span {span_s} s");
     }
+    // Nothing else in the directory (no empty files), and each file its own track uid.
+    let mut on_dir: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut listed: Vec<String> = manifest.tracks().map(|(_, t)| t.file.clone()).collect();
+    listed.push("manifest.json".into());
+    on_dir.sort();
+    listed.sort();
+    assert_eq!(on_dir, listed);
+    let mut uids: Vec<u64> = manifest.tracks().map(|(_, t)| t.track_uid).collect();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), expected.len());
     let stop = |s: &str| entries(&manifest, s)[0].stop_ms.unwrap();
     let start = |s: &str| entries(&manifest, s)[0].start_ms;
     // bob left at 5 s; the screen was shared from 2 s to 6 s; the rest ran to the end.

@@ -80,6 +80,7 @@ struct SourceTrack<W: std::io::Write> {
     source: SlotSource,
     writer: Option<TrackWriter<W>>,
     file: String,
+    track_uid: u64,
     /// The manifest entry, once a frame is in the file.
     entry: Option<EntryRef>,
     last_frame_wall_ms: u64,
@@ -257,6 +258,12 @@ impl<S: Sink> RecorderSession<S> {
         let Some(t) = self.tracks.get_mut(&name) else {
             return;
         };
+        if t.writer.is_none() && codec.is_video() && !d.is_keyframe() {
+            // No file until it can start: a source that never sends a keyframe leaves none.
+            t.wants_keyframe = true;
+            self.request_keyframe_for(&name);
+            return;
+        }
         if t.writer.is_none() {
             let n = self.files_per_source.entry(name.clone()).or_default();
             *n += 1;
@@ -271,6 +278,7 @@ impl<S: Sink> RecorderSession<S> {
                     }
                     t.writer = Some(w);
                     t.file = file;
+                    t.track_uid = self.next_uid;
                     self.next_uid += 1;
                     self.stats.files_opened += 1;
                 }
@@ -289,7 +297,7 @@ impl<S: Sink> RecorderSession<S> {
                 t.wants_keyframe = false;
                 if t.entry.is_none() {
                     let s = &t.source;
-                    let uid = self.next_uid - 1;
+                    let uid = t.track_uid;
                     t.entry = Some(self.manifest.start_track(
                         &s.endpoint,
                         &s.name,
@@ -327,6 +335,7 @@ impl<S: Sink> RecorderSession<S> {
                 source: src,
                 writer: None,
                 file: String::new(),
+                track_uid: 0,
                 entry: None,
                 last_frame_wall_ms: 0,
                 last_keyframe_request: None,
