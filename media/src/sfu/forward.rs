@@ -26,6 +26,14 @@ impl Sfu {
         };
         let kind = track.kind;
         let new_layer = track.observe(data.rid, data.data.len(), height, now);
+        if new_layer && kind == MediaKind::Video {
+            // Allocate before routing: receivers that want the source (or layer) now can start
+            // on this very frame, often the keyframe it begins with, instead of the next one.
+            self.allocate_for_new_video(id, data.mid, now);
+        }
+        let Some(p) = self.endpoints.get_mut(&id) else {
+            return;
+        };
         let mut kf_requests: Vec<(EpId, Mid, Option<Rid>)> = Vec::new();
         if kind == MediaKind::Video && !data.contiguous {
             // Loss the sender could not repair: the decoder needs a fresh keyframe.
@@ -118,8 +126,6 @@ impl Sfu {
                 self.control_out.push_back(control::dominant_speaker(conference.clone(), speaker));
                 // Speech order changed: everyone's last-N may.
                 self.allocate_video_all(&conference, now);
-            } else if new_layer && kind == MediaKind::Video {
-                self.allocate_for_new_video(id, data.mid, now);
             }
             if audible_changed {
                 self.allocate_audio_all(&conference, now);
