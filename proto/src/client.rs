@@ -163,8 +163,28 @@ pub struct RoomInfo {
     pub name: String,
     pub locked: bool,
     pub lobby: bool,
+    /// A recording is running (a recorder is writing the room's media); every client shows it.
     pub recording: bool,
+    /// While recording: the display name of the moderator who started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_by: Option<String>,
     pub dominant_speaker: Option<String>,
+}
+
+/// Why a recording stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingStopReason {
+    /// A moderator stopped it (`by` names them).
+    Stopped,
+    /// Everyone left, or the meeting ended.
+    RoomEnded,
+    /// The recorder reported a failure (storage, media).
+    RecorderFailed,
+    /// The recorder's connection to signaling was lost mid-recording.
+    RecorderLost,
+    /// The room's bridge went away (recordings do not follow a migration yet).
+    BridgeLost,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -237,6 +257,14 @@ pub enum ServerMsg {
         id: String,
         state: EndpointState,
     },
+    /// A recording of the room ended (the `room` message that follows says `recording:
+    /// false`); a start is the `room` message with `recording: true` and `recording_by`.
+    RecordingStopped {
+        /// The moderator who stopped it (reason `stopped`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        reason: RecordingStopReason,
+    },
     /// You were muted by a moderator.
     MutedBy {
         by: String,
@@ -290,6 +318,10 @@ pub enum ErrorCode {
     RateLimited,
     // A field over its documented length (chat text over 4096 characters).
     TooLong,
+    /// `set_recording`: no recorder with free capacity is registered (or all are draining).
+    NoRecorder,
+    /// `set_recording`: the recorder or the bridge refused or failed to start the recording.
+    RecordingFailed,
 }
 
 impl ErrorCode {
@@ -313,6 +345,8 @@ impl ErrorCode {
             ErrorCode::RoomFull => "room_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooLong => "too_long",
+            ErrorCode::NoRecorder => "no_recorder",
+            ErrorCode::RecordingFailed => "recording_failed",
         }
     }
 }

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message as WsMessage, WebSocket};
+use axum::extract::ws::WebSocket;
 use convene_proto::control::{self, FromBridge, ToBridge};
-use futures_util::{SinkExt, StreamExt};
 
-use crate::outbox;
-use crate::protocol::ServerMsg;
+use crate::control_socket::ControlSocket;
+use crate::protocol::{RecordingStopReason, ServerMsg};
 use crate::state::{App, BridgeConn, RegisteredBridge, Tx, lock};
 
 /// How long a bridge whose control connection dropped has to come back before its
@@ -16,37 +15,22 @@ use crate::state::{App, BridgeConn, RegisteredBridge, Tx, lock};
 pub const RECONNECT_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn handle(app: Arc<App>, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
-    let reg = match first {
-        Ok(Some(Ok(WsMessage::Text(t)))) => control::parse::<FromBridge>(t.as_str()),
-        _ => return,
-    };
-    let refuse = |why: &str| {
-        WsMessage::text(control::to_json(&FromBridge::error(None, control::ErrorCode::BadRequest, why)))
-    };
-    let Ok(FromBridge::Register { protocol_version, bridge_id, region, version, addresses, drain, .. }) = reg
+    let Some((mut socket, first)) = ControlSocket::first(socket).await else { return };
+    let refuse = |why: &str| control::to_json(&FromBridge::error(None, control::ErrorCode::BadRequest, why));
+    let Ok(FromBridge::Register { protocol_version, bridge_id, region, version, addresses, drain, .. }) =
+        control::parse::<FromBridge>(&first)
     else {
-        let _ = sink.send(refuse("expected register")).await;
+        socket.refuse(refuse("expected register")).await;
         return;
     };
     if protocol_version != control::PROTOCOL_VERSION || bridge_id.is_empty() {
-        let _ = sink.send(refuse("unsupported protocol version")).await;
+        socket.refuse(refuse("unsupported protocol version")).await;
         return;
     }
     static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    // Bridges are authenticated, but their queue is bounded too (a bridge that stops reading
-    // is closed and its conferences move): 16 times a client's bound.
-    let l = &app.settings.limits;
-    let (tx, mut rx) = outbox::channel(
-        l.max_queued_frames.saturating_mul(16),
-        l.max_queued_bytes.saturating_mul(16),
-        app.metrics.queued_frames.with_label_values(&["bridge"]),
-        app.metrics.queued_bytes.with_label_values(&["bridge"]),
-    );
-    let mut closing = tx.closing();
+    let (tx, rx) = ControlSocket::queue(&app, "bridge");
     let conn = BridgeConn {
-        tx,
+        tx: tx.clone(),
         pending: Default::default(),
         generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     };
@@ -66,50 +50,12 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         app.update_gauges(&inner);
     }
     tracing::info!(bridge = %bridge_id, region = ?region, version = %version, draining = drain.is_some(), "bridge registered");
-    let mut writer = tokio::spawn(async move {
-        let mut closing = rx.closing();
-        loop {
-            let f = tokio::select! {
-                r = outbox::wait_close(&mut closing) => {
-                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(crate::client::close_frame(r))).await;
-                    break;
-                }
-                f = rx.recv() => f,
-            };
-            let Some(f) = f else { break };
-            let sent = tokio::select! {
-                _ = outbox::wait_close(&mut closing) => continue,
-                r = sink.send(WsMessage::text(f.text.clone())) => r.is_ok(),
-            };
-            rx.done(&f);
-            if !sent {
-                break;
-            }
-        }
-    });
-    let writer_abort = writer.abort_handle();
-    loop {
-        let frame = tokio::select! {
-            r = outbox::wait_close(&mut closing) => {
-                app.metrics.disconnects.with_label_values(&[r.as_str()]).inc();
-                tracing::warn!(bridge = %bridge_id, reason = r.as_str(), "closing bridge control connection");
-                // Let the writer send the close frame.
-                let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
-                break;
-            }
-            f = stream.next() => f,
-        };
-        let Some(Ok(frame)) = frame else { break };
-        match frame {
-            WsMessage::Text(t) => match control::parse::<FromBridge>(t.as_str()) {
-                Ok(m) => on_message(&app, &bridge_id, &conn, m),
-                Err(e) => tracing::warn!(bridge = %bridge_id, error = %e, "bad control frame"),
-            },
-            WsMessage::Close(_) => break,
-            _ => {}
-        }
-    }
-    writer_abort.abort();
+    socket
+        .run(&app, &tx, rx, &bridge_id, |t| match control::parse::<FromBridge>(t) {
+            Ok(m) => on_message(&app, &bridge_id, &conn, m),
+            Err(e) => tracing::warn!(bridge = %bridge_id, error = %e, "bad control frame"),
+        })
+        .await;
     tracing::warn!(bridge = %bridge_id, "bridge control connection closed");
     let still_ours = {
         let mut inner = app.lock();
@@ -159,6 +105,14 @@ pub fn on_message(app: &Arc<App>, bridge_id: &str, conn: &BridgeConn, msg: FromB
         }
     }
     // The bridge lock is released: what follows takes room locks.
+    if crate::recording::from_bridge(app, bridge_id, &msg) {
+        // A recorder's hidden endpoint: relayed to it, never to the room. (A reply still
+        // completes the request waiting for it.)
+        if let FromBridge::Answer { id, .. } = msg {
+            conn.complete(id, msg);
+        }
+        return;
+    }
     match msg {
         FromBridge::Load(_) => {}
         FromBridge::Draining { drain } => {
@@ -253,6 +207,9 @@ pub fn move_off(app: &Arc<App>, bridge_id: &str, why: Departure) {
         let mut room = lock(&room);
         if room.bridge.as_deref() == Some(bridge_id) {
             room.bridge = None;
+        }
+        if room.recording.as_ref().is_some_and(|x| x.bridge == bridge_id) {
+            crate::recording::stop(app, &mut room, None, RecordingStopReason::BridgeLost);
         }
         let name = room.name.clone();
         for (pid, p) in room.participants.iter_mut() {

@@ -9,6 +9,7 @@ mod bench;
 pub mod bridge;
 pub mod client;
 pub mod config;
+pub mod control_socket;
 #[cfg(test)]
 mod focus_tests;
 #[cfg(test)]
@@ -17,6 +18,10 @@ pub mod metrics;
 pub mod net;
 pub mod outbox;
 pub mod protocol;
+pub mod recorder;
+pub mod recording;
+#[cfg(test)]
+mod recording_tests;
 pub mod room;
 #[cfg(test)]
 mod room_tests;
@@ -46,10 +51,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route(paths::METRICS, get(metrics))
         .route(paths::SIGNALING_CLIENT_WS, get(ws))
         .route(paths::SIGNALING_BRIDGE_WS, get(bridge_ws))
-        .route(
-            "/recorder",
-            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "recording is not implemented yet") }),
-        )
+        .route(paths::SIGNALING_RECORDER_WS, get(recorder_ws))
         .route("/config.json", get(web::config_json))
         .route("/static/{file}", get(web::asset))
         .route("/", get(web::index))
@@ -58,8 +60,11 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn ready(State(app): State<Arc<App>>) -> Response {
-    let n = app.lock().bridges.values().filter(|b| b.conn.is_some()).count();
-    (StatusCode::OK, format!("ready; {n} bridge(s) registered\n")).into_response()
+    let (n, r) = {
+        let inner = app.lock();
+        (inner.bridges.values().filter(|b| b.conn.is_some()).count(), inner.recorders.len())
+    };
+    (StatusCode::OK, format!("ready; {n} bridge(s) registered; {r} recorder(s)\n")).into_response()
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
@@ -101,13 +106,16 @@ fn bearer_ok(headers: &HeaderMap, secret: &str) -> bool {
     bool::from(token.trim().as_bytes().ct_eq(secret.as_bytes()))
 }
 
-async fn bridge_ws(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    up: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
-    // The secret is checked before anything else, upgrade or not.
-    if !bearer_ok(&headers, &app.settings.bridge_secret) {
+type Upgrade = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
+/// A control WebSocket (`/bridge`, `/recorder`): the bridge-control secret is checked before
+/// anything else, upgrade or not; then `handle` runs the connection.
+fn control_ws<F, Fut>(app: Arc<App>, headers: &HeaderMap, up: Upgrade, handle: F) -> Response
+where
+    F: FnOnce(Arc<App>, axum::extract::ws::WebSocket) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if !bearer_ok(headers, &app.settings.bridge_secret) {
         app.metrics.auth_failures.with_label_values(&["bridge_secret"]).inc();
         return (StatusCode::UNAUTHORIZED, "bad bridge secret").into_response();
     }
@@ -116,8 +124,16 @@ async fn bridge_ws(
         Err(e) => return e.into_response(),
     };
     up.max_message_size(convene_proto::control::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |s| bridge::handle(app, s))
+        .on_upgrade(move |s| handle(app, s))
         .into_response()
+}
+
+async fn bridge_ws(State(app): State<Arc<App>>, headers: HeaderMap, up: Upgrade) -> Response {
+    control_ws(app, &headers, up, bridge::handle)
+}
+
+async fn recorder_ws(State(app): State<Arc<App>>, headers: HeaderMap, up: Upgrade) -> Response {
+    control_ws(app, &headers, up, recorder::handle)
 }
 
 #[cfg(test)]

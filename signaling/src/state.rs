@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use convene_proto::control::{self, FromBridge, LoadReport, ToBridge};
+use convene_proto::recorder::{FromRecorder, ToRecorder};
 use tokio::sync::oneshot;
 
 use crate::auth::Verifier;
@@ -43,22 +44,58 @@ impl Tx {
 
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Clone)]
-pub struct BridgeConn {
+/// What one kind of control connection sends and gets back (bridge or recorder control).
+pub trait Protocol {
+    type Out: serde::Serialize;
+    type Reply;
+    /// The id a reply to `msg` will carry (`None`: no reply comes).
+    fn request_id(msg: &Self::Out) -> Option<control::RequestId>;
+}
+
+pub struct BridgeProtocol;
+impl Protocol for BridgeProtocol {
+    type Out = ToBridge;
+    type Reply = FromBridge;
+    fn request_id(msg: &ToBridge) -> Option<control::RequestId> {
+        msg.request_id()
+    }
+}
+
+pub struct RecorderProtocol;
+impl Protocol for RecorderProtocol {
+    type Out = ToRecorder;
+    type Reply = FromRecorder;
+    fn request_id(msg: &ToRecorder) -> Option<control::RequestId> {
+        msg.request_id()
+    }
+}
+
+/// A control connection (a bridge's or a recorder's): its bounded outbound queue and the
+/// requests waiting for their replies.
+pub struct ControlConn<P: Protocol> {
     pub tx: Outbox,
-    pub pending: Arc<Mutex<HashMap<control::RequestId, oneshot::Sender<FromBridge>>>>,
+    pub pending: Arc<Mutex<HashMap<control::RequestId, oneshot::Sender<P::Reply>>>>,
     pub generation: u64,
 }
 
-impl BridgeConn {
+pub type BridgeConn = ControlConn<BridgeProtocol>;
+pub type RecorderConn = ControlConn<RecorderProtocol>;
+
+impl<P: Protocol> Clone for ControlConn<P> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone(), pending: self.pending.clone(), generation: self.generation }
+    }
+}
+
+impl<P: Protocol> ControlConn<P> {
     /// Send without waiting for the reply.
-    pub fn send(&self, msg: &ToBridge) -> bool {
+    pub fn send(&self, msg: &P::Out) -> bool {
         self.tx.push_text(control::to_json(msg))
     }
 
     /// Send a request and wait for its reply.
-    pub async fn request(&self, msg: ToBridge) -> Option<FromBridge> {
-        let id = msg.request_id()?;
+    pub async fn request(&self, msg: P::Out) -> Option<P::Reply> {
+        let id = P::request_id(&msg)?;
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
         if !self.send(&msg) {
@@ -71,7 +108,7 @@ impl BridgeConn {
     }
 
     /// Hand a reply to the request waiting for it; false when none waits (timed out).
-    pub fn complete(&self, id: control::RequestId, msg: FromBridge) -> bool {
+    pub fn complete(&self, id: control::RequestId, msg: P::Reply) -> bool {
         match lock(&self.pending).remove(&id) {
             Some(tx) => {
                 let _ = tx.send(msg);
@@ -136,6 +173,7 @@ impl RegisteredBridge {
 #[derive(Default)]
 pub struct Inner {
     pub bridges: HashMap<String, RegisteredBridge>,
+    pub recorders: HashMap<String, crate::recorder::RegisteredRecorder>,
 }
 
 pub struct App {

@@ -192,6 +192,14 @@ async function onMessage(m) {
     case 'meeting_ended': state.ended = m.by; end(t('ended_title'), t('ended', { by: m.by })); break;
     case 'lobby_waiting': message(t('waiting_title'), t('waiting_text')); break;
     case 'lobby_denied': end(t('not_admitted'), t('e_lobby_denied')); break;
+    // Everyone is told when a recording starts (and by whom) and when it stops.
+    case 'room':
+      if (m.room.recording && !state.room?.recording && state.me) notice(t('rec_started', { by: m.room.recording_by || '' }), { key: 'rec' });
+      reduce(m);
+      break;
+    case 'recording_stopped':
+      notice(m.by ? t('rec_stopped_by', { by: m.by }) : t('rec_stopped_' + (m.reason === 'room_ended' ? 'room' : 'fault')), { key: 'rec', level: m.by ? 'info' : 'warn' });
+      break;
     default: reduce(m);
   }
 }

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use convene_proto::control::ToBridge;
 
-use crate::protocol::{ClientMsg, ErrorCode, ParticipantInfo, RoomInfo, ServerMsg, WaitingInfo};
+use crate::protocol::{
+    ClientMsg, ErrorCode, ParticipantInfo, RecordingStopReason, RoomInfo, ServerMsg, WaitingInfo,
+};
 use crate::state::{App, Tx, lock};
 
 pub type RoomRef = Arc<Mutex<Room>>;
@@ -46,7 +48,7 @@ pub struct Room {
     pub bridge: Option<String>,
     pub password: Option<String>,
     pub lobby: bool,
-    pub recording: bool,
+    pub recording: Option<crate::recording::Recording>,
     pub dominant: Option<String>,
     pub seq: u64,
     /// The room emptied and left the index; a holder of a stale handle must look it up again.
@@ -67,7 +69,8 @@ impl Room {
             name: self.name.clone(),
             locked: self.password.is_some(),
             lobby: self.lobby,
-            recording: self.recording,
+            recording: self.recording.as_ref().is_some_and(|x| x.running),
+            recording_by: self.recording.as_ref().filter(|x| x.running).map(|x| x.by.clone()),
             dominant_speaker: self.dominant.clone(),
         }
     }
@@ -178,7 +181,7 @@ impl Left {
 }
 
 /// Take `pid` (participant or waiter) out of the room.
-pub fn remove(app: &App, r: &mut Room, pid: &str) -> Left {
+pub fn remove(app: &Arc<App>, r: &mut Room, pid: &str) -> Left {
     if r.waiting.remove(pid).is_some() {
         app.metrics.lobby_waiting.dec();
         r.notify_lobby();
@@ -201,6 +204,7 @@ pub fn remove(app: &App, r: &mut Room, pid: &str) -> Left {
             r.notify_lobby();
         }
         if r.participants.is_empty() {
+            crate::recording::stop(app, r, None, RecordingStopReason::RoomEnded);
             // Nobody is left to admit the waiters.
             for w in std::mem::take(&mut r.waiting).into_values() {
                 app.metrics.lobby_waiting.dec();
@@ -282,7 +286,7 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
         ClientMsg::Kick { target } => return moderation::kick(app, r, tx, my_name, &target),
         ClientMsg::GrantModerator { target } => moderation::grant_moderator(app, r, tx, &target),
         ClientMsg::SetPassword { password } => moderation::set_password(r, password),
-        ClientMsg::SetRecording { recording } => moderation::set_recording(r, recording),
+        ClientMsg::SetRecording { recording } => crate::recording::set(app, r, pid, tx, my_name, recording),
         ClientMsg::SetLobby { enabled } => lobby::set_enabled(app, r, enabled),
         ClientMsg::LobbyAdmit { id } => lobby::admit(app, r, tx, &id),
         ClientMsg::LobbyDeny { id } => lobby::deny(app, r, tx, &id),

@@ -1,7 +1,9 @@
-//! Moderator actions: mute one or all, kick, grant moderator, password lock, recording flag.
+//! Moderator actions: mute one or all, kick, grant moderator, password lock (recording: `crate::recording`).
 //! The caller has checked that the sender is a moderator.
 use crate::protocol::{ErrorCode, MuteKind, ParticipantInfo, ServerMsg};
 use crate::room::{After, Room, refuse, remove};
+use std::sync::Arc;
+
 use crate::state::{App, Tx};
 
 fn set_muted(i: &mut ParticipantInfo, kind: MuteKind) {
@@ -33,7 +35,7 @@ pub fn mute_all(r: &mut Room, pid: &str, by: String, kind: MuteKind) {
 }
 
 /// The target is told, then removed; their connection closes after `kicked`.
-pub fn kick(app: &App, r: &mut Room, tx: &Tx, by: String, target: &str) -> After {
+pub fn kick(app: &Arc<App>, r: &mut Room, tx: &Tx, by: String, target: &str) -> After {
     let Some(p) = r.participants.get(target) else {
         refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant");
         return After::Nothing;
@@ -53,10 +55,5 @@ pub fn grant_moderator(app: &App, r: &mut Room, tx: &Tx, target: &str) {
 /// `None` or empty unlocks.
 pub fn set_password(r: &mut Room, password: Option<String>) {
     r.password = password.filter(|p| !p.is_empty()).map(|p| p.chars().take(128).collect());
-    r.broadcast_room();
-}
-
-pub fn set_recording(r: &mut Room, recording: bool) {
-    r.recording = recording;
     r.broadcast_room();
 }

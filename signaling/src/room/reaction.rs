@@ -1,5 +1,6 @@
 //! Reactions (rate limited per participant, shown to everyone) and ending a meeting for all.
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::protocol::ServerMsg;
@@ -40,7 +41,7 @@ pub fn send(r: &mut Room, pid: &str, reaction: ReactionKind) {
 
 /// Everyone (the moderator last) is told, then removed; `kicked` closes each connection, and
 /// the emptied room's conference is expired on its bridge.
-pub fn end_meeting(app: &App, r: &mut Room, by: String) -> After {
+pub fn end_meeting(app: &Arc<App>, r: &mut Room, by: String) -> After {
     for p in r.participants.values() {
         let _ = p.tx.send(ServerMsg::MeetingEnded { by: by.clone() });
         let _ = p.tx.send(ServerMsg::Kicked { by: by.clone() });

@@ -1,0 +1,196 @@
+//! Recorder control: what a recorder (`convene-recorder`) and signaling say over
+//! [`crate::paths::SIGNALING_RECORDER_WS`].
+//!
+//! The conventions of bridge control ([`crate::control`]): one JSON object per text frame,
+//! tagged by `"type"` (snake_case), one enum per direction, the bridge-control secret as
+//! `Authorization: Bearer <secret>`, the same size limit, [`parse`] and [`to_json`]. The recorder
+//! sends [`FromRecorder::Register`] first and [`FromRecorder::Status`] whenever its load changes.
+//!
+//! Requests ([`ToRecorder`] variants with an `id`, chosen by signaling) get exactly one reply
+//! with the same `id`: [`FromRecorder::Offer`], [`FromRecorder::Ok`] or [`FromRecorder::Error`].
+//! Everything else names its recording by `recording` (an id chosen by signaling).
+//!
+//! A recording: signaling allocates a hidden endpoint on the room's bridge and sends
+//! [`ToRecorder::Start`]; the recorder replies with its offer (a data channel only: a bridge
+//! offers an endpoint its receive slots after the endpoint's first offer), signaling relays it
+//! to the bridge and the bridge's answer back ([`ToRecorder::Answer`]); the bridge then offers
+//! its slots ([`ToRecorder::Offer`]), answered by [`FromRecorder::Answer`]; `slots` updates follow.
+//! [`ToRecorder::Stop`] finishes the files; [`FromRecorder::Finished`] follows every recording's
+//! end, asked for or not.
+use serde::{Deserialize, Serialize};
+
+pub use crate::control::{MAX_MESSAGE_BYTES, OfferId, ParseError, RequestId, parse, to_json};
+pub use crate::media::SlotInfo;
+
+/// Protocol version; sent in [`FromRecorder::Register`]. Bumped on incompatible changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Signaling → recorder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToRecorder {
+    /// Record `conference` as its hidden endpoint `endpoint` (already allocated on the bridge).
+    /// Reply: [`FromRecorder::Offer`], or `Error` with [`ErrorCode::Capacity`] when full.
+    Start {
+        id: RequestId,
+        recording: String,
+        conference: String,
+        endpoint: String,
+        /// Wall clock (ms since the Unix epoch) the recording counts as started at: its
+        /// directory name and the manifest's time zero.
+        started_wall_ms: u64,
+        /// The bridge's ICE candidates (also in its SDP).
+        #[serde(default)]
+        candidates: Vec<String>,
+    },
+    /// The bridge's answer to the recorder's offer (no reply).
+    Answer { recording: String, sdp: String },
+    /// The bridge's offer of its receive slots; answered by [`FromRecorder::Answer`].
+    Offer { recording: String, offer_id: OfferId, sdp: String, slots: Vec<SlotInfo> },
+    /// Slots whose source changed (only those; no reply).
+    Slots { recording: String, slots: Vec<SlotInfo> },
+    /// Finish the files and the manifest. Reply: `Ok` (then [`FromRecorder::Finished`]).
+    Stop { id: RequestId, recording: String },
+}
+
+/// Recorder → signaling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromRecorder {
+    /// First message of a control connection.
+    Register {
+        protocol_version: u32,
+        recorder_id: String,
+        /// Software version of the recorder binary.
+        version: String,
+        /// How many recordings it runs at once.
+        capacity: u32,
+        /// Recordings running now (after a control reconnect they may be left over).
+        active: u32,
+        /// The recorder takes no new recordings.
+        #[serde(default)]
+        draining: bool,
+    },
+    /// Load changed (a recording started or ended, draining began).
+    Status {
+        active: u32,
+        #[serde(default)]
+        draining: bool,
+    },
+    /// Reply to [`ToRecorder::Start`]: the recorder's first offer, for the bridge.
+    Offer { id: RequestId, recording: String, sdp: String },
+    /// The answer to [`ToRecorder::Offer`] `offer_id`, for the bridge.
+    Answer { recording: String, offer_id: OfferId, sdp: String },
+    /// A recording ended (stopped, or failed: `error` says why); its files are complete.
+    Finished {
+        recording: String,
+        /// Where the files are (the recorder's path, or later an object key prefix).
+        location: String,
+        /// Track files written.
+        files: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<Failure>,
+    },
+    /// Success of a request that returns nothing else.
+    Ok { id: RequestId },
+    /// Failure of a request (`id` is absent when the request could not be parsed).
+    Error { id: Option<RequestId>, code: ErrorCode, message: String },
+}
+
+/// Why a recording failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownRecording,
+    /// Already running as many recordings as its capacity.
+    Capacity,
+    Draining,
+    /// The bridge's SDP could not be used.
+    Sdp,
+    /// Files could not be written (disk full, permissions).
+    Storage,
+    /// The media connection to the bridge failed or went silent.
+    Media,
+    Internal,
+}
+
+impl ToRecorder {
+    /// The id a reply will carry (`None` for messages that get none).
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self {
+            ToRecorder::Start { id, .. } | ToRecorder::Stop { id, .. } => Some(*id),
+            ToRecorder::Answer { .. } | ToRecorder::Offer { .. } | ToRecorder::Slots { .. } => None,
+        }
+    }
+}
+
+impl FromRecorder {
+    /// The request this message replies to, if it is a reply.
+    pub fn reply_to(&self) -> Option<RequestId> {
+        match self {
+            FromRecorder::Offer { id, .. } | FromRecorder::Ok { id } => Some(*id),
+            FromRecorder::Error { id, .. } => *id,
+            FromRecorder::Register { .. }
+            | FromRecorder::Status { .. }
+            | FromRecorder::Answer { .. }
+            | FromRecorder::Finished { .. } => None,
+        }
+    }
+
+    pub fn error(id: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> FromRecorder {
+        FromRecorder::Error { id, code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_ids() {
+        let m = ToRecorder::Start {
+            id: 4,
+            recording: "r1".into(),
+            conference: "acme/standup".into(),
+            endpoint: "rec-r1".into(),
+            started_wall_ms: 1_700_000_000_000,
+            candidates: vec![],
+        };
+        let s = to_json(&m);
+        assert!(s.contains(r#""type":"start""#), "{s}");
+        assert_eq!(parse::<ToRecorder>(&s).unwrap(), m);
+        assert_eq!(m.request_id(), Some(4));
+        let r = FromRecorder::Offer { id: 4, recording: "r1".into(), sdp: "v=0".into() };
+        assert_eq!(parse::<FromRecorder>(&to_json(&r)).unwrap().reply_to(), Some(4));
+        let f = FromRecorder::Finished {
+            recording: "r1".into(),
+            location: "/rec/x".into(),
+            files: 3,
+            error: Some(Failure { code: ErrorCode::Storage, message: "disk full".into() }),
+        };
+        let s = to_json(&f);
+        assert!(s.contains(r#""code":"storage""#), "{s}");
+        assert_eq!(parse::<FromRecorder>(&s).unwrap(), f);
+        assert_eq!(f.reply_to(), None);
+    }
+
+    #[test]
+    fn register_defaults_and_directions() {
+        let m = parse::<FromRecorder>(
+            r#"{"type":"register","protocol_version":1,"recorder_id":"r-0","version":"0.1","capacity":10,"active":0}"#,
+        )
+        .unwrap();
+        assert!(matches!(m, FromRecorder::Register { capacity: 10, draining: false, .. }));
+        let stop = ToRecorder::Stop { id: 1, recording: "r".into() };
+        assert!(parse::<FromRecorder>(&to_json(&stop)).is_err(), "directions do not mix");
+        assert!(parse::<ToRecorder>(&to_json(&m)).is_err());
+        assert!(parse::<ToRecorder>(&"x".repeat(MAX_MESSAGE_BYTES + 1)).is_err());
+    }
+}

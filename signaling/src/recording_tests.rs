@@ -1,0 +1,238 @@
+//! In-process recording tests: a moderator's `set_recording` against the real router, with a
+//! fake bridge (hidden endpoints, the slot offer) and fake recorders on `/recorder`.
+use std::time::Duration;
+
+use convene_proto::control::{self, FromBridge, SlotInfo, SlotMedia, SlotSource, SourceKind, ToBridge};
+use convene_proto::recorder::{self, FromRecorder, ToRecorder};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+use crate::focus_tests::{Ws, bridge, next_control, server};
+use crate::room_tests::{error, join, next, none_of, send};
+
+fn slot(mid: &str, endpoint: &str) -> SlotInfo {
+    SlotInfo {
+        mid: mid.into(),
+        media: SlotMedia::Audio,
+        source: Some(SlotSource {
+            endpoint: endpoint.into(),
+            name: format!("{endpoint}-a0"),
+            kind: SourceKind::Audio,
+        }),
+    }
+}
+
+/// A bridge answering everything; a hidden endpoint's offer is followed by the bridge's own
+/// slot offer and a slots update. Every request it gets goes to `seen`.
+async fn fake_bridge(addr: &str, seen: mpsc::UnboundedSender<ToBridge>) {
+    let mut b = bridge(addr, "b1", "s3cret").await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let m = next_control(&mut b).await;
+            let _ = seen.send(m.clone());
+            let mut out = vec![];
+            match m {
+                ToBridge::AllocateEndpoint { id, conference, endpoint }
+                | ToBridge::AllocateHiddenEndpoint { id, conference, endpoint } => {
+                    out.push(FromBridge::Allocated {
+                        id,
+                        conference,
+                        endpoint,
+                        candidates: vec!["cand".into()],
+                        ice_lite: true,
+                    })
+                }
+                ToBridge::Offer { id, conference, endpoint, .. } => {
+                    out.push(FromBridge::Answer {
+                        id,
+                        conference: conference.clone(),
+                        endpoint: endpoint.clone(),
+                        sdp: "answer-sdp".into(),
+                    });
+                    if endpoint.starts_with("rec-") {
+                        out.push(FromBridge::Offer {
+                            offer_id: 77,
+                            conference: conference.clone(),
+                            endpoint: endpoint.clone(),
+                            sdp: "slots-sdp".into(),
+                            slots: vec![slot("1", "ann")],
+                        });
+                        out.push(FromBridge::Slots {
+                            conference: conference.clone(),
+                            endpoint: endpoint.clone(),
+                            slots: vec![slot("1", "bob")],
+                        });
+                        out.push(FromBridge::EndpointState {
+                            conference,
+                            endpoint,
+                            state: control::EndpointState::Connected,
+                        });
+                    }
+                }
+                ToBridge::ExpireEndpoint { id, .. } => out.push(FromBridge::Ok { id }),
+                _ => {}
+            }
+            for m in out {
+                if b.send(tungstenite::Message::text(control::to_json(&m))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+async fn recorder_ws(addr: &str, id: &str, capacity: u32) -> Ws {
+    let mut req = format!("ws://{addr}/recorder").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let reg = FromRecorder::Register {
+        protocol_version: recorder::PROTOCOL_VERSION,
+        recorder_id: id.into(),
+        version: "test".into(),
+        capacity,
+        active: 0,
+        draining: false,
+    };
+    ws.send(tungstenite::Message::text(recorder::to_json(&reg))).await.unwrap();
+    ws
+}
+
+async fn next_to_recorder(ws: &mut Ws) -> ToRecorder {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("timeout")
+            .unwrap()
+            .unwrap();
+        if let tungstenite::Message::Text(t) = m {
+            return recorder::parse(t.as_str()).unwrap();
+        }
+    }
+}
+
+async fn reply(ws: &mut Ws, m: FromRecorder) {
+    ws.send(tungstenite::Message::text(recorder::to_json(&m))).await.unwrap();
+}
+
+/// Until the bridge sees a request matching `f`.
+async fn bridge_saw(rx: &mut mpsc::UnboundedReceiver<ToBridge>, f: impl Fn(&ToBridge) -> bool) -> ToBridge {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("timeout").unwrap();
+        if f(&m) {
+            return m;
+        }
+    }
+}
+
+#[tokio::test]
+async fn set_recording_starts_relays_and_stops_a_recorder() {
+    let (addr, _app) = server().await;
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    fake_bridge(&addr, seen_tx).await;
+    let (mut host, _) = join(&addr, "rec", "Host").await;
+    next(&mut host, "media").await;
+
+    // No recorder registered: a typed refusal, nothing changes.
+    send(&mut host, json!({"type": "set_recording", "recording": true})).await;
+    assert_eq!(error(&mut host).await, "no_recorder");
+
+    let mut rec = recorder_ws(&addr, "r1", 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(&mut host, json!({"type": "set_recording", "recording": true})).await;
+    let ToRecorder::Start { id, recording, conference, endpoint, candidates, .. } =
+        next_to_recorder(&mut rec).await
+    else {
+        panic!("expected start")
+    };
+    assert_eq!((conference.as_str(), candidates), ("rec", vec!["cand".to_string()]));
+    let hidden = bridge_saw(&mut seen, |m| matches!(m, ToBridge::AllocateHiddenEndpoint { .. })).await;
+    assert!(matches!(hidden, ToBridge::AllocateHiddenEndpoint { endpoint: ref e, .. } if *e == endpoint));
+    reply(&mut rec, FromRecorder::Offer { id, recording: recording.clone(), sdp: "rec-offer".into() }).await;
+    let offer = bridge_saw(&mut seen, |m| matches!(m, ToBridge::Offer { .. })).await;
+    assert!(
+        matches!(offer, ToBridge::Offer { sdp: ref s, endpoint: ref e, .. } if s == "rec-offer" && *e == endpoint)
+    );
+    // The bridge's answer, its slot offer and a slots update reach the recorder, in order.
+    assert_eq!(
+        next_to_recorder(&mut rec).await,
+        ToRecorder::Answer { recording: recording.clone(), sdp: "answer-sdp".into() }
+    );
+    let ToRecorder::Offer { offer_id: 77, slots, .. } = next_to_recorder(&mut rec).await else {
+        panic!("offer")
+    };
+    assert_eq!(slots, vec![slot("1", "ann")]);
+    reply(
+        &mut rec,
+        FromRecorder::Answer { recording: recording.clone(), offer_id: 77, sdp: "rec-answer".into() },
+    )
+    .await;
+    let a = bridge_saw(&mut seen, |m| matches!(m, ToBridge::Answer { .. })).await;
+    assert_eq!(
+        a,
+        ToBridge::Answer {
+            offer_id: 77,
+            conference: "rec".into(),
+            endpoint: endpoint.clone(),
+            sdp: "rec-answer".into()
+        }
+    );
+    assert_eq!(
+        next_to_recorder(&mut rec).await,
+        ToRecorder::Slots { recording: recording.clone(), slots: vec![slot("1", "bob")] }
+    );
+
+    let room = loop {
+        let r = next(&mut host, "room").await;
+        if r["room"]["recording"] == true {
+            break r;
+        }
+    };
+    assert_eq!(room["room"]["recording_by"], "Host");
+    // A late joiner sees it, and never the recorder.
+    let (mut late, _) = join(&addr, "rec", "Late").await;
+    // (`join` consumed `joined`; its room info is checked through a fresh room broadcast.)
+    send(&mut host, json!({"type": "set_recording", "recording": true})).await;
+    let r = next(&mut late, "room").await;
+    assert_eq!(
+        (r["room"]["recording"].clone(), r["room"]["recording_by"].clone()),
+        (json!(true), json!("Host"))
+    );
+
+    // The only recorder is busy: a second room gets no_recorder.
+    let (mut other, _) = join(&addr, "rec2", "Other").await;
+    next(&mut other, "media").await;
+    send(&mut other, json!({"type": "set_recording", "recording": true})).await;
+    assert_eq!(error(&mut other).await, "no_recorder");
+
+    // Stop: everyone is told who stopped it; the recorder finishes, then the endpoint goes.
+    send(&mut host, json!({"type": "set_recording", "recording": false})).await;
+    let stopped = next(&mut late, "recording_stopped").await;
+    assert_eq!((stopped["by"].clone(), stopped["reason"].clone()), (json!("Host"), json!("stopped")));
+    assert_eq!(next(&mut late, "room").await["room"]["recording"], false);
+    let ToRecorder::Stop { id, recording: r } = next_to_recorder(&mut rec).await else { panic!("stop") };
+    assert_eq!(r, recording);
+    reply(&mut rec, FromRecorder::Ok { id }).await;
+    let e = bridge_saw(&mut seen, |m| matches!(m, ToBridge::ExpireEndpoint { .. })).await;
+    assert!(matches!(e, ToBridge::ExpireEndpoint { endpoint: ref x, .. } if *x == endpoint));
+    for ws in [&mut host, &mut late] {
+        none_of(ws, "connection_state").await;
+    }
+
+    // Its place is free again; the recorder's socket closing mid-recording stops it with a reason.
+    reply(&mut rec, FromRecorder::Finished { recording, location: "/x".into(), files: 1, error: None }).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(&mut host, json!({"type": "set_recording", "recording": true})).await;
+    let ToRecorder::Start { id, recording, .. } = next_to_recorder(&mut rec).await else { panic!("start") };
+    reply(&mut rec, FromRecorder::Offer { id, recording, sdp: "o".into() }).await;
+    loop {
+        if next(&mut late, "room").await["room"]["recording"] == true {
+            break;
+        }
+    }
+    drop(rec);
+    let stopped = next(&mut late, "recording_stopped").await;
+    assert_eq!(stopped["reason"], "recorder_lost");
+    assert!(stopped.get("by").is_none());
+}
