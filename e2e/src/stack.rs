@@ -1,5 +1,6 @@
-//! Signaling and bridges as real processes on loopback, sharing a fresh secret, for the tests
-//! that drive them with `convene-loadgen` (tests/loadgen.rs, tests/soak.rs). They need the
+//! Signaling, bridges and recorders as real processes on loopback, sharing a fresh secret, for
+//! the tests that drive them with `convene-loadgen` (tests/loadgen.rs, tests/soak.rs,
+//! tests/recording.rs). They need the
 //! workspace binaries built first (`cargo build --workspace`, as scripts/test.sh does).
 
 use crate::{Process, eventually, free_port, http_get, workspace_binary};
@@ -51,6 +52,11 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(test: &str, signaling_yaml: Option<&str>) -> Stack {
+        Self::start_with(test, signaling_yaml, &["bridge-a", "bridge-b"]).await
+    }
+
+    /// Signaling and the named bridges, once all of them registered.
+    pub async fn start_with(test: &str, signaling_yaml: Option<&str>, bridges: &[&str]) -> Stack {
         let dir = scratch(test);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let secret = format!("e2e-{}-{}", std::process::id(), nanos.as_nanos());
@@ -75,12 +81,16 @@ impl Stack {
         })
         .await;
         let mut stack = Stack { dir, secret, sig_port, signaling, bridges: Vec::new() };
-        for id in ["bridge-a", "bridge-b"] {
+        for id in bridges {
             stack.start_bridge(id);
         }
-        eventually("both bridges registered", Duration::from_secs(30), || async move {
-            let ready = http_get(sig_port, "/ready").await?;
-            Ok(ready.contains("2 bridge(s)").then_some(()))
+        let want = format!("{} bridge(s)", bridges.len());
+        eventually("the bridges registered", Duration::from_secs(30), || {
+            let want = want.clone();
+            async move {
+                let ready = http_get(sig_port, "/ready").await?;
+                Ok(ready.contains(&want).then_some(()))
+            }
         })
         .await;
         stack
@@ -109,6 +119,36 @@ impl Stack {
                 .expect("convene-bridge starts"),
         );
         self.bridges.push(Bridge { id: id.into(), http_port: http, process: Some(process) });
+    }
+
+    /// Start a `convene-recorder` writing under `dir` with room for `capacity` recordings (the
+    /// secret from a file, as a pod mounts it), once it registered.
+    pub async fn start_recorder(&self, id: &str, dir: &Path, capacity: u32) -> Process {
+        let secret_file = self.dir.join("secret");
+        std::fs::write(&secret_file, format!("{}\n", self.secret)).expect("secret file");
+        let first = free_port();
+        let process = Process(
+            Command::new(binary("convene-recorder"))
+                .args(["--signaling-url", &format!("ws://127.0.0.1:{}/recorder", self.sig_port)])
+                .arg("--secret-file")
+                .arg(&secret_file)
+                .arg("--recordings-dir")
+                .arg(dir)
+                .args(["--capacity", &capacity.to_string(), "--recorder-id", id, "--bind", "127.0.0.1"])
+                .args(["--udp-ports", &format!("{first}-{}", first.saturating_add(9))])
+                .env("RUST_LOG", "info,str0m=warn,dimpl=warn,is=warn")
+                .stdout(log_file(&self.dir, id))
+                .stderr(log_file(&self.dir, &format!("{id}.err")))
+                .spawn()
+                .expect("convene-recorder starts"),
+        );
+        let port = self.sig_port;
+        eventually("the recorder registered", Duration::from_secs(30), || async move {
+            let ready = http_get(port, "/ready").await?;
+            Ok(ready.contains("1 recorder(s)").then_some(()))
+        })
+        .await;
+        process
     }
 
     /// Start the load generator with `args` (it leaves by itself after its `--duration-s`).
@@ -154,7 +194,7 @@ impl Stack {
 
     pub fn logs(&self) -> String {
         let mut s = String::new();
-        for name in ["loadgen", "signaling", "bridge-a", "bridge-b"] {
+        for name in ["loadgen", "signaling", "bridge-a", "bridge-b", "recorder-1"] {
             s += &format!("\n--- {name} (tail) ---\n{}", tail(&self.dir.join(format!("{name}.log")), 40));
         }
         s

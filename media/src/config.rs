@@ -12,6 +12,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Logging for the media binaries (bridge, recorder): `RUST_LOG` or a default that keeps
+/// str0m's per-packet chatter out.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(name = "convene-bridge", version, about = "Convene SFU media bridge")]
 pub struct Config {

@@ -119,7 +119,7 @@ async fn session(
     }
 }
 
-async fn send<S>(tx: &mut S, text: String, limit: Duration) -> anyhow::Result<()>
+pub(crate) async fn send<S>(tx: &mut S, text: String, limit: Duration) -> anyhow::Result<()>
 where
     S: Sink<WsMessage, Error = WsError> + Unpin,
 {
@@ -127,7 +127,7 @@ where
 }
 
 /// A send that may not take longer than `limit` (a peer that stopped reading).
-async fn timed(
+pub(crate) async fn timed(
     limit: Duration,
     f: impl std::future::Future<Output = Result<(), WsError>>,
 ) -> anyhow::Result<()> {

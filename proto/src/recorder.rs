@@ -22,6 +22,26 @@ use serde::{Deserialize, Serialize};
 pub use crate::control::{MAX_MESSAGE_BYTES, OfferId, ParseError, RequestId, parse, to_json};
 pub use crate::media::SlotInfo;
 
+/// Environment variables `convene-recorder`'s flags read (the names the operator's RecorderPool
+/// already renders).
+pub mod env {
+    pub const ID: &str = "CONVENE_RECORDER_ID";
+    /// Signaling's recorder-control WebSocket URL (`ws://…/recorder`).
+    pub const SIGNALING_URL: &str = "CONVENE_SIGNALING_URL";
+    /// The bridge-control secret (value).
+    pub const SECRET: &str = "CONVENE_SIGNALING_SECRET";
+    /// A file holding the bridge-control secret (instead of the value).
+    pub const SECRET_FILE: &str = "CONVENE_SIGNALING_SECRET_FILE";
+    /// Capacity: recordings at once.
+    pub const MAX_RECORDINGS: &str = "CONVENE_RECORDER_MAX_RECORDINGS";
+    pub const RECORDING_DIR: &str = "CONVENE_RECORDING_DIR";
+    pub const BIND: &str = "CONVENE_RECORDER_BIND";
+    /// The address put in the recorder's ICE candidates (default: the bind address).
+    pub const ADVERTISE: &str = "CONVENE_RECORDER_ADVERTISE_ADDRESS";
+    /// UDP ports for the recordings' media, `first-last` (default: ephemeral).
+    pub const UDP_PORTS: &str = "CONVENE_RECORDER_UDP_PORTS";
+}
+
 /// Protocol version; sent in [`FromRecorder::Register`]. Bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
 

@@ -8,12 +8,20 @@
 //! converted from str0m's frame-mode `MediaData`; [`timeline`] maps RTP ticks to monotonic
 //! milliseconds and records gaps; [`codec`] holds what differs per codec (ids, private data).
 //!
+//! The `convene-recorder` binary's I/O around it: [`control`] (the connection to signaling's
+//! `/recorder`, one task per recording), [`run`] (a session over its UDP socket), [`config`]
+//! and [`layout`] (where the files go).
+//!
 //! No jitter buffer here: str0m's frame mode (the default, `rtc.set_rtp_mode(false)`) already
 //! reorders packets, retransmits from NACK/RTX and hands over whole depacketized frames, so the
 //! writer only has to place them in time.
 pub mod codec;
+pub mod config;
+pub mod control;
 pub mod frame;
+pub mod layout;
 pub mod manifest;
+pub mod run;
 pub mod session;
 pub mod sink;
 pub mod slotmap;

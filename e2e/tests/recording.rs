@@ -1,0 +1,274 @@
+//! A real recording: `convene-signaling`, one `convene-bridge`, one `convene-recorder` and
+//! `convene-loadgen` participants on loopback. A moderator (a protocol-level client here)
+//! starts recording, another room asks for one while the only recorder is busy (typed
+//! `no_recorder`), the moderator stops after ~7 s; every track file is then judged by
+//! `ffprobe` (codec, duration against the manifest's span) and `ffmpeg` (decodes clean), and
+//! nobody ever saw the recorder as a participant or a source.
+//!
+//! Netns tier (`unshare -n`, loopback only); needs the workspace binaries built first and
+//! ffmpeg (scripts/install-deps.sh):
+//!
+//!   unshare -rn sh -c 'ip link set lo up; cargo test -p convene-e2e --test recording'
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use convene_e2e::eventually;
+use convene_e2e::stack::{Stack, finish};
+use convene_proto::client::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const PARTICIPANTS: usize = 3;
+const RUN_S: u64 = 22;
+const RECORD_S: u64 = 7;
+
+/// A client speaking the client protocol (no media: it only moderates), keeping everything
+/// it was told.
+struct Client {
+    ws: Ws,
+    seen: Vec<ServerMsg>,
+}
+
+impl Client {
+    async fn join(port: u16, room: &str, name: &str) -> Client {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await.expect("ws");
+        let mut c = Client { ws, seen: vec![] };
+        c.send(ClientMsg::Join {
+            v: PROTOCOL_VERSION,
+            room: room.into(),
+            name: Some(name.into()),
+            avatar: None,
+            token: None,
+            password: None,
+            audio_muted: true,
+            video_muted: true,
+        })
+        .await;
+        c.wait("joined", |m| matches!(m, ServerMsg::Joined { .. })).await;
+        c
+    }
+
+    async fn send(&mut self, m: ClientMsg) {
+        self.ws.send(Message::text(m.to_json())).await.expect("send");
+    }
+
+    /// The next message matching `f` (20 s at most); everything read is kept.
+    async fn wait(&mut self, what: &str, f: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = tokio::time::timeout(left, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within 20 s; got {:?}", self.seen))
+                .expect("socket open")
+                .expect("frame");
+            let Message::Text(t) = m else { continue };
+            let m = convene_proto::client::parse_server(t.as_str()).expect("a server message");
+            self.seen.push(m.clone());
+            if f(&m) {
+                return m;
+            }
+        }
+    }
+}
+
+fn recording(m: &ServerMsg) -> Option<(bool, Option<String>)> {
+    match m {
+        ServerMsg::Room { room } => Some((room.recording, room.recording_by.clone())),
+        _ => None,
+    }
+}
+
+/// Every participant id a client was told of (presence, states, speakers, slots).
+fn ids_seen(seen: &[ServerMsg]) -> Vec<String> {
+    let mut ids = vec![];
+    for m in seen {
+        match m {
+            ServerMsg::Joined { participants, you, .. } => {
+                ids.extend(participants.iter().map(|p| p.id.clone()));
+                ids.push(you.id.clone());
+            }
+            ServerMsg::ParticipantJoined { participant } | ServerMsg::ParticipantUpdated { participant } => {
+                ids.push(participant.id.clone())
+            }
+            ServerMsg::ParticipantLeft { id }
+            | ServerMsg::ConnectionState { id, .. }
+            | ServerMsg::DominantSpeaker { id } => ids.push(id.clone()),
+            ServerMsg::Offer { slots, .. } | ServerMsg::Slots { slots } => {
+                ids.extend(slots.iter().filter_map(|s| s.source.as_ref().map(|s| s.endpoint.clone())))
+            }
+            _ => {}
+        }
+    }
+    ids
+}
+
+fn ffmpeg_present() -> bool {
+    Command::new("ffprobe").arg("-version").output().is_ok()
+        && Command::new("ffmpeg").arg("-version").output().is_ok()
+}
+
+/// Codec and duration (first packet to the end of the last) by ffprobe.
+fn probe(path: &Path) -> (String, f64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams", "-show_packets", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let packets = json["packets"].as_array().expect("packets");
+    let t = |v: &Value, k: &str| v[k].as_str().and_then(|s| s.parse::<f64>().ok());
+    let first = t(&packets[0], "pts_time").expect("pts");
+    let last = packets.last().expect("a packet");
+    let end = t(last, "pts_time").expect("pts") + t(last, "duration_time").unwrap_or(0.0);
+    (json["streams"][0]["codec_name"].as_str().unwrap_or_default().to_string(), end - first)
+}
+
+fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The one recording directory under `root` (`<room>/<start time>/`).
+fn recording_dir(root: &Path, room: &str) -> PathBuf {
+    let dirs: Vec<PathBuf> =
+        std::fs::read_dir(root.join(room)).expect("room dir").map(|e| e.expect("entry").path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+#[tokio::test]
+async fn a_moderator_records_a_loadgen_room() {
+    if !ffmpeg_present() {
+        eprintln!("skipped: ffmpeg/ffprobe are not installed (scripts/install-deps.sh installs them)");
+        return;
+    }
+    let stack = Stack::start_with("recording", None, &["bridge-a"]).await;
+    let out = stack.dir.join("recordings");
+    let _recorder = stack.start_recorder("recorder-1", &out, 1).await;
+    // The moderator opens the room (the first joiner of an open shard moderates).
+    let mut host = Client::join(stack.sig_port, "load-0", "Host").await;
+    let args: Vec<String> =
+        ["--participants", &PARTICIPANTS.to_string(), "--rooms", "1", "--duration-s", &RUN_S.to_string()]
+            .into_iter()
+            .chain(["--ramp-ms", "50", "--keyframe-interval-s", "2", "--progress-s", "5"])
+            .map(String::from)
+            .collect();
+    let (lg, report) = stack.loadgen(&args);
+    for _ in 0..PARTICIPANTS {
+        host.wait("participants", |m| matches!(m, ServerMsg::ParticipantJoined { .. })).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    host.send(ClientMsg::SetRecording { recording: true }).await;
+    let on = host.wait("recording on", |m| recording(m).is_some_and(|(on, _)| on)).await;
+    let started = Instant::now();
+    assert_eq!(recording(&on), Some((true, Some("Host".into()))), "who started it");
+    // A late joiner sees it too.
+    let mut late = Client::join(stack.sig_port, "load-0", "Late").await;
+    let Some(ServerMsg::Joined { room, .. }) =
+        late.seen.iter().find(|m| matches!(m, ServerMsg::Joined { .. })).cloned()
+    else {
+        panic!("joined")
+    };
+    assert_eq!((room.recording, room.recording_by.as_deref()), (true, Some("Host")));
+
+    // The only recorder is busy: another room's moderator gets the typed error.
+    let mut other = Client::join(stack.sig_port, "other", "Other").await;
+    other.wait("media", |m| matches!(m, ServerMsg::Media { .. })).await;
+    other.send(ClientMsg::SetRecording { recording: true }).await;
+    let err = other.wait("an error", |m| matches!(m, ServerMsg::Error { .. })).await;
+    assert!(
+        matches!(err, ServerMsg::Error { code: convene_proto::client::ErrorCode::NoRecorder, .. }),
+        "{err:?}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(RECORD_S).saturating_sub(started.elapsed())).await;
+    host.send(ClientMsg::SetRecording { recording: false }).await;
+    let stopped = late.wait("recording stopped", |m| matches!(m, ServerMsg::RecordingStopped { .. })).await;
+    let recorded_s = started.elapsed().as_secs_f64();
+    assert!(
+        matches!(stopped, ServerMsg::RecordingStopped { ref by, reason: convene_proto::client::RecordingStopReason::Stopped } if by.as_deref() == Some("Host")),
+        "{stopped:?}"
+    );
+    late.wait("recording off", |m| recording(m).is_some_and(|(on, by)| !on && by.is_none())).await;
+
+    // The recorder finished: the manifest says when, and lists every track it closed.
+    let dir = recording_dir(&out, "load-0");
+    let manifest: Value = eventually("the manifest is final", Duration::from_secs(15), || {
+        let path = dir.join("manifest.json");
+        async move {
+            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+            Ok(m.get("stopped_wall_ms").is_some().then_some(m))
+        }
+    })
+    .await;
+    let (code, report) = finish(lg, &report, &stack, RUN_S);
+    let logs = || format!("\nmanifest: {manifest:#}\nreport: {report:#}{}", stack.logs());
+    assert_eq!(code, Some(0), "loadgen{}", logs());
+
+    let participants = manifest["participants"].as_object().expect("participants");
+    assert_eq!(participants.len(), PARTICIPANTS, "every publisher is in the recording{}", logs());
+    let mut files = 0;
+    let mut figures = vec![];
+    for (endpoint, p) in participants {
+        let tracks = p["tracks"].as_array().expect("tracks");
+        let kinds: Vec<&str> = tracks.iter().filter_map(|t| t["kind"].as_str()).collect();
+        assert!(kinds.contains(&"audio") && kinds.contains(&"camera"), "{endpoint}: {kinds:?}{}", logs());
+        for t in tracks {
+            files += 1;
+            let file = dir.join(t["file"].as_str().expect("file"));
+            let (codec, duration) = probe(&file);
+            assert_eq!(codec, t["codec"].as_str().expect("codec"), "{}", file.display());
+            assert_eq!(codec, if t["kind"] == "audio" { "opus" } else { "vp8" }, "{}", file.display());
+            let span_ms = t["stop_ms"].as_u64().expect("stopped") - t["start_ms"].as_u64().expect("started");
+            let span = span_ms as f64 / 1000.0;
+            assert!(
+                (duration - span).abs() <= 0.5,
+                "{}: {duration:.3} s in the file, {span:.3} s in the manifest",
+                file.display()
+            );
+            assert!(
+                span > RECORD_S as f64 - 2.5,
+                "{}: only {span:.3} s of a {recorded_s:.1} s recording",
+                file.display()
+            );
+            let errors = decode_errors(&file);
+            assert!(errors.is_empty(), "{}: {errors}", file.display());
+            figures.push(format!(
+                "{} {codec} {duration:.3}/{span:.3} s",
+                t["file"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    let on_disk = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "webm")))
+        .count();
+    assert_eq!(on_disk, files, "the directory holds exactly the manifest's files");
+    eprintln!("recorded {recorded_s:.2} s: {}", figures.join(", "));
+
+    // Nobody saw the recorder: not the moderator, the late joiner, nor any loadgen
+    // participant's slots.
+    let rec = manifest["recorder_endpoint"].as_str().expect("recorder endpoint").to_string();
+    for c in [&host, &late] {
+        assert!(!ids_seen(&c.seen).contains(&rec), "{rec} was shown to a participant");
+    }
+    for p in report["per_participant"].as_array().expect("per_participant") {
+        for s in p["sources"].as_array().into_iter().flatten() {
+            assert!(!s["name"].as_str().unwrap_or_default().starts_with(&rec), "{} received {s}", p["name"]);
+        }
+    }
+}

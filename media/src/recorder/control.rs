@@ -1,0 +1,238 @@
+//! The recorder's control connection: dial signaling's `/recorder` (the bridge's dialler,
+//! [`crate::control_dial`]), register, and run each recording it is given as its own task
+//! ([`super::run`]). Reconnects with backoff; recordings end when the connection does
+//! (signaling has already ended them and freed their endpoints), and on shutdown, which waits
+//! for their files to be finished.
+use std::collections::HashMap;
+use std::time::Duration;
+
+use convene_proto::recorder::{self, ErrorCode, FromRecorder, ToRecorder};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{info, warn};
+
+use super::config::RecorderConfig;
+use super::layout::recording_dir;
+use super::run::{self, Command, Net};
+use super::session::SessionConfig;
+use crate::control_client::{send, timed};
+
+struct Running {
+    commands: mpsc::Sender<Command>,
+    task: JoinHandle<()>,
+}
+
+pub struct Recorder {
+    cfg: RecorderConfig,
+    id: String,
+    secret: Option<String>,
+    net: Net,
+    tls: Option<TlsConnector>,
+    running: HashMap<String, Running>,
+    draining: bool,
+}
+
+enum End {
+    Closed,
+    Shutdown,
+}
+
+impl Recorder {
+    pub fn new(cfg: RecorderConfig, id: String) -> anyhow::Result<Recorder> {
+        let secret = cfg.secret()?;
+        let net = Net { bind: cfg.bind, advertise: cfg.advertised()?, ports: cfg.udp_ports };
+        let tls = crate::control_dial::tls_for(&cfg.signaling_url, cfg.control_ca_file.as_deref())?;
+        Ok(Recorder { cfg, id, secret, net, tls, running: HashMap::new(), draining: false })
+    }
+
+    /// Serve until `shutdown` turns true; then stop every recording and return once its files
+    /// are finished.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let end = self.session(&mut shutdown).await;
+            self.stop_all().await;
+            match end {
+                Ok(End::Shutdown) => return,
+                Ok(End::Closed) => {
+                    info!("signaling closed the control connection");
+                    backoff = Duration::from_millis(500);
+                }
+                Err(e) => warn!(url = %self.cfg.signaling_url, "control connection failed: {e:#}"),
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let jitter = Duration::from_millis(fastrand::u64(0..250));
+            tokio::select! {
+                _ = tokio::time::sleep(backoff + jitter) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(15));
+        }
+    }
+
+    async fn stop_all(&mut self) {
+        for (id, r) in self.running.drain() {
+            let _ = r.commands.send(Command::Stop(None)).await;
+            if r.task.await.is_err() {
+                warn!(recording = %id, "recording task failed");
+            }
+        }
+    }
+
+    async fn session(&mut self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<End> {
+        let keepalive = Duration::from_millis(self.cfg.control_keepalive_ms.max(10));
+        let dead_after = keepalive * 3;
+        let mut ws_cfg = WebSocketConfig::default();
+        ws_cfg.max_message_size = Some(recorder::MAX_MESSAGE_BYTES);
+        ws_cfg.max_frame_size = Some(recorder::MAX_MESSAGE_BYTES);
+        let dial = crate::control_dial::dial(
+            &self.cfg.signaling_url,
+            self.secret.as_deref(),
+            ws_cfg,
+            self.tls.as_ref(),
+        );
+        let ws = tokio::time::timeout(Duration::from_secs(10), dial).await??;
+        info!(url = %self.cfg.signaling_url, "control connection up");
+        let (mut tx, mut rx) = ws.split();
+        let register = FromRecorder::Register {
+            protocol_version: recorder::PROTOCOL_VERSION,
+            recorder_id: self.id.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capacity: self.cfg.capacity,
+            active: self.running.len() as u32,
+            draining: self.draining,
+        };
+        send(&mut tx, recorder::to_json(&register), dead_after).await?;
+        // Recordings' messages for signaling; bounded (a recording waits for room).
+        let (out_tx, mut out_rx) = mpsc::channel::<FromRecorder>(1024);
+        let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+        let mut last_read = Instant::now();
+        loop {
+            if self.draining && self.running.is_empty() {
+                return Ok(End::Shutdown);
+            }
+            let reply = tokio::select! {
+                _ = shutdown.changed(), if !self.draining => {
+                    info!(recordings = self.running.len(), "shutting down: finishing recordings");
+                    self.draining = true;
+                    for r in self.running.values() {
+                        let _ = r.commands.send(Command::Stop(None)).await;
+                    }
+                    Some(self.status())
+                }
+                m = out_rx.recv() => {
+                    let Some(m) = m else { continue };
+                    if let FromRecorder::Finished { recording, .. } = &m {
+                        self.running.remove(recording);
+                        send(&mut tx, recorder::to_json(&m), dead_after).await?;
+                        Some(self.status())
+                    } else {
+                        Some(m)
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_read.elapsed() >= dead_after {
+                        anyhow::bail!("nothing from signaling for {dead_after:?}: presumed dead");
+                    }
+                    timed(dead_after, futures_util::SinkExt::send(&mut tx, WsMessage::Ping(Default::default()))).await?;
+                    None
+                }
+                msg = rx.next() => {
+                    last_read = Instant::now();
+                    match msg {
+                        None => return Ok(End::Closed),
+                        Some(m) => match m? {
+                            WsMessage::Text(t) => match recorder::parse::<ToRecorder>(t.as_str()) {
+                                Ok(m) => self.on_message(m, &out_tx).await,
+                                Err(e) => Some(FromRecorder::error(None, ErrorCode::BadRequest, e.to_string())),
+                            },
+                            WsMessage::Close(_) => return Ok(End::Closed),
+                            _ => None,
+                        },
+                    }
+                }
+            };
+            if let Some(r) = reply {
+                send(&mut tx, recorder::to_json(&r), dead_after).await?;
+            }
+        }
+    }
+
+    fn status(&self) -> FromRecorder {
+        FromRecorder::Status { active: self.running.len() as u32, draining: self.draining }
+    }
+
+    /// Handle one message; returns the reply, if any.
+    async fn on_message(&mut self, m: ToRecorder, out: &mpsc::Sender<FromRecorder>) -> Option<FromRecorder> {
+        let (recording, command) = match m {
+            ToRecorder::Start { id, recording, conference, endpoint, started_wall_ms, .. } => {
+                return Some(self.start(id, recording, conference, endpoint, started_wall_ms, out).await);
+            }
+            ToRecorder::Stop { id, recording } => {
+                if !self.running.contains_key(&recording) {
+                    return Some(FromRecorder::error(
+                        Some(id),
+                        ErrorCode::UnknownRecording,
+                        "no such recording",
+                    ));
+                }
+                (recording, Command::Stop(Some(id)))
+            }
+            ToRecorder::Answer { recording, sdp } => (recording, Command::Answer(sdp)),
+            ToRecorder::Offer { recording, offer_id, sdp, slots } => {
+                (recording, Command::Offer { offer_id, sdp, slots })
+            }
+            ToRecorder::Slots { recording, slots } => (recording, Command::Slots(slots)),
+        };
+        if let Some(r) = self.running.get(&recording) {
+            let _ = r.commands.send(command).await;
+        }
+        None
+    }
+
+    async fn start(
+        &mut self,
+        id: u64,
+        recording: String,
+        conference: String,
+        endpoint: String,
+        started_wall_ms: u64,
+        out: &mpsc::Sender<FromRecorder>,
+    ) -> FromRecorder {
+        let refuse = |code, msg: &str| FromRecorder::error(Some(id), code, msg);
+        if self.draining {
+            return refuse(ErrorCode::Draining, "the recorder is draining");
+        }
+        if self.running.len() >= self.cfg.capacity as usize {
+            return refuse(ErrorCode::Capacity, "the recorder is full");
+        }
+        if self.running.contains_key(&recording) {
+            return refuse(ErrorCode::BadRequest, "that recording is running");
+        }
+        let dir = recording_dir(&self.cfg.recordings_dir, &conference, started_wall_ms);
+        let cfg = SessionConfig {
+            conference: conference.clone(),
+            endpoint,
+            wall_ms: started_wall_ms,
+            candidates: vec![],
+        };
+        let prepared = run::prepare(&recording, cfg, dir, self.net).await;
+        let (rec, sdp) = match prepared {
+            Ok(p) => p,
+            Err(f) => return FromRecorder::Error { id: Some(id), code: f.code, message: f.message },
+        };
+        info!(%recording, room = %conference, dir = %rec.dir.display(), "recording");
+        let (commands, command_rx) = mpsc::channel(64);
+        let timeout = Duration::from_secs(self.cfg.connect_timeout_s.max(1));
+        let task = tokio::spawn(rec.run(command_rx, out.clone(), timeout));
+        self.running.insert(recording.clone(), Running { commands, task });
+        FromRecorder::Offer { id, recording, sdp }
+    }
+}
