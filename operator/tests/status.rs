@@ -142,3 +142,20 @@ fn a_rolled_out_pool_is_ready_stable_and_not_degraded() {
     assert!(!zero.ready.status);
     assert_eq!(zero.ready.reason, "ScaledToZero");
 }
+
+#[test]
+fn bridges_left_on_another_version_after_a_rollout_are_called_out() {
+    let p = pool(json!({"replicas": 2, "publicAddress": {"source": "NodeInternalIP"}}));
+    let pods = vec![pod("p-bridge-0", Some("n1"), true, None), pod("p-bridge-1", Some("n2"), true, None)];
+    let nodes = vec![node("n1", "10.0.0.1", None), node("n2", "10.0.0.2", None)];
+    let mut states = bridge_states(&p, &pods, &nodes);
+    states[0].version = Some("1.2".into());
+    states[1].version = Some("1.3".into());
+    let h = health(&p, 2, &sts(2, 2), &pods, &states, None);
+    assert!(h.degraded.status);
+    assert_eq!(h.degraded.reason, "MixedVersions");
+    assert!(h.degraded.message.contains("1.2 (p-bridge-0), 1.3 (p-bridge-1)"), "{}", h.degraded.message);
+    // While a rollout runs, two versions are expected.
+    let rolling = health(&p, 2, &sts(2, 2), &pods, &states, Some("replacing p-bridge-0".into()));
+    assert!(!rolling.degraded.status);
+}

@@ -400,28 +400,22 @@ fn rooms(f: &Facts, out: &mut Out) {
             ),
         );
     }
-    let mut versions: Vec<(String, String)> = f
-        .pools
-        .iter()
-        .flat_map(|p| p.status.iter().flat_map(|s| &s.bridges))
-        .filter_map(|b| Some((b.version.clone()?, b.name.clone())))
-        .collect();
-    if let Some(v) = f.shard.status.as_ref().and_then(|s| s.version.clone()) {
-        versions.push((v, "signaling".into()));
-    }
-    let mut distinct: Vec<&str> = versions.iter().map(|(v, _)| v.as_str()).collect();
-    distinct.sort();
-    distinct.dedup();
-    if distinct.len() > 1 {
-        let list = versions.iter().map(|(v, n)| format!("{n} {v}")).collect::<Vec<_>>().join(", ");
-        out.push(
+    let bridges = f.pools.iter().flat_map(|p| p.status.iter().flat_map(|s| &s.bridges));
+    let signaling = f.shard.status.as_ref().and_then(|s| s.version.as_deref()).map(|v| ("signaling", v));
+    let named: Vec<(&str, &str)> =
+        bridges.filter_map(|b| Some((b.name.as_str(), b.version.as_deref()?))).chain(signaling).collect();
+    match crate::reconcile::conditions::version_skew(named.iter().copied()) {
+        Some(skew) => out.push(
             Level::Warn,
             ROOMS,
             "versions",
-            format!("mixed versions ({list}): finish the rollout or pin one image"),
-        );
-    } else if let Some(v) = distinct.first() {
-        out.push(Level::Ok, ROOMS, "versions", format!("all run {v}"));
+            format!("mixed versions {skew}: finish the rollout or pin one image"),
+        ),
+        None => {
+            if let Some((_, v)) = named.first() {
+                out.push(Level::Ok, ROOMS, "versions", format!("all run {v}"));
+            }
+        }
     }
 }
 

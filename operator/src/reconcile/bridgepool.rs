@@ -501,6 +501,9 @@ pub fn health(
         .filter(|b| b.node.is_some() && b.address.is_none() && source != AddressSource::Stun)
         .map(|b| b.node.as_deref().unwrap_or_default())
         .collect();
+    let skew = super::conditions::version_skew(
+        bridges.iter().filter_map(|b| Some((b.name.as_str(), b.version.as_deref()?))),
+    );
     let degraded = if !unschedulable.is_empty() {
         Observed::new(
             "Degraded",
@@ -521,6 +524,15 @@ pub fn health(
                 "node(s) {} have no {:?} address; clients could not reach these bridges. Set spec.publicAddress.source to match your nodes",
                 no_address.join(", "),
                 source
+            ),
+        )
+    } else if let Some(skew) = skew.filter(|_| rolling.is_none() && rolled_out) {
+        Observed::new(
+            "Degraded",
+            true,
+            "MixedVersions",
+            format!(
+                "the bridges run different versions after the rollout ended: {skew}. Delete the stragglers' pods or pin one image"
             ),
         )
     } else {

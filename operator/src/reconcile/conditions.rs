@@ -162,3 +162,32 @@ mod tests {
         assert_eq!((ev.len(), ev[0].0.type_, ev[0].1), (1, "Degraded", false), "recovery is said once");
     }
 }
+
+/// Several versions among `(name, version)` pairs: "v1 (a, b), v2 (c)"; `None` when they all
+/// run one (or none is known). Mixed versions after a rollout mean a stuck or partial one.
+pub fn version_skew<'a>(named: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    let mut by_version: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (name, version) in named {
+        by_version.entry(version).or_default().push(name);
+    }
+    (by_version.len() > 1).then(|| {
+        by_version
+            .iter()
+            .map(|(v, names)| format!("{v} ({})", names.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+#[cfg(test)]
+mod skew_tests {
+    #[test]
+    fn names_each_version_with_its_members() {
+        assert_eq!(super::version_skew([("a", "1.2"), ("b", "1.2")]), None);
+        assert_eq!(super::version_skew([]), None);
+        assert_eq!(
+            super::version_skew([("a", "1.2"), ("c", "1.3"), ("b", "1.2")]).as_deref(),
+            Some("1.2 (a, b), 1.3 (c)")
+        );
+    }
+}
