@@ -114,8 +114,8 @@ fn ffmpeg_present() -> bool {
         && Command::new("ffmpeg").arg("-version").output().is_ok()
 }
 
-/// Codec and duration (first packet to the end of the last) by ffprobe.
-fn probe(path: &Path) -> (String, f64) {
+/// Codec, duration (first packet to the end of the last) and height by ffprobe.
+fn probe(path: &Path) -> (String, f64, Option<u64>) {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-show_streams", "-show_packets", "-of", "json"])
         .arg(path)
@@ -127,7 +127,8 @@ fn probe(path: &Path) -> (String, f64) {
     let first = t(&packets[0], "pts_time").expect("pts");
     let last = packets.last().expect("a packet");
     let end = t(last, "pts_time").expect("pts") + t(last, "duration_time").unwrap_or(0.0);
-    (json["streams"][0]["codec_name"].as_str().unwrap_or_default().to_string(), end - first)
+    let stream = &json["streams"][0];
+    (stream["codec_name"].as_str().unwrap_or_default().to_string(), end - first, stream["height"].as_u64())
 }
 
 fn decode_errors(path: &Path) -> String {
@@ -230,7 +231,11 @@ async fn a_moderator_records_a_loadgen_room() {
         for t in tracks {
             files += 1;
             let file = dir.join(t["file"].as_str().expect("file"));
-            let (codec, duration) = probe(&file);
+            let (codec, duration, height) = probe(&file);
+            if t["kind"] == "camera" {
+                // The recorder's default: the 360p simulcast layer, not the 720p one.
+                assert_eq!(height, Some(360), "{}", file.display());
+            }
             assert_eq!(codec, t["codec"].as_str().expect("codec"), "{}", file.display());
             assert_eq!(codec, if t["kind"] == "audio" { "opus" } else { "vp8" }, "{}", file.display());
             let span_ms = t["stop_ms"].as_u64().expect("stopped") - t["start_ms"].as_u64().expect("started");

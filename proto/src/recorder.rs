@@ -40,6 +40,7 @@ pub mod env {
     pub const ADVERTISE: &str = "CONVENE_RECORDER_ADVERTISE_ADDRESS";
     /// UDP ports for the recordings' media, `first-last` (default: ephemeral).
     pub const UDP_PORTS: &str = "CONVENE_RECORDER_UDP_PORTS";
+    pub const VIDEO_HEIGHT: &str = "CONVENE_RECORDER_VIDEO_HEIGHT";
 }
 
 /// Protocol version; sent in [`FromRecorder::Register`]. Bumped on incompatible changes.
@@ -90,6 +91,10 @@ pub enum FromRecorder {
         /// The recorder takes no new recordings.
         #[serde(default)]
         draining: bool,
+        /// Camera height it records (signaling asks the bridge for the simulcast layer at or
+        /// below it; a source with no such layer comes in its lowest).
+        #[serde(default = "default_video_height")]
+        video_height: u32,
     },
     /// Load changed (a recording started or ended, draining began).
     Status {
@@ -115,6 +120,10 @@ pub enum FromRecorder {
     Ok { id: RequestId },
     /// Failure of a request (`id` is absent when the request could not be parsed).
     Error { id: Option<RequestId>, code: ErrorCode, message: String },
+}
+
+fn default_video_height() -> u32 {
+    360
 }
 
 /// Why a recording failed.
@@ -207,7 +216,7 @@ mod tests {
             r#"{"type":"register","protocol_version":1,"recorder_id":"r-0","version":"0.1","capacity":10,"active":0}"#,
         )
         .unwrap();
-        assert!(matches!(m, FromRecorder::Register { capacity: 10, draining: false, .. }));
+        assert!(matches!(m, FromRecorder::Register { capacity: 10, draining: false, video_height: 360, .. }));
         let stop = ToRecorder::Stop { id: 1, recording: "r".into() };
         assert!(parse::<FromRecorder>(&to_json(&stop)).is_err(), "directions do not mix");
         assert!(parse::<ToRecorder>(&to_json(&m)).is_err());

@@ -23,6 +23,8 @@ pub struct RegisteredRecorder {
     /// Recordings it reported running (its own count, including leftovers after a reconnect).
     pub active: u32,
     pub draining: bool,
+    /// Camera height it records.
+    pub video_height: u32,
     pub conn: RecorderConn,
     /// Recordings signaling gave it and that have not ended: recording id → room.
     pub recordings: HashMap<String, String>,
@@ -86,8 +88,15 @@ pub fn conn(app: &App, recorder: &str) -> Option<RecorderConn> {
 pub async fn handle(app: Arc<App>, socket: WebSocket) {
     let Some((mut socket, first)) = ControlSocket::first(socket).await else { return };
     let refuse = |why: &str| recorder::to_json(&FromRecorder::error(None, ErrorCode::BadRequest, why));
-    let Ok(FromRecorder::Register { protocol_version, recorder_id, version, capacity, active, draining }) =
-        recorder::parse::<FromRecorder>(&first)
+    let Ok(FromRecorder::Register {
+        protocol_version,
+        recorder_id,
+        version,
+        capacity,
+        active,
+        draining,
+        video_height,
+    }) = recorder::parse::<FromRecorder>(&first)
     else {
         socket.refuse(refuse("expected register")).await;
         return;
@@ -116,6 +125,7 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
                     capacity,
                     active,
                     draining,
+                    video_height,
                     conn: conn.clone(),
                     recordings: HashMap::new(),
                 },

@@ -12,7 +12,7 @@
 //! reason instead.
 use std::sync::Arc;
 
-use convene_proto::control::{self, FromBridge, ToBridge};
+use convene_proto::control::{self, FromBridge, ReceiverConstraints, ToBridge};
 use convene_proto::recorder::{FromRecorder, ToRecorder};
 
 use crate::protocol::{ErrorCode, RecordingStopReason, ServerMsg};
@@ -131,6 +131,14 @@ async fn negotiate(app: &App, room: &str, rec: &Recording, started_wall_ms: u64)
             return Err(format!("the bridge refused the recorder's endpoint: {}", reply(other.as_ref())));
         }
     };
+    // Before the offer, so the bridge starts on the layers the recorder wants.
+    let video_height = app.lock().recorders.get(&rec.recorder).map_or(360, |r| r.video_height);
+    bridge.send(&ToBridge::ReceiverConstraints {
+        id: app.next_id(),
+        conference: room.to_string(),
+        endpoint: rec.endpoint.clone(),
+        constraints: ReceiverConstraints { default_max_height: video_height, ..Default::default() },
+    });
     let sdp = match recorder
         .request(ToRecorder::Start {
             id: app.next_id(),

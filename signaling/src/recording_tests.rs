@@ -94,6 +94,7 @@ async fn recorder_ws(addr: &str, id: &str, capacity: u32) -> Ws {
         capacity,
         active: 0,
         draining: false,
+        video_height: 240,
     };
     ws.send(tungstenite::Message::text(recorder::to_json(&reg))).await.unwrap();
     ws
@@ -149,6 +150,11 @@ async fn set_recording_starts_relays_and_stops_a_recorder() {
     assert_eq!((conference.as_str(), candidates), ("rec", vec!["cand".to_string()]));
     let hidden = bridge_saw(&mut seen, |m| matches!(m, ToBridge::AllocateHiddenEndpoint { .. })).await;
     assert!(matches!(hidden, ToBridge::AllocateHiddenEndpoint { endpoint: ref e, .. } if *e == endpoint));
+    // The recorder's camera height, before its offer.
+    let c = bridge_saw(&mut seen, |m| matches!(m, ToBridge::ReceiverConstraints { .. })).await;
+    assert!(
+        matches!(c, ToBridge::ReceiverConstraints { ref constraints, .. } if constraints.default_max_height == 240)
+    );
     reply(&mut rec, FromRecorder::Offer { id, recording: recording.clone(), sdp: "rec-offer".into() }).await;
     let offer = bridge_saw(&mut seen, |m| matches!(m, ToBridge::Offer { .. })).await;
     assert!(

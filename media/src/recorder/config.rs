@@ -44,6 +44,10 @@ pub struct RecorderConfig {
     /// UDP ports for recordings, `first-last` (one per recording); default: ephemeral.
     #[arg(long, env = env::UDP_PORTS, value_parser = parse_ports)]
     pub udp_ports: Option<(u16, u16)>,
+    /// Camera height to record: the simulcast layer at or below it (a source without one
+    /// comes in its lowest layer).
+    #[arg(long, env = env::VIDEO_HEIGHT, default_value_t = 360)]
+    pub video_height: u32,
     /// Seconds a recording may take to connect to its bridge before it fails.
     #[arg(long, default_value_t = 20)]
     pub connect_timeout_s: u64,

@@ -108,6 +108,7 @@ impl Recorder {
             capacity: self.cfg.capacity,
             active: self.running.len() as u32,
             draining: self.draining,
+            video_height: self.cfg.video_height,
         };
         send(&mut tx, recorder::to_json(&register), dead_after).await?;
         // Recordings' messages for signaling; bounded (a recording waits for room).
