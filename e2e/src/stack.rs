@@ -126,7 +126,7 @@ impl Stack {
     pub async fn start_recorder(&self, id: &str, dir: &Path, capacity: u32) -> Process {
         let secret_file = self.dir.join("secret");
         std::fs::write(&secret_file, format!("{}\n", self.secret)).expect("secret file");
-        let first = free_port();
+        let (first, http) = (free_port(), free_port());
         let process = Process(
             Command::new(binary("convene-recorder"))
                 .args(["--signaling-url", &format!("ws://127.0.0.1:{}/recorder", self.sig_port)])
@@ -136,6 +136,7 @@ impl Stack {
                 .arg(dir)
                 .args(["--capacity", &capacity.to_string(), "--recorder-id", id, "--bind", "127.0.0.1"])
                 .args(["--udp-ports", &format!("{first}-{}", first.saturating_add(9))])
+                .args(["--http-port", &http.to_string()])
                 .env("RUST_LOG", "info,str0m=warn,dimpl=warn,is=warn")
                 .stdout(log_file(&self.dir, id))
                 .stderr(log_file(&self.dir, &format!("{id}.err")))
@@ -146,6 +147,11 @@ impl Stack {
         eventually("the recorder registered", Duration::from_secs(30), || async move {
             let ready = http_get(port, "/ready").await?;
             Ok(ready.contains("1 recorder(s)").then_some(()))
+        })
+        .await;
+        // Its own readiness probe agrees (a pod's probe).
+        eventually("the recorder ready", Duration::from_secs(10), || async move {
+            Ok(http_get(http, "/ready").await.ok().map(|_| ()))
         })
         .await;
         process

@@ -150,15 +150,25 @@ fn recording_dir(root: &Path, room: &str) -> PathBuf {
     dirs[0].clone()
 }
 
-#[tokio::test]
-async fn a_moderator_records_a_loadgen_room() {
+/// Signaling, one bridge, a recorder with room for one recording, a moderator and loadgen
+/// participants sending media in room `load-0`.
+struct World {
+    stack: Stack,
+    out: PathBuf,
+    recorder: convene_e2e::Process,
+    host: Client,
+    loadgen: convene_e2e::Process,
+    report: PathBuf,
+}
+
+async fn world(test: &str) -> Option<World> {
     if !ffmpeg_present() {
         eprintln!("skipped: ffmpeg/ffprobe are not installed (scripts/install-deps.sh installs them)");
-        return;
+        return None;
     }
-    let stack = Stack::start_with("recording", None, &["bridge-a"]).await;
+    let stack = Stack::start_with(test, None, &["bridge-a"]).await;
     let out = stack.dir.join("recordings");
-    let _recorder = stack.start_recorder("recorder-1", &out, 1).await;
+    let recorder = stack.start_recorder("recorder-1", &out, 1).await;
     // The moderator opens the room (the first joiner of an open shard moderates).
     let mut host = Client::join(stack.sig_port, "load-0", "Host").await;
     let args: Vec<String> =
@@ -167,12 +177,21 @@ async fn a_moderator_records_a_loadgen_room() {
             .chain(["--ramp-ms", "50", "--keyframe-interval-s", "2", "--progress-s", "5"])
             .map(String::from)
             .collect();
-    let (lg, report) = stack.loadgen(&args);
+    let (loadgen, report) = stack.loadgen(&args);
     for _ in 0..PARTICIPANTS {
         host.wait("participants", |m| matches!(m, ServerMsg::ParticipantJoined { .. })).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
+    Some(World { stack, out, recorder, host, loadgen, report })
+}
 
+#[tokio::test]
+async fn a_moderator_records_a_loadgen_room() {
+    let Some(World { stack, out, recorder: _recorder, mut host, loadgen: lg, report }) =
+        world("recording").await
+    else {
+        return;
+    };
     host.send(ClientMsg::SetRecording { recording: true }).await;
     let on = host.wait("recording on", |m| recording(m).is_some_and(|(on, _)| on)).await;
     let started = Instant::now();
@@ -276,4 +295,61 @@ async fn a_moderator_records_a_loadgen_room() {
             assert!(!s["name"].as_str().unwrap_or_default().starts_with(&rec), "{} received {s}", p["name"]);
         }
     }
+}
+
+/// A recorder SIGKILLed mid-recording: the room is told at once (`recorder_lost`), and the
+/// files it was writing play and decode clean up to the kill (replacement by another recorder
+/// is not built yet).
+#[tokio::test]
+async fn a_recorder_killed_mid_recording() {
+    let Some(mut w) = world("recording-kill").await else { return };
+    w.host.send(ClientMsg::SetRecording { recording: true }).await;
+    w.host.wait("recording on", |m| recording(m).is_some_and(|(on, _)| on)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let _ = w.recorder.0.kill();
+    let killed = Instant::now();
+    let killed_wall_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let stopped = w.host.wait("recording stopped", |m| matches!(m, ServerMsg::RecordingStopped { .. })).await;
+    let told_ms = killed.elapsed().as_millis();
+    assert!(
+        matches!(
+            stopped,
+            ServerMsg::RecordingStopped {
+                by: None,
+                reason: convene_proto::client::RecordingStopReason::RecorderLost
+            }
+        ),
+        "{stopped:?}"
+    );
+    assert!(told_ms < 2000, "told after {told_ms} ms");
+    w.host.wait("recording off", |m| recording(m).is_some_and(|(on, _)| !on)).await;
+
+    let dir = recording_dir(&w.out, "load-0");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest")).expect("json");
+    assert!(manifest.get("stopped_wall_ms").is_none(), "a killed recorder never stopped cleanly");
+    let mut figures = vec![];
+    for p in manifest["participants"].as_object().expect("participants").values() {
+        for t in p["tracks"].as_array().expect("tracks") {
+            let file = dir.join(t["file"].as_str().expect("file"));
+            let (codec, duration, _) = probe(&file);
+            assert_eq!(codec, t["codec"].as_str().expect("codec"), "{}", file.display());
+            // A kill loses at most the open Cluster (at most 1 s, and the frame in flight).
+            let started = manifest["started_wall_ms"].as_u64().expect("start")
+                + t["start_ms"].as_u64().expect("start_ms");
+            let written = killed_wall_ms.saturating_sub(started) as f64 / 1000.0;
+            assert!(duration > written - 1.2, "{}: {duration:.3} s of {written:.3} s", file.display());
+            let errors = decode_errors(&file);
+            assert!(errors.is_empty(), "{}: {errors}", file.display());
+            figures.push(format!(
+                "{} {codec} {duration:.3}/{written:.3} s",
+                t["file"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    assert_eq!(figures.len(), 2 * PARTICIPANTS, "{figures:?}");
+    eprintln!("told {told_ms} ms after the kill; partial files: {}", figures.join(", "));
+    let (code, _) = finish(w.loadgen, &w.report, &w.stack, RUN_S);
+    assert_eq!(code, Some(0), "the participants carried on{}", w.stack.logs());
 }

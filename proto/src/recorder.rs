@@ -41,6 +41,8 @@ pub mod env {
     /// UDP ports for the recordings' media, `first-last` (default: ephemeral).
     pub const UDP_PORTS: &str = "CONVENE_RECORDER_UDP_PORTS";
     pub const VIDEO_HEIGHT: &str = "CONVENE_RECORDER_VIDEO_HEIGHT";
+    /// HTTP port of `/health` and `/ready`.
+    pub const HTTP_PORT: &str = "CONVENE_RECORDER_HTTP_PORT";
 }
 
 /// Protocol version; sent in [`FromRecorder::Register`]. Bumped on incompatible changes.

@@ -14,7 +14,14 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "recorder".into());
+    let http = match cfg.http_port {
+        0 => None,
+        port => Some(tokio::net::TcpListener::bind((cfg.bind, port)).await?),
+    };
     let recorder = Recorder::new(cfg, id)?;
+    if let Some(listener) = http {
+        tokio::spawn(convene_media::recorder::http::serve(listener, recorder.status.clone()));
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let task = tokio::spawn(recorder.run(stopped));

@@ -48,6 +48,9 @@ pub struct RecorderConfig {
     /// comes in its lowest layer).
     #[arg(long, env = env::VIDEO_HEIGHT, default_value_t = 360)]
     pub video_height: u32,
+    /// HTTP port for `/health` and `/ready` (the pod's probes); 0: none.
+    #[arg(long, env = env::HTTP_PORT, default_value_t = 8080)]
+    pub http_port: u16,
     /// Seconds a recording may take to connect to its bridge before it fails.
     #[arg(long, default_value_t = 20)]
     pub connect_timeout_s: u64,

@@ -4,6 +4,8 @@
 //! (signaling has already ended them and freed their endpoints), and on shutdown, which waits
 //! for their files to be finished.
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use convene_proto::recorder::{self, ErrorCode, FromRecorder, ToRecorder};
@@ -17,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{info, warn};
 
 use super::config::RecorderConfig;
+use super::http::Status;
 use super::layout::recording_dir;
 use super::run::{self, Command, Net};
 use super::session::SessionConfig;
@@ -35,6 +38,8 @@ pub struct Recorder {
     tls: Option<TlsConnector>,
     running: HashMap<String, Running>,
     draining: bool,
+    /// What `/ready` reports.
+    pub status: Arc<Status>,
 }
 
 enum End {
@@ -47,7 +52,16 @@ impl Recorder {
         let secret = cfg.secret()?;
         let net = Net { bind: cfg.bind, advertise: cfg.advertised()?, ports: cfg.udp_ports };
         let tls = crate::control_dial::tls_for(&cfg.signaling_url, cfg.control_ca_file.as_deref())?;
-        Ok(Recorder { cfg, id, secret, net, tls, running: HashMap::new(), draining: false })
+        Ok(Recorder {
+            cfg,
+            id,
+            secret,
+            net,
+            tls,
+            running: HashMap::new(),
+            draining: false,
+            status: Arc::default(),
+        })
     }
 
     /// Serve until `shutdown` turns true; then stop every recording and return once its files
@@ -56,6 +70,7 @@ impl Recorder {
         let mut backoff = Duration::from_millis(500);
         loop {
             let end = self.session(&mut shutdown).await;
+            self.status.registered.store(false, Ordering::Relaxed);
             self.stop_all().await;
             match end {
                 Ok(End::Shutdown) => return,
@@ -111,6 +126,7 @@ impl Recorder {
             video_height: self.cfg.video_height,
         };
         send(&mut tx, recorder::to_json(&register), dead_after).await?;
+        self.status.registered.store(true, Ordering::Relaxed);
         // Recordings' messages for signaling; bounded (a recording waits for room).
         let (out_tx, mut out_rx) = mpsc::channel::<FromRecorder>(1024);
         let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
@@ -123,6 +139,7 @@ impl Recorder {
                 _ = shutdown.changed(), if !self.draining => {
                     info!(recordings = self.running.len(), "shutting down: finishing recordings");
                     self.draining = true;
+                    self.status.draining.store(true, Ordering::Relaxed);
                     for r in self.running.values() {
                         let _ = r.commands.send(Command::Stop(None)).await;
                     }
