@@ -66,9 +66,10 @@ pub fn as_advertised(found: &[(IpAddr, String)]) -> Vec<AdvertisedAddress> {
     found.iter().map(|(ip, s)| AdvertisedAddress { address: ip.to_string(), source: s.clone() }).collect()
 }
 
-/// The bind address, or for a wildcard bind the address of the default-route interface
-/// (loopback when there is none, e.g. in a test network namespace).
-fn fallback_ip(bind: IpAddr) -> IpAddr {
+/// The bind address, or when that is unspecified the source address of the default route (a
+/// pod's IP; loopback when there is none, e.g. in a test network namespace), as a bridge
+/// without `--static-addresses` advertises (also the recorder's).
+pub fn fallback_ip(bind: IpAddr) -> IpAddr {
     if !bind.is_unspecified() {
         return bind;
     }

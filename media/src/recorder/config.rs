@@ -37,8 +37,8 @@ pub struct RecorderConfig {
     /// Local address of the recordings' UDP sockets.
     #[arg(long, env = env::BIND, default_value = "0.0.0.0")]
     pub bind: IpAddr,
-    /// Address in the recorder's ICE candidates (default: the bind address; required when
-    /// binding to an unspecified address).
+    /// Address in the recorder's ICE candidates (default: the bind address, or when that is
+    /// unspecified the default route's source address: a pod's IP).
     #[arg(long, env = env::ADVERTISE)]
     pub advertise_address: Option<IpAddr>,
     /// UDP ports for recordings, `first-last` (one per recording); default: ephemeral.
@@ -89,12 +89,8 @@ impl RecorderConfig {
     }
 
     /// The address the recorder's candidates carry.
-    pub fn advertised(&self) -> anyhow::Result<IpAddr> {
-        match self.advertise_address {
-            Some(a) => Ok(a),
-            None if !self.bind.is_unspecified() => Ok(self.bind),
-            None => anyhow::bail!("--advertise-address is needed when binding to {}", self.bind),
-        }
+    pub fn advertised(&self) -> IpAddr {
+        self.advertise_address.unwrap_or_else(|| crate::address::fallback_ip(self.bind))
     }
 }
 
@@ -108,9 +104,9 @@ mod tests {
         assert!(parse_ports("5-4").is_err() && parse_ports("0-4").is_err() && parse_ports("7").is_err());
         let c =
             RecorderConfig::parse_from(["r", "--signaling-url", "ws://s/recorder", "--bind", "127.0.0.1"]);
-        assert_eq!(c.advertised().unwrap().to_string(), "127.0.0.1");
+        assert_eq!(c.advertised().to_string(), "127.0.0.1");
         assert_eq!((c.capacity, c.udp_ports), (10, None));
         let c = RecorderConfig::parse_from(["r", "--signaling-url", "ws://s/recorder"]);
-        assert!(c.advertised().is_err(), "0.0.0.0 is no candidate");
+        assert!(!c.advertised().is_unspecified(), "0.0.0.0 is no candidate");
     }
 }

@@ -50,7 +50,7 @@ enum End {
 impl Recorder {
     pub fn new(cfg: RecorderConfig, id: String) -> anyhow::Result<Recorder> {
         let secret = cfg.secret()?;
-        let net = Net { bind: cfg.bind, advertise: cfg.advertised()?, ports: cfg.udp_ports };
+        let net = Net { bind: cfg.bind, advertise: cfg.advertised(), ports: cfg.udp_ports };
         let tls = crate::control_dial::tls_for(&cfg.signaling_url, cfg.control_ca_file.as_deref())?;
         Ok(Recorder {
             cfg,
