@@ -16,23 +16,19 @@ use convene_media::control::{
 use convene_media::recorder::manifest::TrackEntry;
 use convene_media::recorder::{DirSink, Manifest, Poll, RecorderSession, SessionConfig};
 use convene_media::sfu::{Sfu, SfuConfig};
-use matroska_demuxer::{Frame as DemuxFrame, MatroskaFile};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+mod ffmpeg;
+use ffmpeg::{Encoded, encode, run};
+
 const BRIDGE: &str = "10.0.0.1:10000";
 const RECORDER: &str = "rec-1";
 const RECORDER_ADDR: &str = "10.0.0.9:7000";
 const WALL0_MS: u64 = 1_780_000_000_000;
-
-/// One encoded frame (its data; its place in the loop gives its time).
-struct Encoded {
-    keyframe: bool,
-    data: Vec<u8>,
-}
 
 /// What every publisher sends, looped: 180p and 360p VP8 layers and Opus, 2 s each.
 struct Clips {
@@ -42,32 +38,7 @@ struct Clips {
 }
 
 fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("convene-recsession-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn encode(dir: &Path, name: &str, input: &str, codec_args: &[&str]) -> Vec<Encoded> {
-    let path = dir.join(format!("{name}.webm"));
-    let mut args = vec!["-v", "error", "-y", "-f", "lavfi", "-i", input, "-t", "2"];
-    args.extend_from_slice(codec_args);
-    args.push(path.to_str().unwrap());
-    run("ffmpeg", &args);
-    let mut mkv = MatroskaFile::open(std::fs::File::open(&path).unwrap()).unwrap();
-    let mut frames = Vec::new();
-    let mut f = DemuxFrame::default();
-    while mkv.next_frame(&mut f).unwrap() {
-        frames.push(Encoded { keyframe: f.is_keyframe.unwrap_or(false), data: f.data.clone() });
-    }
-    assert!(frames[0].keyframe, "{name} starts with a keyframe (it is looped)");
-    frames
+    ffmpeg::tmpdir("convene-recsession", name)
 }
 
 fn clips(dir: &Path) -> Clips {
@@ -76,7 +47,7 @@ fn clips(dir: &Path) -> Clips {
         let input = format!("testsrc=size={size}:rate=30");
         let args =
             ["-c:v", "libvpx", "-g", "15", "-deadline", "realtime", "-b:v", rate, "-auto-alt-ref", "0"];
-        encode(dir, name, &input, &args)
+        encode(dir, name, &input, 2, &args)
     };
     Clips {
         q: vp8("in-q", "320x180", "150k"),
@@ -85,6 +56,7 @@ fn clips(dir: &Path) -> Clips {
             dir,
             "in-opus",
             "sine=frequency=440:sample_rate=48000",
+            2,
             &["-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20"],
         ),
     }

@@ -7,50 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use convene_media::recorder::{Codec, Frame, GapKind, TrackWriter};
-use matroska_demuxer::{Frame as DemuxFrame, MatroskaFile};
 
-/// One encoded frame from ffmpeg's output, with its time in ms.
-struct Encoded {
-    ms: u64,
-    keyframe: bool,
-    data: Vec<u8>,
-}
+mod ffmpeg;
+use ffmpeg::{Encoded, encode, run};
 
 fn tmpdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("convene-recorder-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} is required (scripts/install-deps.sh installs ffmpeg): {e}"));
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// Encode 3 s of a lavfi source with ffmpeg into a WebM and read its frames.
-fn encode(dir: &Path, name: &str, input: &str, codec_args: &[&str]) -> Vec<Encoded> {
-    let path = dir.join(format!("{name}.webm"));
-    let mut args = vec!["-v", "error", "-y", "-f", "lavfi", "-i", input, "-t", "3"];
-    args.extend_from_slice(codec_args);
-    args.push(path.to_str().unwrap());
-    run("ffmpeg", &args);
-    let mut mkv = MatroskaFile::open(std::fs::File::open(&path).unwrap()).unwrap();
-    assert_eq!(mkv.info().timestamp_scale().get(), 1_000_000);
-    let mut frames = Vec::new();
-    let mut f = DemuxFrame::default();
-    while mkv.next_frame(&mut f).unwrap() {
-        frames.push(Encoded {
-            ms: f.timestamp,
-            keyframe: f.is_keyframe.unwrap_or(false),
-            data: f.data.clone(),
-        });
-    }
-    assert!(frames.len() > 10, "{name}: only {} frames", frames.len());
-    frames
+    ffmpeg::tmpdir("convene-recorder", name)
 }
 
 fn vp8_frames(dir: &Path) -> Vec<Encoded> {
@@ -58,6 +20,7 @@ fn vp8_frames(dir: &Path) -> Vec<Encoded> {
         dir,
         "in-vp8",
         "testsrc=size=320x240:rate=30",
+        3,
         &["-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "400k"],
     )
 }
@@ -67,6 +30,7 @@ fn opus_frames(dir: &Path) -> Vec<Encoded> {
         dir,
         "in-opus",
         "sine=frequency=440:sample_rate=48000",
+        3,
         &["-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20"],
     )
 }

@@ -82,16 +82,7 @@ async fn next_of(ws: &mut Ws, ty: &str) -> serde_json::Value {
 }
 
 pub async fn next_control(ws: &mut Ws) -> ToBridge {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("timeout")
-            .unwrap()
-            .unwrap();
-        if let tungstenite::Message::Text(t) = m {
-            return control::parse(t.as_str()).unwrap();
-        }
-    }
+    serde_json::from_value(next_json(ws).await).expect("a bridge-control message")
 }
 
 /// Answer allocations on a fake bridge until an offer arrives; answer it too.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use convene_proto::control::{self, FromBridge, SlotInfo, SlotMedia, SlotSource, SourceKind, ToBridge};
 use convene_proto::recorder::{self, FromRecorder, ToRecorder};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
@@ -101,16 +101,7 @@ async fn recorder_ws(addr: &str, id: &str, capacity: u32) -> Ws {
 }
 
 async fn next_to_recorder(ws: &mut Ws) -> ToRecorder {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("timeout")
-            .unwrap()
-            .unwrap();
-        if let tungstenite::Message::Text(t) = m {
-            return recorder::parse(t.as_str()).unwrap();
-        }
-    }
+    serde_json::from_value(crate::focus_tests::next_json(ws).await).expect("a recorder-control message")
 }
 
 async fn reply(ws: &mut Ws, m: FromRecorder) {
