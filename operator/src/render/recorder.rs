@@ -5,6 +5,8 @@ use super::meta::{Component, Owner};
 use super::pod::{self, env, env_from_field, env_from_secret, http_probe};
 use super::{RenderConfig, SIGNALING_PORT, bridge_control_secret, signaling_host};
 use crate::crd::RecorderPool;
+use convene_proto::paths;
+use convene_proto::recorder::env as renv;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
@@ -26,15 +28,19 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
     let _name = o.child_name();
     let s = &pool.spec;
     let mut vars = vec![
-        env_from_field("CONVENE_RECORDER_ID", "metadata.name"),
+        env_from_field(renv::ID, "metadata.name"),
         env(
-            "CONVENE_SIGNALING_URL",
-            format!("ws://{}:{SIGNALING_PORT}/recorder", signaling_host(&o.shard, &o.namespace)),
+            renv::SIGNALING_URL,
+            format!(
+                "ws://{}:{SIGNALING_PORT}{}",
+                signaling_host(&o.shard, &o.namespace),
+                paths::SIGNALING_RECORDER_WS
+            ),
         ),
-        env_from_secret("CONVENE_SIGNALING_SECRET", &bridge_control_secret(&o.shard), "secret"),
-        env("CONVENE_RECORDER_MAX_RECORDINGS", s.recordings_per_pod.to_string()),
-        env("CONVENE_RECORDING_DIR", RECORDINGS_DIR),
-        env("CONVENE_RECORDER_HTTP_PORT", HTTP_PORT.to_string()),
+        env_from_secret(renv::SECRET, &bridge_control_secret(&o.shard), "secret"),
+        env(renv::MAX_RECORDINGS, s.recordings_per_pod.to_string()),
+        env(renv::RECORDING_DIR, RECORDINGS_DIR),
+        env(renv::HTTP_PORT, HTTP_PORT.to_string()),
         env("CONVENE_LOG_FORMAT", "json"),
         env("RUST_LOG", s.recorder.log_level.clone()),
     ];
