@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 CONVENE_CACHE=${CONVENE_CACHE:-$HOME/.cache/convene}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CONVENE_CACHE/target}
 export CARGO_TERM_COLOR=never
+# One-shot builds gain nothing from incremental state, which grows the cache by gigabytes per
+# edit (a full disk once stopped every tool on the machine).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 step() { echo; echo "=== $* ($(date +%T))"; }
 
 step "dependencies"
