@@ -503,6 +503,24 @@ fn bridges_dial_signaling_over_wss_and_verify_it_when_signaling_serves_tls() {
     assert_eq!(secret.items.as_ref().unwrap()[0].key, "ca.crt");
 }
 
+#[test]
+fn recorders_dial_signaling_over_wss_too_when_signaling_serves_tls() {
+    let pool: RecorderPool = one("production.yaml", "RecorderPool", "meet-a-recorders");
+    let mut sts = recorder::render(&pool, &RenderConfig::default());
+    let renv = |sts: &k8s_openapi::api::apps::v1::StatefulSet, name: &str| {
+        env(&pod(sts).containers[0], name).and_then(|v| v.value.clone())
+    };
+    let url = renv(&sts, convene_proto::recorder::env::SIGNALING_URL).unwrap();
+    assert!(url.starts_with("ws://") && url.ends_with(convene_proto::paths::SIGNALING_RECORDER_WS), "{url}");
+    assert_eq!(renv(&sts, convene_proto::recorder::env::CONTROL_CA_FILE), None);
+    recorder::dial_signaling_over_tls(&mut sts, "meet-a-internal");
+    assert!(renv(&sts, convene_proto::recorder::env::SIGNALING_URL).unwrap().starts_with("wss://"));
+    let ca = renv(&sts, convene_proto::recorder::env::CONTROL_CA_FILE).unwrap();
+    let mount =
+        pod(&sts).containers[0].volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "signaling-ca");
+    assert!(ca.starts_with(&mount.unwrap().mount_path), "{ca}");
+}
+
 fn annotations(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> std::collections::BTreeMap<String, String> {
     let meta = sts.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
     meta.annotations.clone().unwrap_or_default()

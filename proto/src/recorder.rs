@@ -43,6 +43,8 @@ pub mod env {
     pub const VIDEO_HEIGHT: &str = "CONVENE_RECORDER_VIDEO_HEIGHT";
     /// HTTP port of `/health` and `/ready`.
     pub const HTTP_PORT: &str = "CONVENE_RECORDER_HTTP_PORT";
+    /// PEM CA bundle signaling's in-cluster certificate chains to (`wss://`).
+    pub const CONTROL_CA_FILE: &str = "CONVENE_RECORDER_CONTROL_CA_FILE";
 }
 
 /// Protocol version; sent in [`FromRecorder::Register`]. Bumped on incompatible changes.

@@ -57,7 +57,7 @@ pub struct RecorderConfig {
     #[arg(long, env = common_env::LOG_FORMAT, value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// PEM CA bundle signaling's certificate must chain to (`wss://`); default: system roots.
-    #[arg(long)]
+    #[arg(long, env = env::CONTROL_CA_FILE)]
     pub control_ca_file: Option<PathBuf>,
     /// Milliseconds between pings to signaling (dead after three intervals without a read).
     #[arg(long, default_value_t = 10_000)]

@@ -69,7 +69,11 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         return Ok(Action::requeue(MISSING_REF_RETRY));
     }
 
-    let applied = apply(&ctx.client, &recorder::render(pool, &ctx.render)).await;
+    let mut rendered = recorder::render(pool, &ctx.render);
+    if let Some(tls) = shard.as_ref().and_then(|s| s.spec.serving.tls_secret_name.as_ref()) {
+        recorder::dial_signaling_over_tls(&mut rendered, tls);
+    }
+    let applied = apply(&ctx.client, &rendered).await;
     let sts = match failed.check(format!("StatefulSet {sts_name}"), applied) {
         Some(sts) => Some(sts),
         None => ctx.stores.stateful_sets.get(&ns, &sts_name).map(|s| (*s).clone()),

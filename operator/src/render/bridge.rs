@@ -290,40 +290,8 @@ fn network_policy(pool: &BridgePool, o: &Owner, cfg: &RenderConfig) -> NetworkPo
     }
 }
 
-/// Where a bridge finds the CA that signaling's in-cluster certificate chains to.
-const SIGNALING_CA_DIR: &str = "/var/run/secrets/convene/signaling-ca";
-
 /// Pure: point the bridges at signaling served over TLS in the cluster (`Shard`
 /// `spec.serving.tlsSecretName`): dial `wss://` and verify against the Secret's `ca.crt`.
 pub fn dial_signaling_over_tls(sts: &mut StatefulSet, tls_secret: &str) {
-    let Some(pod) = sts.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else { return };
-    pod.volumes.get_or_insert_with(Vec::new).push(k8s_openapi::api::core::v1::Volume {
-        name: "signaling-ca".into(),
-        secret: Some(k8s_openapi::api::core::v1::SecretVolumeSource {
-            secret_name: Some(tls_secret.into()),
-            items: Some(vec![k8s_openapi::api::core::v1::KeyToPath {
-                key: "ca.crt".into(),
-                path: "ca.crt".into(),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    });
-    let Some(c) = pod.containers.first_mut() else { return };
-    c.volume_mounts.get_or_insert_with(Vec::new).push(k8s_openapi::api::core::v1::VolumeMount {
-        name: "signaling-ca".into(),
-        mount_path: SIGNALING_CA_DIR.into(),
-        read_only: Some(true),
-        ..Default::default()
-    });
-    let vars = c.env.get_or_insert_with(Vec::new);
-    for v in vars.iter_mut().filter(|v| v.name == benv::SIGNALING_URL) {
-        if let Some(url) =
-            v.value.as_mut().and_then(|u| u.strip_prefix("ws://").map(|rest| format!("wss://{rest}")))
-        {
-            v.value = Some(url);
-        }
-    }
-    vars.push(env(benv::CONTROL_CA_FILE, format!("{SIGNALING_CA_DIR}/ca.crt")));
+    pod::dial_signaling_over_tls(sts, tls_secret, benv::SIGNALING_URL, benv::CONTROL_CA_FILE);
 }

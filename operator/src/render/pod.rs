@@ -3,10 +3,10 @@
 use crate::crd::common::{Placement, WorkloadSpec};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
-    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, TCPSocketAction, Volume,
-    VolumeMount,
+    Affinity, Capabilities, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
+    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -202,4 +202,42 @@ pub fn stateful_set(
         }),
         ..Default::default()
     }
+}
+
+/// Where a bridge or recorder finds the CA that signaling's in-cluster certificate chains to.
+const SIGNALING_CA_DIR: &str = "/var/run/secrets/convene/signaling-ca";
+
+/// Pure: make a control client (bridge, recorder) dial signaling served over TLS in the cluster:
+/// its `url_env` becomes `wss://`, and `ca_env` names the Secret's `ca.crt`, mounted read-only.
+pub fn dial_signaling_over_tls(sts: &mut StatefulSet, tls_secret: &str, url_env: &str, ca_env: &str) {
+    let Some(pod) = sts.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else { return };
+    pod.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: "signaling-ca".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(tls_secret.into()),
+            items: Some(vec![KeyToPath {
+                key: "ca.crt".into(),
+                path: "ca.crt".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let Some(c) = pod.containers.first_mut() else { return };
+    c.volume_mounts.get_or_insert_with(Vec::new).push(VolumeMount {
+        name: "signaling-ca".into(),
+        mount_path: SIGNALING_CA_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    });
+    let vars = c.env.get_or_insert_with(Vec::new);
+    for v in vars.iter_mut().filter(|v| v.name == url_env) {
+        if let Some(url) =
+            v.value.as_mut().and_then(|u| u.strip_prefix("ws://").map(|rest| format!("wss://{rest}")))
+        {
+            v.value = Some(url);
+        }
+    }
+    vars.push(env(ca_env, format!("{SIGNALING_CA_DIR}/ca.crt")));
 }

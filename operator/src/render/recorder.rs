@@ -115,3 +115,8 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
     }
     sts
 }
+
+/// Pure: the recorders dial signaling over TLS in the cluster, as bridges do.
+pub fn dial_signaling_over_tls(sts: &mut StatefulSet, tls_secret: &str) {
+    pod::dial_signaling_over_tls(sts, tls_secret, renv::SIGNALING_URL, renv::CONTROL_CA_FILE);
+}
