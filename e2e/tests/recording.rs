@@ -18,6 +18,9 @@ use convene_e2e::eventually;
 use convene_e2e::stack::{Stack, finish};
 use convene_proto::client::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
+#[path = "../../media/tests/ffmpeg/probe.rs"]
+mod ffprobe;
+use ffprobe::{decode_errors, probe};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -112,34 +115,6 @@ fn ids_seen(seen: &[ServerMsg]) -> Vec<String> {
 fn ffmpeg_present() -> bool {
     Command::new("ffprobe").arg("-version").output().is_ok()
         && Command::new("ffmpeg").arg("-version").output().is_ok()
-}
-
-/// Codec, duration (first packet to the end of the last) and height by ffprobe.
-fn probe(path: &Path) -> (String, f64, Option<u64>) {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-show_packets", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    let json: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
-    let packets = json["packets"].as_array().expect("packets");
-    let t = |v: &Value, k: &str| v[k].as_str().and_then(|s| s.parse::<f64>().ok());
-    let first = t(&packets[0], "pts_time").expect("pts");
-    let last = packets.last().expect("a packet");
-    let end = t(last, "pts_time").expect("pts") + t(last, "duration_time").unwrap_or(0.0);
-    let stream = &json["streams"][0];
-    (stream["codec_name"].as_str().unwrap_or_default().to_string(), end - first, stream["height"].as_u64())
-}
-
-fn decode_errors(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The one recording directory under `root` (`<room>/<start time>/`).
@@ -250,7 +225,7 @@ async fn a_moderator_records_a_loadgen_room() {
         for t in tracks {
             files += 1;
             let file = dir.join(t["file"].as_str().expect("file"));
-            let (codec, duration, height) = probe(&file);
+            let ffprobe::Probe { codec, duration_s: duration, height, .. } = probe(&file);
             if t["kind"] == "camera" {
                 // The recorder's default: the 360p simulcast layer, not the 720p one.
                 assert_eq!(height, Some(360), "{}", file.display());
@@ -333,7 +308,7 @@ async fn a_recorder_killed_mid_recording() {
     for p in manifest["participants"].as_object().expect("participants").values() {
         for t in p["tracks"].as_array().expect("tracks") {
             let file = dir.join(t["file"].as_str().expect("file"));
-            let (codec, duration, _) = probe(&file);
+            let ffprobe::Probe { codec, duration_s: duration, .. } = probe(&file);
             assert_eq!(codec, t["codec"].as_str().expect("codec"), "{}", file.display());
             // A kill loses at most the open Cluster (at most 1 s, and the frame in flight).
             let started = manifest["started_wall_ms"].as_u64().expect("start")

@@ -23,7 +23,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 mod ffmpeg;
-use ffmpeg::{Encoded, encode, run};
+use ffmpeg::{Encoded, Probe, decode_errors, encode, probe};
 
 const BRIDGE: &str = "10.0.0.1:10000";
 const RECORDER: &str = "rec-1";
@@ -340,38 +340,6 @@ impl World {
     fn publisher(&mut self, name: &str) -> &mut Publisher {
         self.pubs.iter_mut().find(|p| p.name == name).unwrap()
     }
-}
-
-struct Probe {
-    codec: String,
-    duration_s: f64,
-    height: Option<u64>,
-}
-
-fn probe(path: &Path) -> Probe {
-    let p = path.to_str().unwrap();
-    let out = run("ffprobe", &["-v", "error", "-show_streams", "-show_packets", "-of", "json", p]);
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let stream = &json["streams"][0];
-    let packets = json["packets"].as_array().unwrap();
-    let t = |v: &serde_json::Value, k: &str| v[k].as_str().and_then(|s| s.parse::<f64>().ok());
-    let first = t(&packets[0], "pts_time").unwrap();
-    let last = packets.last().unwrap();
-    let end = t(last, "pts_time").unwrap() + t(last, "duration_time").unwrap_or(0.0);
-    Probe {
-        codec: stream["codec_name"].as_str().unwrap().to_string(),
-        duration_s: end - first,
-        height: stream["height"].as_u64(),
-    }
-}
-
-fn decode_errors(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", path.to_str().unwrap(), "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn entries<'a>(m: &'a Manifest, source: &str) -> Vec<&'a TrackEntry> {

@@ -9,7 +9,7 @@ use std::process::Command;
 use convene_media::recorder::{Codec, Frame, GapKind, TrackWriter};
 
 mod ffmpeg;
-use ffmpeg::{Encoded, encode, run};
+use ffmpeg::{Encoded, decode_errors, encode, probe};
 
 fn tmpdir(name: &str) -> PathBuf {
     ffmpeg::tmpdir("convene-recorder", name)
@@ -52,46 +52,6 @@ fn feed<W: std::io::Write>(w: &mut TrackWriter<W>, frames: &[Encoded], clock_rat
         })
         .unwrap();
     }
-}
-
-struct Probe {
-    codec: String,
-    /// First to last packet end, from the packets themselves (a crashed file has no Duration).
-    duration_s: f64,
-    /// The Duration in Info (`-show_format`), only after `finish_seekable`.
-    format_duration_s: Option<f64>,
-    frames_decoded: u64,
-}
-
-fn probe(path: &Path) -> Probe {
-    let p = path.to_str().unwrap();
-    let out = run(
-        "ffprobe",
-        &["-v", "error", "-count_frames", "-show_streams", "-show_format", "-show_packets", "-of", "json", p],
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let stream = &json["streams"][0];
-    let packets = json["packets"].as_array().unwrap();
-    let t = |v: &serde_json::Value, k: &str| v[k].as_str().and_then(|s| s.parse::<f64>().ok());
-    let first = t(&packets[0], "pts_time").unwrap();
-    let last = packets.last().unwrap();
-    let end = t(last, "pts_time").unwrap() + t(last, "duration_time").unwrap_or(0.0);
-    Probe {
-        codec: stream["codec_name"].as_str().unwrap().to_string(),
-        duration_s: end - first,
-        format_duration_s: t(&json["format"], "duration"),
-        frames_decoded: stream["nb_read_frames"].as_str().unwrap().parse().unwrap(),
-    }
-}
-
-/// `ffmpeg -v error -i F -f null -`: decodes everything; returns what it printed.
-fn decode_errors(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", path.to_str().unwrap(), "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is required");
-    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn input_duration_s(frames: &[Encoded], frame_ms: f64) -> f64 {

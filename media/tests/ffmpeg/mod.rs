@@ -2,9 +2,12 @@
 //! matroska-demuxer reads its frames back (scripts/install-deps.sh installs ffmpeg).
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use matroska_demuxer::{Frame as DemuxFrame, MatroskaFile};
+
+mod probe;
+#[allow(unused_imports)] // each test uses its own subset
+pub use probe::{Probe, decode_errors, probe, run};
 
 /// One encoded frame, with its time in ms.
 pub struct Encoded {
@@ -19,16 +22,6 @@ pub fn tmpdir(prefix: &str, name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Run a tool that must succeed.
-pub fn run(cmd: &str, args: &[&str]) -> Output {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd} is required (scripts/install-deps.sh installs ffmpeg): {e}"));
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
 }
 
 /// Encode `seconds` of a lavfi source into `<dir>/<name>.webm` and read its frames; the first
