@@ -27,13 +27,8 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         socket.refuse(refuse("unsupported protocol version")).await;
         return;
     }
-    static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let (tx, rx) = ControlSocket::queue(&app, "bridge");
-    let conn = BridgeConn {
-        tx: tx.clone(),
-        pending: Default::default(),
-        generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-    };
+    let conn = BridgeConn::new(tx.clone());
     {
         let mut inner = app.lock();
         let now = Instant::now();

@@ -105,13 +105,8 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         socket.refuse(refuse("unsupported protocol version or bad recorder id")).await;
         return;
     }
-    static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let (tx, rx) = ControlSocket::queue(&app, "recorder");
-    let conn = RecorderConn {
-        tx: tx.clone(),
-        pending: Default::default(),
-        generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-    };
+    let conn = RecorderConn::new(tx.clone());
     let replaced = {
         let mut inner = app.lock();
         if inner.recorders.len() >= MAX_RECORDERS && !inner.recorders.contains_key(&recorder_id) {

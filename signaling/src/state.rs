@@ -88,6 +88,14 @@ impl<P: Protocol> Clone for ControlConn<P> {
 }
 
 impl<P: Protocol> ControlConn<P> {
+    /// A new connection around `tx`, with a generation no earlier connection had (a
+    /// reconnecting peer's old socket must not remove its successor).
+    pub fn new(tx: Outbox) -> Self {
+        static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { tx, pending: Default::default(), generation }
+    }
+
     /// Send without waiting for the reply.
     pub fn send(&self, msg: &P::Out) -> bool {
         self.tx.push_text(control::to_json(msg))
