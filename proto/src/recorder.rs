@@ -45,6 +45,15 @@ pub mod env {
     pub const HTTP_PORT: &str = "CONVENE_RECORDER_HTTP_PORT";
     /// PEM CA bundle signaling's in-cluster certificate chains to (`wss://`).
     pub const CONTROL_CA_FILE: &str = "CONVENE_RECORDER_CONTROL_CA_FILE";
+    /// The Shard whose rooms are recorded: the first part of every object key.
+    pub const SHARD: &str = "CONVENE_RECORDER_SHARD";
+    /// S3-compatible storage: endpoint URL; recordings upload there when it is set.
+    pub const S3_ENDPOINT: &str = "CONVENE_S3_ENDPOINT";
+    pub const S3_BUCKET: &str = "CONVENE_S3_BUCKET";
+    pub const S3_REGION: &str = "CONVENE_S3_REGION";
+    /// The S3 credentials, under the names every S3 client reads.
+    pub const S3_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+    pub const S3_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 }
 
 /// Protocol version; sent in [`FromRecorder::Register`]. Bumped on incompatible changes.
@@ -151,6 +160,8 @@ pub enum ErrorCode {
     Storage,
     /// The media connection to the bridge failed or went silent.
     Media,
+    /// Object storage refused or could not be reached (an upload failed for good).
+    Upload,
     Internal,
 }
 

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{info, warn};
 
 use super::config::RecorderConfig;
+use super::finish;
 use super::http::Status;
 use super::layout::recording_dir;
 use super::run::{self, Command, Net};
@@ -249,7 +250,11 @@ impl Recorder {
         info!(%recording, room = %conference, dir = %rec.dir.display(), "recording");
         let (commands, command_rx) = mpsc::channel(64);
         let timeout = Duration::from_secs(self.cfg.connect_timeout_s.max(1));
-        let task = tokio::spawn(rec.run(command_rx, out.clone(), timeout));
+        let out = out.clone();
+        let task = tokio::spawn(async move {
+            let ended = rec.run(command_rx, out.clone(), timeout).await;
+            let _ = out.send(finish::finish(ended).await).await;
+        });
         self.running.insert(recording.clone(), Running { commands, task });
         FromRecorder::Offer { id, recording, sdp }
     }

@@ -9,7 +9,7 @@
 //! milliseconds and records gaps; [`codec`] holds what differs per codec (ids, private data).
 //!
 //! The `convene-recorder` binary's I/O around it: [`control`] (the connection to signaling's
-//! `/recorder`, one task per recording), [`http`] (probes), [`run`] (a session over its UDP socket), [`config`]
+//! `/recorder`, one task per recording), [`http`] (probes), [`run`] (a session over its UDP socket), [`finish`] (what follows the capture), [`config`]
 //! and [`layout`] (where the files go).
 //!
 //! No jitter buffer here: str0m's frame mode (the default, `rtc.set_rtp_mode(false)`) already
@@ -18,6 +18,7 @@
 pub mod codec;
 pub mod config;
 pub mod control;
+pub mod finish;
 pub mod frame;
 pub mod http;
 pub mod layout;

@@ -40,6 +40,17 @@ pub struct Recording {
     local: SocketAddr,
 }
 
+/// A recording whose capture ended: its files in `dir` are complete.
+#[derive(Debug)]
+pub struct Ended {
+    pub recording: String,
+    pub dir: PathBuf,
+    /// Track files written.
+    pub files: u32,
+    /// Why it ended early, if it did.
+    pub error: Option<Failure>,
+}
+
 /// Where a recording's UDP socket binds and what its candidate says.
 #[derive(Debug, Clone, Copy)]
 pub struct Net {
@@ -92,14 +103,15 @@ fn failure(code: ErrorCode, message: impl Into<String>) -> Failure {
 }
 
 impl Recording {
-    /// Run until stopped or failed; messages for signaling go to `out`, and the last one is
-    /// always `finished`.
+    /// Run until stopped or failed; messages for signaling go to `out`. A `Stop` request is
+    /// answered `ok` once the track files and manifest are complete; `finished` is left to
+    /// [`super::finish`], after what follows the capture.
     pub async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
         out: mpsc::Sender<FromRecorder>,
         connect_timeout: Duration,
-    ) {
+    ) -> Ended {
         let started = Instant::now();
         let mut buf = vec![0u8; 2048];
         let (reply, error) = loop {
@@ -141,7 +153,7 @@ impl Recording {
         };
         let stats = self.session.stats();
         self.session.finish();
-        let location = self.dir.display().to_string();
+        let location = self.dir.display();
         match &error {
             Some(f) => {
                 warn!(recording = %self.id, %location, code = ?f.code, message = %f.message, "recording failed")
@@ -153,8 +165,7 @@ impl Recording {
         if let Some(id) = reply {
             let _ = out.send(FromRecorder::Ok { id }).await;
         }
-        let files = stats.files_opened as u32;
-        let _ = out.send(FromRecorder::Finished { recording: self.id, location, files, error }).await;
+        Ended { recording: self.id, dir: self.dir, files: stats.files_opened as u32, error }
     }
 
     /// Send what the session has to send; returns when to wake at the latest.
