@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing Convene needs on a fresh Debian machine, idempotently:
 # Debian packages only when missing; coturn because the TURN tests run the real relay; ffmpeg
-# because the recorder tests encode real VP8/Opus and judge the WebM with ffprobe/ffmpeg. (The
+# because the recorder tests encode real VP8/Opus and judge the WebM with ffprobe/ffmpeg;
+# fonts-dejavu-core for the names in the composed recording. (The
 # cluster tier installs its own tools:
 # e2e/cluster/install-tools.sh.)
 set -euo pipefail
 need=()
-for pkg in build-essential cmake pkg-config iproute2 util-linux curl coturn ffmpeg; do
+for pkg in build-essential cmake pkg-config iproute2 util-linux curl coturn ffmpeg fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

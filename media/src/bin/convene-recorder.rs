@@ -9,6 +9,7 @@ use convene_media::recorder::control::Recorder;
 async fn main() -> anyhow::Result<()> {
     let cfg = RecorderConfig::parse();
     init_logging(cfg.log_format);
+    convene_media::recorder::compose::install(&cfg.compose);
     let id = cfg
         .recorder_id
         .clone()

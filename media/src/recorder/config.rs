@@ -62,6 +62,9 @@ pub struct RecorderConfig {
     /// Milliseconds between pings to signaling (dead after three intervals without a read).
     #[arg(long, default_value_t = 10_000)]
     pub control_keepalive_ms: u64,
+    /// Composition of `recording.webm` after each recording.
+    #[command(flatten)]
+    pub compose: super::compose::ComposeConfig,
 }
 
 fn parse_ports(s: &str) -> Result<(u16, u16), String> {

@@ -27,6 +27,9 @@ pub struct Manifest {
     pub stopped_wall_ms: Option<u64>,
     /// By endpoint id.
     pub participants: BTreeMap<String, Participant>,
+    /// `recording.webm` composed after the capture, or why not ([`super::compose`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition: Option<super::compose::Composition>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -115,6 +118,7 @@ impl Manifest {
             recorder_endpoint: recorder_endpoint.to_string(),
             started_wall_ms,
             stopped_wall_ms: None,
+            composition: None,
             participants: BTreeMap::new(),
         }
     }

@@ -11,11 +11,13 @@
 //! The `convene-recorder` binary's I/O around it: [`control`] (the connection to signaling's
 //! `/recorder`, one task per recording), [`http`] (probes), [`run`] (a session over its UDP socket), [`finish`] (what follows the capture), [`config`]
 //! and [`layout`] (where the files go).
+//! [`compose`] makes `recording.webm` from the tracks after the capture (ffmpeg).
 //!
 //! No jitter buffer here: str0m's frame mode (the default, `rtc.set_rtp_mode(false)`) already
 //! reorders packets, retransmits from NACK/RTX and hands over whole depacketized frames, so the
 //! writer only has to place them in time.
 pub mod codec;
+pub mod compose;
 pub mod config;
 pub mod control;
 pub mod finish;
