@@ -14,6 +14,7 @@ use convene_media::control::{
     FromBridge, ReceiverConstraints, SlotInfo, SlotSource, SourceInfo, SourceKind, ToBridge,
 };
 use convene_media::recorder::manifest::TrackEntry;
+use convene_media::recorder::session::Segment;
 use convene_media::recorder::{DirSink, Manifest, Poll, RecorderSession, SessionConfig};
 use convene_media::sfu::{Sfu, SfuConfig};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -364,6 +365,7 @@ fn world(out: &Path, cfg: SfuConfig) -> World {
         endpoint: RECORDER.into(),
         wall_ms: WALL0_MS,
         candidates: vec![Candidate::host(RECORDER_ADDR.parse().unwrap(), "udp").unwrap()],
+        segment: Segment::first(WALL0_MS),
     };
     let rec = RecorderSession::new(rec_cfg, DirSink::new(out).unwrap(), now);
     World { sfu: Sfu::new(cfg, now), pubs: Vec::new(), rec, start: now, now, log: Vec::new() }

@@ -179,11 +179,13 @@ pub enum RecordingStopReason {
     Stopped,
     /// Everyone left, or the meeting ended.
     RoomEnded,
-    /// The recorder reported a failure (storage, media).
+    /// The recorder reported a failure of its media connection.
     RecorderFailed,
-    /// The recorder's connection to signaling was lost mid-recording.
+    /// The recorder could not write (its disk is full, or refused the files).
+    StorageFailed,
+    /// The recorder was lost mid-recording and no other one could continue it.
     RecorderLost,
-    /// The room's bridge went away (recordings do not follow a migration yet).
+    /// The room's bridge went away and the recording could not follow the room to another.
     BridgeLost,
 }
 
@@ -322,6 +324,11 @@ pub enum ErrorCode {
     NoRecorder,
     /// `set_recording`: the recorder or the bridge refused or failed to start the recording.
     RecordingFailed,
+    /// `set_recording`: the recorder cannot write its files (disk full, permissions).
+    RecordingStorageFailed,
+    /// To moderators, after a recording ended: its upload to object storage failed (S3
+    /// refused or unreachable); the message says where the files were kept.
+    RecordingUploadFailed,
 }
 
 impl ErrorCode {
@@ -347,6 +354,8 @@ impl ErrorCode {
             ErrorCode::TooLong => "too_long",
             ErrorCode::NoRecorder => "no_recorder",
             ErrorCode::RecordingFailed => "recording_failed",
+            ErrorCode::RecordingStorageFailed => "recording_storage_failed",
+            ErrorCode::RecordingUploadFailed => "recording_upload_failed",
         }
     }
 }

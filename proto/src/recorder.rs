@@ -76,6 +76,29 @@ pub enum ToRecorder {
         /// The bridge's ICE candidates (also in its SDP).
         #[serde(default)]
         candidates: Vec<String>,
+        /// 1 for a new recording; more when this continues it after an interruption (its
+        /// recorder was lost, or the conference moved to another bridge): the files go in
+        /// their own `segment-<n>/` directory beside the first segment's.
+        #[serde(default = "first_segment")]
+        segment: u32,
+        /// Why the previous segment ended and when (absent for segment 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        continues: Option<Continuation>,
+    },
+    /// Who is in the room, whole (sent when the recording starts and whenever someone joins,
+    /// leaves, renames, mutes, unmutes or shares a screen): names, mute and screen-share spans
+    /// in the manifest. No reply.
+    Participants { recording: String, participants: Vec<RecordedParticipant> },
+    /// A chat message to the whole room (private messages are never recorded), for `chat.txt`.
+    /// No reply.
+    Chat {
+        recording: String,
+        /// Sender's participant (endpoint) id and display name.
+        from: String,
+        name: String,
+        text: String,
+        /// When signaling relayed it (ms since the Unix epoch).
+        wall_ms: u64,
     },
     /// The bridge's answer to the recorder's offer (no reply).
     Answer { recording: String, sdp: String },
@@ -85,6 +108,38 @@ pub enum ToRecorder {
     Slots { recording: String, slots: Vec<SlotInfo> },
     /// Finish the files and the manifest. Reply: `Ok` (then [`FromRecorder::Finished`]).
     Stop { id: RequestId, recording: String },
+}
+
+fn first_segment() -> u32 {
+    1
+}
+
+/// Why a recording continues in a new segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Continuation {
+    pub reason: Interruption,
+    /// When the previous segment's media stopped (signaling noticed; ms since the Unix epoch).
+    pub interrupted_wall_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interruption {
+    /// The recorder of the previous segment went away (its pod died, its connection broke).
+    RecorderLost,
+    /// The conference moved to another bridge (a drain, or the bridge was lost).
+    BridgeMigration,
+}
+
+/// One participant as the recording sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedParticipant {
+    /// The participant id, which is their endpoint id on the bridge (the slot sources' `endpoint`).
+    pub id: String,
+    pub name: String,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    pub screen: bool,
 }
 
 /// Recorder → signaling.
@@ -122,6 +177,10 @@ pub enum FromRecorder {
     /// A recording ended (stopped, or failed: `error` says why); its files are complete.
     Finished {
         recording: String,
+        /// The recorded room (its conference), so signaling can tell its moderators after the
+        /// recording has already left the room (a failed upload).
+        #[serde(default)]
+        conference: String,
         /// Where the files are (the recorder's path, or later an object key prefix).
         location: String,
         /// Track files written.
@@ -170,7 +229,11 @@ impl ToRecorder {
     pub fn request_id(&self) -> Option<RequestId> {
         match self {
             ToRecorder::Start { id, .. } | ToRecorder::Stop { id, .. } => Some(*id),
-            ToRecorder::Answer { .. } | ToRecorder::Offer { .. } | ToRecorder::Slots { .. } => None,
+            ToRecorder::Answer { .. }
+            | ToRecorder::Offer { .. }
+            | ToRecorder::Slots { .. }
+            | ToRecorder::Participants { .. }
+            | ToRecorder::Chat { .. } => None,
         }
     }
 }
@@ -206,15 +269,21 @@ mod tests {
             endpoint: "rec-r1".into(),
             started_wall_ms: 1_700_000_000_000,
             candidates: vec![],
+            segment: 2,
+            continues: Some(Continuation {
+                reason: Interruption::RecorderLost,
+                interrupted_wall_ms: 1_700_000_005_000,
+            }),
         };
         let s = to_json(&m);
-        assert!(s.contains(r#""type":"start""#), "{s}");
+        assert!(s.contains(r#""type":"start""#) && s.contains(r#""reason":"recorder_lost""#), "{s}");
         assert_eq!(parse::<ToRecorder>(&s).unwrap(), m);
         assert_eq!(m.request_id(), Some(4));
         let r = FromRecorder::Offer { id: 4, recording: "r1".into(), sdp: "v=0".into() };
         assert_eq!(parse::<FromRecorder>(&to_json(&r)).unwrap().reply_to(), Some(4));
         let f = FromRecorder::Finished {
             recording: "r1".into(),
+            conference: "acme/standup".into(),
             location: "/rec/x".into(),
             files: 3,
             error: Some(Failure { code: ErrorCode::Storage, message: "disk full".into() }),
@@ -232,6 +301,11 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(m, FromRecorder::Register { capacity: 10, draining: false, video_height: 360, .. }));
+        let start = parse::<ToRecorder>(
+            r#"{"type":"start","id":1,"recording":"r","conference":"c","endpoint":"e","started_wall_ms":5}"#,
+        )
+        .unwrap();
+        assert!(matches!(start, ToRecorder::Start { segment: 1, continues: None, .. }), "a first segment");
         let stop = ToRecorder::Stop { id: 1, recording: "r".into() };
         assert!(parse::<FromRecorder>(&to_json(&stop)).is_err(), "directions do not mix");
         assert!(parse::<ToRecorder>(&to_json(&m)).is_err());

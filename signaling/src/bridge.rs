@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocket;
 use convene_proto::control::{self, FromBridge, ToBridge};
+use convene_proto::recorder::Interruption;
 
 use crate::control_socket::ControlSocket;
-use crate::protocol::{RecordingStopReason, ServerMsg};
+use crate::protocol::ServerMsg;
 use crate::state::{App, BridgeConn, RegisteredBridge, Tx, lock};
 
 /// How long a bridge whose control connection dropped has to come back before its
@@ -204,7 +205,7 @@ pub fn move_off(app: &Arc<App>, bridge_id: &str, why: Departure) {
             room.bridge = None;
         }
         if room.recording.as_ref().is_some_and(|x| x.bridge == bridge_id) {
-            crate::recording::stop(app, &mut room, None, RecordingStopReason::BridgeLost);
+            crate::recording::interrupt(app, &mut room, Interruption::BridgeMigration);
         }
         let name = room.name.clone();
         for (pid, p) in room.participants.iter_mut() {

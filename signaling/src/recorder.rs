@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocket;
-use convene_proto::client::RecordingStopReason;
-use convene_proto::recorder::{self, ErrorCode, FromRecorder, ToRecorder};
+use convene_proto::recorder::{self, ErrorCode, FromRecorder, Interruption, ToRecorder};
 
 use crate::control_socket::ControlSocket;
 use crate::state::{App, RecorderConn, lock};
@@ -158,11 +157,11 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
     }
 }
 
-/// The recordings of a recorder whose connection is gone end, with that reason.
+/// The recordings of a recorder whose connection is gone continue on another one.
 fn lost(app: &Arc<App>, recordings: HashMap<String, String>) {
     for (id, room) in recordings {
         tracing::warn!(recording = %id, %room, "recorder lost mid-recording");
-        crate::recording::ended(app, &room, &id, RecordingStopReason::RecorderLost);
+        crate::recording::interrupted(app, &room, &id, Interruption::RecorderLost);
     }
 }
 
@@ -188,12 +187,14 @@ pub fn on_message(app: &Arc<App>, recorder_id: &str, conn: &RecorderConn, msg: F
         FromRecorder::Answer { recording, offer_id, sdp } => {
             crate::recording::relay_answer(app, recorder_id, &recording, offer_id, sdp);
         }
-        FromRecorder::Finished { recording, location, files, error } => {
+        FromRecorder::Finished { recording, conference, location, files, error } => {
             let room =
                 app.lock().recorders.get_mut(recorder_id).and_then(|r| r.recordings.remove(&recording));
             tracing::info!(recorder = %recorder_id, %recording, %location, files, error = ?error, "recording finished");
-            if let (Some(room), Some(_)) = (room, error) {
-                crate::recording::ended(app, &room, &recording, RecordingStopReason::RecorderFailed);
+            // Ours while it ran; after a stop (an upload's failure) the room the recorder names.
+            let room = room.unwrap_or(conference);
+            if let Some(error) = error {
+                crate::recording::finished(app, &room, &recording, &location, &error);
             }
         }
         FromRecorder::Register { .. } => tracing::warn!(recorder = %recorder_id, "second register ignored"),

@@ -7,22 +7,43 @@
 //! connection states or anyone's slots (the bridge keeps it out of those). The room only holds
 //! [`Recording`], which its `room` info shows as `recording` and `recording_by`.
 //!
-//! Not yet: a recording does not follow its conference to another bridge, and a recorder lost
-//! mid-recording is not replaced by another one (issue 13); both end the recording with a
-//! reason instead.
+//! While it runs, the recorder hears what the room hears of its people ([`observe`]): the
+//! whole participant list on every change (names, mute and screen-share spans in its manifest)
+//! and the room's public chat (`chat.txt`).
+//!
+//! An interruption does not end it ([`interrupted`]): when its recorder is lost, or the
+//! conference moves to another bridge, it continues as a new segment (a new hidden endpoint,
+//! the least-loaded recorder) into the same recording, the room still shown recording; only
+//! when no recorder or bridge can take it within [`CONTINUE_WITHIN`] does it stop, with why.
 use std::sync::Arc;
+use std::time::Duration;
 
 use convene_proto::control::{self, FromBridge, ReceiverConstraints, ToBridge};
-use convene_proto::recorder::{FromRecorder, ToRecorder};
+use convene_proto::recorder::{
+    self, Continuation, FromRecorder, Interruption, RecordedParticipant, ToRecorder,
+};
 
 use crate::protocol::{ErrorCode, RecordingStopReason, ServerMsg};
 use crate::room::{Room, refuse};
-use crate::state::{App, Tx, lock};
+use crate::state::{App, RecorderConn, Tx, lock};
+
+/// A recording continues in at most this many segments; a recorder or bridge failing more
+/// often than that is not going to give a usable recording.
+pub const MAX_SEGMENTS: u32 = 20;
+
+/// How long an interrupted recording waits for the room's new bridge.
+pub const CONTINUE_WITHIN: Duration = Duration::from_secs(10);
 
 /// The recording a room holds (at most one).
 #[derive(Debug, Clone)]
 pub struct Recording {
+    /// This segment's id (the recorder's key for it): the recording's id, then `-s<n>` from
+    /// segment 2 on.
     pub id: String,
+    /// The recording's start (ms since the Unix epoch), shared by its segments.
+    pub started_wall_ms: u64,
+    /// 1 for the first segment.
+    pub segment: u32,
     /// The room, which is the conference on the bridge.
     pub room: String,
     /// The recorder's hidden endpoint on `bridge`.
@@ -33,6 +54,7 @@ pub struct Recording {
     pub by: String,
     /// The recorder accepted and the bridge answered: the room is told it is recording.
     pub running: bool,
+    pub conn: RecorderConn,
 }
 
 fn wall_ms() -> u64 {
@@ -60,33 +82,53 @@ pub fn set(app: &Arc<App>, r: &mut Room, pid: &str, tx: &Tx, by: String, on: boo
     };
     let started_wall_ms = wall_ms();
     let id = format!("{started_wall_ms}-{}", app.next_id());
-    let Some((recorder, _)) = crate::recorder::assign(app, &id, &r.name) else {
+    let Some((recorder, conn)) = crate::recorder::assign(app, &id, &r.name) else {
         return refuse(app, tx, ErrorCode::NoRecorder, "no recorder is free");
     };
     let rec = Recording {
         endpoint: format!("rec-{id}"),
         id,
+        started_wall_ms,
+        segment: 1,
         room: r.name.clone(),
         recorder,
         bridge,
         by,
         running: false,
+        conn,
     };
     tracing::info!(room = %r.name, recording = %rec.id, recorder = %rec.recorder, bridge = %rec.bridge, "starting a recording");
     r.recording = Some(rec.clone());
-    tokio::spawn(start(app.clone(), r.name.clone(), rec, pid.to_string(), started_wall_ms));
+    tokio::spawn(start(app.clone(), r.name.clone(), rec, Some(pid.to_string()), None));
 }
 
-async fn start(app: Arc<App>, room: String, rec: Recording, moderator: String, started_wall_ms: u64) {
-    if let Err(why) = negotiate(&app, &room, &rec, started_wall_ms).await {
-        tracing::warn!(%room, recording = %rec.id, %why, "recording failed to start");
+/// Negotiate `rec` (a first segment, or a continuation after `continues`); once it runs the
+/// room is told (again) and the recorder learns who is there. A failure reaches `moderator`
+/// (the one who asked), or everyone as the recording's stop.
+async fn start(
+    app: Arc<App>,
+    room: String,
+    rec: Recording,
+    moderator: Option<String>,
+    continues: Option<Continuation>,
+) {
+    let reason = continues.as_ref().map(|c| match c.reason {
+        Interruption::RecorderLost => RecordingStopReason::RecorderLost,
+        Interruption::BridgeMigration => RecordingStopReason::BridgeLost,
+    });
+    if let Err(why) = negotiate(&app, &room, &rec, continues).await {
+        tracing::warn!(%room, recording = %rec.id, why = %why.1, "recording failed to start");
+        if let Some(reason) = reason {
+            ended(&app, &room, &rec.id, reason);
+            return;
+        }
         let ours = take_if(&app, &room, &rec.id).is_some();
         cleanup(app.clone(), rec.clone()).await;
-        if ours && let Some(handle) = app.room(&room) {
-            let r = lock(&handle);
-            if let Some(p) = r.participants.get(&moderator) {
-                refuse(&app, &p.tx, ErrorCode::RecordingFailed, format!("recording failed to start: {why}"));
-            }
+        if ours
+            && let Some(handle) = app.room(&room)
+            && let Some(p) = moderator.and_then(|m| lock(&handle).participants.get(&m).map(|p| p.tx.clone()))
+        {
+            refuse(&app, &p, why.0, format!("recording failed to start: {}", why.1));
         }
         return;
     }
@@ -96,7 +138,11 @@ async fn start(app: Arc<App>, room: String, rec: Recording, moderator: String, s
             match r.recording.as_mut() {
                 Some(x) if x.id == rec.id => {
                     x.running = true;
-                    r.broadcast_room();
+                    let x = x.clone();
+                    if rec.segment == 1 {
+                        r.broadcast_room();
+                    }
+                    send_participants(&x, &r);
                     true
                 }
                 _ => false,
@@ -114,10 +160,17 @@ async fn start(app: Arc<App>, room: String, rec: Recording, moderator: String, s
 
 /// Hidden endpoint, the recorder's offer to the bridge, the bridge's answer back (relayed in
 /// order by [`crate::bridge::on_message`], as the bridge's slot offer follows right after it).
-async fn negotiate(app: &App, room: &str, rec: &Recording, started_wall_ms: u64) -> Result<(), String> {
-    let bridge =
-        app.lock().bridges.get(&rec.bridge).and_then(|b| b.conn.clone()).ok_or("the bridge is gone")?;
-    let recorder = crate::recorder::conn(app, &rec.recorder).ok_or("the recorder is gone")?;
+async fn negotiate(
+    app: &App,
+    room: &str,
+    rec: &Recording,
+    continues: Option<Continuation>,
+) -> Result<(), (ErrorCode, String)> {
+    let failed = |why: String| (ErrorCode::RecordingFailed, why);
+    let bridge = app.lock().bridges.get(&rec.bridge).and_then(|b| b.conn.clone());
+    let bridge = bridge.ok_or_else(|| failed("the bridge is gone".into()))?;
+    let recorder =
+        crate::recorder::conn(app, &rec.recorder).ok_or_else(|| failed("the recorder is gone".into()))?;
     let candidates = match bridge
         .request(ToBridge::AllocateHiddenEndpoint {
             id: app.next_id(),
@@ -128,7 +181,10 @@ async fn negotiate(app: &App, room: &str, rec: &Recording, started_wall_ms: u64)
     {
         Some(FromBridge::Allocated { candidates, .. }) => candidates,
         other => {
-            return Err(format!("the bridge refused the recorder's endpoint: {}", reply(other.as_ref())));
+            return Err(failed(format!(
+                "the bridge refused the recorder's endpoint: {}",
+                reply(other.as_ref())
+            )));
         }
     };
     // Before the offer, so the bridge starts on the layers the recorder wants.
@@ -145,16 +201,22 @@ async fn negotiate(app: &App, room: &str, rec: &Recording, started_wall_ms: u64)
             recording: rec.id.clone(),
             conference: room.to_string(),
             endpoint: rec.endpoint.clone(),
-            started_wall_ms,
+            started_wall_ms: rec.started_wall_ms,
             candidates,
+            segment: rec.segment,
+            continues,
         })
         .await
     {
         Some(FromRecorder::Offer { sdp, .. }) => sdp,
         Some(FromRecorder::Error { code, message, .. }) => {
-            return Err(format!("the recorder refused ({code:?}): {message}"));
+            let ours = match code {
+                recorder::ErrorCode::Storage => ErrorCode::RecordingStorageFailed,
+                _ => ErrorCode::RecordingFailed,
+            };
+            return Err((ours, format!("the recorder refused ({code:?}): {message}")));
         }
-        _ => return Err("the recorder did not answer".into()),
+        _ => return Err(failed("the recorder did not answer".into())),
     };
     match bridge
         .request(ToBridge::Offer {
@@ -167,7 +229,7 @@ async fn negotiate(app: &App, room: &str, rec: &Recording, started_wall_ms: u64)
         .await
     {
         Some(FromBridge::Answer { .. }) => Ok(()),
-        other => Err(format!("the bridge refused the recorder's offer: {}", reply(other.as_ref()))),
+        other => Err(failed(format!("the bridge refused the recorder's offer: {}", reply(other.as_ref())))),
     }
 }
 
@@ -203,6 +265,143 @@ pub fn ended(app: &Arc<App>, room: &str, id: &str, reason: RecordingStopReason) 
     }
 }
 
+/// The recording `id` of `room` was interrupted `why`: it continues as its next segment with
+/// the least-loaded recorder on the room's (new) bridge, or stops when none can take it.
+pub fn interrupted(app: &Arc<App>, room: &str, id: &str, why: Interruption) {
+    let Some(handle) = app.room(room) else { return };
+    let mut r = lock(&handle);
+    if r.recording.as_ref().is_some_and(|x| x.id == id) {
+        interrupt(app, &mut r, why);
+    }
+}
+
+/// [`interrupted`] with the room's lock held (its recording is the one interrupted).
+pub fn interrupt(app: &Arc<App>, r: &mut Room, why: Interruption) {
+    let stop_reason = match why {
+        Interruption::RecorderLost => RecordingStopReason::RecorderLost,
+        Interruption::BridgeMigration => RecordingStopReason::BridgeLost,
+    };
+    let Some(old) = r.recording.clone() else { return };
+    if !old.running || old.segment >= MAX_SEGMENTS {
+        // Still starting (the starter reports the failure), or interrupted too often.
+        return stop(app, r, None, stop_reason);
+    }
+    let continues = Continuation { reason: why, interrupted_wall_ms: wall_ms() };
+    let base = old.id.split("-s").next().unwrap_or(&old.id).to_string();
+    let segment = old.segment + 1;
+    let id = format!("{base}-s{segment}");
+    let Some((recorder, conn)) = crate::recorder::assign(app, &id, &r.name) else {
+        tracing::warn!(room = %r.name, recording = %old.id, ?why, "no recorder free to continue the recording");
+        return stop(app, r, None, stop_reason);
+    };
+    let next = Recording {
+        endpoint: format!("rec-{id}"),
+        id,
+        segment,
+        recorder,
+        conn,
+        // Known once the room has its bridge again (a migration may still be choosing it).
+        bridge: String::new(),
+        ..old.clone()
+    };
+    tracing::warn!(room = %r.name, recording = %old.id, next = %next.id, recorder = %next.recorder, ?why, "recording interrupted: continuing in a new segment");
+    r.recording = Some(next.clone());
+    let (app, room) = (app.clone(), r.name.clone());
+    tokio::spawn(async move {
+        cleanup(app.clone(), old).await;
+        let Some(bridge) = bridge_of(&app, &room).await else {
+            return ended(&app, &room, &next.id, stop_reason);
+        };
+        let Some(next) = with_bridge(&app, &room, &next.id, bridge) else {
+            // Stopped meanwhile: its recorder place was taken for it.
+            return cleanup(app.clone(), next).await;
+        };
+        start(app, room, next, None, Some(continues)).await;
+    });
+}
+
+/// Segment `id` of `room`, now on `bridge`; `None` when the room holds it no longer.
+fn with_bridge(app: &App, room: &str, id: &str, bridge: String) -> Option<Recording> {
+    let handle = app.room(room)?;
+    let mut r = lock(&handle);
+    let x = r.recording.as_mut().filter(|x| x.id == id)?;
+    x.bridge = bridge;
+    Some(x.clone())
+}
+
+/// The room's bridge, once it has one again (within [`CONTINUE_WITHIN`]).
+async fn bridge_of(app: &App, room: &str) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + CONTINUE_WITHIN;
+    loop {
+        let handle = app.room(room)?;
+        let bridge = lock(&handle).bridge.clone();
+        if bridge.is_some() || tokio::time::Instant::now() >= deadline {
+            return bridge;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the room says that the recording keeps: its people on every change, its public chat.
+/// Called by [`Room::broadcast`] with each message it sends.
+pub fn observe(r: &Room, msg: &ServerMsg) {
+    let Some(rec) = r.recording.as_ref().filter(|x| x.running) else { return };
+    match msg {
+        ServerMsg::ParticipantJoined { .. }
+        | ServerMsg::ParticipantLeft { .. }
+        | ServerMsg::ParticipantUpdated { .. } => send_participants(rec, r),
+        ServerMsg::Chat { from, name, text, private: false, .. } => {
+            rec.conn.send(&ToRecorder::Chat {
+                recording: rec.id.clone(),
+                from: from.clone(),
+                name: name.clone(),
+                text: text.clone(),
+                wall_ms: wall_ms(),
+            });
+        }
+        _ => {}
+    }
+}
+
+fn send_participants(rec: &Recording, r: &Room) {
+    let participants = r
+        .list()
+        .into_iter()
+        .map(|p| RecordedParticipant {
+            id: p.id,
+            name: p.name,
+            audio_muted: p.audio_muted,
+            video_muted: p.video_muted,
+            screen: p.screen,
+        })
+        .collect();
+    rec.conn.send(&ToRecorder::Participants { recording: rec.id.clone(), participants });
+}
+
+/// A recorder's `finished` for segment `id` of `room`: a failure during the recording stops it
+/// with why; a failed upload (after the stop) reaches the room's moderators, naming where the
+/// files are kept.
+pub fn finished(app: &Arc<App>, room: &str, id: &str, location: &str, error: &recorder::Failure) {
+    let reason = match error.code {
+        recorder::ErrorCode::Storage => RecordingStopReason::StorageFailed,
+        recorder::ErrorCode::Upload => {
+            let Some(handle) = app.room(room) else { return };
+            let r = lock(&handle);
+            let msg = format!(
+                "the recording's upload failed ({}); its files are kept at {location}",
+                error.message
+            );
+            let msg = ServerMsg::error(ErrorCode::RecordingUploadFailed, msg);
+            for p in r.participants.values().filter(|p| p.info.moderator) {
+                let _ = p.tx.send(msg.clone());
+            }
+            return;
+        }
+        _ => RecordingStopReason::RecorderFailed,
+    };
+    ended(app, room, id, reason);
+}
+
 /// The recorder finishes (its files are complete once it replies), then the hidden endpoint
 /// is freed and the recorder's place with it. Harmless on a recording either never heard of.
 async fn cleanup(app: Arc<App>, rec: Recording) {
@@ -210,6 +409,9 @@ async fn cleanup(app: Arc<App>, rec: Recording) {
         c.request(ToRecorder::Stop { id: app.next_id(), recording: rec.id.clone() }).await;
     }
     crate::recorder::release(&app, &rec.recorder, &rec.id);
+    if rec.bridge.is_empty() {
+        return;
+    }
     let bridge = app.lock().bridges.get(&rec.bridge).and_then(|b| b.conn.clone());
     if let Some(b) = bridge {
         b.send(&ToBridge::ExpireEndpoint { id: app.next_id(), conference: rec.room, endpoint: rec.endpoint });

@@ -100,8 +100,53 @@ async fn recorder_ws(addr: &str, id: &str, capacity: u32) -> Ws {
     ws
 }
 
+/// The next message for the recorder that is not about the room's people or chat.
 async fn next_to_recorder(ws: &mut Ws) -> ToRecorder {
+    loop {
+        let m = next_any_to_recorder(ws).await;
+        if !matches!(m, ToRecorder::Participants { .. } | ToRecorder::Chat { .. }) {
+            return m;
+        }
+    }
+}
+
+async fn next_any_to_recorder(ws: &mut Ws) -> ToRecorder {
     serde_json::from_value(crate::focus_tests::next_json(ws).await).expect("a recorder-control message")
+}
+
+/// The next `participants` (or `chat`, with `chat`) message for the recorder.
+async fn next_room_event(ws: &mut Ws, chat: bool) -> ToRecorder {
+    loop {
+        let m = next_any_to_recorder(ws).await;
+        match m {
+            ToRecorder::Participants { .. } if !chat => return m,
+            ToRecorder::Chat { .. } if chat => return m,
+            _ => {}
+        }
+    }
+}
+
+/// The recorder's participant lists until one satisfies `f`.
+async fn participants_until(
+    ws: &mut Ws,
+    f: impl Fn(&[recorder::RecordedParticipant]) -> bool,
+) -> Vec<recorder::RecordedParticipant> {
+    loop {
+        if let ToRecorder::Participants { participants, .. } = next_room_event(ws, false).await
+            && f(&participants)
+        {
+            return participants;
+        }
+    }
+}
+
+/// Start `recording` on a fake recorder: its offer, then the bridge's answer and slot offer.
+async fn accept_start(rec: &mut Ws) -> (String, u32, Option<recorder::Continuation>) {
+    let ToRecorder::Start { id, recording, segment, continues, .. } = next_to_recorder(rec).await else {
+        panic!("expected start")
+    };
+    reply(rec, FromRecorder::Offer { id, recording: recording.clone(), sdp: "o".into() }).await;
+    (recording, segment, continues)
 }
 
 async fn reply(ws: &mut Ws, m: FromRecorder) {
@@ -218,7 +263,17 @@ async fn set_recording_starts_relays_and_stops_a_recorder() {
     }
 
     // Its place is free again; the recorder's socket closing mid-recording stops it with a reason.
-    reply(&mut rec, FromRecorder::Finished { recording, location: "/x".into(), files: 1, error: None }).await;
+    reply(
+        &mut rec,
+        FromRecorder::Finished {
+            recording,
+            conference: String::new(),
+            location: "/x".into(),
+            files: 1,
+            error: None,
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     send(&mut host, json!({"type": "set_recording", "recording": true})).await;
     let ToRecorder::Start { id, recording, .. } = next_to_recorder(&mut rec).await else { panic!("start") };
@@ -232,4 +287,78 @@ async fn set_recording_starts_relays_and_stops_a_recorder() {
     let stopped = next(&mut late, "recording_stopped").await;
     assert_eq!(stopped["reason"], "recorder_lost");
     assert!(stopped.get("by").is_none());
+}
+
+#[tokio::test]
+async fn the_recorder_hears_who_is_there_and_the_public_chat_and_a_lost_recorder_is_replaced() {
+    let (addr, _app) = server().await;
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    fake_bridge(&addr, seen_tx).await;
+    let (mut host, host_id) = join(&addr, "room", "Host").await;
+    next(&mut host, "media").await;
+    let mut r1 = recorder_ws(&addr, "r1", 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(&mut host, json!({"type": "set_recording", "recording": true})).await;
+    let (recording, segment, continues) = accept_start(&mut r1).await;
+    assert_eq!((segment, continues), (1, None));
+    // Once it runs: the whole list, names and media state.
+    let ToRecorder::Participants { recording: r, participants } = next_room_event(&mut r1, false).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(r, recording);
+    assert_eq!(participants.len(), 1);
+    assert_eq!((participants[0].id.as_str(), participants[0].name.as_str()), (host_id.as_str(), "Host"));
+
+    let (mut bob, bob_id) = join(&addr, "room", "Bob").await;
+    next(&mut bob, "media").await;
+    let participants = participants_until(&mut r1, |l| l.len() == 2).await;
+    assert_eq!(participants.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["Host", "Bob"]);
+    send(&mut bob, json!({"type": "media_state", "audio_muted": true, "screen": true})).await;
+    let participants = participants_until(&mut r1, |l| l.iter().any(|p| p.id == bob_id && p.screen)).await;
+    let b = participants.iter().find(|p| p.id == bob_id).unwrap();
+    assert!(b.audio_muted && b.screen && !b.video_muted, "{b:?}");
+
+    // Public chat is recorded, private chat never.
+    send(&mut bob, json!({"type": "chat", "text": "just for you", "to": host_id})).await;
+    send(&mut bob, json!({"type": "chat", "text": "hello all"})).await;
+    let ToRecorder::Chat { from, name, text, .. } = next_room_event(&mut r1, true).await else {
+        unreachable!()
+    };
+    assert_eq!((from, name.as_str(), text.as_str()), (bob_id.clone(), "Bob", "hello all"));
+
+    // The recorder dies: a second one continues the recording as segment 2 within 5 s, and
+    // the room never hears it stopped.
+    let mut r2 = recorder_ws(&addr, "r2", 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lost_at = std::time::Instant::now();
+    drop(r1);
+    let (next_id, segment, continues) = tokio::time::timeout(Duration::from_secs(5), accept_start(&mut r2))
+        .await
+        .expect("a replacement within 5 s");
+    eprintln!("replacement recorder started {:?} after the loss", lost_at.elapsed());
+    assert_eq!(segment, 2);
+    assert_eq!(continues.map(|c| c.reason), Some(recorder::Interruption::RecorderLost));
+    assert!(next_id.starts_with(&recording) && next_id != recording, "{next_id} continues {recording}");
+    let hidden = bridge_saw(
+        &mut seen,
+        |m| matches!(m, ToBridge::AllocateHiddenEndpoint { endpoint, .. } if endpoint.contains(&next_id)),
+    )
+    .await;
+    assert!(matches!(hidden, ToBridge::AllocateHiddenEndpoint { .. }));
+    let participants = participants_until(&mut r2, |_| true).await;
+    assert_eq!(participants.len(), 2, "the new segment knows who is there");
+    none_of(&mut bob, "recording_stopped").await;
+
+    // A moderator's stop now stops the second recorder's segment.
+    send(&mut host, json!({"type": "set_recording", "recording": false})).await;
+    let r = loop {
+        // (after the bridge's answer and slot offer of segment 2)
+        if let ToRecorder::Stop { recording, .. } = next_to_recorder(&mut r2).await {
+            break recording;
+        }
+    };
+    assert_eq!(r, next_id);
+    let stopped = next(&mut bob, "recording_stopped").await;
+    assert_eq!(stopped["reason"], "stopped");
 }

@@ -81,6 +81,12 @@ pub struct ControlConn<P: Protocol> {
 pub type BridgeConn = ControlConn<BridgeProtocol>;
 pub type RecorderConn = ControlConn<RecorderProtocol>;
 
+impl<P: Protocol> std::fmt::Debug for ControlConn<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlConn").field("generation", &self.generation).finish_non_exhaustive()
+    }
+}
+
 impl<P: Protocol> Clone for ControlConn<P> {
     fn clone(&self) -> Self {
         Self { tx: self.tx.clone(), pending: self.pending.clone(), generation: self.generation }

@@ -198,7 +198,7 @@ async function onMessage(m) {
       reduce(m);
       break;
     case 'recording_stopped':
-      notice(m.by ? t('rec_stopped_by', { by: m.by }) : t('rec_stopped_' + (m.reason === 'room_ended' ? 'room' : 'fault')), { key: 'rec', level: m.by ? 'info' : 'warn' });
+      notice(m.by ? t('rec_stopped_by', { by: m.by }) : t('rec_stopped_' + ({ room_ended: 'room', storage_failed: 'storage' }[m.reason] || 'fault')), { key: 'rec', level: m.by ? 'info' : 'warn' });
       break;
     default: reduce(m);
   }

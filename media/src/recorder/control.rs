@@ -23,7 +23,7 @@ use super::finish;
 use super::http::Status;
 use super::layout::recording_dir;
 use super::run::{self, Command, Net};
-use super::session::SessionConfig;
+use super::session::{Segment, SessionConfig};
 use crate::control_client::{send, timed};
 
 struct Running {
@@ -191,8 +191,18 @@ impl Recorder {
     /// Handle one message; returns the reply, if any.
     async fn on_message(&mut self, m: ToRecorder, out: &mpsc::Sender<FromRecorder>) -> Option<FromRecorder> {
         let (recording, command) = match m {
-            ToRecorder::Start { id, recording, conference, endpoint, started_wall_ms, .. } => {
-                return Some(self.start(id, recording, conference, endpoint, started_wall_ms, out).await);
+            ToRecorder::Start {
+                id,
+                recording,
+                conference,
+                endpoint,
+                started_wall_ms,
+                segment,
+                continues,
+                ..
+            } => {
+                let seg = Segment { number: segment, started_wall_ms, continues };
+                return Some(self.start(id, recording, conference, endpoint, seg, out).await);
             }
             ToRecorder::Stop { id, recording } => {
                 if !self.running.contains_key(&recording) {
@@ -209,6 +219,12 @@ impl Recorder {
                 (recording, Command::Offer { offer_id, sdp, slots })
             }
             ToRecorder::Slots { recording, slots } => (recording, Command::Slots(slots)),
+            ToRecorder::Participants { recording, participants } => {
+                (recording, Command::Participants(participants))
+            }
+            ToRecorder::Chat { recording, name, text, wall_ms, .. } => {
+                (recording, Command::Chat { name, text, wall_ms })
+            }
         };
         if let Some(r) = self.running.get(&recording) {
             let _ = r.commands.send(command).await;
@@ -222,7 +238,7 @@ impl Recorder {
         recording: String,
         conference: String,
         endpoint: String,
-        started_wall_ms: u64,
+        segment: Segment,
         out: &mpsc::Sender<FromRecorder>,
     ) -> FromRecorder {
         let refuse = |code, msg: &str| FromRecorder::error(Some(id), code, msg);
@@ -235,12 +251,14 @@ impl Recorder {
         if self.running.contains_key(&recording) {
             return refuse(ErrorCode::BadRequest, "that recording is running");
         }
-        let dir = recording_dir(&self.cfg.recordings_dir, &conference, started_wall_ms);
+        let dir = recording_dir(&self.cfg.recordings_dir, &conference, segment.started_wall_ms);
+        let dir = segment.dir(dir);
         let cfg = SessionConfig {
             conference: conference.clone(),
             endpoint,
-            wall_ms: started_wall_ms,
+            wall_ms: segment.wall_now(),
             candidates: vec![],
+            segment,
         };
         let prepared = run::prepare(&recording, cfg, dir, self.net).await;
         let (rec, sdp) = match prepared {

@@ -1,7 +1,9 @@
 //! `manifest.json`: what a recording holds — participants by endpoint id, one entry per track
 //! file with its codec, its span in wall clock and in recording time, its media length and
-//! gaps. Pure data and the rules that update it; the session writes it out after every change
-//! (a track starting or stopping), so a crash leaves a manifest that matches the files.
+//! gaps; who was in the room under which name, muted or sharing a screen when ([`Span`]s, from
+//! signaling's [`RecordedParticipant`] lists); which segment of the recording this is. Pure data
+//! and the rules that update it; the session writes it out after every change, so a crash
+//! leaves a manifest that matches the files.
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::Codec;
 use super::timeline::{Gap, GapKind};
 use crate::control::SourceKind;
+use convene_proto::recorder::{Continuation, Interruption, RecordedParticipant};
 
 /// Bumped on incompatible changes of the layout below.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -25,11 +28,43 @@ pub struct Manifest {
     /// Set once the recording stopped cleanly; absent after a crash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_wall_ms: Option<u64>,
+    /// 1, or more when this directory continues the recording after an interruption: the
+    /// first segment is the recording's directory, segment `n` its `segment-<n>/`, all on
+    /// one timeline (`started_wall_ms` is the recording's start in every segment).
+    #[serde(default = "first_segment")]
+    pub segment: u32,
+    /// Why the previous segment ended (absent in segment 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<SegmentLink>,
     /// By endpoint id.
     pub participants: BTreeMap<String, Participant>,
     /// `recording.webm` composed after the capture, or why not ([`super::compose`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub composition: Option<super::compose::Composition>,
+}
+
+fn first_segment() -> u32 {
+    1
+}
+
+/// How a segment follows the one before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentLink {
+    /// The previous segment's directory, relative to this one (`..` or `../segment-<n-1>`).
+    pub previous: String,
+    pub reason: Interruption,
+    /// Recording time (ms) the previous segment's media stopped, and how long until this
+    /// segment began: the gap a player of the stitched recording shows.
+    pub interrupted_ms: u64,
+    pub gap_ms: u64,
+}
+
+/// A stretch of recording time; `stop_ms` absent while it lasts (or after a crash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub start_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,6 +74,39 @@ pub struct Participant {
     pub name: Option<String>,
     /// Track files in the order they started.
     pub tracks: Vec<TrackEntry>,
+    /// In the room (as signaling saw it) during this segment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub present: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audio_muted: Vec<Span>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub video_muted: Vec<Span>,
+    /// Sharing a screen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screen: Vec<Span>,
+}
+
+impl Participant {
+    fn spans(&mut self) -> [&mut Vec<Span>; 4] {
+        [&mut self.present, &mut self.audio_muted, &mut self.video_muted, &mut self.screen]
+    }
+}
+
+/// Open a span at `at` if `on` and none is open; close the open one at `at` if not `on`.
+/// Returns whether anything changed.
+fn track_span(spans: &mut Vec<Span>, on: bool, at: u64) -> bool {
+    let open = spans.last_mut().filter(|s| s.stop_ms.is_none());
+    match (on, open) {
+        (true, None) => {
+            spans.push(Span { start_ms: at, stop_ms: None });
+            true
+        }
+        (false, Some(s)) => {
+            s.stop_ms = Some(at.max(s.start_ms));
+            true
+        }
+        _ => false,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,8 +187,53 @@ impl Manifest {
             started_wall_ms,
             stopped_wall_ms: None,
             composition: None,
+            segment: 1,
+            continues: None,
             participants: BTreeMap::new(),
         }
+    }
+
+    /// This manifest is segment `n` (≥ 2) of its recording, which `c` interrupted; this
+    /// segment began at `wall_ms`.
+    pub fn continue_from(&mut self, n: u32, c: &Continuation, wall_ms: u64) {
+        self.segment = n.max(2);
+        let previous =
+            if self.segment == 2 { "..".to_string() } else { format!("../segment-{}", self.segment - 1) };
+        let interrupted_ms = c.interrupted_wall_ms.saturating_sub(self.started_wall_ms);
+        let gap_ms = wall_ms.saturating_sub(c.interrupted_wall_ms);
+        self.continues = Some(SegmentLink { previous, reason: c.reason, interrupted_ms, gap_ms });
+    }
+
+    /// Who is in the room now (signaling's whole list, at `wall_ms`): names, presence, mute
+    /// and screen-share spans follow. Returns whether the manifest changed.
+    pub fn observe(&mut self, now: &[RecordedParticipant], wall_ms: u64) -> bool {
+        let at = wall_ms.saturating_sub(self.started_wall_ms);
+        let mut changed = false;
+        for p in now {
+            let e = self.participants.entry(p.id.clone()).or_default();
+            if e.name.as_deref() != Some(p.name.as_str()) {
+                e.name = Some(p.name.clone());
+                changed = true;
+            }
+            let flags = [true, p.audio_muted, p.video_muted, p.screen];
+            for (spans, on) in e.spans().into_iter().zip(flags) {
+                changed |= track_span(spans, on, at);
+            }
+        }
+        for (id, e) in self.participants.iter_mut() {
+            if !now.iter().any(|p| &p.id == id) {
+                for spans in e.spans() {
+                    changed |= track_span(spans, false, at);
+                }
+            }
+        }
+        changed
+    }
+
+    /// A clean stop at `wall_ms`: every open span ends there.
+    pub fn stop(&mut self, wall_ms: u64) {
+        self.observe(&[], wall_ms);
+        self.stopped_wall_ms = Some(wall_ms);
     }
 
     /// A track file starts (its first frame is written at `wall_ms`). Returns where it is.
@@ -185,6 +298,53 @@ pub fn codec_name(c: Codec) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn who(id: &str, name: &str, audio_muted: bool, screen: bool) -> RecordedParticipant {
+        RecordedParticipant { id: id.into(), name: name.into(), audio_muted, video_muted: false, screen }
+    }
+
+    #[test]
+    fn names_presence_mute_and_screen_spans() {
+        let mut m = Manifest::new("room", "rec", 10_000);
+        assert!(m.observe(&[who("a", "Alice", false, false), who("b", "Bob", true, false)], 10_000));
+        assert!(!m.observe(&[who("a", "Alice", false, false), who("b", "Bob", true, false)], 11_000), "same");
+        // Bob unmutes and shares; Alice renames; then Bob leaves; then the recording stops.
+        m.observe(&[who("a", "Alice L.", false, false), who("b", "Bob", false, true)], 12_500);
+        m.observe(&[who("a", "Alice L.", false, false)], 15_000);
+        m.stop(20_000);
+        let (a, b) = (&m.participants["a"], &m.participants["b"]);
+        assert_eq!(a.name.as_deref(), Some("Alice L."));
+        let span = |s, e| Span { start_ms: s, stop_ms: Some(e) };
+        assert_eq!(a.present, vec![span(0, 10_000)]);
+        assert!(a.audio_muted.is_empty() && a.screen.is_empty());
+        assert_eq!(b.present, vec![span(0, 5000)]);
+        assert_eq!(b.audio_muted, vec![span(0, 2500)]);
+        assert_eq!(b.screen, vec![span(2500, 5000)]);
+        // Bob comes back: a second presence span (in a manifest that was not stopped).
+        let mut m2 = m.clone();
+        m2.stopped_wall_ms = None;
+        m2.observe(&[who("b", "Bob", false, false)], 21_000);
+        assert_eq!(m2.participants["b"].present[1], Span { start_ms: 11_000, stop_ms: None });
+        let json = String::from_utf8(m.to_json()).unwrap();
+        assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn later_segments_link_back() {
+        let mut m = Manifest::new("room", "rec-2", 1_000_000);
+        let c = Continuation { reason: Interruption::RecorderLost, interrupted_wall_ms: 1_030_000 };
+        m.continue_from(3, &c, 1_033_500);
+        let link = m.continues.clone().unwrap();
+        assert_eq!((m.segment, link.previous.as_str()), (3, "../segment-2"));
+        assert_eq!((link.interrupted_ms, link.gap_ms), (30_000, 3500));
+        m.continue_from(2, &c, 1_031_000);
+        assert_eq!(m.continues.unwrap().previous, "..");
+        let first: Manifest = serde_json::from_str(
+            r#"{"version":1,"conference":"c","recorder_endpoint":"r","started_wall_ms":0,"participants":{}}"#,
+        )
+        .unwrap();
+        assert_eq!((first.segment, first.continues), (1, None), "older manifests read as segment 1");
+    }
 
     #[test]
     fn tracks_start_and_stop_in_recording_time() {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use convene_proto::recorder::{ErrorCode, Failure, FromRecorder, OfferId, SlotInfo};
+use convene_proto::recorder::{ErrorCode, Failure, FromRecorder, OfferId, RecordedParticipant, SlotInfo};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input};
 use tokio::net::UdpSocket;
@@ -27,6 +27,14 @@ pub enum Command {
         slots: Vec<SlotInfo>,
     },
     Slots(Vec<SlotInfo>),
+    /// Who is in the room.
+    Participants(Vec<RecordedParticipant>),
+    /// A chat message to the room.
+    Chat {
+        name: String,
+        text: String,
+        wall_ms: u64,
+    },
     /// Finish; `Some(id)`: reply `ok` to that request once the files are complete.
     Stop(Option<u64>),
 }
@@ -44,6 +52,7 @@ pub struct Recording {
 #[derive(Debug)]
 pub struct Ended {
     pub recording: String,
+    pub conference: String,
     pub dir: PathBuf,
     /// Track files written.
     pub files: u32,
@@ -165,7 +174,8 @@ impl Recording {
         if let Some(id) = reply {
             let _ = out.send(FromRecorder::Ok { id }).await;
         }
-        Ended { recording: self.id, dir: self.dir, files: stats.files_opened as u32, error }
+        let conference = self.session.manifest().conference.clone();
+        Ended { recording: self.id, conference, dir: self.dir, files: stats.files_opened as u32, error }
     }
 
     /// Send what the session has to send; returns when to wake at the latest.
@@ -193,6 +203,14 @@ impl Recording {
             }
             Command::Slots(slots) => {
                 self.session.apply_slots(&slots);
+                Ok(())
+            }
+            Command::Participants(list) => {
+                self.session.participants(&list);
+                Ok(())
+            }
+            Command::Chat { name, text, wall_ms } => {
+                self.session.chat(&name, &text, wall_ms);
                 Ok(())
             }
             Command::Stop(_) => Ok(()),

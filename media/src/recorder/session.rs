@@ -10,8 +10,10 @@
 //! for a keyframe, which is asked for at once and again until one comes); the file is finished
 //! when no slot carries the source any more, and a source that comes back gets a new file.
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use convene_proto::recorder::{Continuation, RecordedParticipant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{KeyframeRequestKind, MediaData, Mid};
@@ -22,7 +24,7 @@ use tracing::{debug, warn};
 use super::codec::Codec;
 use super::frame::Frame;
 use super::manifest::{EntryRef, Manifest, TrackStop};
-use super::sink::{Sink, safe_file_stem};
+use super::sink::{CHAT_FILE, Sink, safe_file_stem};
 use super::slotmap::SlotMap;
 use super::track::{TrackWriter, Written};
 use crate::control::{SlotInfo, SlotSource, SourceKind};
@@ -42,6 +44,41 @@ pub struct SessionConfig {
     pub wall_ms: u64,
     /// The recorder's local ICE candidates.
     pub candidates: Vec<Candidate>,
+    /// Which part of the recording this session writes.
+    pub segment: Segment,
+}
+
+/// A recording's segment: the whole recording unless an interruption (a lost recorder, the
+/// conference moving bridge) made signaling continue it in a new one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// 1 for the first.
+    pub number: u32,
+    /// The recording's start (ms since the Unix epoch): time zero of every segment's manifest.
+    pub started_wall_ms: u64,
+    pub continues: Option<Continuation>,
+}
+
+impl Segment {
+    pub fn first(started_wall_ms: u64) -> Segment {
+        Segment { number: 1, started_wall_ms, continues: None }
+    }
+
+    /// Where this segment's files go, `dir` being the recording's directory.
+    pub fn dir(&self, dir: PathBuf) -> PathBuf {
+        if self.number <= 1 { dir } else { dir.join(format!("segment-{}", self.number)) }
+    }
+
+    /// The wall clock a new session of this segment starts at: the recording's start for the
+    /// first (its time zero is when signaling started it), the clock now for a continuation.
+    pub fn wall_now(&self) -> u64 {
+        if self.number <= 1 {
+            return self.started_wall_ms;
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(self.started_wall_ms, |d| d.as_millis() as u64)
+    }
 }
 
 /// What the caller does next.
@@ -98,6 +135,8 @@ pub struct RecorderSession<S: Sink> {
     files_per_source: HashMap<String, u32>,
     manifest: Manifest,
     pending: Option<SdpPendingOffer>,
+    /// Wall clock at `start`.
+    wall_at_start: u64,
     start: Instant,
     now: Instant,
     connected: bool,
@@ -121,8 +160,9 @@ impl<S: Sink> RecorderSession<S> {
             slots: SlotMap::default(),
             tracks: HashMap::new(),
             files_per_source: HashMap::new(),
-            manifest: Manifest::new(&cfg.conference, &cfg.endpoint, cfg.wall_ms),
+            manifest: Manifest::new(&cfg.conference, &cfg.endpoint, cfg.segment.started_wall_ms),
             pending: None,
+            wall_at_start: cfg.wall_ms,
             start: now,
             now,
             connected: false,
@@ -130,6 +170,9 @@ impl<S: Sink> RecorderSession<S> {
             next_uid: 1,
             stats: SessionStats::default(),
         };
+        if let Some(c) = &cfg.segment.continues {
+            s.manifest.continue_from(cfg.segment.number, c, cfg.wall_ms);
+        }
         // A manifest from the first moment: a recording that dies before any media says so.
         s.save_manifest();
         s
@@ -175,6 +218,27 @@ impl<S: Sink> RecorderSession<S> {
             self.add_source(src);
         }
         self.request_keyframes();
+    }
+
+    /// Who is in the room now (signaling's whole list).
+    pub fn participants(&mut self, now: &[RecordedParticipant]) {
+        let wall = self.wall_ms();
+        if !self.finished && self.manifest.observe(now, wall) {
+            self.save_manifest();
+        }
+    }
+
+    /// A chat message to the room, sent at `wall_ms`: one line of `chat.txt`,
+    /// `[HH:MM:SS] name: text` in recording time (more lines of the text indented).
+    pub fn chat(&mut self, name: &str, text: &str, wall_ms: u64) {
+        if self.finished {
+            return;
+        }
+        let line = chat_line(wall_ms.saturating_sub(self.manifest.started_wall_ms), name, text);
+        if let Err(e) = self.sink.append(CHAT_FILE, line.as_bytes()) {
+            warn!("writing chat.txt failed: {e}");
+            self.stats.write_errors += 1;
+        }
     }
 
     /// A datagram or the time: str0m's inputs, with the time they carry.
@@ -226,7 +290,8 @@ impl<S: Sink> RecorderSession<S> {
             for n in names {
                 self.finish_track(&n);
             }
-            self.manifest.stopped_wall_ms = Some(self.wall_ms());
+            let wall = self.wall_ms();
+            self.manifest.stop(wall);
             self.save_manifest();
             self.rtc.disconnect();
         }
@@ -399,8 +464,23 @@ impl<S: Sink> RecorderSession<S> {
     }
 
     fn wall_ms(&self) -> u64 {
-        self.manifest.started_wall_ms + self.now.saturating_duration_since(self.start).as_millis() as u64
+        self.wall_at_start + self.now.saturating_duration_since(self.start).as_millis() as u64
     }
+}
+
+/// One message of `chat.txt`. Names lose their line breaks; a text's later lines are indented,
+/// so every message starts a line with its time and nothing can pose as another message.
+pub fn chat_line(at_ms: u64, name: &str, text: &str) -> String {
+    let secs = at_ms / 1000;
+    let name: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut out = format!("[{:02}:{:02}:{:02}] {name}:", secs / 3600, secs / 60 % 60, secs % 60);
+    for (i, line) in text.lines().enumerate() {
+        let line: String = line.chars().filter(|c| !c.is_control() || *c == '\t').collect();
+        out.push_str(if i == 0 { " " } else { "\n    " });
+        out.push_str(&line);
+    }
+    out.push('\n');
+    out
 }
 
 fn codec_of(c: RtcCodec) -> Option<Codec> {
@@ -408,5 +488,19 @@ fn codec_of(c: RtcCodec) -> Option<Codec> {
         RtcCodec::Opus => Some(Codec::Opus),
         RtcCodec::Vp8 => Some(Codec::Vp8),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_lines_cannot_pose_as_others() {
+        assert_eq!(chat_line(3_723_400, "Alice", "hi"), "[01:02:03] Alice: hi\n");
+        assert_eq!(
+            chat_line(5_000, "Bo\nb", "one\n[00:00:09] Mallory: two\r\nthree\u{7}"),
+            "[00:00:05] Bo b: one\n    [00:00:09] Mallory: two\n    three\n"
+        );
     }
 }

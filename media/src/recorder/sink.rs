@@ -12,9 +12,13 @@ pub trait Sink {
     fn create(&mut self, name: &str) -> io::Result<Self::File>;
     /// Replace `manifest.json` whole: a reader (or a crash) never sees half of one.
     fn put_manifest(&mut self, json: &[u8]) -> io::Result<()>;
+    /// Add `bytes` at the end of the text file `name` (created if new).
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()>;
 }
 
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The room's chat while recording, one message per line.
+pub const CHAT_FILE: &str = "chat.txt";
 
 /// Files in one directory; the manifest is written beside and renamed over the old one.
 #[derive(Debug, Clone)]
@@ -49,6 +53,11 @@ impl Sink for DirSink {
         f.write_all(json)?;
         f.sync_data()?;
         std::fs::rename(&tmp, self.dir.join(MANIFEST_FILE))
+    }
+
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        // One write per message: a crash leaves whole lines.
+        std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(name))?.write_all(bytes)
     }
 }
 
@@ -90,6 +99,9 @@ mod tests {
         f.write_all(b"x").unwrap();
         drop(f);
         assert_eq!(std::fs::read(dir.join("t.webm")).unwrap(), b"x");
+        s.append(CHAT_FILE, b"a\n").unwrap();
+        s.append(CHAT_FILE, b"b\n").unwrap();
+        assert_eq!(std::fs::read(dir.join(CHAT_FILE)).unwrap(), b"a\nb\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

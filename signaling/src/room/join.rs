@@ -171,7 +171,6 @@ pub fn admit(app: &App, r: &mut Room, info: ParticipantInfo, tx: Tx, fixed_ident
         ice_servers: media::ice_servers(app, &pid),
         web: app.settings.web.clone(),
     });
-    r.broadcast(&ServerMsg::ParticipantJoined { participant: info.clone() }, None);
     if info.moderator && !r.waiting.is_empty() {
         let _ = tx.send(ServerMsg::Lobby { waiting: r.waiting_list() });
     }
@@ -179,7 +178,10 @@ pub fn admit(app: &App, r: &mut Room, info: ParticipantInfo, tx: Tx, fixed_ident
         app.metrics.rooms.inc();
     }
     let seq = r.seq;
-    r.participants.insert(pid, Participant { info, tx, seq, bridge: None, fixed_identity });
+    let joined = ServerMsg::ParticipantJoined { participant: info.clone() };
+    r.participants.insert(pid.clone(), Participant { info, tx, seq, bridge: None, fixed_identity });
+    // After the insert: a recording's participant list includes them.
+    r.broadcast(&joined, Some(&pid));
     app.metrics.joins.inc();
     app.metrics.participants.inc();
 }

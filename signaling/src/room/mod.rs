@@ -84,6 +84,7 @@ impl Room {
                 let _ = p.tx.send_json(text.clone(), msg);
             }
         }
+        crate::recording::observe(self, msg);
     }
 
     pub fn broadcast_room(&self) {
