@@ -41,6 +41,8 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
         env(renv::MAX_RECORDINGS, s.recordings_per_pod.to_string()),
         env(renv::RECORDING_DIR, RECORDINGS_DIR),
         env(renv::HTTP_PORT, HTTP_PORT.to_string()),
+        // The first part of every object key (and the recordings' place in the bucket).
+        env(renv::SHARD, o.shard.clone()),
         env("CONVENE_LOG_FORMAT", "json"),
         env("RUST_LOG", s.recorder.log_level.clone()),
     ];
@@ -66,19 +68,20 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
         }]);
     }
     if let Some(s3) = &s.storage.s3 {
-        // Recordings are staged on local scratch space and uploaded when they finish.
+        // Recordings are staged on local scratch space and uploaded while they are written.
         volumes.push(Volume {
             name: "recordings".into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Default::default()
         });
-        vars.push(env("CONVENE_S3_ENDPOINT", s3.endpoint.clone()));
-        vars.push(env("CONVENE_S3_BUCKET", s3.bucket.clone()));
+        vars.push(env(renv::S3_ENDPOINT, s3.endpoint.clone()));
+        vars.push(env(renv::S3_BUCKET, s3.bucket.clone()));
         if let Some(region) = &s3.region {
-            vars.push(env("CONVENE_S3_REGION", region.clone()));
+            vars.push(env(renv::S3_REGION, region.clone()));
         }
-        vars.push(env_from_secret("AWS_ACCESS_KEY_ID", &s3.credentials_secret_name, "accessKeyId"));
-        vars.push(env_from_secret("AWS_SECRET_ACCESS_KEY", &s3.credentials_secret_name, "secretAccessKey"));
+        let secret = &s3.credentials_secret_name;
+        vars.push(env_from_secret(renv::S3_ACCESS_KEY_ID, secret, "accessKeyId"));
+        vars.push(env_from_secret(renv::S3_SECRET_ACCESS_KEY, secret, "secretAccessKey"));
     }
     let pod = PodSpec {
         automount_service_account_token: Some(false),
@@ -119,4 +122,37 @@ pub fn render(pool: &RecorderPool, cfg: &RenderConfig) -> StatefulSet {
 /// Pure: the recorders dial signaling over TLS in the cluster, as bridges do.
 pub fn dial_signaling_over_tls(sts: &mut StatefulSet, tls_secret: &str) {
     pod::dial_signaling_over_tls(sts, tls_secret, renv::SIGNALING_URL, renv::CONTROL_CA_FILE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorders_know_their_shard_and_bucket() {
+        let pool: RecorderPool = serde_json::from_value(serde_json::json!({
+            "apiVersion": "convene.dev/v1alpha1",
+            "kind": "RecorderPool",
+            "metadata": { "name": "r", "namespace": "ns" },
+            "spec": {
+                "shardRef": { "name": "meet-a" },
+                "storage": { "s3": {
+                    "endpoint": "http://minio:9000",
+                    "bucket": "rec",
+                    "credentialsSecretName": "s3"
+                } }
+            }
+        }))
+        .expect("a RecorderPool");
+        let sts = render(&pool, &RenderConfig::default());
+        let c = &sts.spec.unwrap().template.spec.unwrap().containers[0];
+        let vars = c.env.as_ref().unwrap();
+        let value = |n: &str| vars.iter().find(|v| v.name == n).and_then(|v| v.value.clone());
+        assert_eq!(value(renv::SHARD).as_deref(), Some("meet-a"));
+        assert_eq!(value(renv::S3_ENDPOINT).as_deref(), Some("http://minio:9000"));
+        assert_eq!(value(renv::S3_BUCKET).as_deref(), Some("rec"));
+        let key = vars.iter().find(|v| v.name == renv::S3_ACCESS_KEY_ID).unwrap();
+        let key = key.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!((key.name.as_str(), key.key.as_str()), ("s3", "accessKeyId"));
+    }
 }
