@@ -65,6 +65,9 @@ pub struct RecorderConfig {
     /// Composition of `recording.webm` after each recording.
     #[command(flatten)]
     pub compose: super::compose::ComposeConfig,
+    /// Upload to S3-compatible storage (`--s3-endpoint`, …).
+    #[command(flatten)]
+    pub s3: super::upload::S3Args,
 }
 
 fn parse_ports(s: &str) -> Result<(u16, u16), String> {
@@ -111,5 +114,20 @@ mod tests {
         assert_eq!((c.capacity, c.udp_ports), (10, None));
         let c = RecorderConfig::parse_from(["r", "--signaling-url", "ws://s/recorder"]);
         assert!(!c.advertised().is_unspecified(), "0.0.0.0 is no candidate");
+    }
+
+    #[test]
+    fn s3_storage_flags() {
+        let base = ["r", "--signaling-url", "ws://s/recorder"];
+        let c = RecorderConfig::parse_from(base);
+        assert!(c.s3.storage().unwrap().is_none(), "no endpoint: no upload");
+        assert_eq!((c.s3.shard.as_str(), c.s3.s3_part_mib), ("default", 8));
+        let s3 = ["--s3-endpoint", "http://127.0.0.1:9", "--s3-bucket", "rec", "--shard", "eu-1"];
+        let c = RecorderConfig::parse_from(base.iter().chain(&s3));
+        assert_eq!(c.s3.storage().unwrap().expect("configured").bucket(), "rec");
+        let small = base.iter().chain(&s3).chain(&["--s3-part-mib", "4"]);
+        assert!(RecorderConfig::try_parse_from(small).is_err(), "S3 parts are at least 5 MiB");
+        let no_bucket = base.iter().chain(&["--s3-endpoint", "http://x"]);
+        assert!(RecorderConfig::try_parse_from(no_bucket).is_err());
     }
 }

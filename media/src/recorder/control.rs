@@ -37,6 +37,8 @@ pub struct Recorder {
     secret: Option<String>,
     net: Net,
     tls: Option<TlsConnector>,
+    /// S3, when recordings upload there.
+    storage: Option<super::upload::Storage>,
     running: HashMap<String, Running>,
     draining: bool,
     /// What `/ready` reports.
@@ -53,12 +55,14 @@ impl Recorder {
         let secret = cfg.secret()?;
         let net = Net { bind: cfg.bind, advertise: cfg.advertised(), ports: cfg.udp_ports };
         let tls = crate::control_dial::tls_for(&cfg.signaling_url, cfg.control_ca_file.as_deref())?;
+        let storage = cfg.s3.storage()?;
         Ok(Recorder {
             cfg,
             id,
             secret,
             net,
             tls,
+            storage,
             running: HashMap::new(),
             draining: false,
             status: Arc::default(),
@@ -269,9 +273,10 @@ impl Recorder {
         let (commands, command_rx) = mpsc::channel(64);
         let timeout = Duration::from_secs(self.cfg.connect_timeout_s.max(1));
         let out = out.clone();
+        let upload = self.storage.as_ref().map(|s| s.start(&self.cfg.recordings_dir, &rec.dir));
         let task = tokio::spawn(async move {
             let ended = rec.run(command_rx, out.clone(), timeout).await;
-            let _ = out.send(finish::finish(ended).await).await;
+            let _ = out.send(finish::finish(ended, upload).await).await;
         });
         self.running.insert(recording.clone(), Running { commands, task });
         FromRecorder::Offer { id, recording, sdp }

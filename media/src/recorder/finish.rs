@@ -5,12 +5,22 @@ use convene_proto::recorder::FromRecorder;
 use super::run::Ended;
 
 /// Run the steps after the capture; the `finished` message for signaling.
-pub async fn finish(ended: Ended) -> FromRecorder {
-    let Ended { recording, conference, dir, files, error } = ended;
+/// `upload`: the recording's upload to S3, when configured (finished last, after every file is
+/// final; the location becomes the bucket's, and its failure the recording's `upload` error).
+pub async fn finish(ended: Ended, upload: Option<super::upload::Uploader>) -> FromRecorder {
+    let Ended { recording, conference, dir, files, mut error } = ended;
     // First the one file to watch (it is uploaded with the tracks); its failure is logged and
     // recorded in the manifest, never the recording's.
     if let Some(composer) = super::compose::installed().filter(|_| files > 0) {
         composer.compose_recording(&dir).await;
     }
-    FromRecorder::Finished { recording, conference, location: dir.display().to_string(), files, error }
+    let mut location = dir.display().to_string();
+    if let Some(upload) = upload {
+        match upload.finish().await {
+            Ok(l) => location = l,
+            // The capture's own failure, if any, comes first.
+            Err(f) => error = error.or(Some(f)),
+        }
+    }
+    FromRecorder::Finished { recording, conference, location, files, error }
 }

@@ -12,6 +12,7 @@
 //! `/recorder`, one task per recording), [`http`] (probes), [`run`] (a session over its UDP socket), [`finish`] (what follows the capture), [`config`]
 //! and [`layout`] (where the files go).
 //! [`compose`] makes `recording.webm` from the tracks after the capture (ffmpeg).
+//! [`upload`] sends the files to S3-compatible storage while recording and after it.
 //!
 //! No jitter buffer here: str0m's frame mode (the default, `rtc.set_rtp_mode(false)`) already
 //! reorders packets, retransmits from NACK/RTX and hands over whole depacketized frames, so the
@@ -31,6 +32,7 @@ pub mod sink;
 pub mod slotmap;
 pub mod timeline;
 pub mod track;
+pub mod upload;
 
 pub use codec::Codec;
 pub use frame::Frame;

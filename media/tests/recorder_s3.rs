@@ -1,0 +1,396 @@
+//! The recorder's S3 upload (issue 13, `storage.s3`) against a real S3-compatible server:
+//! moto's server from PyPI (`scripts/s3-server.sh` installs it into the cache), started by each
+//! test on 127.0.0.1 with a free port. Never a mocked client.
+//!
+//! The recording directory is written by the real track writer over time (real VP8 frames
+//! that ffmpeg encodes at test time), as a recording writes it.
+mod ffmpeg;
+
+use std::io::{BufWriter, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use convene_media::recorder::upload::{Opts, Storage, Uploader};
+use convene_media::recorder::{Codec, Frame, TrackWriter};
+use convene_proto::recorder::ErrorCode;
+use ffmpeg::{Encoded, encode, probe, tmpdir};
+use object_store::ObjectStoreExt;
+use object_store::aws::AmazonS3Builder;
+
+const MIB: u64 = 1024 * 1024;
+const PART: u64 = 5 * MIB;
+const START: &str = "2026-12-06T10-49-21.042Z";
+
+/// A moto server on 127.0.0.1, killed on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+fn moto_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONVENE_MOTO_SERVER") {
+        return p.into();
+    }
+    let cache = std::env::var_os("CONVENE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/convene"));
+    cache.join("moto-5.2.5/bin/moto_server")
+}
+
+impl Moto {
+    fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Moto {
+        let bin = moto_server();
+        assert!(
+            bin.exists(),
+            "{} is missing: the S3 tests need moto's server; install it with scripts/s3-server.sh \
+             (or point CONVENE_MOTO_SERVER at a moto_server)",
+            bin.display()
+        );
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An unsigned request (moto does not check signatures unless told to).
+    fn http(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+        http(self.port, method, path)
+    }
+
+    fn create_bucket(&self, bucket: &str) {
+        let (status, body) = self.http("PUT", &format!("/{bucket}"));
+        assert_eq!(status, 200, "create bucket: {}", String::from_utf8_lossy(&body));
+    }
+
+    /// An object, through a signed client (moto refuses anonymous reads of private objects).
+    async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let store = AmazonS3Builder::new()
+            .with_endpoint(self.endpoint())
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .unwrap();
+        match store.get(&object_store::path::Path::from(key)).await {
+            Ok(r) => Some(r.bytes().await.unwrap().to_vec()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("GET {key}: {e}"),
+        }
+    }
+
+    /// The parts of the unfinished multipart upload of `key`: their sizes.
+    fn parts(&self, bucket: &str, key: &str) -> Vec<u64> {
+        let (_, body) = self.http("GET", &format!("/{bucket}?uploads"));
+        let list = String::from_utf8_lossy(&body).into_owned();
+        let mut sizes = Vec::new();
+        for upload in list.split("<Upload>").skip(1) {
+            if tag(upload, "Key").as_deref() != Some(key) {
+                continue;
+            }
+            let id = tag(upload, "UploadId").unwrap();
+            let (_, body) = self.http("GET", &format!("/{bucket}/{key}?uploadId={id}"));
+            let parts = String::from_utf8_lossy(&body).into_owned();
+            for p in parts.split("<Part>").skip(1) {
+                sizes.push(tag(p, "Size").unwrap().parse().unwrap());
+            }
+        }
+        sizes
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn tag(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(xml[start..end].to_string())
+}
+
+/// HTTP/1.1 with `Connection: close`: status and body (chunked or not).
+fn http(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let (mut out, mut rest) = (Vec::new(), &body[..]);
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[eol + 2..eol + 2 + n]);
+            rest = &rest[eol + 4 + n..];
+        }
+        body = out;
+    }
+    (status, body)
+}
+
+fn opts() -> Opts {
+    Opts {
+        part_bytes: PART,
+        poll: Duration::from_millis(200),
+        parallel: 2,
+        retries: 2,
+        finish_timeout: Duration::from_secs(20),
+    }
+}
+
+fn storage(endpoint: &str, bucket: &str) -> Storage {
+    Storage::new(endpoint, bucket, "us-east-1", Some(("test", "test")), "eu-1", opts()).unwrap()
+}
+
+/// `<root>/acme/standup/<start>/`, as the recorder lays it out.
+fn recording_dir(name: &str) -> (PathBuf, PathBuf) {
+    let root = tmpdir("convene-s3", name);
+    let dir = root.join("acme/standup").join(START);
+    std::fs::create_dir_all(&dir).unwrap();
+    (root, dir)
+}
+
+const PREFIX: &str = "eu-1/acme/standup/2026-12-06T10-49-21.042Z";
+
+/// Noise, so the frames are large (~70 kB): a few MiB per second of recording.
+fn noise_frames(dir: &Path) -> Vec<Encoded> {
+    encode(
+        dir,
+        "noise",
+        "nullsrc=s=320x240:r=30,geq=lum='random(1)*255':cb=128:cr=128",
+        2,
+        &[
+            "-c:v",
+            "libvpx",
+            "-g",
+            "10",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "50M",
+            "-qmin",
+            "0",
+            "-qmax",
+            "4",
+        ],
+    )
+}
+
+/// A track file written by the real writer, a few frames at a time with pauses, as a
+/// recording writes it: until it holds `bytes`.
+struct Writing {
+    w: TrackWriter<BufWriter<std::fs::File>>,
+    path: PathBuf,
+    n: usize,
+}
+
+impl Writing {
+    fn new(dir: &Path, name: &str) -> Writing {
+        let path = dir.join(name);
+        let w = TrackWriter::new(BufWriter::new(std::fs::File::create(&path).unwrap()), Codec::Vp8, 1);
+        Writing { w, path, n: 0 }
+    }
+
+    fn len(&self) -> u64 {
+        std::fs::metadata(&self.path).unwrap().len()
+    }
+
+    async fn write_until(&mut self, frames: &[Encoded], bytes: u64) {
+        let clip_ms = frames.last().unwrap().ms + 33;
+        while self.len() < bytes {
+            let f = &frames[self.n % frames.len()];
+            let ms = f.ms + (self.n / frames.len()) as u64 * clip_ms;
+            let frame = Frame {
+                rtp_time: (ms * 90) as u32,
+                clock_rate: 90_000,
+                keyframe: f.keyframe,
+                contiguous: true,
+                data: &f.data,
+            };
+            self.w.write(&frame).unwrap();
+            self.n += 1;
+            if self.n.is_multiple_of(10) {
+                self.w.flush().unwrap();
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        }
+    }
+
+    fn finish(self) -> PathBuf {
+        self.w.finish_seekable().unwrap();
+        self.path
+    }
+}
+
+/// Wait (bounded) until `f` holds.
+async fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "not within {secs} s: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_go_up_while_recording_and_the_upload_completes_within_seconds_of_stop() {
+    let moto = Moto::start();
+    moto.create_bucket("rec");
+    let (root, dir) = recording_dir("live");
+    let frames = noise_frames(&root);
+    std::fs::write(dir.join("manifest.json"), b"{\"v\":1}").unwrap();
+
+    let uploader: Uploader = storage(&moto.endpoint(), "rec").start(&root, &dir);
+    assert_eq!(uploader.location(), format!("s3://rec/{PREFIX}/"));
+    let mut video = Writing::new(&dir, "alice-v0.webm");
+    let mut audio = Writing::new(&dir, "alice-a0.webm");
+    let t = Instant::now();
+    let key = format!("{PREFIX}/alice-v0.webm");
+    // While recording: a part as soon as the file holds one, the manifest as it is.
+    video.write_until(&frames, 6 * MIB).await;
+    until("part 1 uploaded while recording", 10, || moto.parts("rec", &key).len() == 1).await;
+    video.write_until(&frames, 12 * MIB).await;
+    audio.write_until(&frames[..3], 1000).await;
+    let written_s = t.elapsed().as_secs_f64();
+    until("part 2 uploaded while recording", 10, || moto.parts("rec", &key).len() == 2).await;
+    assert_eq!(moto.parts("rec", &key), vec![PART, PART]);
+    assert_eq!(moto.get("rec", &format!("{PREFIX}/manifest.json")).await.unwrap(), b"{\"v\":1}");
+    assert!(moto.get("rec", &key).await.is_none(), "no object before the stop");
+
+    // Stop: the writer patches the Duration into the head (part 1), the manifest changes.
+    let video = video.finish();
+    let audio = audio.finish();
+    std::fs::write(dir.join("manifest.json"), b"{\"v\":2}").unwrap();
+    let expected = std::fs::read(&video).unwrap();
+    let expected_audio = std::fs::read(&audio).unwrap();
+    let stopped = Instant::now();
+    let location = uploader.finish().await.unwrap();
+    let took = stopped.elapsed();
+    eprintln!(
+        "wrote {} MiB in {written_s:.1} s; upload finished {} ms after stop",
+        expected.len() as u64 / MIB,
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(5), "the upload finished {took:?} after the stop");
+    assert_eq!(location, format!("s3://rec/{PREFIX}/"));
+
+    let got = moto.get("rec", &key).await.expect("the video object");
+    assert!(got == expected, "the object is the final file ({} vs {} bytes)", got.len(), expected.len());
+    assert_eq!(moto.get("rec", &format!("{PREFIX}/alice-a0.webm")).await.unwrap(), expected_audio);
+    assert_eq!(moto.get("rec", &format!("{PREFIX}/manifest.json")).await.unwrap(), b"{\"v\":2}");
+    assert!(moto.parts("rec", &key).is_empty(), "the multipart upload is complete");
+    assert!(!root.join("acme").exists(), "the local files and directories are gone");
+
+    let copy = root.join("downloaded.webm");
+    std::fs::write(&copy, &got).unwrap();
+    let p = probe(&copy);
+    assert_eq!(p.codec, "vp8");
+    let duration = p.format_duration_s.expect("the Duration in Info (part 1 sent again)");
+    assert!(duration > 5.0 && (duration - p.duration_s).abs() < 0.1, "{duration} vs {}", p.duration_s);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_pod_loses_at_most_one_part() {
+    let moto = Moto::start();
+    moto.create_bucket("rec");
+    let (root, dir) = recording_dir("lost");
+    let frames = noise_frames(&root);
+    let uploader = storage(&moto.endpoint(), "rec").start(&root, &dir);
+    let mut video = Writing::new(&dir, "bob-v0.webm");
+    video.write_until(&frames, 13 * MIB).await;
+    let key = format!("{PREFIX}/bob-v0.webm");
+    let written = video.len();
+    until("all full parts uploaded", 10, || moto.parts("rec", &key).iter().sum::<u64>() + PART > written)
+        .await;
+    // The pod is gone: no finish, no Duration, no completion.
+    drop(uploader);
+    drop(video);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let parts = moto.parts("rec", &key);
+    let uploaded: u64 = parts.iter().sum();
+    eprintln!("written {written} bytes, in S3 {uploaded} bytes in {} parts", parts.len());
+    assert!(written - uploaded < PART, "lost {} bytes", written - uploaded);
+    assert!(moto.get("rec", &key).await.is_none());
+    assert!(dir.join("bob-v0.webm").exists(), "the local file stays");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A small recording, then `finish` against a store that refuses: typed, bounded, files kept.
+async fn refused(name: &str, storage: Storage) -> String {
+    let (root, dir) = recording_dir(name);
+    let uploader = storage.start(&root, &dir);
+    std::fs::write(dir.join("carol-a0.webm"), vec![7u8; 4000]).unwrap();
+    std::fs::write(dir.join("manifest.json"), b"{}").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    let f = uploader.finish().await.expect_err("the upload fails");
+    assert!(t.elapsed() < Duration::from_secs(15), "{name}: failed after {:?}", t.elapsed());
+    eprintln!("{name}: failed after {} ms: {}", t.elapsed().as_millis(), f.message);
+    assert_eq!(f.code, ErrorCode::Upload);
+    assert!(f.message.contains(&format!("/{PREFIX}/")), "{name}: names the object: {}", f.message);
+    assert!(dir.join("carol-a0.webm").exists() && dir.join("manifest.json").exists(), "{name}: files kept");
+    let _ = std::fs::remove_dir_all(&root);
+    f.message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_refusing_fails_the_recording_with_an_upload_error_and_keeps_the_files() {
+    let moto = Moto::start();
+    moto.create_bucket("rec");
+    let m = refused("no-bucket", storage(&moto.endpoint(), "missing")).await;
+    assert!(m.contains("s3://missing/") && m.contains("NoSuchBucket"), "{m}");
+
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let m = refused("down", storage(&down, "rec")).await;
+    assert!(m.contains("s3://rec/"), "{m}");
+
+    // moto checks credentials once its first (unchecked) request made the bucket.
+    let strict = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "1")]);
+    strict.create_bucket("rec");
+    let m = refused("credentials", storage(&strict.endpoint(), "rec")).await;
+    assert!(m.contains("s3://rec/") && m.contains("InvalidAccessKeyId"), "{m}");
+}
