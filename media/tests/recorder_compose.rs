@@ -25,6 +25,7 @@ fn tmpdir(name: &str) -> PathBuf {
 
 struct Clips {
     cam: Vec<Encoded>,
+    /// 2 s at 640x360, then 2 s at 320x180: a camera switching simulcast layers.
     cam2: Vec<Encoded>,
     screen: Vec<Encoded>,
     tones: Vec<Vec<Encoded>>,
@@ -36,7 +37,12 @@ fn clips(dir: &Path) -> Clips {
     let opus = ["-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20"];
     Clips {
         cam: encode(dir, "in-cam", "testsrc=size=640x360:rate=30", 2, &vp8),
-        cam2: encode(dir, "in-cam2", "testsrc2=size=640x360:rate=30", 2, &vp8),
+        cam2: {
+            let mut big = encode(dir, "in-cam2", "testsrc2=size=640x360:rate=30", 2, &vp8);
+            let small = encode(dir, "in-cam2-small", "testsrc2=size=320x180:rate=30", 2, &vp8);
+            big.extend(small.into_iter().map(|e| Encoded { ms: e.ms + 2000, ..e }));
+            big
+        },
         screen: encode(dir, "in-screen", "color=c=0xff00ff:size=1280x720:rate=10", 2, &vp8),
         tones: [330, 440, 550]
             .iter()
@@ -51,12 +57,14 @@ fn clips(dir: &Path) -> Clips {
 /// Write a track file of `ms` long from a looped clip (RTP time from the clip's ms), as the
 /// recorder's `TrackWriter` does, minus the frames in `muted` (track ms): a gap.
 fn track(path: &Path, codec: Codec, clip: &[Encoded], ms: u64, muted: Option<(u64, u64)>) -> u64 {
+    // Clips are whole seconds long.
+    let lap_ms = clip.last().unwrap().ms.div_ceil(1000) * 1000;
     let clock_rate = if codec == Codec::Opus { 48_000 } else { 90_000 };
     let mut w = TrackWriter::new(std::fs::File::create(path).unwrap(), codec, 1);
     let mut last = 0;
     'out: for lap in 0.. {
         for e in clip {
-            let t = lap * 2000 + e.ms;
+            let t = lap * lap_ms + e.ms;
             if t >= ms {
                 break 'out;
             }
@@ -79,8 +87,8 @@ fn track(path: &Path, codec: Codec, clip: &[Encoded], ms: u64, muted: Option<(u6
     last
 }
 
-/// A recording in `dir` of `total_ms`: alice (camera, audio) all along; bob (camera, audio
-/// with a 1 s hole) leaves at 45 %; carol joins at 10 % and shares her screen from 35 % to
+/// A recording in `dir` of `total_ms`: alice (camera, audio) all along; bob (camera changing
+/// size every 2 s, audio with a 1 s hole) leaves at 45 %; carol joins at 10 % and shares her screen from 35 % to
 /// 65 %. Returns the screen span (ms).
 fn record(dir: &Path, c: &Clips, total_ms: u64) -> (u64, u64) {
     let pct = |p: u64| total_ms * p / 100;
@@ -277,8 +285,9 @@ async fn one_at_a_time_and_killed_on_timeout() {
         b.wall,
         t0.elapsed()
     );
-    let (first, second) = if a.queued <= b.queued { (&a, &b) } else { (&b, &a) };
-    assert!(second.queued >= first.wall, "the second waited for the first: {second:?} {first:?}");
+    let (first, second) = if a.started <= b.started { (&a, &b) } else { (&b, &a) };
+    assert!(second.started >= first.started + first.wall, "one after the other: {first:?} {second:?}");
+    assert!(second.queued >= first.wall / 2, "the second waited for the first: {second:?}");
     assert!(t0.elapsed() >= a.wall + b.wall);
 
     let killer = Composer::with_runner_options(

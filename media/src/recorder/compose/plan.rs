@@ -485,23 +485,32 @@ pub fn plan(clips: &[Clip], total_ms: u64, opts: &PlanOptions) -> Result<Plan, P
             }
         }
     }
-    // Names, over everything.
+    // Names, over everything; cut to fit the tile (one label file per cut a name needs).
     let font = opts.font.to_string_lossy();
     for (li, p) in people.iter().enumerate() {
         let Some(ws) = tile_windows.get(p) else { continue };
         let name = clips.iter().find(|c| c.participant == *p).and_then(|c| c.name.as_deref());
-        let narrowest = ws.iter().map(|w| w.rect.w).min().unwrap_or(width);
-        let max_chars = (narrowest.saturating_sub(16) / (fontsize * 6 / 10).max(1)) as usize;
-        let file = format!("{}/label-{li}.txt", opts.label_dir);
-        labels.push((file.clone(), label_text(name, p, max_chars)));
-        let _ = write!(
-            g,
-            "[{main}]drawtext=fontfile='{font}':textfile='{file}':expansion=none:fontsize={fontsize}:fontcolor=white:box=1:boxcolor=black@0.55:boxborderw=4:x='{}':y='{}':enable='{}'",
-            place_expr(ws, |r| r.x + 8),
-            place_expr(ws, |r| (r.y + r.h).saturating_sub(fontsize + 10)),
-            enable_expr(ws)
-        );
-        main = next(&mut g);
+        let fits = |w: &Window| {
+            let chars = (w.rect.w.saturating_sub(16) / (fontsize * 6 / 10).max(1)) as usize;
+            label_text(name, p, chars)
+        };
+        let mut texts: Vec<String> = ws.iter().map(fits).collect();
+        texts.dedup();
+        texts.sort();
+        texts.dedup();
+        for (j, text) in texts.into_iter().enumerate() {
+            let these: Vec<Window> = ws.iter().copied().filter(|w| fits(w) == text).collect();
+            let file = format!("{}/label-{li}-{j}.txt", opts.label_dir);
+            let _ = write!(
+                g,
+                "[{main}]drawtext=fontfile='{font}':textfile='{file}':expansion=none:fontsize={fontsize}:fontcolor=white:box=1:boxcolor=black@0.55:boxborderw=4:x='{}':y='{}':enable='{}'",
+                place_expr(&these, |r| r.x + 8),
+                place_expr(&these, |r| (r.y + r.h).saturating_sub(fontsize + 10)),
+                enable_expr(&these)
+            );
+            main = next(&mut g);
+            labels.push((file, text));
+        }
     }
     let _ = writeln!(g, "[{main}]null[vout];");
 
@@ -614,7 +623,7 @@ mod tests {
         assert!(!all.contains("gte(t,12.000)"), "bob left at 12 s: {all}");
         // Everyone's name, from label files; nobody's camera under a plain tile while it runs.
         assert_eq!(p.labels.len(), 2);
-        assert_eq!(p.labels[0], (".compose/label-0.txt".to_string(), "alice".to_string()));
+        assert_eq!(p.labels[0], (".compose/label-0-0.txt".to_string(), "alice".to_string()));
         let args = p.args();
         let out = args.iter().position(|a| a == "-f").unwrap();
         assert_eq!(&args[out..], ["-f", "webm", "recording.webm"]);
@@ -641,7 +650,7 @@ mod tests {
             vec![Clip { name: Some(evil.into()), ..clip("e1", SourceKind::Camera, "e1-v0.webm", 0, 5_000) }];
         let p = plan(&clips, 5_000, &opts()).unwrap();
         assert!(!p.filter.contains("Brien") && !p.filter.contains("%{"), "{}", p.filter);
-        assert!(p.filter.contains("textfile='.compose/label-0.txt':expansion=none"), "{}", p.filter);
+        assert!(p.filter.contains("textfile='.compose/label-0-0.txt':expansion=none"), "{}", p.filter);
         // The label is the name on one line, control characters gone; drawtext reads it as is.
         let (_, text) = &p.labels[0];
         assert!(!text.contains('\n') && !text.chars().any(char::is_control), "{text:?}");
@@ -654,6 +663,20 @@ mod tests {
         assert_eq!(label_text(None, "ep-1", 20), "ep-1");
         assert_eq!(label_text(Some("a\r\nb"), "x", 20), "a b");
         assert_eq!(label_text(Some("Alexandria Ocasio"), "x", 8), "Alexand…");
+    }
+
+    #[test]
+    fn long_names_are_cut_to_each_tile() {
+        let long = "Maximiliane Wolkenstein-Rodenegg";
+        let clips = vec![
+            Clip { name: Some(long.into()), ..clip("m", SourceKind::Camera, "m-v0.webm", 0, 10_000) },
+            clip("s", SourceKind::Screen, "s-s0.webm", 5_000, 10_000),
+        ];
+        let p = plan(&clips, 10_000, &opts()).unwrap();
+        let texts: Vec<&str> = p.labels.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts.len(), 2, "whole in the grid, cut in the strip: {texts:?}");
+        assert!(texts.contains(&long), "{texts:?}");
+        assert!(texts.iter().any(|t| t.ends_with('…') && t.chars().count() < long.len()), "{texts:?}");
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub struct Outcome {
     pub output: PathBuf,
     /// The recording's length (the plan's duration).
     pub duration: Duration,
-    /// ffmpeg's wall time (not counting the wait for a slot).
+    /// When ffmpeg started, and its wall time (not counting the wait for a slot).
+    pub started: Instant,
     pub wall: Duration,
     /// Waiting for a slot.
     pub queued: Duration,
@@ -120,13 +121,13 @@ impl Runner {
         for d in label_dirs {
             let _ = std::fs::remove_dir(d);
         }
-        let wall = result?;
+        let (started, wall) = result?;
         std::fs::rename(&part, &output).map_err(io(&output))?;
         let duration = Duration::from_millis(plan.duration_ms);
-        Ok(Outcome { output, duration, wall, queued })
+        Ok(Outcome { output, duration, started, wall, queued })
     }
 
-    async fn ffmpeg(&self, dir: &Path, plan: &Plan, part: &Path) -> Result<Duration, RunError> {
+    async fn ffmpeg(&self, dir: &Path, plan: &Plan, part: &Path) -> Result<(Instant, Duration), RunError> {
         // ffmpeg writes the part file (`-f webm` says the format).
         let args = plan.args_with_output(&format!("{}.part", plan.output()));
         let ffmpeg = self.opts.ffmpeg.as_os_str();
@@ -184,6 +185,6 @@ impl Runner {
             return Err(RunError::Failed { status: status.to_string(), stderr });
         }
         guard.0 = None;
-        Ok(wall)
+        Ok((started, wall))
     }
 }
