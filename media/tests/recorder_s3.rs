@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use convene_media::recorder::finish;
+use convene_media::recorder::run::Ended;
 use convene_media::recorder::upload::{Opts, Storage, Uploader};
 use convene_media::recorder::{Codec, Frame, TrackWriter};
-use convene_proto::recorder::ErrorCode;
+use convene_proto::recorder::{ErrorCode, Failure, FromRecorder};
 use ffmpeg::{Encoded, encode, probe, tmpdir};
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;
@@ -266,6 +268,11 @@ impl Writing {
     }
 }
 
+/// What the capture hands the post-capture steps ([`finish::finish`], which finishes the upload).
+fn ended(dir: &Path, error: Option<Failure>) -> Ended {
+    Ended { recording: "r1".into(), conference: "acme/standup".into(), dir: dir.into(), files: 2, error }
+}
+
 /// Wait (bounded) until `f` holds.
 async fn until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -307,8 +314,11 @@ async fn parts_go_up_while_recording_and_the_upload_completes_within_seconds_of_
     let expected = std::fs::read(&video).unwrap();
     let expected_audio = std::fs::read(&audio).unwrap();
     let stopped = Instant::now();
-    let location = uploader.finish().await.unwrap();
+    let finished = finish::finish(ended(&dir, None), Some(uploader)).await;
     let took = stopped.elapsed();
+    let FromRecorder::Finished { location, error: None, files: 2, .. } = finished else {
+        panic!("{finished:?}")
+    };
     eprintln!(
         "wrote {} MiB in {written_s:.1} s; upload finished {} ms after stop",
         expected.len() as u64 / MIB,
@@ -367,7 +377,9 @@ async fn refused(name: &str, storage: Storage) -> String {
     std::fs::write(dir.join("manifest.json"), b"{}").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t = Instant::now();
-    let f = uploader.finish().await.expect_err("the upload fails");
+    let finished = finish::finish(ended(&dir, None), Some(uploader)).await;
+    let FromRecorder::Finished { location, error: Some(f), .. } = finished else { panic!("{finished:?}") };
+    assert_eq!(location, dir.display().to_string(), "{name}: the files are where they were");
     assert!(t.elapsed() < Duration::from_secs(15), "{name}: failed after {:?}", t.elapsed());
     eprintln!("{name}: failed after {} ms: {}", t.elapsed().as_millis(), f.message);
     assert_eq!(f.code, ErrorCode::Upload);

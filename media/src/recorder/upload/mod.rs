@@ -273,15 +273,31 @@ struct State {
 
 impl State {
     async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), String> {
+        // The last failure logged: a store that is down is logged once, not every poll.
+        let mut failing: Option<String> = None;
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                _ = tokio::time::sleep(self.opts.poll) => {
-                    if let Err(e) = self.tick().await {
-                        // Tried again at the next look, and for good at the finish.
-                        warn!(location = %self.dir.display(), "upload: {e}");
-                    }
+                _ = tokio::time::sleep(self.opts.poll) => {}
+            }
+            // The stop cuts a look short (what it was sending goes again at the finish, under
+            // the same part numbers), so the finish deadline bounds the time after the stop.
+            let r = tokio::select! {
+                _ = &mut stop => break,
+                r = self.tick() => r,
+            };
+            match (r, &failing) {
+                // Tried again at the next look, and for good at the finish.
+                (Err(e), Some(f)) if *f == e => {}
+                (Err(e), _) => {
+                    warn!(dir = %self.dir.display(), "upload: {e} (trying again)");
+                    failing = Some(e);
                 }
+                (Ok(()), Some(_)) => {
+                    info!(dir = %self.dir.display(), "upload: going again");
+                    failing = None;
+                }
+                (Ok(()), None) => {}
             }
         }
         let started = std::time::Instant::now();
