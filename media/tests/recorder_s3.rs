@@ -406,3 +406,30 @@ async fn s3_refusing_fails_the_recording_with_an_upload_error_and_keeps_the_file
     let m = refused("credentials", storage(&strict.endpoint(), "rec")).await;
     assert!(m.contains("s3://rec/") && m.contains("InvalidAccessKeyId"), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_finish_alone_uploads_what_no_poll_saw() {
+    let moto = Moto::start();
+    moto.create_bucket("rec");
+    let (root, dir) = recording_dir("unpolled");
+    let opts = Opts { poll: Duration::from_secs(3600), ..opts() };
+    let storage = Storage::new(&moto.endpoint(), "rec", "us-east-1", Some(("test", "test")), "eu-1", opts);
+    let uploader = storage.unwrap().start(&root, &dir);
+    // Larger than a part (a multipart upload of two parts), exactly a part, and small.
+    let big: Vec<u8> = (0..PART + 12345).map(|i| (i * 7 % 251) as u8).collect();
+    let exact: Vec<u8> = (0..PART).map(|i| (i % 253) as u8).collect();
+    std::fs::write(dir.join("dave-v0.webm"), &big).unwrap();
+    std::fs::write(dir.join("dave-s0.webm"), &exact).unwrap();
+    std::fs::write(dir.join("chat.txt"), b"dave: hi\n").unwrap();
+    let t = Instant::now();
+    uploader.finish().await.unwrap();
+    eprintln!(
+        "{} MiB uploaded at the finish in {} ms",
+        (big.len() + exact.len()) as u64 / MIB,
+        t.elapsed().as_millis()
+    );
+    assert!(moto.get("rec", &format!("{PREFIX}/dave-v0.webm")).await.unwrap() == big);
+    assert!(moto.get("rec", &format!("{PREFIX}/dave-s0.webm")).await.unwrap() == exact);
+    assert_eq!(moto.get("rec", &format!("{PREFIX}/chat.txt")).await.unwrap(), b"dave: hi\n");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -535,12 +535,12 @@ impl State {
                 );
                 let idxs: Vec<usize> = again.iter().map(|(idx, _)| *idx).collect();
                 let results = self.put_parts(name, &key, &upload, again).await;
-                if results.len() < idxs.len() {
-                    return Err(self.refused("a part sent again", name, "not sent"));
+                let sent_again = results.len();
+                for (idx, r) in idxs.iter().zip(results) {
+                    parts[*idx] = r?;
                 }
-                for (idx, r) in idxs.into_iter().zip(results) {
-                    parts[idx] = r?;
-                }
+                // (put_parts stops early only after a failure, returned above.)
+                debug_assert_eq!(sent_again, idxs.len());
                 let ids = parts.iter().map(|p| p.id.clone()).collect();
                 self.store
                     .complete_multipart(&key, &upload, ids)
