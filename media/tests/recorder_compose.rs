@@ -318,3 +318,68 @@ async fn one_at_a_time_and_killed_on_timeout() {
         }
     }
 }
+
+/// ffmpeg failing (a track file is missing) is the composition's failure, not the recording's:
+/// the manifest says why, with the end of what ffmpeg said, and no file is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_composition_is_recorded_in_the_manifest() {
+    let dir = tmpdir("failed");
+    let c = clips(&dir);
+    record(&dir, &c, 4_000);
+    std::fs::remove_file(dir.join("bob-v0.webm")).unwrap();
+    let result = Composer::new(config(360, 1)).compose_recording(&dir).await;
+    println!("{result:?}");
+    let error = result.error.as_deref().expect("an error");
+    assert!(error.contains("ffmpeg failed") && error.contains("bob-v0.webm"), "{error}");
+    assert_eq!((result.file.as_deref(), result.speed), (None, None));
+    let m: Manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m.composition, Some(result));
+    assert_eq!(m.participants.len(), 3, "the rest of the manifest is kept");
+    let left: Vec<_> = ["recording.webm", "recording.webm.part", ".compose"]
+        .iter()
+        .filter(|f| dir.join(f).exists())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Composition speed by room size (`--ignored`: a measurement, about a minute): `n`
+/// participants with camera and audio for 20 s, 720p, one thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn speed_by_room_size() {
+    let dir = tmpdir("speed");
+    let c = clips(&dir);
+    for n in [1usize, 3, 6, 9] {
+        let d = dir.join(format!("n{n}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut m = Manifest::new("room", "rec", WALL0);
+        for i in 0..n {
+            for (kind, codec, clip) in
+                [(SourceKind::Camera, Codec::Vp8, &c.cam), (SourceKind::Audio, Codec::Opus, &c.tones[i % 3])]
+            {
+                let file = format!("p{i}-{}.webm", if codec == Codec::Vp8 { "v0" } else { "a0" });
+                let media_ms = track(&d.join(&file), codec, clip, 20_000, None);
+                let at = m.start_track(&format!("p{i}"), &file, kind, codec, &file, 1, WALL0);
+                m.stop_track(&at, TrackStop { wall_ms: WALL0 + 20_000, media_ms, frames: 1, gaps: vec![] });
+            }
+        }
+        m.stopped_wall_ms = Some(WALL0 + 20_000);
+        std::fs::write(d.join("manifest.json"), m.to_json()).unwrap();
+        let cpu0 = children_cpu_s();
+        let r = Composer::new(config(720, 1)).compose_recording(&d).await;
+        let cpu = children_cpu_s() - cpu0;
+        println!(
+            "{n} participants, 20 s at 720p, 1 thread: {:?}x real time ({} ms wall, {cpu:.2} s CPU)",
+            r.speed, r.wall_ms
+        );
+        assert!(r.error.is_none(), "{r:?}");
+    }
+}
+
+/// CPU seconds (user + system) of this process's waited-for children, from /proc (100 Hz).
+fn children_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // After the command: state is field 3, cutime 16 and cstime 17.
+    (f[13].parse::<f64>().unwrap() + f[14].parse::<f64>().unwrap()) / 100.0
+}
