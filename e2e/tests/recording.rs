@@ -1,9 +1,11 @@
-//! A real recording: `convene-signaling`, one `convene-bridge`, one `convene-recorder` and
+//! A real recording: `convene-signaling`, one `convene-bridge`, `convene-recorder`s and
 //! `convene-loadgen` participants on loopback. A moderator (a protocol-level client here)
 //! starts recording, another room asks for one while the only recorder is busy (typed
-//! `no_recorder`), the moderator stops after ~7 s; every track file is then judged by
-//! `ffprobe` (codec, duration against the manifest's span) and `ffmpeg` (decodes clean), and
-//! nobody ever saw the recorder as a participant or a source.
+//! `no_recorder`), the moderator chats and stops after ~7 s; every track file is then judged by
+//! `ffprobe` (codec, duration against the manifest's span) and `ffmpeg` (decodes clean), the
+//! manifest names everyone, `chat.txt` holds the chat, `recording.webm` is composed, and
+//! nobody ever saw the recorder as a participant or a source. A recorder SIGKILLed mid-recording
+//! leaves playable partial files and another recorder continues the recording.
 //!
 //! Netns tier (`unshare -n`, loopback only); needs the workspace binaries built first and
 //! ffmpeg (scripts/install-deps.sh):
@@ -130,20 +132,24 @@ fn recording_dir(root: &Path, room: &str) -> PathBuf {
 struct World {
     stack: Stack,
     out: PathBuf,
-    recorder: convene_e2e::Process,
+    recorders: Vec<convene_e2e::Process>,
     host: Client,
     loadgen: convene_e2e::Process,
     report: PathBuf,
 }
 
-async fn world(test: &str) -> Option<World> {
+async fn world(test: &str, recorders: usize, bridges: &[&str]) -> Option<World> {
     if !ffmpeg_present() {
         eprintln!("skipped: ffmpeg/ffprobe are not installed (scripts/install-deps.sh installs them)");
         return None;
     }
-    let stack = Stack::start_with(test, None, &["bridge-a"]).await;
+    let stack = Stack::start_with(test, None, bridges).await;
     let out = stack.dir.join("recordings");
-    let recorder = stack.start_recorder("recorder-1", &out, 1).await;
+    let mut started = vec![];
+    for i in 1..=recorders {
+        started.push(stack.start_recorder(&format!("recorder-{i}"), &out, 1).await);
+    }
+    let recorders = started;
     // The moderator opens the room (the first joiner of an open shard moderates).
     let mut host = Client::join(stack.sig_port, "load-0", "Host").await;
     let args: Vec<String> =
@@ -157,13 +163,13 @@ async fn world(test: &str) -> Option<World> {
         host.wait("participants", |m| matches!(m, ServerMsg::ParticipantJoined { .. })).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    Some(World { stack, out, recorder, host, loadgen, report })
+    Some(World { stack, out, recorders, host, loadgen, report })
 }
 
 #[tokio::test]
 async fn a_moderator_records_a_loadgen_room() {
-    let Some(World { stack, out, recorder: _recorder, mut host, loadgen: lg, report }) =
-        world("recording").await
+    let Some(World { stack, out, recorders: _recorders, mut host, loadgen: lg, report }) =
+        world("recording", 1, &["bridge-a"]).await
     else {
         return;
     };
@@ -190,6 +196,13 @@ async fn a_moderator_records_a_loadgen_room() {
         "{err:?}"
     );
 
+    host.send(ClientMsg::Chat { text: "hello, recording\n[00:00:00] Mallory: forged".into(), to: None })
+        .await;
+    let late_id = late.seen.iter().find_map(|m| match m {
+        ServerMsg::Joined { you, .. } => Some(you.id.clone()),
+        _ => None,
+    });
+    host.send(ClientMsg::Chat { text: "private".into(), to: late_id }).await;
     tokio::time::sleep(Duration::from_secs(RECORD_S).saturating_sub(started.elapsed())).await;
     host.send(ClientMsg::SetRecording { recording: false }).await;
     let stopped = late.wait("recording stopped", |m| matches!(m, ServerMsg::RecordingStopped { .. })).await;
@@ -215,10 +228,23 @@ async fn a_moderator_records_a_loadgen_room() {
     assert_eq!(code, Some(0), "loadgen{}", logs());
 
     let participants = manifest["participants"].as_object().expect("participants");
-    assert_eq!(participants.len(), PARTICIPANTS, "every publisher is in the recording{}", logs());
+    // Everyone present is named, with when they were there; the publishers have tracks.
+    for (endpoint, p) in participants {
+        assert!(p["name"].as_str().is_some_and(|n| !n.is_empty()), "{endpoint} has a name{}", logs());
+        assert!(p["present"][0]["stop_ms"].as_u64().is_some(), "{endpoint}: presence span closed{}", logs());
+    }
+    let names: Vec<&str> = participants.values().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains(&"Host") && names.contains(&"Late"), "{names:?}");
+    let publishers: Vec<_> =
+        participants.iter().filter(|(_, p)| p["tracks"].as_array().is_some_and(|t| !t.is_empty())).collect();
+    assert_eq!(publishers.len(), PARTICIPANTS, "every publisher is in the recording{}", logs());
+    // The public chat, one line per message, the forged line indented; never the private one.
+    let chat = std::fs::read_to_string(dir.join("chat.txt")).expect("chat.txt");
+    assert!(chat.contains("] Host: hello, recording\n    [00:00:00] Mallory: forged\n"), "{chat}");
+    assert!(!chat.contains("private"), "{chat}");
     let mut files = 0;
     let mut figures = vec![];
-    for (endpoint, p) in participants {
+    for (endpoint, p) in publishers {
         let tracks = p["tracks"].as_array().expect("tracks");
         let kinds: Vec<&str> = tracks.iter().filter_map(|t| t["kind"].as_str()).collect();
         assert!(kinds.contains(&"audio") && kinds.contains(&"camera"), "{endpoint}: {kinds:?}{}", logs());
@@ -252,12 +278,31 @@ async fn a_moderator_records_a_loadgen_room() {
             ));
         }
     }
+    let composed: Value = eventually("the composition", Duration::from_secs(60), || {
+        let path = dir.join("manifest.json");
+        async move {
+            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+            Ok(m.get("composition").cloned())
+        }
+    })
+    .await;
+    assert_eq!(composed["file"], "recording.webm", "{composed}{}", logs());
+    let whole = probe(&dir.join("recording.webm"));
+    let span_s = (manifest["stopped_wall_ms"].as_u64().unwrap()
+        - manifest["started_wall_ms"].as_u64().unwrap()) as f64
+        / 1000.0;
+    assert!((whole.duration_s - span_s).abs() <= 1.0, "composed {:.3} s of {span_s:.3} s", whole.duration_s);
+    assert!(decode_errors(&dir.join("recording.webm")).is_empty(), "the composed file decodes clean");
     let on_disk = std::fs::read_dir(&dir)
         .expect("dir")
         .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "webm")))
         .count();
-    assert_eq!(on_disk, files, "the directory holds exactly the manifest's files");
-    eprintln!("recorded {recorded_s:.2} s: {}", figures.join(", "));
+    assert_eq!(on_disk, files + 1, "the directory holds exactly the manifest's files and recording.webm");
+    eprintln!(
+        "recorded {recorded_s:.2} s: {}; composed at {} × real time",
+        figures.join(", "),
+        composed["speed"]
+    );
 
     // Nobody saw the recorder: not the moderator, the late joiner, nor any loadgen
     // participant's slots.
@@ -272,35 +317,122 @@ async fn a_moderator_records_a_loadgen_room() {
     }
 }
 
-/// A recorder SIGKILLed mid-recording: the room is told at once (`recorder_lost`), and the
-/// files it was writing play and decode clean up to the kill (replacement by another recorder
-/// is not built yet).
+/// Segment `dir`'s manifest once it has a track (within `within`).
+async fn segment_with_media(dir: &Path, within: Duration) -> Value {
+    eventually("the segment has media", within, || {
+        let path = dir.join("manifest.json");
+        async move {
+            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+            let has = |p: &Value| p["tracks"].as_array().is_some_and(|t| !t.is_empty());
+            Ok(m["participants"].as_object().is_some_and(|p| p.values().any(has)).then_some(m))
+        }
+    })
+    .await
+}
+
+/// Once segment `dir` stopped cleanly: each of its track files decodes clean and holds more
+/// than a second; returns how many there are.
+async fn final_tracks(dir: &Path) -> usize {
+    let manifest: Value = eventually("the segment is final", Duration::from_secs(15), || {
+        let path = dir.join("manifest.json");
+        async move {
+            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+            Ok(m.get("stopped_wall_ms").is_some().then_some(m))
+        }
+    })
+    .await;
+    let mut files = 0;
+    for p in manifest["participants"].as_object().expect("participants").values() {
+        for t in p["tracks"].as_array().expect("tracks") {
+            let file = dir.join(t["file"].as_str().expect("file"));
+            let errors = decode_errors(&file);
+            assert!(errors.is_empty(), "{}: {errors}", file.display());
+            assert!(probe(&file).duration_s > 1.0, "{}", file.display());
+            files += 1;
+        }
+    }
+    files
+}
+
+/// The bridge holding the room dies mid-recording: the participants move to the other bridge,
+/// and the recording follows them there as segment 2 (reason `bridge_migration`), the room
+/// never told it stopped.
 #[tokio::test]
-async fn a_recorder_killed_mid_recording() {
-    let Some(mut w) = world("recording-kill").await else { return };
+async fn a_recording_follows_its_room_to_another_bridge() {
+    let Some(mut w) = world("recording-migration", 1, &["bridge-a", "bridge-b"]).await else { return };
     w.host.send(ClientMsg::SetRecording { recording: true }).await;
     w.host.wait("recording on", |m| recording(m).is_some_and(|(on, _)| on)).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let _ = w.recorder.0.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let dir = recording_dir(&w.out, "load-0");
+    let counts = w.stack.endpoints().await.expect("endpoints");
+    let victim = counts.iter().max_by_key(|(_, n)| *n).map(|(i, _)| *i).expect("a bridge");
+    eprintln!("endpoints per bridge {counts:?}: killing bridge {victim}");
+    drop(w.stack.bridges[victim].process.take());
     let killed = Instant::now();
-    let killed_wall_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let seg2 = dir.join("segment-2");
+    let m = segment_with_media(&seg2, Duration::from_secs(20)).await;
+    let followed_ms = killed.elapsed().as_millis();
+    assert_eq!(m["continues"]["reason"], "bridge_migration", "{m}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    w.host.send(ClientMsg::SetRecording { recording: false }).await;
     let stopped = w.host.wait("recording stopped", |m| matches!(m, ServerMsg::RecordingStopped { .. })).await;
-    let told_ms = killed.elapsed().as_millis();
     assert!(
         matches!(
             stopped,
-            ServerMsg::RecordingStopped {
-                by: None,
-                reason: convene_proto::client::RecordingStopReason::RecorderLost
-            }
+            ServerMsg::RecordingStopped { reason: convene_proto::client::RecordingStopReason::Stopped, .. }
         ),
         "{stopped:?}"
     );
-    assert!(told_ms < 2000, "told after {told_ms} ms");
-    w.host.wait("recording off", |m| recording(m).is_some_and(|(on, _)| !on)).await;
+    let tracks = final_tracks(&seg2).await;
+    assert_eq!(tracks, 2 * PARTICIPANTS, "segment 2 records every track after the move");
+    eprintln!("the recording had media on the new bridge {followed_ms} ms after the old one died");
+    let (code, _) = finish(w.loadgen, &w.report, &w.stack, RUN_S);
+    assert_eq!(code, Some(0), "the participants carried on{}", w.stack.logs());
+}
 
+/// A recorder SIGKILLed mid-recording: the files it was writing play and decode clean up to
+/// the kill, and the second recorder continues the recording as segment 2 within 5 s, the room
+/// never told it stopped; then the moderator stops it.
+#[tokio::test]
+async fn a_recorder_killed_mid_recording_is_replaced() {
+    let Some(mut w) = world("recording-kill", 2, &["bridge-a"]).await else { return };
+    w.host.send(ClientMsg::SetRecording { recording: true }).await;
+    w.host.wait("recording on", |m| recording(m).is_some_and(|(on, _)| on)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let dir = recording_dir(&w.out, "load-0");
+    // Whichever recorder took it: the one whose log names the recording's directory.
+    let first = (1..=2)
+        .find(|i| {
+            std::fs::read_to_string(w.stack.dir.join(format!("recorder-{i}.log")))
+                .unwrap_or_default()
+                .contains("recording")
+        })
+        .expect("a recorder logged the recording");
+    let _ = w.recorders[first - 1].0.kill();
+    let killed = Instant::now();
+    let killed_wall_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+
+    // Segment 2 begins on the other recorder within 5 s.
+    let seg2 = dir.join("segment-2");
+    let seg2_manifest: Value = eventually("segment 2 has media", Duration::from_secs(5), || {
+        let path = seg2.join("manifest.json");
+        async move {
+            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+            let media = m["participants"]
+                .as_object()
+                .is_some_and(|p| p.values().any(|p| p["tracks"].as_array().is_some_and(|t| !t.is_empty())));
+            Ok(media.then_some(m))
+        }
+    })
+    .await;
+    let replaced_ms = killed.elapsed().as_millis();
+    assert_eq!(seg2_manifest["segment"], 2);
+    assert_eq!(seg2_manifest["continues"]["reason"], "recorder_lost");
+    assert_eq!(seg2_manifest["continues"]["previous"], "..");
+    assert!(seg2_manifest["continues"]["gap_ms"].as_u64().expect("gap") < 5000, "{seg2_manifest}");
+
+    // The first segment's files play up to the kill.
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest")).expect("json");
     assert!(manifest.get("stopped_wall_ms").is_none(), "a killed recorder never stopped cleanly");
@@ -324,7 +456,24 @@ async fn a_recorder_killed_mid_recording() {
         }
     }
     assert_eq!(figures.len(), 2 * PARTICIPANTS, "{figures:?}");
-    eprintln!("told {told_ms} ms after the kill; partial files: {}", figures.join(", "));
+
+    // The moderator stops it; the room only now hears of a stop, by them.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.host.send(ClientMsg::SetRecording { recording: false }).await;
+    let stopped = w.host.wait("recording stopped", |m| matches!(m, ServerMsg::RecordingStopped { .. })).await;
+    assert!(
+        matches!(
+            stopped,
+            ServerMsg::RecordingStopped { reason: convene_proto::client::RecordingStopReason::Stopped, .. }
+        ),
+        "{stopped:?}; before: {:?}",
+        w.host.seen
+    );
+    assert_eq!(final_tracks(&seg2).await, 2 * PARTICIPANTS, "segment 2 records every track");
+    eprintln!(
+        "segment 2 had media {replaced_ms} ms after the kill; partial files of segment 1: {}",
+        figures.join(", ")
+    );
     let (code, _) = finish(w.loadgen, &w.report, &w.stack, RUN_S);
     assert_eq!(code, Some(0), "the participants carried on{}", w.stack.logs());
 }

@@ -112,10 +112,7 @@ async fn start(
     moderator: Option<String>,
     continues: Option<Continuation>,
 ) {
-    let reason = continues.as_ref().map(|c| match c.reason {
-        Interruption::RecorderLost => RecordingStopReason::RecorderLost,
-        Interruption::BridgeMigration => RecordingStopReason::BridgeLost,
-    });
+    let reason = continues.as_ref().map(|c| stop_reason(c.reason));
     if let Err(why) = negotiate(&app, &room, &rec, continues).await {
         tracing::warn!(%room, recording = %rec.id, why = %why.1, "recording failed to start");
         if let Some(reason) = reason {
@@ -247,13 +244,24 @@ fn take_if(app: &App, room: &str, id: &str) -> Option<Recording> {
 /// End the room's recording (if any): the room is told why (if it had been told it started),
 /// the recorder finishes and the endpoint goes.
 pub fn stop(app: &Arc<App>, r: &mut Room, by: Option<String>, reason: RecordingStopReason) {
-    let Some(rec) = r.recording.take() else { return };
+    if let Some(rec) = take_and_tell(r, by, reason) {
+        tokio::spawn(cleanup(app.clone(), rec));
+    }
+}
+
+/// [`stop`] for a recording whose recorder and endpoint are already freed.
+fn stop_without_cleanup(r: &mut Room, reason: RecordingStopReason) {
+    take_and_tell(r, None, reason);
+}
+
+fn take_and_tell(r: &mut Room, by: Option<String>, reason: RecordingStopReason) -> Option<Recording> {
+    let rec = r.recording.take()?;
     tracing::info!(room = %r.name, recording = %rec.id, ?reason, "recording stopped");
     if rec.running {
         r.broadcast(&ServerMsg::RecordingStopped { by, reason }, None);
         r.broadcast_room();
     }
-    tokio::spawn(cleanup(app.clone(), rec));
+    Some(rec)
 }
 
 /// Recording `id` of `room` ended without a moderator (its recorder failed or went away).
@@ -275,58 +283,64 @@ pub fn interrupted(app: &Arc<App>, room: &str, id: &str, why: Interruption) {
     }
 }
 
-/// [`interrupted`] with the room's lock held (its recording is the one interrupted).
+/// [`interrupted`] with the room's lock held (its recording is the one interrupted). The room
+/// keeps showing the recording while the old segment is finished and freed, the room finds
+/// its bridge again and a recorder takes the next segment.
 pub fn interrupt(app: &Arc<App>, r: &mut Room, why: Interruption) {
-    let stop_reason = match why {
-        Interruption::RecorderLost => RecordingStopReason::RecorderLost,
-        Interruption::BridgeMigration => RecordingStopReason::BridgeLost,
-    };
+    let stop_reason = stop_reason(why);
     let Some(old) = r.recording.clone() else { return };
     if !old.running || old.segment >= MAX_SEGMENTS {
         // Still starting (the starter reports the failure), or interrupted too often.
         return stop(app, r, None, stop_reason);
     }
     let continues = Continuation { reason: why, interrupted_wall_ms: wall_ms() };
-    let base = old.id.split("-s").next().unwrap_or(&old.id).to_string();
-    let segment = old.segment + 1;
-    let id = format!("{base}-s{segment}");
-    let Some((recorder, conn)) = crate::recorder::assign(app, &id, &r.name) else {
-        tracing::warn!(room = %r.name, recording = %old.id, ?why, "no recorder free to continue the recording");
-        return stop(app, r, None, stop_reason);
-    };
-    let next = Recording {
-        endpoint: format!("rec-{id}"),
-        id,
-        segment,
-        recorder,
-        conn,
-        // Known once the room has its bridge again (a migration may still be choosing it).
-        bridge: String::new(),
-        ..old.clone()
-    };
-    tracing::warn!(room = %r.name, recording = %old.id, next = %next.id, recorder = %next.recorder, ?why, "recording interrupted: continuing in a new segment");
-    r.recording = Some(next.clone());
+    tracing::warn!(room = %r.name, recording = %old.id, ?why, "recording interrupted: continuing in a new segment");
     let (app, room) = (app.clone(), r.name.clone());
     tokio::spawn(async move {
-        cleanup(app.clone(), old).await;
+        // First the old segment's end, so its recorder (if alive) has its place back.
+        cleanup(app.clone(), old.clone()).await;
         let Some(bridge) = bridge_of(&app, &room).await else {
-            return ended(&app, &room, &next.id, stop_reason);
+            return ended(&app, &room, &old.id, stop_reason);
         };
-        let Some(next) = with_bridge(&app, &room, &next.id, bridge) else {
-            // Stopped meanwhile: its recorder place was taken for it.
-            return cleanup(app.clone(), next).await;
-        };
+        let Some(next) = next_segment(&app, &room, &old, bridge) else { return };
         start(app, room, next, None, Some(continues)).await;
     });
 }
 
-/// Segment `id` of `room`, now on `bridge`; `None` when the room holds it no longer.
-fn with_bridge(app: &App, room: &str, id: &str, bridge: String) -> Option<Recording> {
+fn stop_reason(why: Interruption) -> RecordingStopReason {
+    match why {
+        Interruption::RecorderLost => RecordingStopReason::RecorderLost,
+        Interruption::BridgeMigration => RecordingStopReason::BridgeLost,
+    }
+}
+
+/// The segment after `old` on `bridge` with the least-loaded recorder, now the room's; `None`
+/// when the room stopped it meanwhile, or (stopping it) when no recorder is free.
+fn next_segment(app: &Arc<App>, room: &str, old: &Recording, bridge: String) -> Option<Recording> {
     let handle = app.room(room)?;
     let mut r = lock(&handle);
-    let x = r.recording.as_mut().filter(|x| x.id == id)?;
-    x.bridge = bridge;
-    Some(x.clone())
+    if r.recording.as_ref().is_none_or(|x| x.id != old.id) {
+        return None;
+    }
+    let base = old.id.split("-s").next().unwrap_or(&old.id).to_string();
+    let segment = old.segment + 1;
+    let id = format!("{base}-s{segment}");
+    let Some((recorder, conn)) = crate::recorder::assign(app, &id, room) else {
+        tracing::warn!(%room, recording = %old.id, "no recorder free to continue the recording");
+        // Its old segment is already finished and freed.
+        let reason = if old.bridge == bridge {
+            RecordingStopReason::RecorderLost
+        } else {
+            RecordingStopReason::BridgeLost
+        };
+        stop_without_cleanup(&mut r, reason);
+        return None;
+    };
+    let next =
+        Recording { endpoint: format!("rec-{id}"), id, segment, recorder, conn, bridge, ..old.clone() };
+    tracing::info!(%room, recording = %next.id, recorder = %next.recorder, bridge = %next.bridge, "continuing the recording");
+    r.recording = Some(next.clone());
+    Some(next)
 }
 
 /// The room's bridge, once it has one again (within [`CONTINUE_WITHIN`]).

@@ -29,6 +29,9 @@ use crate::control_client::{send, timed};
 struct Running {
     commands: mpsc::Sender<Command>,
     task: JoinHandle<()>,
+    /// Told to stop: its capture is ending and what follows (composition, upload) takes no
+    /// place of the recorder's capacity, so a continuation can start at once.
+    stopping: bool,
 }
 
 pub struct Recorder {
@@ -126,7 +129,7 @@ impl Recorder {
             recorder_id: self.id.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             capacity: self.cfg.capacity,
-            active: self.running.len() as u32,
+            active: self.capturing(),
             draining: self.draining,
             video_height: self.cfg.video_height,
         };
@@ -189,7 +192,12 @@ impl Recorder {
     }
 
     fn status(&self) -> FromRecorder {
-        FromRecorder::Status { active: self.running.len() as u32, draining: self.draining }
+        FromRecorder::Status { active: self.capturing(), draining: self.draining }
+    }
+
+    /// Recordings capturing media (not stopping): what counts against the capacity.
+    fn capturing(&self) -> u32 {
+        self.running.values().filter(|r| !r.stopping).count() as u32
     }
 
     /// Handle one message; returns the reply, if any.
@@ -209,14 +217,17 @@ impl Recorder {
                 return Some(self.start(id, recording, conference, endpoint, seg, out).await);
             }
             ToRecorder::Stop { id, recording } => {
-                if !self.running.contains_key(&recording) {
+                let Some(r) = self.running.get_mut(&recording) else {
                     return Some(FromRecorder::error(
                         Some(id),
                         ErrorCode::UnknownRecording,
                         "no such recording",
                     ));
-                }
-                (recording, Command::Stop(Some(id)))
+                };
+                r.stopping = true;
+                let _ = r.commands.send(Command::Stop(Some(id))).await;
+                // Its place is free now (before the `ok`, which follows once its files are complete).
+                return Some(self.status());
             }
             ToRecorder::Answer { recording, sdp } => (recording, Command::Answer(sdp)),
             ToRecorder::Offer { recording, offer_id, sdp, slots } => {
@@ -249,7 +260,7 @@ impl Recorder {
         if self.draining {
             return refuse(ErrorCode::Draining, "the recorder is draining");
         }
-        if self.running.len() >= self.cfg.capacity as usize {
+        if self.capturing() >= self.cfg.capacity {
             return refuse(ErrorCode::Capacity, "the recorder is full");
         }
         if self.running.contains_key(&recording) {
@@ -278,7 +289,7 @@ impl Recorder {
             let ended = rec.run(command_rx, out.clone(), timeout).await;
             let _ = out.send(finish::finish(ended, upload).await).await;
         });
-        self.running.insert(recording.clone(), Running { commands, task });
+        self.running.insert(recording.clone(), Running { commands, task, stopping: false });
         FromRecorder::Offer { id, recording, sdp }
     }
 }
