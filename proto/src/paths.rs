@@ -15,6 +15,10 @@ pub const READY: &str = "/ready";
 pub const METRICS: &str = "/metrics";
 /// Bridge: the typed load report ([`crate::load::LoadReport`] as JSON), for the operator.
 pub const BRIDGE_LOAD: &str = "/load";
+/// Recorder: its load ([`crate::recorder::RecorderLoad`] as JSON), for the operator.
+pub const RECORDER_LOAD: &str = "/load";
+/// Recorder: `POST` starts draining (no new recordings; running ones carry on to their end).
+pub const RECORDER_DRAIN: &str = "/drain";
 /// Bridge: `POST` starts draining; query [`DRAIN_DEADLINE_QUERY`] sets the deadline.
 pub const BRIDGE_DRAIN: &str = "/drain";
 /// Query parameter of [`BRIDGE_DRAIN`]: seconds until signaling moves what is left.

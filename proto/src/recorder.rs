@@ -56,6 +56,37 @@ pub mod env {
     pub const S3_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 }
 
+/// A recorder's load, served as JSON on [`crate::paths::RECORDER_LOAD`] for the operator
+/// (what autoscaling and the RecorderPool's status count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecorderLoad {
+    /// Recordings it runs at once.
+    pub capacity: u32,
+    /// Recordings capturing media now (what counts against the capacity).
+    pub active: u32,
+    /// Recordings whose capture ended and whose composition or upload still runs.
+    #[serde(default)]
+    pub finishing: u32,
+    /// It takes no new recordings (a drain, or shutting down).
+    #[serde(default)]
+    pub draining: bool,
+    /// Registered with signaling now.
+    #[serde(default)]
+    pub registered: bool,
+}
+
+/// Prometheus metric names of `convene-recorder` (for people, dashboards and alerts).
+pub mod metrics {
+    pub const RECORDINGS_ACTIVE: &str = "convene_recorder_recordings_active";
+    pub const TRACKS_ACTIVE: &str = "convene_recorder_tracks_active";
+    pub const BYTES_WRITTEN: &str = "convene_recorder_bytes_written_total";
+    pub const PACKETS_LOST: &str = "convene_recorder_packets_lost_total";
+    pub const KEYFRAME_REQUESTS: &str = "convene_recorder_keyframe_requests_total";
+    pub const UPLOAD_PENDING_BYTES: &str = "convene_recorder_upload_pending_bytes";
+    pub const COMPOSE_SECONDS: &str = "convene_recorder_compose_seconds";
+    pub const CAPACITY: &str = "convene_recorder_capacity";
+}
+
 /// Protocol version; sent in [`FromRecorder::Register`]. Bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
 
