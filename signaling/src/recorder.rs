@@ -191,10 +191,18 @@ pub fn on_message(app: &Arc<App>, recorder_id: &str, conn: &RecorderConn, msg: F
             let room =
                 app.lock().recorders.get_mut(recorder_id).and_then(|r| r.recordings.remove(&recording));
             tracing::info!(recorder = %recorder_id, %recording, %location, files, error = ?error, "recording finished");
-            // Ours while it ran; after a stop (an upload's failure) the room the recorder names.
-            let room = room.unwrap_or(conference);
-            if let Some(error) = error {
-                crate::recording::finished(app, &room, &recording, &location, &error);
+            match (room, error) {
+                // It ended on its own while the room still records it (the recorder is shutting
+                // down): the recording continues on another recorder.
+                (Some(room), None) => {
+                    crate::recording::interrupted(app, &room, &recording, Interruption::RecorderLost)
+                }
+                // Ours while it ran; after a stop (an upload's failure) the room the recorder names.
+                (room, Some(error)) => {
+                    let room = room.unwrap_or(conference);
+                    crate::recording::finished(app, &room, &recording, &location, &error);
+                }
+                (None, None) => {}
             }
         }
         FromRecorder::Register { .. } => tracing::warn!(recorder = %recorder_id, "second register ignored"),

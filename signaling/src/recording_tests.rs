@@ -362,3 +362,41 @@ async fn the_recorder_hears_who_is_there_and_the_public_chat_and_a_lost_recorder
     let stopped = next(&mut bob, "recording_stopped").await;
     assert_eq!(stopped["reason"], "stopped");
 }
+
+#[tokio::test]
+async fn a_recording_its_recorder_ends_on_its_own_continues_on_another() {
+    let (addr, _app) = server().await;
+    let (seen_tx, _seen) = mpsc::unbounded_channel();
+    fake_bridge(&addr, seen_tx).await;
+    let (mut host, _) = join(&addr, "room", "Host").await;
+    next(&mut host, "media").await;
+    let mut r1 = recorder_ws(&addr, "r1", 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(&mut host, json!({"type": "set_recording", "recording": true})).await;
+    let (recording, _, _) = accept_start(&mut r1).await;
+    participants_until(&mut r1, |_| true).await;
+    // r1 shuts down (a pod's SIGTERM): it drains, finishes the recording cleanly and says so.
+    let mut r2 = recorder_ws(&addr, "r2", 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    reply(&mut r1, FromRecorder::Status { active: 0, draining: true }).await;
+    let finished = FromRecorder::Finished {
+        recording: recording.clone(),
+        conference: "room".into(),
+        location: "/x".into(),
+        files: 2,
+        error: None,
+    };
+    reply(&mut r1, finished).await;
+    // Signaling ends the old segment first (the recorder no longer knows it).
+    let id = loop {
+        if let ToRecorder::Stop { id, .. } = next_to_recorder(&mut r1).await {
+            break id;
+        }
+    };
+    reply(&mut r1, FromRecorder::error(Some(id), recorder::ErrorCode::UnknownRecording, "no such recording"))
+        .await;
+    let (next_id, segment, continues) = accept_start(&mut r2).await;
+    assert_eq!((segment, continues.map(|c| c.reason)), (2, Some(recorder::Interruption::RecorderLost)));
+    assert!(next_id.starts_with(&recording));
+    none_of(&mut host, "recording_stopped").await;
+}
