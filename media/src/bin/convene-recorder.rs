@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let recorder = Recorder::new(cfg, id)?;
     if let Some(listener) = http {
-        tokio::spawn(convene_media::recorder::http::serve(listener, recorder.status.clone()));
+        tokio::spawn(convene_media::recorder::http::serve(listener, recorder.http()));
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -2,7 +2,8 @@
 //! [`crate::control_dial`]), register, and run each recording it is given as its own task
 //! ([`super::run`]). Reconnects with backoff; recordings end when the connection does
 //! (signaling has already ended them and freed their endpoints), and on shutdown, which waits
-//! for their files to be finished.
+//! for their files to be finished. A drain (`POST /drain`, [`super::http`]) only stops new
+//! recordings: signaling hears `status{draining}` at once, running ones go on to their end.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,8 +21,9 @@ use tracing::{info, warn};
 
 use super::config::RecorderConfig;
 use super::finish;
-use super::http::Status;
+use super::http::{Http, Status};
 use super::layout::recording_dir;
+use super::metrics::RecorderMetrics;
 use super::run::{self, Command, Net};
 use super::session::{Segment, SessionConfig};
 use crate::control_client::{send, timed};
@@ -43,9 +45,13 @@ pub struct Recorder {
     /// S3, when recordings upload there.
     storage: Option<super::upload::Storage>,
     running: HashMap<String, Running>,
+    /// Takes no new recordings (a drain, or shutting down).
     draining: bool,
-    /// What `/ready` reports.
+    /// Shutting down: every recording is stopped, and the loop ends once they finished.
+    shutting_down: bool,
+    /// What `/ready` and `/load` report.
     pub status: Arc<Status>,
+    pub metrics: RecorderMetrics,
 }
 
 enum End {
@@ -58,7 +64,11 @@ impl Recorder {
         let secret = cfg.secret()?;
         let net = Net { bind: cfg.bind, advertise: cfg.advertised(), ports: cfg.udp_ports };
         let tls = crate::control_dial::tls_for(&cfg.signaling_url, cfg.control_ca_file.as_deref())?;
-        let storage = cfg.s3.storage()?;
+        let metrics = RecorderMetrics::new();
+        metrics.capacity.set(i64::from(cfg.capacity));
+        let status = Arc::new(Status::default());
+        status.capacity.store(cfg.capacity, Ordering::Relaxed);
+        let storage = cfg.s3.storage()?.map(|s| s.with_pending_gauge(metrics.upload_pending_bytes.clone()));
         Ok(Recorder {
             cfg,
             id,
@@ -68,8 +78,15 @@ impl Recorder {
             storage,
             running: HashMap::new(),
             draining: false,
-            status: Arc::default(),
+            shutting_down: false,
+            status,
+            metrics,
         })
+    }
+
+    /// What the HTTP routes serve ([`super::http::serve`]).
+    pub fn http(&self) -> Http {
+        Http { status: self.status.clone(), metrics: self.metrics.clone(), secret: self.secret.clone() }
     }
 
     /// Serve until `shutdown` turns true; then stop every recording and return once its files
@@ -107,6 +124,25 @@ impl Recorder {
                 warn!(recording = %id, "recording task failed");
             }
         }
+        self.publish();
+    }
+
+    /// Bring `/load` and the metrics up to date with `running`.
+    fn publish(&self) {
+        let active = self.capturing();
+        let finishing = self.running.len() as u32 - active;
+        self.status.active.store(active, Ordering::Relaxed);
+        self.status.finishing.store(finishing, Ordering::Relaxed);
+        self.metrics.recordings_active.set(i64::from(active));
+    }
+
+    /// Take no new recordings (running ones go on).
+    fn start_draining(&mut self) {
+        if !self.draining {
+            info!(recordings = self.running.len(), "draining: no new recordings");
+        }
+        self.draining = true;
+        self.status.draining.store(true, Ordering::Relaxed);
     }
 
     async fn session(&mut self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<End> {
@@ -124,6 +160,11 @@ impl Recorder {
         let ws = tokio::time::timeout(Duration::from_secs(10), dial).await??;
         info!(url = %self.cfg.signaling_url, "control connection up");
         let (mut tx, mut rx) = ws.split();
+        // A drain asked for while disconnected counts from the start.
+        let mut drain = self.status.drain_requests();
+        if *drain.borrow_and_update() {
+            self.start_draining();
+        }
         let register = FromRecorder::Register {
             protocol_version: recorder::PROTOCOL_VERSION,
             recorder_id: self.id.clone(),
@@ -140,23 +181,33 @@ impl Recorder {
         let mut ping = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
         let mut last_read = Instant::now();
         loop {
-            if self.draining && self.running.is_empty() {
+            if self.shutting_down && self.running.is_empty() {
                 return Ok(End::Shutdown);
             }
             let reply = tokio::select! {
-                _ = shutdown.changed(), if !self.draining => {
+                _ = shutdown.changed(), if !self.shutting_down => {
                     info!(recordings = self.running.len(), "shutting down: finishing recordings");
-                    self.draining = true;
-                    self.status.draining.store(true, Ordering::Relaxed);
-                    for r in self.running.values() {
+                    self.shutting_down = true;
+                    self.start_draining();
+                    for r in self.running.values_mut() {
+                        r.stopping = true;
                         let _ = r.commands.send(Command::Stop(None)).await;
                     }
+                    self.publish();
+                    Some(self.status())
+                }
+                r = drain.changed(), if !self.draining => {
+                    if r.is_err() || !*drain.borrow_and_update() {
+                        continue;
+                    }
+                    self.start_draining();
                     Some(self.status())
                 }
                 m = out_rx.recv() => {
                     let Some(m) = m else { continue };
                     if let FromRecorder::Finished { recording, .. } = &m {
                         self.running.remove(recording);
+                        self.publish();
                         send(&mut tx, recorder::to_json(&m), dead_after).await?;
                         Some(self.status())
                     } else {
@@ -226,6 +277,7 @@ impl Recorder {
                 };
                 r.stopping = true;
                 let _ = r.commands.send(Command::Stop(Some(id))).await;
+                self.publish();
                 // Its place is free now (before the `ok`, which follows once its files are complete).
                 return Some(self.status());
             }
@@ -285,11 +337,13 @@ impl Recorder {
         let timeout = Duration::from_secs(self.cfg.connect_timeout_s.max(1));
         let out = out.clone();
         let upload = self.storage.as_ref().map(|s| s.start(&self.cfg.recordings_dir, &rec.dir));
+        let metrics = self.metrics.clone();
         let task = tokio::spawn(async move {
-            let ended = rec.run(command_rx, out.clone(), timeout).await;
-            let _ = out.send(finish::finish(ended, upload).await).await;
+            let ended = rec.run(command_rx, out.clone(), timeout, &metrics).await;
+            let _ = out.send(finish::finish_counted(ended, upload, Some(&metrics)).await).await;
         });
         self.running.insert(recording.clone(), Running { commands, task, stopping: false });
+        self.publish();
         FromRecorder::Offer { id, recording, sdp }
     }
 }

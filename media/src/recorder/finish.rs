@@ -2,17 +2,30 @@
 //! steps that turn the complete track files into what the admin keeps.
 use convene_proto::recorder::FromRecorder;
 
+use super::metrics::RecorderMetrics;
 use super::run::Ended;
 
 /// Run the steps after the capture; the `finished` message for signaling.
 /// `upload`: the recording's upload to S3, when configured (finished last, after every file is
 /// final; the location becomes the bucket's, and its failure the recording's `upload` error).
 pub async fn finish(ended: Ended, upload: Option<super::upload::Uploader>) -> FromRecorder {
+    finish_counted(ended, upload, None).await
+}
+
+/// [`finish`], observing a composition's duration in `metrics`.
+pub async fn finish_counted(
+    ended: Ended,
+    upload: Option<super::upload::Uploader>,
+    metrics: Option<&RecorderMetrics>,
+) -> FromRecorder {
     let Ended { recording, conference, dir, files, mut error } = ended;
     // First the one file to watch (it is uploaded with the tracks); its failure is logged and
     // recorded in the manifest, never the recording's.
     if let Some(composer) = super::compose::installed().filter(|_| files > 0) {
-        composer.compose_recording(&dir).await;
+        let c = composer.compose_recording(&dir).await;
+        if let (Some(m), Some(_)) = (metrics, &c.file) {
+            m.compose_seconds.observe(c.wall_ms as f64 / 1000.0);
+        }
     }
     let mut location = dir.display().to_string();
     if let Some(upload) = upload {

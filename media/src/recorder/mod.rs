@@ -9,7 +9,9 @@
 //! milliseconds and records gaps; [`codec`] holds what differs per codec (ids, private data).
 //!
 //! The `convene-recorder` binary's I/O around it: [`control`] (the connection to signaling's
-//! `/recorder`, one task per recording), [`http`] (probes), [`run`] (a session over its UDP socket), [`finish`] (what follows the capture), [`config`]
+//! `/recorder`, one task per recording), [`http`] (probes, `/metrics`, `/load`, `/drain`),
+//! [`metrics`] (the Prometheus registry), [`run`] (a session over its UDP socket), [`finish`]
+//! (what follows the capture), [`config`]
 //! and [`layout`] (where the files go).
 //! [`compose`] makes `recording.webm` from the tracks after the capture (ffmpeg).
 //! [`upload`] sends the files to S3-compatible storage while recording and after it.
@@ -26,6 +28,7 @@ pub mod frame;
 pub mod http;
 pub mod layout;
 pub mod manifest;
+pub mod metrics;
 pub mod run;
 pub mod session;
 pub mod sink;

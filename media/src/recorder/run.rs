@@ -12,8 +12,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::metrics::{RecorderMetrics, SessionExport};
 use super::session::{Poll, RecorderSession, SessionConfig};
 use super::sink::DirSink;
+
+/// The recording's counters reach the metrics at least this often.
+const EXPORT_EVERY: Duration = Duration::from_millis(250);
 
 /// What the control connection tells a running recording.
 #[derive(Debug)]
@@ -114,16 +118,23 @@ fn failure(code: ErrorCode, message: impl Into<String>) -> Failure {
 impl Recording {
     /// Run until stopped or failed; messages for signaling go to `out`. A `Stop` request is
     /// answered `ok` once the track files and manifest are complete; `finished` is left to
-    /// [`super::finish`], after what follows the capture.
+    /// [`super::finish`], after what follows the capture. Its counters go to `metrics`.
     pub async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
         out: mpsc::Sender<FromRecorder>,
         connect_timeout: Duration,
+        metrics: &RecorderMetrics,
     ) -> Ended {
         let started = Instant::now();
         let mut buf = vec![0u8; 2048];
+        let mut export = SessionExport::default();
+        let mut exported_at = started;
         let (reply, error) = loop {
+            if exported_at.elapsed() >= EXPORT_EVERY {
+                export.export(metrics, &self.session.stats(), self.session.sink().bytes_written());
+                exported_at = Instant::now();
+            }
             let wake = match self.drain() {
                 Ok(t) => t,
                 Err(e) => break (None, Some(failure(ErrorCode::Media, e))),
@@ -160,8 +171,10 @@ impl Recording {
                 warn!(recording = %self.id, "input refused: {e}");
             }
         };
-        let stats = self.session.stats();
         self.session.finish();
+        let stats = self.session.stats();
+        export.export(metrics, &stats, self.session.sink().bytes_written());
+        export.retire(metrics);
         let location = self.dir.display();
         match &error {
             Some(f) => {

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use convene_proto::recorder::{Continuation, RecordedParticipant};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec as RtcCodec;
-use str0m::media::{KeyframeRequestKind, MediaData, Mid};
+use str0m::media::{KeyframeRequestKind, MediaData, Mid, Rid};
 use str0m::net::Transmit;
+use str0m::stats::MediaIngressStats;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 use tracing::{debug, warn};
 
@@ -34,6 +35,9 @@ const SCREEN_GAP_MS: u64 = 2500;
 
 /// Keyframe requests for a video track waiting for one are repeated this often.
 const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
+
+/// How often str0m reports ingress stats (what the lost-packet estimate is made of).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -110,6 +114,9 @@ pub struct SessionStats {
     pub files_finished: u64,
     /// Track or manifest writes that failed (logged).
     pub write_errors: u64,
+    /// RTP packets lost on the way in, before NACK repair: estimated from the fraction lost
+    /// of our receiver reports and the packets received meanwhile (str0m keeps no total).
+    pub packets_lost: u64,
 }
 
 /// A source on a slot, and its file once its first frame is written.
@@ -143,6 +150,10 @@ pub struct RecorderSession<S: Sink> {
     finished: bool,
     next_uid: u64,
     stats: SessionStats,
+    /// Packets received per ingress stream at its last stats event, and the loss estimate
+    /// with its fraction (for [`SessionStats::packets_lost`]).
+    ingress_packets: HashMap<(Mid, Option<Rid>), u64>,
+    lost_estimate: f64,
 }
 
 impl<S: Sink> RecorderSession<S> {
@@ -150,7 +161,12 @@ impl<S: Sink> RecorderSession<S> {
     /// (the default) reorders and repairs packets and hands over whole frames.
     pub fn new(cfg: SessionConfig, sink: S, now: Instant) -> Self {
         crate::install_crypto();
-        let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).enable_vp8(true).build(now);
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .set_stats_interval(Some(STATS_INTERVAL))
+            .build(now);
         for c in cfg.candidates {
             rtc.add_local_candidate(c);
         }
@@ -169,6 +185,8 @@ impl<S: Sink> RecorderSession<S> {
             finished: false,
             next_uid: 1,
             stats: SessionStats::default(),
+            ingress_packets: HashMap::new(),
+            lost_estimate: 0.0,
         };
         if let Some(c) = &cfg.segment.continues {
             s.manifest.continue_from(cfg.segment.number, c, cfg.wall_ms);
@@ -302,7 +320,20 @@ impl<S: Sink> RecorderSession<S> {
         match e {
             Event::Connected => self.connected = true,
             Event::MediaData(d) => self.on_frame(&d),
+            Event::MediaIngressStats(s) => self.on_ingress_stats(&s),
             _ => {}
+        }
+    }
+
+    /// Packets lost since the last event of this stream ≈ packets received meanwhile ×
+    /// loss / (1 − loss), with the fraction lost of the last receiver report.
+    fn on_ingress_stats(&mut self, s: &MediaIngressStats) {
+        let last = self.ingress_packets.insert((s.mid, s.rid), s.packets).unwrap_or(0);
+        let received = s.packets.saturating_sub(last) as f64;
+        let loss = f64::from(s.loss.unwrap_or(0.0)).clamp(0.0, 0.9);
+        if received > 0.0 && loss > 0.0 {
+            self.lost_estimate += received * loss / (1.0 - loss);
+            self.stats.packets_lost = self.lost_estimate as u64;
         }
     }
 

@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub trait Sink {
     /// Seekable, so a cleanly finished file gets its Duration.
@@ -21,30 +23,63 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CHAT_FILE: &str = "chat.txt";
 
 /// Files in one directory; the manifest is written beside and renamed over the old one.
+/// Counts the bytes it writes (all files; for the recorder's metrics).
 #[derive(Debug, Clone)]
 pub struct DirSink {
     dir: PathBuf,
+    written: Arc<AtomicU64>,
 }
 
 impl DirSink {
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
-        Ok(DirSink { dir })
+        Ok(DirSink { dir, written: Arc::default() })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Bytes written into the directory so far (by this sink and its files).
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
+/// A track file of a [`DirSink`], counting what reaches it.
+#[derive(Debug)]
+pub struct DirFile {
+    inner: BufWriter<File>,
+    written: Arc<AtomicU64>,
+}
+
+impl Write for DirFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Seek for DirFile {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
 
 impl Sink for DirSink {
-    type File = BufWriter<File>;
+    type File = DirFile;
 
     fn create(&mut self, name: &str) -> io::Result<Self::File> {
         // The writer hands over whole Clusters and flushes after each, so the buffer never
         // holds more than the Cluster being written.
-        Ok(BufWriter::new(File::create(self.dir.join(name))?))
+        let inner = BufWriter::new(File::create(self.dir.join(name))?);
+        Ok(DirFile { inner, written: self.written.clone() })
     }
 
     fn put_manifest(&mut self, json: &[u8]) -> io::Result<()> {
@@ -52,12 +87,16 @@ impl Sink for DirSink {
         let mut f = File::create(&tmp)?;
         f.write_all(json)?;
         f.sync_data()?;
-        std::fs::rename(&tmp, self.dir.join(MANIFEST_FILE))
+        std::fs::rename(&tmp, self.dir.join(MANIFEST_FILE))?;
+        self.written.fetch_add(json.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         // One write per message: a crash leaves whole lines.
-        std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(name))?.write_all(bytes)
+        std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(name))?.write_all(bytes)?;
+        self.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -102,6 +141,7 @@ mod tests {
         s.append(CHAT_FILE, b"a\n").unwrap();
         s.append(CHAT_FILE, b"b\n").unwrap();
         assert_eq!(std::fs::read(dir.join(CHAT_FILE)).unwrap(), b"a\nb\n");
+        assert_eq!(s.bytes_written(), 7 + 7 + 1 + 4, "manifests, the track file, chat");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

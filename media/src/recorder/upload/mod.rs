@@ -42,6 +42,8 @@ use tracing::{debug, info, warn};
 
 use plan::{Final, MIN_PART_BYTES};
 
+use super::metrics::PendingBytes;
+
 /// `convene-recorder`'s storage flags (flattened into its config). Uploading is on when
 /// `--s3-endpoint` is set.
 #[derive(Debug, Clone, clap::Args)]
@@ -117,6 +119,8 @@ pub struct Storage {
     bucket: String,
     shard: String,
     opts: Opts,
+    /// Where uploads report the local bytes they have yet to send.
+    pending: Option<prometheus::IntGauge>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -163,7 +167,20 @@ impl Storage {
             b = b.with_access_key_id(id).with_secret_access_key(secret);
         }
         let store = b.build().map_err(|e| anyhow::anyhow!("S3 configuration: {e}"))?;
-        Ok(Storage { store: Arc::new(store), bucket: bucket.into(), shard: shard.into(), opts })
+        Ok(Storage {
+            store: Arc::new(store),
+            bucket: bucket.into(),
+            shard: shard.into(),
+            opts,
+            pending: None,
+        })
+    }
+
+    /// Uploads add the bytes they have yet to send to `gauge` (the recorder's
+    /// `upload_pending_bytes`), as of their last look at the directory.
+    pub fn with_pending_gauge(mut self, gauge: prometheus::IntGauge) -> Storage {
+        self.pending = Some(gauge);
+        self
     }
 
     pub fn bucket(&self) -> &str {
@@ -184,6 +201,7 @@ impl Storage {
             prefix,
             tracks: BTreeMap::new(),
             wholes: BTreeMap::new(),
+            pending: self.pending.clone().map(PendingBytes::new),
         };
         let task = tokio::spawn(state.run(stop_rx));
         Uploader { stop: Some(stop), task: Some(task), location }
@@ -269,6 +287,8 @@ struct State {
     tracks: BTreeMap<String, Track>,
     /// Files PUT whole, as last PUT.
     wholes: BTreeMap<String, Seen>,
+    /// This upload's share of the pending-bytes gauge (gone with it).
+    pending: Option<PendingBytes>,
 }
 
 impl State {
@@ -350,7 +370,8 @@ impl State {
     /// One look while recording: full parts of growing files, changed whole files.
     async fn tick(&mut self) -> Result<(), String> {
         let mut first_err = None;
-        for (name, seen) in self.list()? {
+        let files = self.list()?;
+        for (name, seen) in files.iter().cloned() {
             let r = if plan::streamed(&name) {
                 let uploaded = self.tracks.get(&name).map_or(0, Track::uploaded);
                 let ranges = plan::full_parts(seen.len, uploaded, self.opts.part_bytes);
@@ -364,7 +385,28 @@ impl State {
                 first_err.get_or_insert(e);
             }
         }
+        let pending = self.pending_bytes(&files);
+        if let Some(p) = &mut self.pending {
+            p.set(pending);
+        }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Local bytes of `files` not in the bucket yet: the tail of each streamed file beyond its
+    /// parts, and whole files that changed since their last PUT.
+    fn pending_bytes(&self, files: &[(String, Seen)]) -> u64 {
+        files
+            .iter()
+            .map(|(name, seen)| {
+                if plan::streamed(name) {
+                    seen.len.saturating_sub(self.tracks.get(name).map_or(0, Track::uploaded))
+                } else if self.wholes.get(name) != Some(seen) {
+                    seen.len
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 
     /// Upload `ranges` of `name` as its next parts, `parallel` at a time.
