@@ -2,7 +2,7 @@
 # Browser tests: builds signaling + bridge, installs Chromium/coturn/playwright-core if missing
 # (outside the network namespace), then runs everything inside `unshare -n` on loopback:
 # signaling A (open, TURN configured) with two bridges, signaling B (JWT, guests allowed, no
-# anonymous room creation), coturn. Prints results and "N passed, N failed".
+# anonymous room creation), coturn, a recorder for A. Prints results and "N passed, N failed".
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -11,10 +11,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${CONVENE_CACHE:-$HOME/.cache/conve
 if [[ "${CONVENE_IN_NETNS:-}" != 1 ]]; then
   # scripts/test.sh has built the whole workspace already (CONVENE_PREBUILT=1).
   if [[ "${CONVENE_PREBUILT:-}" != 1 ]]; then
-    (cd "$ROOT" && cargo build -q -p convene-signaling -p convene-media --bin convene-signaling --bin convene-bridge)
+    (cd "$ROOT" && cargo build -q -p convene-signaling -p convene-media --bin convene-signaling --bin convene-bridge --bin convene-recorder)
   fi
-  if ! command -v chromium >/dev/null || ! command -v turnserver >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn >/dev/null
+  if ! command -v chromium >/dev/null || ! command -v turnserver >/dev/null || ! command -v ffprobe >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium coturn ffmpeg fonts-dejavu-core >/dev/null
   fi
   if [[ ! -d "$HERE/node_modules/playwright-core" ]]; then
     (cd "$HERE" && npm ci --no-audit --no-fund --silent)
@@ -67,7 +67,16 @@ for i in 1 2; do
   pids+=($!)
   bridge_pids+="bridge-$i=$!,"
 done
-for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/ready | grep -q "2 bridge" && break; sleep 0.1; done
+# A recorder for signaling A (the recording check): its files under $WORK/recordings, judged
+# by test.mjs with ffprobe/ffmpeg (RECORDINGS_DIR).
+export RECORDINGS_DIR="$WORK/recordings"
+printf '%s\n' "$SECRET" > "$WORK/bridge.key"
+RUST_LOG="${RUST_LOG},str0m=warn,dimpl=warn,is=warn" "$BIN/convene-recorder" \
+  --signaling-url ws://127.0.0.1:18080/recorder --secret-file "$WORK/bridge.key" \
+  --recordings-dir "$RECORDINGS_DIR" --capacity 2 --recorder-id recorder-1 --bind 127.0.0.1 \
+  --udp-ports 21000-21009 --http-port 19095 > "$WORK/recorder.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/ready | grep -q "2 bridge.*1 recorder" && break; sleep 0.1; done
 curl -sf http://127.0.0.1:18080/ready
 
 set +e
@@ -78,5 +87,6 @@ set -e
 if [[ $rc != 0 ]]; then
   echo "--- signaling-a.log (tail)"; tail -n 30 "$WORK/signaling-a.log"
   for i in 1 2; do echo "--- bridge-$i.log (tail)"; tail -n 15 "$WORK/bridge-$i.log"; done
+  echo "--- recorder.log (tail)"; tail -n 20 "$WORK/recorder.log"
 fi
 exit $rc

@@ -204,7 +204,11 @@ async function onMessage(m) {
   }
 }
 
-on('joined', () => enterMeeting());
+on('joined', () => {
+  enterMeeting();
+  // Joining a meeting that is being recorded: said once, with who started it.
+  if (state.room?.recording) notice(t('rec_in_progress', { by: state.room.recording_by || '' }), { key: 'rec', timeout: 10000 });
+});
 on('rejoined', () => {
   stage.clearRemote(); media.clearRemote();
   dismiss('reconnecting'); notice(t('reconnected'), { key: 'reconnected', timeout: 3000 });
@@ -241,9 +245,12 @@ function enterMeeting() {
   changed();
   setInterval(updateQuality, 2000);
 }
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 function renderHeader() {
   const r = state.room || {};
-  const flags = [r.locked && `${icon('lock')}<span>${t('locked')}</span>`, r.lobby && `<span>${t('lobby_on')}</span>`, r.recording && `${icon('rec', 'rec')}<span>${t('recording')}</span>`].filter(Boolean);
+  // The recording flag says who started it (its title; a late joiner also gets a notice).
+  const recTitle = r.recording && esc(r.recording_by ? t('rec_by', { by: r.recording_by }) : t('recording'));
+  const flags = [r.locked && `${icon('lock')}<span>${t('locked')}</span>`, r.lobby && `<span>${t('lobby_on')}</span>`, r.recording && `<span id="rec-indicator" class="rec" title="${recTitle}">${icon('rec')}<span>${t('recording')}</span><span class="sr-only">: ${recTitle}</span></span>`].filter(Boolean);
   const html = flags.join('<span aria-hidden="true"> · </span>');
   if ($('#room-flags').dataset.html !== html) { $('#room-flags').dataset.html = html; $('#room-flags').innerHTML = html; }
   document.body.classList.toggle('reconnecting', state.reconnecting);

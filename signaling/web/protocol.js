@@ -35,6 +35,7 @@ export function makeProtocol(send) {
     lobbyAdmit: (id) => send({ type: 'lobby_admit', id }),
     lobbyDeny: (id) => send({ type: 'lobby_deny', id }),
     setPassword: (password) => send({ type: 'set_password', password: password || null }),
+    setRecording: (recording) => send({ type: 'set_recording', recording: !!recording }),
     endMeeting: () => send({ type: 'end_meeting' }),
     ping: () => send({ type: 'ping' }),
   };

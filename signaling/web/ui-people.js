@@ -15,6 +15,7 @@ export class People {
   constructor({ proto, notice }) {
     this.proto = proto; this.notice = notice; this.lastLobby = '';
     $('#mute-all').onclick = () => proto.muteAll('audio');
+    $('#rec-toggle').onclick = () => proto.setRecording(!state.room?.recording);
     $('#lobby-toggle').onchange = (e) => proto.setLobby(e.target.checked);
     $('#lock-form').onsubmit = (e) => { e.preventDefault(); proto.setPassword($('#lock-password').value); };
   }
@@ -24,6 +25,10 @@ export class People {
     const r = state.room || {};
     $('#mod-room').classList.toggle('hidden', !mod);
     $('#lobby-toggle').checked = !!r.lobby;
+    const rec = $('#rec-toggle');
+    const recHtml = `${icon('rec', 'rec')}<span>${t(r.recording ? 'stop_recording' : 'start_recording')}</span>`;
+    if (rec.dataset.html !== recHtml) { rec.dataset.html = recHtml; rec.innerHTML = recHtml; }
+    rec.setAttribute('aria-pressed', String(!!r.recording));
     const sig = JSON.stringify([mod, [...state.participants.values()], state.hands, state.dominant]);
     if (sig !== this.sig) {
       this.sig = sig;
