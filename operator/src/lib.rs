@@ -11,6 +11,7 @@ pub mod loads;
 pub mod metrics;
 pub mod rbac;
 pub mod reconcile;
+pub mod recorders;
 pub mod render;
 pub mod stores;
 pub mod trim;

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Per pod", type_ = "integer", json_path = ".spec.recordingsPerPod"),
+    printcolumn(name = "Active", type_ = "integer", json_path = ".status.recordingsActive", description = "recordings capturing now"),
+    printcolumn(name = "Free", type_ = "integer", json_path = ".status.capacityFree", description = "recordings that can start now"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Capacity", type_ = "integer", json_path = ".status.capacity", priority = "1", description = "recordings that can run at once"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Degraded\")].reason", priority = "1"),
@@ -46,6 +48,58 @@ pub struct RecorderPoolSpec {
     /// Image, resources and placement of the recorder pods.
     #[serde(default)]
     pub recorder: WorkloadSpec,
+    /// Size the pool from its recordings (replaces `replicas` when enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<RecorderAutoscalingSpec>,
+}
+
+/// Recorders follow the recordings: enough pods that `headroomPercent` of the capacity stays
+/// free; a recorder is drained (no new recordings) and removed only when its recordings
+/// ended, or at `drainTimeoutSeconds` (its recordings then continue on another recorder).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
+pub struct RecorderAutoscalingSpec {
+    /// Turn the autoscaler on. When off, `spec.replicas` is used as it is.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Fewest recorders, however idle (0: none while nobody records; the first recording then
+    /// waits for a pod).
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 0").message("autoscaling.minReplicas must not be negative"))]
+    pub min_replicas: i32,
+    /// Most recorders, however many recordings.
+    #[serde(default = "default_max")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("autoscaling.maxReplicas must be between 1 and 1000"))]
+    pub max_replicas: i32,
+    /// Capacity to keep free, in percent, so a recording starts without waiting for a pod.
+    #[serde(default = "default_headroom")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 90").message("autoscaling.headroomPercent must be between 0 and 90"))]
+    pub headroom_percent: i32,
+    /// Recordings must stay fewer this long before a recorder is drained.
+    #[serde(default = "default_down_window")]
+    #[x_kube(validation = Rule::new("self >= 0").message("autoscaling.scaleDownStabilizationSeconds must not be negative"))]
+    pub scale_down_stabilization_seconds: i32,
+    /// A draining recorder is removed at the latest this long after its drain began.
+    #[serde(default = "default_drain")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 86400").message("autoscaling.drainTimeoutSeconds must be between 0 and 86400"))]
+    pub drain_timeout_seconds: i32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max() -> i32 {
+    10
+}
+fn default_headroom() -> i32 {
+    20
+}
+fn default_down_window() -> i32 {
+    300
+}
+fn default_drain() -> i32 {
+    14_400
 }
 
 fn one() -> i32 {
@@ -116,4 +170,37 @@ pub struct RecorderPoolStatus {
     /// Recordings that can run at once across ready pods.
     #[serde(default)]
     pub capacity: i32,
+    /// Recordings capturing now, as the recorders report (absent while none answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recordings_active: Option<i32>,
+    /// Recordings that could start now: free places of recorders that answer and are not draining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_free: Option<i32>,
+    /// Recorder pods the pool should run (the autoscaler's choice, or `spec.replicas`).
+    #[serde(default)]
+    pub desired_replicas: i32,
+    /// Each recorder pod, as it reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recorders: Vec<RecorderState>,
+    /// The last change of size and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale: Option<super::bridgepool::ScaleDecisionStatus>,
+}
+
+/// One recorder pod.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecorderState {
+    pub name: String,
+    pub ready: bool,
+    /// Recordings capturing (absent: it did not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<i32>,
+    /// Recordings composing or uploading after their capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finishing: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<i32>,
+    #[serde(default)]
+    pub draining: bool,
 }

@@ -479,7 +479,7 @@ pub fn bridge_states(
     states
 }
 
-fn ordinal(pod: &str) -> u32 {
+pub fn ordinal(pod: &str) -> u32 {
     pod.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(u32::MAX)
 }
 

@@ -1,4 +1,4 @@
-//! Talking to bridges: read their typed load report, and ask one to drain.
+//! Talking to bridges and recorders: read their typed load reports, and ask one to drain.
 
 use crate::autoscale::BridgeLoad;
 use bytes::Bytes;
@@ -24,8 +24,20 @@ fn client() -> &'static HttpClient {
 /// The load a bridge reports on its typed load endpoint; all `None` when it does not answer in
 /// time or answers something else.
 pub async fn load(ip: &str, port: i32) -> BridgeLoad {
-    let uri = format!("http://{ip}:{port}{}", paths::BRIDGE_LOAD);
-    let Ok(uri) = uri.parse::<hyper::Uri>() else { return BridgeLoad::default() };
+    match get(ip, port, paths::BRIDGE_LOAD).await {
+        Some(body) => parse(&body),
+        None => BridgeLoad::default(),
+    }
+}
+
+/// The load a recorder reports; `None` when it does not answer in time or answers something else.
+pub async fn recorder_load(ip: &str, port: i32) -> Option<convene_proto::recorder::RecorderLoad> {
+    serde_json::from_slice(&get(ip, port, paths::RECORDER_LOAD).await?).ok()
+}
+
+/// A successful GET's body, within the timeout.
+async fn get(ip: &str, port: i32, path: &str) -> Option<Bytes> {
+    let uri = format!("http://{ip}:{port}{path}").parse::<hyper::Uri>().ok()?;
     let fetch = async {
         let resp = client().get(uri).await.ok()?;
         if !resp.status().is_success() {
@@ -33,10 +45,7 @@ pub async fn load(ip: &str, port: i32) -> BridgeLoad {
         }
         resp.into_body().collect().await.ok().map(|b| b.to_bytes())
     };
-    match tokio::time::timeout(TIMEOUT, fetch).await {
-        Ok(Some(body)) => parse(&body),
-        _ => BridgeLoad::default(),
-    }
+    tokio::time::timeout(TIMEOUT, fetch).await.ok().flatten()
 }
 
 /// Pure: the bridge's load from its JSON report (`convene_proto::load::LoadReport`).
@@ -56,7 +65,16 @@ pub fn parse(body: &[u8]) -> BridgeLoad {
 /// `POST /drain` with the shard's bridge-control secret and the deadline after which signaling
 /// should move the remaining calls. Returns whether the bridge accepted.
 pub async fn request_drain(ip: &str, port: i32, secret: &str, deadline: std::time::Duration) -> bool {
-    let url = paths::drain_url(&format!("http://{ip}:{port}"), deadline.as_secs());
+    post(paths::drain_url(&format!("http://{ip}:{port}"), deadline.as_secs()), secret).await
+}
+
+/// `POST /drain` to a recorder (the shard's bridge-control secret, as for bridges): it takes no
+/// new recordings and lets its running ones end.
+pub async fn request_recorder_drain(ip: &str, port: i32, secret: &str) -> bool {
+    post(format!("http://{ip}:{port}{}", paths::RECORDER_DRAIN), secret).await
+}
+
+async fn post(url: String, secret: &str) -> bool {
     let Ok(req) = hyper::Request::post(url)
         .header("Authorization", format!("Bearer {secret}"))
         .body(Empty::<Bytes>::new())

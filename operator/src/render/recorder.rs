@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
 const RECORDINGS_DIR: &str = "/recordings";
-const HTTP_PORT: i32 = 8080;
+pub const HTTP_PORT: i32 = 8080;
 
 pub fn owner(pool: &RecorderPool) -> Owner {
     Owner::new(pool, &pool.spec.shard_ref.name, Component::Recorder)
