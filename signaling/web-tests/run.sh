@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Browser tests: builds signaling + bridge, installs Chromium/coturn/playwright-core if missing
-# (outside the network namespace), then runs everything inside `unshare -n` on loopback:
+# Browser tests: builds signaling, bridge and recorder, installs Chromium/coturn/ffmpeg/
+# playwright-core if missing (outside the network namespace), then runs everything inside
+# `unshare -n` on loopback:
 # signaling A (open, TURN configured) with two bridges, signaling B (JWT, guests allowed, no
 # anonymous room creation), coturn, a recorder for A. Prints results and "N passed, N failed".
+# ONLY=recording,relay runs only the checks whose names start with one of those words;
+# KEEP_LOGS=1 keeps the logs and recordings; SCREENSHOTS=dir saves screenshots.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
