@@ -124,19 +124,36 @@ impl Stack {
     /// Start a `convene-recorder` writing under `dir` with room for `capacity` recordings (the
     /// secret from a file, as a pod mounts it), once it registered.
     pub async fn start_recorder(&self, id: &str, dir: &Path, capacity: u32) -> Process {
+        self.start_recorder_with(id, dir, capacity, &[], None).await.0
+    }
+
+    /// [`Self::start_recorder`] with more flags (`extra`) and another binary (`program`, e.g. a
+    /// release build for a benchmark); also returns its HTTP port (`/metrics`, `/load`, `/drain`).
+    pub async fn start_recorder_with(
+        &self,
+        id: &str,
+        dir: &Path,
+        capacity: u32,
+        extra: &[&str],
+        program: Option<&Path>,
+    ) -> (Process, u16) {
         let secret_file = self.dir.join("secret");
         std::fs::write(&secret_file, format!("{}\n", self.secret)).expect("secret file");
         let (first, http) = (free_port(), free_port());
+        let program = program.map_or_else(|| binary("convene-recorder"), Path::to_path_buf);
+        // A UDP port per recording.
+        let last = first.saturating_add(capacity.max(10) as u16 - 1);
         let process = Process(
-            Command::new(binary("convene-recorder"))
+            Command::new(program)
                 .args(["--signaling-url", &format!("ws://127.0.0.1:{}/recorder", self.sig_port)])
                 .arg("--secret-file")
                 .arg(&secret_file)
                 .arg("--recordings-dir")
                 .arg(dir)
                 .args(["--capacity", &capacity.to_string(), "--recorder-id", id, "--bind", "127.0.0.1"])
-                .args(["--udp-ports", &format!("{first}-{}", first.saturating_add(9))])
+                .args(["--udp-ports", &format!("{first}-{last}")])
                 .args(["--http-port", &http.to_string()])
+                .args(extra)
                 .env("RUST_LOG", "info,str0m=warn,dimpl=warn,is=warn")
                 .stdout(log_file(&self.dir, id))
                 .stderr(log_file(&self.dir, &format!("{id}.err")))
@@ -154,7 +171,7 @@ impl Stack {
             Ok(http_get(http, "/ready").await.ok().map(|_| ()))
         })
         .await;
-        process
+        (process, http)
     }
 
     /// Start the load generator with `args` (it leaves by itself after its `--duration-s`).

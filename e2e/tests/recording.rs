@@ -477,3 +477,110 @@ async fn a_recorder_killed_mid_recording_is_replaced() {
     let (code, _) = finish(w.loadgen, &w.report, &w.stack, RUN_S);
     assert_eq!(code, Some(0), "the participants carried on{}", w.stack.logs());
 }
+
+/// The recorder's `/load` as reported.
+async fn recorder_load(http: u16) -> convene_proto::recorder::RecorderLoad {
+    let body = convene_e2e::http_get(http, convene_proto::paths::RECORDER_LOAD).await.expect("/load");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// A value of the recorder's `/metrics`.
+async fn recorder_metric(http: u16, name: &str) -> f64 {
+    let text = convene_e2e::http_get(http, convene_proto::paths::METRICS).await.expect("/metrics");
+    convene_e2e::stack::metric(&text, name).unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// The recorder's own account mid-recording and after (`/metrics`, `/load`), and its drain:
+/// `POST /drain` (the bridge-control secret, as a bridge's) makes signaling refuse a new
+/// recording with `no_recorder` although the recorder has room, `/ready` turns 503, and the
+/// running recording goes on to its end.
+#[tokio::test]
+async fn a_recorder_reports_its_load_and_drains() {
+    use convene_proto::recorder::{RecorderLoad, metrics as m};
+    let stack = Stack::start_with("recording-load", None, &["bridge-a"]).await;
+    let out = stack.dir.join("recordings");
+    let (_recorder, http) =
+        stack.start_recorder_with("recorder-1", &out, 2, &["--compose=false"], None).await;
+    let mut host = Client::join(stack.sig_port, "load-0", "Host").await;
+    let args: Vec<String> =
+        ["--participants", &PARTICIPANTS.to_string(), "--rooms", "1", "--duration-s", &RUN_S.to_string()]
+            .into_iter()
+            .chain(["--ramp-ms", "50", "--keyframe-interval-s", "2", "--progress-s", "5"])
+            .map(String::from)
+            .collect();
+    let (lg, report) = stack.loadgen(&args);
+    for _ in 0..PARTICIPANTS {
+        host.wait("participants", |m| matches!(m, ServerMsg::ParticipantJoined { .. })).await;
+    }
+    let idle = RecorderLoad { capacity: 2, active: 0, finishing: 0, draining: false, registered: true };
+    assert_eq!(recorder_load(http).await, idle);
+
+    host.send(ClientMsg::SetRecording { recording: true }).await;
+    host.wait("recording on", |m| recording(m).is_some_and(|(on, _)| on)).await;
+    let tracks = (2 * PARTICIPANTS) as f64;
+    eventually("every track is being written", Duration::from_secs(15), || async move {
+        Ok((recorder_metric(http, m::TRACKS_ACTIVE).await == tracks).then_some(()))
+    })
+    .await;
+    assert_eq!(recorder_metric(http, m::RECORDINGS_ACTIVE).await, 1.0);
+    assert_eq!(recorder_metric(http, m::CAPACITY).await, 2.0);
+    assert_eq!(recorder_load(http).await, RecorderLoad { active: 1, ..idle });
+    let bytes_1 = recorder_metric(http, m::BYTES_WRITTEN).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bytes_2 = recorder_metric(http, m::BYTES_WRITTEN).await;
+    assert!(bytes_2 > bytes_1 && bytes_1 > 0.0, "bytes written grow: {bytes_1} then {bytes_2}");
+
+    // Drain: twice, the same answer.
+    for _ in 0..2 {
+        convene_e2e::stack::post(http, convene_proto::paths::RECORDER_DRAIN, &stack.secret).expect("drain");
+    }
+    assert_eq!(recorder_load(http).await, RecorderLoad { active: 1, draining: true, ..idle });
+    assert!(convene_e2e::http_get(http, "/ready").await.is_err(), "not ready while draining");
+    // The recorder has room for another, but signaling heard it drains.
+    let mut other = Client::join(stack.sig_port, "other", "Other").await;
+    other.wait("media", |m| matches!(m, ServerMsg::Media { .. })).await;
+    other.send(ClientMsg::SetRecording { recording: true }).await;
+    let err = other.wait("an error", |m| matches!(m, ServerMsg::Error { .. })).await;
+    assert!(
+        matches!(err, ServerMsg::Error { code: convene_proto::client::ErrorCode::NoRecorder, .. }),
+        "{err:?}"
+    );
+    // The running one goes on.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bytes_3 = recorder_metric(http, m::BYTES_WRITTEN).await;
+    assert!(bytes_3 > bytes_2, "still recording while draining: {bytes_2} then {bytes_3}");
+    assert_eq!(recorder_metric(http, m::TRACKS_ACTIVE).await, tracks);
+
+    host.send(ClientMsg::SetRecording { recording: false }).await;
+    let stopped = host.wait("recording stopped", |m| matches!(m, ServerMsg::RecordingStopped { .. })).await;
+    assert!(
+        matches!(
+            stopped,
+            ServerMsg::RecordingStopped { reason: convene_proto::client::RecordingStopReason::Stopped, .. }
+        ),
+        "{stopped:?}"
+    );
+    let after = RecorderLoad { draining: true, ..idle };
+    eventually("the recording finished", Duration::from_secs(15), || async move {
+        Ok((recorder_load(http).await == after).then_some(()))
+    })
+    .await;
+    assert_eq!(recorder_metric(http, m::RECORDINGS_ACTIVE).await, 0.0);
+    assert_eq!(recorder_metric(http, m::TRACKS_ACTIVE).await, 0.0);
+    let keyframes = recorder_metric(http, m::KEYFRAME_REQUESTS).await;
+    assert!(keyframes >= PARTICIPANTS as f64, "every camera was asked for a keyframe: {keyframes}");
+    let lost = recorder_metric(http, m::PACKETS_LOST).await;
+    let total = recorder_metric(http, m::BYTES_WRITTEN).await;
+    // Every byte on disk was counted (and more: manifests are rewritten, Durations patched).
+    let dir = recording_dir(&out, "load-0");
+    let on_disk: u64 = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .sum();
+    assert!(total >= on_disk as f64 && on_disk > 0, "{total} bytes counted, {on_disk} on disk");
+    eprintln!(
+        "recorded {total} bytes ({on_disk} on disk), {keyframes} keyframe requests, ~{lost} packets lost"
+    );
+    let (code, _) = finish(lg, &report, &stack, RUN_S);
+    assert_eq!(code, Some(0), "the participants carried on{}", stack.logs());
+}
