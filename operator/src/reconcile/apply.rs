@@ -105,6 +105,21 @@ pub fn secret_problem(
     ))
 }
 
+/// The shard's bridge-control secret (what bridges and recorders take as a bearer token on
+/// `/drain`); empty when it cannot be read (the drain is then refused and asked again).
+pub async fn bridge_control_secret_value(
+    ctx: &super::context::Context,
+    ns: &str,
+    shard: &str,
+) -> Result<String> {
+    let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&crate::render::bridge_control_secret(shard))
+        .await?;
+    Ok(secret
+        .and_then(|s| s.data?.get("secret").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
+        .unwrap_or_default())
+}
+
 /// Say what is wrong with a referenced Secret, if anything: missing per the Secret watch, else
 /// read to check its keys (the operator caches no Secret data).
 pub async fn check_secret(

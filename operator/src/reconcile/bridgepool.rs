@@ -15,9 +15,9 @@ use crate::crd::bridgepool::{AddressSource, BridgeState, PoolLoad, ScaleDecision
 use crate::crd::{BridgePool, BridgePoolStatus, Shard};
 use crate::drain::{self, Step};
 use crate::loads::{self, pool_key};
-use crate::render::{bridge, bridge_control_secret};
+use crate::render::bridge;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -370,11 +370,7 @@ async fn start_drain(
     deadline: Duration,
 ) -> Result<()> {
     let Some(pod) = pods.iter().find(|p| p.name_any() == name) else { return Ok(()) };
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
-        .get_opt(&bridge_control_secret(&pool.spec.shard_ref.name))
-        .await?
-        .and_then(|s| s.data?.get("secret").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
-        .unwrap_or_default();
+    let secret = super::apply::bridge_control_secret_value(ctx, ns, &pool.spec.shard_ref.name).await?;
     let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
     let accepted = scrape::request_drain(&ip, pool.spec.ports.http, &secret, deadline).await;
     let patch = serde_json::json!({"metadata": {"annotations": {DRAINING: "true"}}});

@@ -18,10 +18,9 @@ use crate::crd::recorderpool::RecorderState;
 use crate::crd::{RecorderPool, RecorderPoolStatus, Shard};
 use crate::drain::{self, Step};
 use crate::recorders::Recorder;
-use crate::render::bridge_control_secret;
 use crate::render::recorder;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -278,11 +277,7 @@ async fn start_drain(
     name: &str,
 ) -> Result<()> {
     let Some(pod) = pods.iter().find(|p| p.name_any() == name) else { return Ok(()) };
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
-        .get_opt(&bridge_control_secret(&pool.spec.shard_ref.name))
-        .await?
-        .and_then(|s| s.data?.get("secret").map(|v| String::from_utf8_lossy(&v.0).into_owned()))
-        .unwrap_or_default();
+    let secret = super::apply::bridge_control_secret_value(ctx, ns, &pool.spec.shard_ref.name).await?;
     let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
     let accepted = super::scrape::request_recorder_drain(&ip, recorder::HTTP_PORT, &secret).await;
     if !accepted {
