@@ -564,6 +564,7 @@ await check('recording: moderator records via the UI, indicator and notices for 
     await waitFor('olga: notice', async () => (await noticesShown(late)).includes('This meeting is being recorded (started by mona).'), 5000);
     await shot(late, 'recording-late-joiner.png');
     await shot(mod, 'recording-moderator.png');
+    await axeCheck(mod, 'the meeting while recording (moderator, participants panel open)');
     await allDecode(pages);
 
     // ned shares a screen through the toolbar button (headless Chromium has no screen: the

@@ -39,7 +39,9 @@ export class People {
         const name = document.createElement('span'); name.className = 'pname';
         name.textContent = p.name + (isMe(p.id) ? ` (${t('you')})` : '');
         const f = document.createElement('span'); f.className = 'flags'; f.innerHTML = flags;
-        f.setAttribute('aria-label', [p.moderator && t('moderator'), p.hand_raised && t('hand_raised'), p.audio_muted && t('muted'), p.video_muted && t('cam_off')].filter(Boolean).join(', '));
+        // Said as text (an aria-label on a plain span is not allowed), after the icons.
+        const said = [p.moderator && t('moderator'), p.hand_raised && t('hand_raised'), p.audio_muted && t('muted'), p.video_muted && t('cam_off')].filter(Boolean).join(', ');
+        if (said) f.append(Object.assign(document.createElement('span'), { className: 'sr-only', textContent: `(${said})` }));
         li.append(name, f);
         if (mod && !isMe(p.id)) {
           li.append(
