@@ -11,8 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A workspace binary next to the test binary, or in `CONVENE_E2E_BIN_DIR` when set (e.g.
+/// `target/release` for a benchmark).
 pub fn binary(name: &str) -> PathBuf {
-    let bin = workspace_binary(name);
+    let bin = match std::env::var_os("CONVENE_E2E_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => workspace_binary(name),
+    };
     assert!(bin.exists(), "{} is missing: run `cargo build --workspace` first", bin.display());
     bin
 }

@@ -13,7 +13,8 @@
 //!
 //!   unshare -rn sh -c 'ip link set lo up; cargo test -p convene-e2e --test recorder_bench -- --ignored --nocapture'
 //!
-//! Knobs (environment): `CONVENE_BENCH_ROOMS` (K values, default `1,10,25,50`),
+//! Knobs (environment): `CONVENE_E2E_BIN_DIR` (where all the binaries come from, e.g.
+//! `target/release`), `CONVENE_BENCH_ROOMS` (K values, default `1,10,25,50`),
 //! `CONVENE_BENCH_WINDOW_S` (measured seconds per K, default 20), `CONVENE_BENCH_RECORDER`
 //! (a recorder binary to measure instead of the debug one, e.g. `target/release/convene-recorder`),
 //! `CONVENE_BENCH_COMPOSE_S` (length of the composed recording, default 30; 0: skip),
@@ -97,6 +98,7 @@ async fn moderator(
     mut start: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
     progress: tokio::sync::mpsc::Sender<(&'static str, String)>,
+    stagger: Duration,
 ) {
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await.expect("ws");
@@ -119,6 +121,7 @@ async fn moderator(
             r = start.changed(), if phase == 1 => {
                 if r.is_ok() && *start.borrow() {
                     phase = 2;
+                    tokio::time::sleep(stagger).await;
                     let on = ClientMsg::SetRecording { recording: true };
                     ws.send(Message::text(on.to_json())).await.expect("send");
                 }
@@ -214,11 +217,19 @@ impl Row {
 /// Record `rooms` rooms for `window` (measured after the tracks are open) and stop.
 /// `compose`: composition on (measured after the stop).
 async fn run(rooms: usize, window: Duration, compose: bool, program: Option<&Path>) -> (Row, Option<String>) {
-    let stack = Stack::start_with(&format!("recorder-bench-{rooms}"), None, &["bridge-a"]).await;
+    // Every publisher and moderator connects from 127.0.0.1: no per-address limit.
+    let yaml = "maxUnauthenticatedPerAddress: 0\n";
+    let stack = Stack::start_with(&format!("recorder-bench-{rooms}"), Some(yaml), &["bridge-a"]).await;
     let out = stack.dir.join("recordings");
     let flag = if compose { "--compose=true" } else { "--compose=false" };
     let (recorder, http) = stack
-        .start_recorder_with("recorder-1", &out, rooms as u32, &[flag, "--compose-nice", "0"], program)
+        .start_recorder_with(
+            "recorder-1",
+            &out,
+            rooms as u32,
+            &[flag, "--compose-nice", "0", "--connect-timeout-s", "60"],
+            program,
+        )
         .await;
     let rpid = recorder.0.id();
     let rss_idle_mib = mem_mib(rpid, "VmRSS:");
@@ -229,13 +240,10 @@ async fn run(rooms: usize, window: Duration, compose: bool, program: Option<&Pat
     let mut tasks = vec![];
     for i in 0..rooms {
         let room = format!("load-{i}");
-        tasks.push(tokio::spawn(moderator(
-            stack.sig_port,
-            room,
-            start_rx.clone(),
-            stop_rx.clone(),
-            ptx.clone(),
-        )));
+        // Recordings start 50 ms apart (not all their handshakes at once).
+        let stagger = Duration::from_millis(50 * i as u64);
+        let m = moderator(stack.sig_port, room, start_rx.clone(), stop_rx.clone(), ptx.clone(), stagger);
+        tasks.push(tokio::spawn(m));
     }
     assert_eq!(count(&mut prx, "joined", rooms, Duration::from_secs(30)).await, rooms, "moderators joined");
     // The publishers stay for the whole run; they receive no video (the recorder is the
@@ -355,7 +363,11 @@ async fn recorder_rooms_per_core() {
     let window = Duration::from_secs(env("CONVENE_BENCH_WINDOW_S", 20));
     let compose_s = env("CONVENE_BENCH_COMPOSE_S", 30u64);
     let program = std::env::var("CONVENE_BENCH_RECORDER").ok().map(PathBuf::from);
-    let build = if program.is_some() { "given binary" } else { "debug build" };
+    let build = match (&program, std::env::var("CONVENE_E2E_BIN_DIR")) {
+        (Some(p), _) => format!("recorder {}", p.display()),
+        (None, Ok(dir)) => format!("binaries from {dir}"),
+        (None, Err(_)) => "debug build".into(),
+    };
     eprintln!(
         "recorder benchmark: K = {ks:?}, {}-s windows, {build}, {} cores shared with loadgen, bridge and signaling",
         window.as_secs(),
