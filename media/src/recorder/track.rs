@@ -70,6 +70,8 @@ pub struct TrackWriter<W: Write> {
     /// Start (track ms) of the Cluster being filled, if one is open.
     cluster_ms: Option<u64>,
     needs_keyframe: bool,
+    /// Timestamp of the last block written: the next one is placed strictly after it.
+    last_block_ms: Option<u64>,
     frames_written: u64,
     frames_dropped: u64,
     clusters_written: u64,
@@ -87,6 +89,7 @@ impl<W: Write> TrackWriter<W> {
             header_written: false,
             cluster_ms: None,
             needs_keyframe: codec.is_video(),
+            last_block_ms: None,
             frames_written: 0,
             frames_dropped: 0,
             clusters_written: 0,
@@ -120,7 +123,12 @@ impl<W: Write> TrackWriter<W> {
         if !self.header_written {
             self.write_header(frame)?;
         }
-        let ms = self.timeline.place(frame.rtp_time, frame.clock_rate);
+        // Block timestamps strictly increase: a late frame (clamped by the timeline) or the same
+        // picture sent twice (a simulcast layer switch) goes 1 ms after the last, since players
+        // and muxers take equal timestamps for an error.
+        let placed = self.timeline.place(frame.rtp_time, frame.clock_rate);
+        let ms = self.last_block_ms.map_or(placed, |last| placed.max(last + 1));
+        self.last_block_ms = Some(ms);
         let start_new = match self.cluster_ms {
             None => true,
             Some(start) => (video && keyframe) || ms - start >= MAX_CLUSTER_MS,
@@ -375,6 +383,17 @@ mod tests {
         let (clusters, blocks) = layout(w.get_ref());
         assert_eq!(clusters, vec![0, 1000]);
         assert_eq!(blocks[50], (1000, 0, true));
+    }
+
+    #[test]
+    fn block_timestamps_strictly_increase() {
+        let mut w = TrackWriter::new(Vec::new(), Codec::Vp8, 1);
+        assert_eq!(w.write(&vp8(0, true)).unwrap(), Written::At { ms: 0 });
+        // The same picture again (a layer switch's keyframe), then a late frame.
+        assert_eq!(w.write(&vp8(0, true)).unwrap(), Written::At { ms: 1 });
+        assert_eq!(w.write(&vp8(9000, false)).unwrap(), Written::At { ms: 100 });
+        assert_eq!(w.write(&vp8(6000, false)).unwrap(), Written::At { ms: 101 });
+        assert_eq!(w.write(&vp8(12000, false)).unwrap(), Written::At { ms: 133 });
     }
 
     #[test]
