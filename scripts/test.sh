@@ -49,9 +49,10 @@ step "cluster tier (real control plane, kwok nodes)"
 # operator: the examples, edits, GC, invalid manifests, helm, leader election;
 # admin: the chart's RBAC, refused children in status, config hash, deletion, Secrets, uninstall;
 # autoscale: real signaling, bridges (one per kwok pod) and convene-loadgen under load;
-# doctor: `kubectl convene status/doctor` as a kubectl plugin on a healthy and a broken shard.
+# doctor: `kubectl convene status/doctor` as a kubectl plugin on a healthy and a broken shard;
+# recorders: a RecorderPool of real recorders (S3 on moto) grows with recordings, drains back.
 # Every operator runs under the chart's ServiceAccount, not admin credentials.
-e2e/cluster/with-cluster.sh cargo test --workspace --no-fail-fast --locked --test operator --test admin --test autoscale --test doctor \
+e2e/cluster/with-cluster.sh cargo test --workspace --no-fail-fast --locked --test operator --test admin --test autoscale --test doctor --test recorders \
   -- --ignored --test-threads=1 --nocapture
 
 step "all tiers passed"

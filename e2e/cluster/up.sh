@@ -30,7 +30,8 @@ if [ -s "$S/pids" ]; then
 fi
 
 SERVICE_CIDR=10.96.0.0/16   # virtual ClusterIPs; nothing routes them (no kube-proxy)
-POD_CIDR=10.244.0.0/16      # fake IPs kwok gives non-hostNetwork pods; nothing connects to them
+POD_CIDR=127.244.0.0/16     # IPs kwok gives non-hostNetwork pods: loopback, so a process the kubelet
+                            # stand-in runs for one (a recorder) binds its pod IP and is reachable
 # A reused state dir starts from scratch (old etcd data would carry old ports).
 rm -rf "$S/etcd" "$S/pki" "$S/logs" "$S"/*-certs "$S/pids.stopped"
 mkdir -p "$S/pki" "$S/logs"

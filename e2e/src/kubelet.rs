@@ -238,8 +238,10 @@ async fn resolve(
         };
         env.insert(var.name.clone(), value);
     }
-    // Host networking on a shared loopback: bind the node's own address, not 0.0.0.0.
-    env.insert("CONVENE_BRIDGE_BIND".into(), ip);
+    // A shared loopback: bind the pod's own address (a host-network bridge's is its node's; a
+    // recorder's its pod IP, from the cluster's loopback pod CIDR), not 0.0.0.0.
+    env.insert("CONVENE_BRIDGE_BIND".into(), ip.clone());
+    env.insert(convene_proto::recorder::env::BIND.into(), ip);
     env.extend(overrides.clone());
     Ok((workspace_binary(name), env.into_iter().collect()))
 }

@@ -40,6 +40,9 @@ pub struct Context {
     /// Autoscaler stabilisation windows per pool (`namespace/name`). In memory: a new leader
     /// starts the windows afresh, which only delays a decision.
     pub windows: Mutex<HashMap<String, crate::autoscale::Windows>>,
+    /// The same for RecorderPools (by `namespace/name`), apart from the bridge pools' map, which
+    /// the load watch prunes to the pools it watches.
+    pub recorder_windows: Mutex<HashMap<String, crate::autoscale::Windows>>,
     /// Monotonic origin for the windows.
     pub started: std::time::Instant,
     /// The conditions this process last wrote per object (by uid): the baseline for Events,
@@ -61,6 +64,7 @@ impl Context {
             recorder: shared.recorder,
             stores,
             windows: Default::default(),
+            recorder_windows: Default::default(),
             started: std::time::Instant::now(),
             written: Default::default(),
             statuses: Default::default(),

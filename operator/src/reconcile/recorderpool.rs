@@ -94,10 +94,14 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         pool.spec.autoscaling.as_ref().map_or(14_400, |a| a.drain_timeout_seconds.max(0)) as u64,
     );
     let members: Vec<_> = recorders.iter().map(|r| crate::recorders::member(r, drain_timeout)).collect();
-    let run_count = match drain::step(running, desired, &members) {
+    let step = drain::step(running, desired, &members);
+    tracing::debug!(pool = %pool.name_any(), from, desired, running, ?step, reason = %decision.reason, "recorder pool step");
+    let run_count = match step {
         Step::Run(n, why) => {
             if n != running {
                 let reason = if n > running { "ScaledUp" } else { "ScaledDown" };
+                // The drain logic is the bridges'; its words are said of recorders here.
+                let why = why.replace("endpoint(s)", "recording(s)").replace("bridge", "recorder");
                 ctx.event(pool, false, reason, format!("{running} -> {n} recorder(s): {why}")).await;
             }
             n
@@ -211,8 +215,8 @@ fn decide(pool: &RecorderPool, ctx: &Context, from: i32, recorders: &[Recorder])
         };
     };
     let t = crate::recorders::targets(a, pool.spec.recordings_per_pod);
-    let key = format!("RecorderPool/{}/{}", pool.namespace().unwrap_or_default(), pool.name_any());
-    let mut windows = ctx.windows.lock().unwrap_or_else(|e| e.into_inner());
+    let key = format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any());
+    let mut windows = ctx.recorder_windows.lock().unwrap_or_else(|e| e.into_inner());
     let w = windows.entry(key).or_default();
     crate::recorders::decide(from.max(a.min_replicas), recorders, &t, w, ctx.started.elapsed())
 }
