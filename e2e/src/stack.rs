@@ -146,8 +146,8 @@ impl Stack {
         std::fs::write(&secret_file, format!("{}\n", self.secret)).expect("secret file");
         let (first, http) = (free_port(), free_port());
         let program = program.map_or_else(|| binary("convene-recorder"), Path::to_path_buf);
-        // A UDP port per recording.
-        let last = first.saturating_add(capacity.max(10) as u16 - 1);
+        // A UDP port per recording, twice over (other processes' ephemeral ports fall in it).
+        let last = first.saturating_add((2 * capacity).max(10) as u16 - 1);
         let process = Process(
             Command::new(program)
                 .args(["--signaling-url", &format!("ws://127.0.0.1:{}/recorder", self.sig_port)])

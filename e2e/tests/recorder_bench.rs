@@ -19,7 +19,8 @@
 //! (a recorder binary to measure instead of the debug one, e.g. `target/release/convene-recorder`),
 //! `CONVENE_BENCH_COMPOSE_S` (length of the composed recording, default 30; 0: skip),
 //! `CONVENE_BENCH_VIDEO_KBPS` (the publishers' top layer, default 300, loadgen's: the 360p layer
-//! gets a quarter of it).
+//! gets a quarter of it), `CONVENE_BENCH_BRIDGES` (1 or 2 bridges; rooms are spread over them,
+//! the table's bridge CPU is their sum).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -209,6 +210,11 @@ impl Row {
     fn per_room_pct(&self) -> f64 {
         self.cpu_pct / self.recording.max(1) as f64
     }
+    /// Every track of every room was open during the window (else the machine could not
+    /// generate the load, and the row measures nothing).
+    fn delivered(&self) -> bool {
+        self.tracks >= (2 * PER_ROOM * self.rooms) as f64
+    }
     fn rss_per_10(&self) -> f64 {
         (self.rss_mib - self.rss_idle_mib) / self.recording.max(1) as f64 * 10.0
     }
@@ -219,7 +225,9 @@ impl Row {
 async fn run(rooms: usize, window: Duration, compose: bool, program: Option<&Path>) -> (Row, Option<String>) {
     // Every publisher and moderator connects from 127.0.0.1: no per-address limit.
     let yaml = "maxUnauthenticatedPerAddress: 0\n";
-    let stack = Stack::start_with(&format!("recorder-bench-{rooms}"), Some(yaml), &["bridge-a"]).await;
+    let bridges: &[&str] =
+        if env("CONVENE_BENCH_BRIDGES", 1) > 1 { &["bridge-a", "bridge-b"] } else { &["bridge-a"] };
+    let stack = Stack::start_with(&format!("recorder-bench-{rooms}"), Some(yaml), bridges).await;
     let out = stack.dir.join("recordings");
     let flag = if compose { "--compose=true" } else { "--compose=false" };
     let (recorder, http) = stack
@@ -284,15 +292,16 @@ async fn run(rooms: usize, window: Duration, compose: bool, program: Option<&Pat
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let bpid = stack.bridges[0].process.as_ref().expect("bridge").0.id();
+    let bpids: Vec<u32> = stack.bridges.iter().filter_map(|b| b.process.as_ref()).map(|p| p.0.id()).collect();
+    let bridges_cpu = || bpids.iter().map(|p| cpu_s(*p).0).sum::<f64>();
     let lpid = lg.0.id();
-    let (c0, b0, l0, mach0) = (cpu_s(rpid).0, cpu_s(bpid).0, cpu_s(lpid).0, machine());
+    let (c0, b0, l0, mach0) = (cpu_s(rpid).0, bridges_cpu(), cpu_s(lpid).0, machine());
     let (bytes0, lost0) =
         (recorder_metric(http, m::BYTES_WRITTEN).await, recorder_metric(http, m::PACKETS_LOST).await);
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let secs = t0.elapsed().as_secs_f64();
-    let (c1, b1, l1, mach1) = (cpu_s(rpid).0, cpu_s(bpid).0, cpu_s(lpid).0, machine());
+    let (c1, b1, l1, mach1) = (cpu_s(rpid).0, bridges_cpu(), cpu_s(lpid).0, machine());
     let (bytes1, lost1) =
         (recorder_metric(http, m::BYTES_WRITTEN).await, recorder_metric(http, m::PACKETS_LOST).await);
     let row = Row {
@@ -388,15 +397,17 @@ async fn recorder_rooms_per_core() {
         cores()
     );
     println!(
-        "| K rooms | recording | tracks | recorder CPU % of a core | CPU % per room | rooms per core | RSS MiB (idle → K) | RSS MiB per 10 rooms | MB/s written (kB/s per room) | packets lost (est.) | machine busy % | bridge CPU % | loadgen CPU % |"
+        "| K rooms | recording | tracks open / expected | recorder CPU % of a core | CPU % per room | rooms per core | RSS MiB (idle → K) | RSS MiB per 10 rooms | MB/s written (kB/s per room) | packets lost (est.) | machine busy % | bridge CPU % | loadgen CPU % |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {:.1} | {:.2} | {:.0} | {:.0} → {:.0} (peak {:.0}) | {:.1} | {:.3} ({:.0}) | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {} | {} | {} / {}{} | {:.1} | {:.2} | {:.0} | {:.0} → {:.0} (peak {:.0}) | {:.1} | {:.3} ({:.0}) | {:.0} | {:.0} | {:.0} | {:.0} |",
             r.rooms,
             r.recording,
             r.tracks,
+            2 * PER_ROOM * r.rooms,
+            if r.delivered() { "" } else { " (media not delivered: not a measurement)" },
             r.cpu_pct,
             r.per_room_pct(),
             100.0 / r.per_room_pct().max(0.001),
