@@ -145,6 +145,37 @@ where
     }
 }
 
+/// The shard's bridge-control secret, once the operator has made it.
+pub async fn bridge_control_secret(client: &Client, ns: &str, shard: &str) -> String {
+    let name = format!("{shard}-bridge-control");
+    let secret: k8s_openapi::api::core::v1::Secret =
+        eventually("the shard's bridge-control secret", Duration::from_secs(60), || async {
+            Ok(kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
+                .get_opt(&name)
+                .await?)
+        })
+        .await;
+    let data = secret.data.unwrap_or_default();
+    String::from_utf8_lossy(&data.get("secret").expect("a secret key").0).into_owned()
+}
+
+/// A `convene-signaling` on 127.0.0.1 with `secret` (a signaling pod's network is not
+/// reachable from loopback, so the bridges and recorders the kubelet stand-in runs dial this
+/// one), logging to the cluster's `logs/signaling-<ns>.log`. Returns it and its port.
+pub fn start_signaling(ns: &str, secret: &str) -> (Process, u16) {
+    let port = free_port();
+    let log = std::fs::File::create(cluster_dir().join(format!("logs/signaling-{ns}.log"))).expect("log");
+    let child = Command::new(workspace_binary("convene-signaling"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("CONVENE_BRIDGE_SECRET", secret)
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("convene-signaling starts");
+    (Process(child), port)
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -12,7 +12,7 @@ use anyhow::Result;
 use convene_e2e::kubelet::Kubelet;
 use convene_e2e::*;
 use convene_operator::crd::BridgePool;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
@@ -86,25 +86,8 @@ impl Stack {
         let op = Operator::start(ns, "op-a", "convene-operator", 15).expect("operator starts");
         let client = client().await;
         apply_shard(ns, autoscaling, replicas);
-        let secret: Secret =
-            eventually("the shard's bridge-control secret", Duration::from_secs(60), || async {
-                Ok(Api::<Secret>::namespaced(client.clone(), ns).get_opt("load-bridge-control").await?)
-            })
-            .await;
-        let secret = String::from_utf8(secret.data.unwrap()["secret"].0.clone()).unwrap();
-        // Signaling runs here (its pod's network is not reachable from loopback); bridges dial it.
-        let port = free_port();
-        let log = std::fs::File::create(cluster_dir().join(format!("logs/signaling-{ns}.log"))).unwrap();
-        let signaling = Process(
-            Command::new(workspace_binary("convene-signaling"))
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .env("CONVENE_BRIDGE_SECRET", &secret)
-                .env("RUST_LOG", "info")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .expect("convene-signaling starts"),
-        );
+        let secret = bridge_control_secret(&client, ns, "load").await;
+        let (signaling, port) = start_signaling(ns, &secret);
         let url = format!("ws://127.0.0.1:{port}/bridge");
         let kubelet = Kubelet::start(client.clone(), ns, SELECTOR, &[("CONVENE_SIGNALING_URL", &url)]);
         Stack { ns: ns.into(), client, _op: op, _signaling: signaling, signaling_port: port, kubelet }

@@ -19,7 +19,6 @@ use convene_e2e::*;
 use convene_operator::crd::RecorderPool;
 use convene_proto::client::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -244,23 +243,8 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
     let client = client().await;
     let (_moto, s3_port) = moto();
     apply_shard(ns, &format!("http://127.0.0.1:{s3_port}"));
-    let secret: Secret = eventually("the shard's bridge-control secret", Duration::from_secs(60), || async {
-        Ok(Api::<Secret>::namespaced(client.clone(), ns).get_opt("rec-bridge-control").await?)
-    })
-    .await;
-    let secret = String::from_utf8(secret.data.unwrap()["secret"].0.clone()).unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(cluster_dir().join(format!("logs/signaling-{ns}.log"))).unwrap();
-    let _signaling = Process(
-        Command::new(workspace_binary("convene-signaling"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("CONVENE_BRIDGE_SECRET", &secret)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("convene-signaling starts"),
-    );
+    let secret = bridge_control_secret(&client, ns, "rec").await;
+    let (_signaling, port) = start_signaling(ns, &secret);
     let bridges = format!("ws://127.0.0.1:{port}/bridge");
     let _bridges = Kubelet::start(
         client.clone(),

@@ -127,6 +127,23 @@ fn recording_dir(root: &Path, room: &str) -> PathBuf {
     dirs[0].clone()
 }
 
+/// Room `load-0` with its moderator (a protocol client, the first to join: an open shard's
+/// first joiner moderates) and loadgen's publishers in it.
+async fn hosted_room(stack: &Stack) -> (Client, convene_e2e::Process, PathBuf) {
+    let mut host = Client::join(stack.sig_port, "load-0", "Host").await;
+    let args: Vec<String> =
+        ["--participants", &PARTICIPANTS.to_string(), "--rooms", "1", "--duration-s", &RUN_S.to_string()]
+            .into_iter()
+            .chain(["--ramp-ms", "50", "--keyframe-interval-s", "2", "--progress-s", "5"])
+            .map(String::from)
+            .collect();
+    let (loadgen, report) = stack.loadgen(&args);
+    for _ in 0..PARTICIPANTS {
+        host.wait("participants", |m| matches!(m, ServerMsg::ParticipantJoined { .. })).await;
+    }
+    (host, loadgen, report)
+}
+
 /// Signaling, one bridge, a recorder with room for one recording, a moderator and loadgen
 /// participants sending media in room `load-0`.
 struct World {
@@ -150,18 +167,7 @@ async fn world(test: &str, recorders: usize, bridges: &[&str]) -> Option<World> 
         started.push(stack.start_recorder(&format!("recorder-{i}"), &out, 1).await);
     }
     let recorders = started;
-    // The moderator opens the room (the first joiner of an open shard moderates).
-    let mut host = Client::join(stack.sig_port, "load-0", "Host").await;
-    let args: Vec<String> =
-        ["--participants", &PARTICIPANTS.to_string(), "--rooms", "1", "--duration-s", &RUN_S.to_string()]
-            .into_iter()
-            .chain(["--ramp-ms", "50", "--keyframe-interval-s", "2", "--progress-s", "5"])
-            .map(String::from)
-            .collect();
-    let (loadgen, report) = stack.loadgen(&args);
-    for _ in 0..PARTICIPANTS {
-        host.wait("participants", |m| matches!(m, ServerMsg::ParticipantJoined { .. })).await;
-    }
+    let (host, loadgen, report) = hosted_room(&stack).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     Some(World { stack, out, recorders, host, loadgen, report })
 }
@@ -501,17 +507,7 @@ async fn a_recorder_reports_its_load_and_drains() {
     let out = stack.dir.join("recordings");
     let (_recorder, http) =
         stack.start_recorder_with("recorder-1", &out, 2, &["--compose=false"], None).await;
-    let mut host = Client::join(stack.sig_port, "load-0", "Host").await;
-    let args: Vec<String> =
-        ["--participants", &PARTICIPANTS.to_string(), "--rooms", "1", "--duration-s", &RUN_S.to_string()]
-            .into_iter()
-            .chain(["--ramp-ms", "50", "--keyframe-interval-s", "2", "--progress-s", "5"])
-            .map(String::from)
-            .collect();
-    let (lg, report) = stack.loadgen(&args);
-    for _ in 0..PARTICIPANTS {
-        host.wait("participants", |m| matches!(m, ServerMsg::ParticipantJoined { .. })).await;
-    }
+    let (mut host, lg, report) = hosted_room(&stack).await;
     let idle = RecorderLoad { capacity: 2, active: 0, finishing: 0, draining: false, registered: true };
     assert_eq!(recorder_load(http).await, idle);
 
