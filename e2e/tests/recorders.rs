@@ -320,6 +320,21 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
     for m in [&mut a, &mut b, &mut c] {
         m.never_cut();
     }
+    // The pool's Events tell of the recordings and of the scaling.
+    let events = kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        ns,
+        "--field-selector",
+        "involvedObject.kind=RecorderPool",
+        "-o",
+        "custom-columns=R:.reason",
+        "--no-headers",
+    ]);
+    for reason in ["RecordingStarted", "ScalingDecision", "Draining"] {
+        assert!(events.lines().any(|l| l.trim() == reason), "no {reason} Event: {events}");
+    }
     // Every recording is in the bucket, its manifest final.
     let list = curl(s3_port, "GET", "/recordings?list-type=2").unwrap();
     for room in ["room-a", "room-b", "room-c"] {

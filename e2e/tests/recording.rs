@@ -508,7 +508,7 @@ async fn a_recorder_reports_its_load_and_drains() {
     let (_recorder, http) =
         stack.start_recorder_with("recorder-1", &out, 2, &["--compose=false"], None).await;
     let (mut host, lg, report) = hosted_room(&stack).await;
-    let idle = RecorderLoad { capacity: 2, active: 0, finishing: 0, draining: false, registered: true };
+    let idle = RecorderLoad { capacity: 2, registered: true, ..Default::default() };
     assert_eq!(recorder_load(http).await, idle);
 
     host.send(ClientMsg::SetRecording { recording: true }).await;
@@ -520,7 +520,9 @@ async fn a_recorder_reports_its_load_and_drains() {
     .await;
     assert_eq!(recorder_metric(http, m::RECORDINGS_ACTIVE).await, 1.0);
     assert_eq!(recorder_metric(http, m::CAPACITY).await, 2.0);
-    assert_eq!(recorder_load(http).await, RecorderLoad { active: 1, ..idle });
+    // Started once, failed never: the counters the operator turns into Events.
+    let recording = RecorderLoad { active: 1, started_total: 1, ..idle };
+    assert_eq!(recorder_load(http).await, recording);
     let bytes_1 = recorder_metric(http, m::BYTES_WRITTEN).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let bytes_2 = recorder_metric(http, m::BYTES_WRITTEN).await;
@@ -530,7 +532,7 @@ async fn a_recorder_reports_its_load_and_drains() {
     for _ in 0..2 {
         convene_e2e::stack::post(http, convene_proto::paths::RECORDER_DRAIN, &stack.secret).expect("drain");
     }
-    assert_eq!(recorder_load(http).await, RecorderLoad { active: 1, draining: true, ..idle });
+    assert_eq!(recorder_load(http).await, RecorderLoad { draining: true, ..recording });
     assert!(convene_e2e::http_get(http, "/ready").await.is_err(), "not ready while draining");
     // The recorder has room for another, but signaling heard it drains.
     let mut other = Client::join(stack.sig_port, "other", "Other").await;
@@ -556,7 +558,7 @@ async fn a_recorder_reports_its_load_and_drains() {
         ),
         "{stopped:?}"
     );
-    let after = RecorderLoad { draining: true, ..idle };
+    let after = RecorderLoad { draining: true, started_total: 1, ..idle };
     eventually("the recording finished", Duration::from_secs(15), || async move {
         Ok((recorder_load(http).await == after).then_some(()))
     })

@@ -12,7 +12,7 @@ use convene_proto::load::Drain;
 use convene_proto::recorder::RecorderLoad;
 
 use crate::autoscale::{self, BridgeLoad, Targets};
-use crate::crd::recorderpool::RecorderAutoscalingSpec;
+use crate::crd::recorderpool::{RecorderAutoscalingSpec, RecorderState};
 use crate::drain;
 
 /// One recorder pod as the pool sees it.
@@ -98,6 +98,32 @@ pub fn totals(recorders: &[Recorder]) -> Option<(i32, i32)> {
     Some((active, free))
 }
 
+/// An Event to record: (warning, reason, message).
+pub type Note = (bool, &'static str, String);
+
+/// What happened to recordings since the last status (`before`): starts and failures, from
+/// each recorder's counters. A recorder whose counters went back restarted: nothing is said.
+pub fn recording_events(before: &[RecorderState], now: &[Recorder]) -> Vec<Note> {
+    let mut notes = vec![];
+    for r in now {
+        let (Some(l), Some(b)) = (r.load, before.iter().find(|b| b.name == r.name)) else { continue };
+        let more = |now: u64, was: Option<i64>| was.and_then(|w| now.checked_sub(w as u64)).unwrap_or(0);
+        let (started, failed) = (more(l.started_total, b.started), more(l.failed_total, b.failed));
+        if started > 0 {
+            let message = format!("{} started {started} recording(s); {} capturing", r.name, l.active);
+            notes.push((false, "RecordingStarted", message));
+        }
+        if failed > 0 {
+            let message = format!(
+                "{failed} recording(s) on {} ended with an error (the room's moderators were told why; the recorder's log has it)",
+                r.name
+            );
+            notes.push((true, "RecordingFailed", message));
+        }
+    }
+    notes
+}
+
 /// The pool's size now, from `current` recorders.
 pub fn decide(
     current: i32,
@@ -121,7 +147,14 @@ mod tests {
         Recorder {
             name: format!("rec-{ordinal}"),
             ordinal,
-            load: Some(RecorderLoad { capacity: 4, active, finishing, draining, registered: true }),
+            load: Some(RecorderLoad {
+                capacity: 4,
+                active,
+                finishing,
+                draining,
+                registered: true,
+                ..Default::default()
+            }),
             running: true,
             ready: true,
             current: true,
@@ -175,6 +208,27 @@ mod tests {
         // At the timeout it goes, recordings or not (they continue on another recorder).
         let overdue = Recorder { drain_asked: Some(s(601)), ..rec(1, 2, 0, true) };
         assert!(matches!(drain::step(2, 1, &members(&[rec(0, 1, 0, false), overdue])), Step::Run(1, _)));
+    }
+
+    #[test]
+    fn starts_and_failures_become_events_once() {
+        let mut r = rec(0, 2, 0, false);
+        let state = |started, failed| RecorderState {
+            name: "rec-0".into(),
+            started: Some(started),
+            failed: Some(failed),
+            ..Default::default()
+        };
+        r.load.as_mut().unwrap().started_total = 5;
+        r.load.as_mut().unwrap().failed_total = 1;
+        let notes = recording_events(&[state(3, 0)], std::slice::from_ref(&r));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert_eq!((notes[0].0, notes[0].1), (false, "RecordingStarted"));
+        assert!(notes[0].2.contains("started 2 recording(s)"), "{}", notes[0].2);
+        assert_eq!((notes[1].0, notes[1].1), (true, "RecordingFailed"));
+        assert!(recording_events(&[state(5, 1)], std::slice::from_ref(&r)).is_empty(), "nothing new");
+        assert!(recording_events(&[state(9, 4)], std::slice::from_ref(&r)).is_empty(), "restarted");
+        assert!(recording_events(&[], &[r]).is_empty(), "first seen: no history to compare");
     }
 
     #[test]

@@ -73,6 +73,12 @@ pub struct RecorderLoad {
     /// Registered with signaling now.
     #[serde(default)]
     pub registered: bool,
+    /// Recordings (segments) it has started since it started, and those that ended with an
+    /// error: counters, so a reader sees every start and failure between two reads.
+    #[serde(default)]
+    pub started_total: u64,
+    #[serde(default)]
+    pub failed_total: u64,
 }
 
 /// Prometheus metric names of `convene-recorder` (for people, dashboards and alerts).

@@ -205,7 +205,10 @@ impl Recorder {
                 }
                 m = out_rx.recv() => {
                     let Some(m) = m else { continue };
-                    if let FromRecorder::Finished { recording, .. } = &m {
+                    if let FromRecorder::Finished { recording, error, .. } = &m {
+                        if error.is_some() {
+                            self.status.failed_total.fetch_add(1, Ordering::Relaxed);
+                        }
                         self.running.remove(recording);
                         self.publish();
                         send(&mut tx, recorder::to_json(&m), dead_after).await?;
@@ -344,6 +347,7 @@ impl Recorder {
         });
         self.running.insert(recording.clone(), Running { commands, task, stopping: false });
         self.publish();
+        self.status.started_total.fetch_add(1, Ordering::Relaxed);
         FromRecorder::Offer { id, recording, sdp }
     }
 }

@@ -5,7 +5,7 @@
 //! ones carry on to their end; idempotent), protected as the bridge's `/drain` is: the
 //! bridge-control secret as `Authorization: Bearer <secret>`.
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -33,6 +33,9 @@ pub struct Status {
     pub active: AtomicU32,
     /// Recordings whose capture ended and whose composition or upload runs.
     pub finishing: AtomicU32,
+    /// Recordings started, and ended with an error, since the process started.
+    pub started_total: AtomicU64,
+    pub failed_total: AtomicU64,
     drain: watch::Sender<bool>,
 }
 
@@ -44,6 +47,8 @@ impl Default for Status {
             capacity: AtomicU32::new(0),
             active: AtomicU32::new(0),
             finishing: AtomicU32::new(0),
+            started_total: AtomicU64::new(0),
+            failed_total: AtomicU64::new(0),
             drain: watch::Sender::new(false),
         }
     }
@@ -65,6 +70,8 @@ impl Status {
             finishing: self.finishing.load(Ordering::Relaxed),
             draining: self.draining.load(Ordering::Relaxed),
             registered: self.registered.load(Ordering::Relaxed),
+            started_total: self.started_total.load(Ordering::Relaxed),
+            failed_total: self.failed_total.load(Ordering::Relaxed),
         }
     }
 
@@ -177,7 +184,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"capacity":4,"active":2,"finishing":1,"draining":false,"registered":true})
+            serde_json::json!({"capacity":4,"active":2,"finishing":1,"draining":false,"registered":true,"started_total":0,"failed_total":0})
         );
         let typed: RecorderLoad = serde_json::from_str(&body).unwrap();
         assert_eq!(typed, h.status.load());

@@ -203,4 +203,9 @@ pub struct RecorderState {
     pub capacity: Option<i32>,
     #[serde(default)]
     pub draining: bool,
+    /// Recordings it started, and those that failed, since it started (its own counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<i64>,
 }

@@ -174,6 +174,9 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
     } else {
         previous.last_scale.clone()
     };
+    for (warning, reason, message) in crate::recorders::recording_events(&previous.recorders, &recorders) {
+        ctx.event(pool, warning, reason, message).await;
+    }
     let totals = crate::recorders::totals(&recorders);
     let status = RecorderPoolStatus {
         observed_generation: pool.metadata.generation,
@@ -268,6 +271,8 @@ fn state_of(r: &Recorder) -> RecorderState {
         finishing: r.load.map(|l| l.finishing as i32),
         capacity: r.load.map(|l| l.capacity as i32),
         draining: r.load.is_some_and(|l| l.draining) || r.drain_asked.is_some(),
+        started: r.load.map(|l| l.started_total as i64),
+        failed: r.load.map(|l| l.failed_total as i64),
     }
 }
 
