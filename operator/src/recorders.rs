@@ -102,13 +102,16 @@ pub fn totals(recorders: &[Recorder]) -> Option<(i32, i32)> {
 pub type Note = (bool, &'static str, String);
 
 /// What happened to recordings since the last status (`before`): starts and failures, from
-/// each recorder's counters. A recorder whose counters went back restarted: nothing is said.
+/// each recorder's counters. A recorder the status does not know yet counts from zero (a new
+/// pod, or a new pool); one whose counters went back restarted: nothing is said.
 pub fn recording_events(before: &[RecorderState], now: &[Recorder]) -> Vec<Note> {
     let mut notes = vec![];
     for r in now {
-        let (Some(l), Some(b)) = (r.load, before.iter().find(|b| b.name == r.name)) else { continue };
-        let more = |now: u64, was: Option<i64>| was.and_then(|w| now.checked_sub(w as u64)).unwrap_or(0);
-        let (started, failed) = (more(l.started_total, b.started), more(l.failed_total, b.failed));
+        let Some(l) = r.load else { continue };
+        let b = before.iter().find(|b| b.name == r.name);
+        let more = |now: u64, was: Option<i64>| now.checked_sub(was.unwrap_or(0) as u64).unwrap_or(0);
+        let started = more(l.started_total, b.and_then(|b| b.started));
+        let failed = more(l.failed_total, b.and_then(|b| b.failed));
         if started > 0 {
             let message = format!("{} started {started} recording(s); {} capturing", r.name, l.active);
             notes.push((false, "RecordingStarted", message));
@@ -228,7 +231,11 @@ mod tests {
         assert_eq!((notes[1].0, notes[1].1), (true, "RecordingFailed"));
         assert!(recording_events(&[state(5, 1)], std::slice::from_ref(&r)).is_empty(), "nothing new");
         assert!(recording_events(&[state(9, 4)], std::slice::from_ref(&r)).is_empty(), "restarted");
-        assert!(recording_events(&[], &[r]).is_empty(), "first seen: no history to compare");
+        let first = recording_events(&[], std::slice::from_ref(&r));
+        assert_eq!(first.len(), 2, "first seen: counted from zero: {first:?}");
+        assert!(first[0].2.contains("started 5"), "{}", first[0].2);
+        let silent = RecorderState { started: None, failed: None, ..state(0, 0) };
+        assert_eq!(recording_events(&[silent], &[r]).len(), 2, "never answered: counted from zero");
     }
 
     #[test]

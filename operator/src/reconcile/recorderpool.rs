@@ -186,7 +186,7 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         recordings_active: totals.map(|t| t.0),
         capacity_free: totals.map(|t| t.1),
         desired_replicas: desired,
-        recorders: recorders.iter().map(state_of).collect(),
+        recorders: recorders.iter().map(|r| state_of(r, &previous.recorders)).collect(),
         last_scale,
     };
     ctx.write_status(pool, seen.as_ref(), &status).await?;
@@ -263,7 +263,10 @@ async fn recorders_of(
         .collect()
 }
 
-fn state_of(r: &Recorder) -> RecorderState {
+/// A recorder's status entry; its counters stay as last seen while it does not answer, so its
+/// next answer is compared with them, not with zero.
+fn state_of(r: &Recorder, previous: &[RecorderState]) -> RecorderState {
+    let before = previous.iter().find(|b| b.name == r.name);
     RecorderState {
         name: r.name.clone(),
         ready: r.ready,
@@ -271,8 +274,8 @@ fn state_of(r: &Recorder) -> RecorderState {
         finishing: r.load.map(|l| l.finishing as i32),
         capacity: r.load.map(|l| l.capacity as i32),
         draining: r.load.is_some_and(|l| l.draining) || r.drain_asked.is_some(),
-        started: r.load.map(|l| l.started_total as i64),
-        failed: r.load.map(|l| l.failed_total as i64),
+        started: r.load.map(|l| l.started_total as i64).or(before.and_then(|b| b.started)),
+        failed: r.load.map(|l| l.failed_total as i64).or(before.and_then(|b| b.failed)),
     }
 }
 
