@@ -109,7 +109,7 @@ pub fn recording_events(before: &[RecorderState], now: &[Recorder]) -> Vec<Note>
     for r in now {
         let Some(l) = r.load else { continue };
         let b = before.iter().find(|b| b.name == r.name);
-        let more = |now: u64, was: Option<i64>| now.checked_sub(was.unwrap_or(0) as u64).unwrap_or(0);
+        let more = |now: u64, was: Option<i64>| now.saturating_sub(was.unwrap_or(0) as u64);
         let started = more(l.started_total, b.and_then(|b| b.started));
         let failed = more(l.failed_total, b.and_then(|b| b.failed));
         if started > 0 {
