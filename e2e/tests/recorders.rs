@@ -18,6 +18,7 @@ use convene_e2e::kubelet::Kubelet;
 use convene_e2e::*;
 use convene_operator::crd::RecorderPool;
 use convene_proto::client::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use convene_proto::recorder::env as renv;
 use futures_util::{SinkExt, StreamExt};
 use kube::{Api, Client};
 use tokio_tungstenite::tungstenite::Message;
@@ -250,7 +251,7 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
         client.clone(),
         ns,
         "app.kubernetes.io/instance=rec,app.kubernetes.io/component=bridge",
-        &[("CONVENE_SIGNALING_URL", &bridges)],
+        &[(convene_proto::bridge::env::SIGNALING_URL, &bridges)],
     );
     let recorder_url = format!("ws://127.0.0.1:{port}/recorder");
     let dir = cluster_dir().join(format!("recordings-{ns}"));
@@ -259,7 +260,7 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
         client.clone(),
         ns,
         "app.kubernetes.io/instance=rec,app.kubernetes.io/component=recorder",
-        &[("CONVENE_SIGNALING_URL", &recorder_url), ("CONVENE_RECORDING_DIR", &dir)],
+        &[(renv::SIGNALING_URL, &recorder_url), (renv::RECORDING_DIR, &dir)],
     );
     eventually("one recorder registered", Duration::from_secs(90), || async {
         Ok((registered(port).await == 1).then_some(()))

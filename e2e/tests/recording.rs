@@ -221,14 +221,8 @@ async fn a_moderator_records_a_loadgen_room() {
 
     // The recorder finished: the manifest says when, and lists every track it closed.
     let dir = recording_dir(&out, "load-0");
-    let manifest: Value = eventually("the manifest is final", Duration::from_secs(15), || {
-        let path = dir.join("manifest.json");
-        async move {
-            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-            Ok(m.get("stopped_wall_ms").is_some().then_some(m))
-        }
-    })
-    .await;
+    let manifest =
+        manifest_when(&dir, "the manifest is final", Duration::from_secs(15), stopped_cleanly).await;
     let (code, report) = finish(lg, &report, &stack, RUN_S);
     let logs = || format!("\nmanifest: {manifest:#}\nreport: {report:#}{}", stack.logs());
     assert_eq!(code, Some(0), "loadgen{}", logs());
@@ -284,14 +278,9 @@ async fn a_moderator_records_a_loadgen_room() {
             ));
         }
     }
-    let composed: Value = eventually("the composition", Duration::from_secs(60), || {
-        let path = dir.join("manifest.json");
-        async move {
-            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-            Ok(m.get("composition").cloned())
-        }
-    })
-    .await;
+    let composed =
+        manifest_when(&dir, "the composition", Duration::from_secs(60), |m| m.get("composition").cloned())
+            .await;
     assert_eq!(composed["file"], "recording.webm", "{composed}{}", logs());
     let whole = probe(&dir.join("recording.webm"));
     let span_s = (manifest["stopped_wall_ms"].as_u64().unwrap()
@@ -325,28 +314,36 @@ async fn a_moderator_records_a_loadgen_room() {
 
 /// Segment `dir`'s manifest once it has a track (within `within`).
 async fn segment_with_media(dir: &Path, within: Duration) -> Value {
-    eventually("the segment has media", within, || {
-        let path = dir.join("manifest.json");
-        async move {
-            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-            let has = |p: &Value| p["tracks"].as_array().is_some_and(|t| !t.is_empty());
-            Ok(m["participants"].as_object().is_some_and(|p| p.values().any(has)).then_some(m))
-        }
+    manifest_when(dir, "the segment has media", within, |m| {
+        let has = |p: &Value| p["tracks"].as_array().is_some_and(|t| !t.is_empty());
+        m["participants"].as_object().is_some_and(|p| p.values().any(has)).then_some(m)
     })
     .await
+}
+
+/// What `f` finds in `dir`'s manifest.json, once it finds it (within `within`).
+async fn manifest_when<T>(
+    dir: &Path,
+    what: &str,
+    within: Duration,
+    f: impl Fn(Value) -> Option<T> + Copy,
+) -> T {
+    eventually(what, within, || {
+        let path = dir.join("manifest.json");
+        async move { Ok(f(serde_json::from_slice(&std::fs::read(&path)?)?)) }
+    })
+    .await
+}
+
+/// The manifest of a recording that stopped cleanly.
+fn stopped_cleanly(m: Value) -> Option<Value> {
+    m.get("stopped_wall_ms").is_some().then_some(m)
 }
 
 /// Once segment `dir` stopped cleanly: each of its track files decodes clean and holds more
 /// than a second; returns how many there are.
 async fn final_tracks(dir: &Path) -> usize {
-    let manifest: Value = eventually("the segment is final", Duration::from_secs(15), || {
-        let path = dir.join("manifest.json");
-        async move {
-            let m: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-            Ok(m.get("stopped_wall_ms").is_some().then_some(m))
-        }
-    })
-    .await;
+    let manifest = manifest_when(dir, "the segment is final", Duration::from_secs(15), stopped_cleanly).await;
     let mut files = 0;
     for p in manifest["participants"].as_object().expect("participants").values() {
         for t in p["tracks"].as_array().expect("tracks") {
