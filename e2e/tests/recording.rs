@@ -357,6 +357,37 @@ async fn final_tracks(dir: &Path) -> usize {
     files
 }
 
+/// The whole recording's one file, composed by the recorder of its last segment `last` from
+/// every segment on one timeline: in the recording's directory `dir`, as long as the
+/// recording (start to the last segment's stop, within 1 s), decoding clean; segment `last`'s
+/// manifest names it and the segments it holds. Returns its length in seconds.
+async fn whole_recording(dir: &Path, last: u32) -> f64 {
+    let seg = dir.join(format!("segment-{last}"));
+    let m = manifest_when(&seg, "the whole recording is composed", Duration::from_secs(90), |m| {
+        m.get("composition").is_some().then_some(m)
+    })
+    .await;
+    let c = &m["composition"];
+    assert_eq!(c["file"], "../recording.webm", "{c}");
+    let all: Vec<u32> = (1..=last).collect();
+    assert_eq!(c["segments"], serde_json::json!(all), "{c}");
+    assert!(!seg.join("recording.webm").exists(), "no file of the last segment alone");
+    let span_s = (m["stopped_wall_ms"].as_u64().expect("stopped")
+        - m["started_wall_ms"].as_u64().expect("start")) as f64
+        / 1000.0;
+    let file = dir.join("recording.webm");
+    let p = probe(&file);
+    assert_eq!(p.codec, "vp8", "{}", file.display());
+    assert!(
+        (p.duration_s - span_s).abs() < 1.0,
+        "{:.3} s composed of a {span_s:.3} s recording",
+        p.duration_s
+    );
+    let errors = decode_errors(&file);
+    assert!(errors.is_empty(), "{}: {errors}", file.display());
+    p.duration_s
+}
+
 /// The bridge holding the room dies mid-recording: the participants move to the other bridge,
 /// and the recording follows them there as segment 2 (reason `bridge_migration`), the room
 /// never told it stopped.
@@ -388,7 +419,10 @@ async fn a_recording_follows_its_room_to_another_bridge() {
     );
     let tracks = final_tracks(&seg2).await;
     assert_eq!(tracks, 2 * PARTICIPANTS, "segment 2 records every track after the move");
-    eprintln!("the recording had media on the new bridge {followed_ms} ms after the old one died");
+    let whole_s = whole_recording(&dir, 2).await;
+    eprintln!(
+        "the recording had media on the new bridge {followed_ms} ms after the old one died; the whole recording's file: {whole_s:.1} s"
+    );
     let (code, _) = finish(w.loadgen, &w.report, &w.stack, RUN_S);
     assert_eq!(code, Some(0), "the participants carried on{}", w.stack.logs());
 }
@@ -473,8 +507,9 @@ async fn a_recorder_killed_mid_recording_is_replaced() {
         w.host.seen
     );
     assert_eq!(final_tracks(&seg2).await, 2 * PARTICIPANTS, "segment 2 records every track");
+    let whole_s = whole_recording(&dir, 2).await;
     eprintln!(
-        "segment 2 had media {replaced_ms} ms after the kill; partial files of segment 1: {}",
+        "segment 2 had media {replaced_ms} ms after the kill; partial files of segment 1: {}; the whole recording's file: {whole_s:.1} s",
         figures.join(", ")
     );
     let (code, _) = finish(w.loadgen, &w.report, &w.stack, RUN_S);

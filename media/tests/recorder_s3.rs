@@ -270,7 +270,15 @@ impl Writing {
 
 /// What the capture hands the post-capture steps ([`finish::finish`], which finishes the upload).
 fn ended(dir: &Path, error: Option<Failure>) -> Ended {
-    Ended { recording: "r1".into(), conference: "acme/standup".into(), dir: dir.into(), files: 2, error }
+    Ended {
+        recording: "r1".into(),
+        conference: "acme/standup".into(),
+        dir: dir.into(),
+        segment: 1,
+        handoff: false,
+        files: 2,
+        error,
+    }
 }
 
 /// Wait (bounded) until `f` holds.
@@ -432,4 +440,85 @@ async fn the_finish_alone_uploads_what_no_poll_saw() {
     assert!(moto.get("rec", &format!("{PREFIX}/dave-s0.webm")).await.unwrap() == exact);
     assert_eq!(moto.get("rec", &format!("{PREFIX}/chat.txt")).await.unwrap(), b"dave: hi\n");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A recording in two segments on two recorders (their own scratch directories, one
+/// bucket): segment 1's recorder hands it on and uploads its tracks, composing nothing; the
+/// last segment's recorder fetches segment 1 from the bucket, composes the whole recording
+/// on one timeline (the gap between the segments included) and puts it at the recording's
+/// prefix, leaving nothing fetched behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_segment_composes_the_whole_recording_from_the_bucket() {
+    use convene_media::recorder::Manifest;
+    use convene_media::recorder::compose::{ComposeConfig, Composer};
+    use convene_media::recorder::stitch::Stitcher;
+    use convene_proto::recorder::{Continuation, Interruption};
+
+    let moto = Moto::start();
+    moto.create_bucket("rec");
+    let t0 = 1_796_554_161_042; // START
+    let (root1, dir1) = recording_dir("stitch-1");
+    let (root2, top2) = recording_dir("stitch-2");
+    let dir2 = top2.join("segment-2");
+    std::fs::create_dir_all(&dir2).unwrap();
+    let frames = noise_frames(&root1);
+    let store = storage(&moto.endpoint(), "rec");
+    let up1 = store.start(&root1, &dir1);
+    // One second of camera in each segment: 0–1 s, then 2–3 s after a bridge migration.
+    write_segment(&dir1, Manifest::new("acme/standup", "rec-1", t0), 0, &frames).await;
+    let mut m2 = Manifest::new("acme/standup", "rec-2", t0);
+    let moved = Continuation { reason: Interruption::BridgeMigration, interrupted_wall_ms: t0 + 1000 };
+    m2.continue_from(2, &moved, t0 + 2000);
+    let up2 = store.start(&root2, &dir2);
+    write_segment(&dir2, m2, 2000, &frames).await;
+    up1.finish().await.unwrap();
+    assert!(!dir1.exists(), "segment 1's scratch files are gone once uploaded");
+
+    let composer = Composer::new(ComposeConfig { compose_height: 360, ..ComposeConfig::default() });
+    let stitcher =
+        Stitcher { root: root2.clone(), storage: Some(store.clone()), wait: Duration::from_secs(10) };
+    let c = stitcher.compose(&composer, &dir2, 2).await;
+    assert_eq!(c.error, None);
+    assert_eq!(
+        (c.file.as_deref(), c.segments.as_slice(), c.duration_ms),
+        (Some("../recording.webm"), &[1, 2][..], 3000)
+    );
+    up2.finish().await.unwrap();
+
+    let whole =
+        moto.get("rec", &format!("{PREFIX}/recording.webm")).await.expect("the whole recording's file");
+    let file = root2.join("whole.webm");
+    std::fs::write(&file, &whole).unwrap();
+    let p = probe(&file);
+    eprintln!("whole recording: {} {:.3} s, {} bytes", p.codec, p.duration_s, whole.len());
+    assert_eq!(p.codec, "vp8");
+    assert!((p.duration_s - 3.0).abs() < 0.5, "{:.3} s", p.duration_s);
+    let m2: serde_json::Value =
+        serde_json::from_slice(&moto.get("rec", &format!("{PREFIX}/segment-2/manifest.json")).await.unwrap())
+            .unwrap();
+    assert_eq!(m2["composition"]["segments"], serde_json::json!([1, 2]), "{m2}");
+    assert!(!top2.exists(), "nothing fetched or composed stays in the scratch space");
+    let _ = std::fs::remove_dir_all(&root1);
+    let _ = std::fs::remove_dir_all(&root2);
+}
+
+/// One second of bob's camera from `from` ms of recording time into `dir`, and its manifest
+/// `m` (stopped cleanly at its end).
+async fn write_segment(dir: &Path, mut m: convene_media::recorder::Manifest, from: u64, frames: &[Encoded]) {
+    let t0 = m.started_wall_ms;
+    let mut w = Writing::new(dir, "bob-v0.webm");
+    w.write_until(frames, 2 * MIB).await;
+    let n = w.n as u64;
+    w.finish();
+    let kind = convene_media::control::SourceKind::Camera;
+    let e = m.start_track("bob", "bob-v0", kind, Codec::Vp8, "bob-v0.webm", 7, t0 + from);
+    let stop = convene_media::recorder::manifest::TrackStop {
+        wall_ms: t0 + from + 1000,
+        media_ms: 1000,
+        frames: n,
+        gaps: vec![],
+    };
+    m.stop_track(&e, stop);
+    m.stopped_wall_ms = Some(t0 + from + 1000);
+    std::fs::write(dir.join("manifest.json"), m.to_json()).unwrap();
 }

@@ -144,7 +144,14 @@ pub enum ToRecorder {
     /// Slots whose source changed (only those; no reply).
     Slots { recording: String, slots: Vec<SlotInfo> },
     /// Finish the files and the manifest. Reply: `Ok` (then [`FromRecorder::Finished`]).
-    Stop { id: RequestId, recording: String },
+    Stop {
+        id: RequestId,
+        recording: String,
+        /// The recording goes on in a next segment (an interruption): compose nothing now;
+        /// the last segment's recorder composes the whole recording's one file.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        handoff: bool,
+    },
 }
 
 fn first_segment() -> u32 {
@@ -343,7 +350,8 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(start, ToRecorder::Start { segment: 1, continues: None, .. }), "a first segment");
-        let stop = ToRecorder::Stop { id: 1, recording: "r".into() };
+        let stop = ToRecorder::Stop { id: 1, recording: "r".into(), handoff: false };
+        assert_eq!(to_json(&stop), r#"{"type":"stop","id":1,"recording":"r"}"#, "older recorders read it");
         assert!(parse::<FromRecorder>(&to_json(&stop)).is_err(), "directions do not mix");
         assert!(parse::<ToRecorder>(&to_json(&m)).is_err());
         assert!(parse::<ToRecorder>(&"x".repeat(MAX_MESSAGE_BYTES + 1)).is_err());

@@ -298,7 +298,7 @@ pub fn interrupt(app: &Arc<App>, r: &mut Room, why: Interruption) {
     let (app, room) = (app.clone(), r.name.clone());
     tokio::spawn(async move {
         // First the old segment's end, so its recorder (if alive) has its place back.
-        cleanup(app.clone(), old.clone()).await;
+        end_segment(app.clone(), old.clone(), true).await;
         let Some(bridge) = bridge_of(&app, &room).await else {
             return ended(&app, &room, &old.id, stop_reason);
         };
@@ -419,8 +419,14 @@ pub fn finished(app: &Arc<App>, room: &str, id: &str, location: &str, error: &re
 /// The recorder finishes (its files are complete once it replies), then the hidden endpoint
 /// is freed and the recorder's place with it. Harmless on a recording either never heard of.
 async fn cleanup(app: Arc<App>, rec: Recording) {
+    end_segment(app, rec, false).await
+}
+
+/// [`cleanup`]; `handoff`: the recording goes on in a next segment, so this one's recorder
+/// composes nothing (the last segment's composes the whole recording).
+async fn end_segment(app: Arc<App>, rec: Recording, handoff: bool) {
     if let Some(c) = crate::recorder::conn(&app, &rec.recorder) {
-        c.request(ToRecorder::Stop { id: app.next_id(), recording: rec.id.clone() }).await;
+        c.request(ToRecorder::Stop { id: app.next_id(), recording: rec.id.clone(), handoff }).await;
     }
     crate::recorder::release(&app, &rec.recorder, &rec.id);
     if rec.bridge.is_empty() {

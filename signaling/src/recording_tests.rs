@@ -253,7 +253,9 @@ async fn set_recording_starts_relays_and_stops_a_recorder() {
     let stopped = next(&mut late, "recording_stopped").await;
     assert_eq!((stopped["by"].clone(), stopped["reason"].clone()), (json!("Host"), json!("stopped")));
     assert_eq!(next(&mut late, "room").await["room"]["recording"], false);
-    let ToRecorder::Stop { id, recording: r } = next_to_recorder(&mut rec).await else { panic!("stop") };
+    let ToRecorder::Stop { id, recording: r, handoff: false } = next_to_recorder(&mut rec).await else {
+        panic!("stop")
+    };
     assert_eq!(r, recording);
     reply(&mut rec, FromRecorder::Ok { id }).await;
     let e = bridge_saw(&mut seen, |m| matches!(m, ToBridge::ExpireEndpoint { .. })).await;
@@ -354,7 +356,8 @@ async fn the_recorder_hears_who_is_there_and_the_public_chat_and_a_lost_recorder
     send(&mut host, json!({"type": "set_recording", "recording": false})).await;
     let r = loop {
         // (after the bridge's answer and slot offer of segment 2)
-        if let ToRecorder::Stop { recording, .. } = next_to_recorder(&mut r2).await {
+        if let ToRecorder::Stop { recording, handoff, .. } = next_to_recorder(&mut r2).await {
+            assert!(!handoff, "the moderator's stop ends the recording: its last segment composes it");
             break recording;
         }
     };
@@ -387,9 +390,11 @@ async fn a_recording_its_recorder_ends_on_its_own_continues_on_another() {
         error: None,
     };
     reply(&mut r1, finished).await;
-    // Signaling ends the old segment first (the recorder no longer knows it).
+    // Signaling ends the old segment first (the recorder no longer knows it), as a handoff:
+    // the recording goes on, so that segment is not composed on its own.
     let id = loop {
-        if let ToRecorder::Stop { id, .. } = next_to_recorder(&mut r1).await {
+        if let ToRecorder::Stop { id, handoff, .. } = next_to_recorder(&mut r1).await {
+            assert!(handoff, "an interrupted segment is handed on");
             break id;
         }
     };

@@ -26,7 +26,12 @@ use super::layout::recording_dir;
 use super::metrics::RecorderMetrics;
 use super::run::{self, Command, Net};
 use super::session::{Segment, SessionConfig};
+use super::stitch::Stitcher;
 use crate::control_client::{send, timed};
+
+/// How long the last segment of an interrupted recording waits for an earlier one to finish
+/// (plus the upload's own bound, with S3).
+const STITCH_WAIT: Duration = Duration::from_secs(30);
 
 struct Running {
     commands: mpsc::Sender<Command>,
@@ -119,7 +124,7 @@ impl Recorder {
 
     async fn stop_all(&mut self) {
         for (id, r) in self.running.drain() {
-            let _ = r.commands.send(Command::Stop(None)).await;
+            let _ = r.commands.send(Command::Stop { reply: None, handoff: true }).await;
             if r.task.await.is_err() {
                 warn!(recording = %id, "recording task failed");
             }
@@ -191,7 +196,8 @@ impl Recorder {
                     self.start_draining();
                     for r in self.running.values_mut() {
                         r.stopping = true;
-                        let _ = r.commands.send(Command::Stop(None)).await;
+                        // Signaling hands the recording on to another recorder.
+                        let _ = r.commands.send(Command::Stop { reply: None, handoff: true }).await;
                     }
                     self.publish();
                     Some(self.status())
@@ -245,6 +251,13 @@ impl Recorder {
         }
     }
 
+    /// Where the last segment of an interrupted recording finds the earlier ones: this
+    /// recorder's directory, or the bucket (waiting as long as their upload may take).
+    fn stitcher(&self) -> Stitcher {
+        let wait = self.storage.as_ref().map_or(STITCH_WAIT, |s| s.finish_timeout() + STITCH_WAIT);
+        Stitcher { root: self.cfg.recordings_dir.clone(), storage: self.storage.clone(), wait }
+    }
+
     fn status(&self) -> FromRecorder {
         FromRecorder::Status { active: self.capturing(), draining: self.draining }
     }
@@ -270,7 +283,7 @@ impl Recorder {
                 let seg = Segment { number: segment, started_wall_ms, continues };
                 return Some(self.start(id, recording, conference, endpoint, seg, out).await);
             }
-            ToRecorder::Stop { id, recording } => {
+            ToRecorder::Stop { id, recording, handoff } => {
                 let Some(r) = self.running.get_mut(&recording) else {
                     return Some(FromRecorder::error(
                         Some(id),
@@ -279,7 +292,7 @@ impl Recorder {
                     ));
                 };
                 r.stopping = true;
-                let _ = r.commands.send(Command::Stop(Some(id))).await;
+                let _ = r.commands.send(Command::Stop { reply: Some(id), handoff }).await;
                 self.publish();
                 // Its place is free now (before the `ok`, which follows once its files are complete).
                 return Some(self.status());
@@ -341,9 +354,11 @@ impl Recorder {
         let out = out.clone();
         let upload = self.storage.as_ref().map(|s| s.start(&self.cfg.recordings_dir, &rec.dir));
         let metrics = self.metrics.clone();
+        let stitch = self.stitcher();
         let task = tokio::spawn(async move {
             let ended = rec.run(command_rx, out.clone(), timeout, &metrics).await;
-            let _ = out.send(finish::finish_counted(ended, upload, Some(&metrics)).await).await;
+            let _ =
+                out.send(finish::finish_counted(ended, upload, Some(&metrics), Some(&stitch)).await).await;
         });
         self.running.insert(recording.clone(), Running { commands, task, stopping: false });
         self.publish();

@@ -13,7 +13,8 @@
 //! [`metrics`] (the Prometheus registry), [`run`] (a session over its UDP socket), [`finish`]
 //! (what follows the capture), [`config`]
 //! and [`layout`] (where the files go).
-//! [`compose`] makes `recording.webm` from the tracks after the capture (ffmpeg).
+//! [`compose`] makes `recording.webm` from the tracks after the capture (ffmpeg); [`stitch`]
+//! makes it from every segment of an interrupted recording.
 //! [`upload`] sends the files to S3-compatible storage while recording and after it.
 //!
 //! No jitter buffer here: str0m's frame mode (the default, `rtc.set_rtp_mode(false)`) already
@@ -33,6 +34,7 @@ pub mod run;
 pub mod session;
 pub mod sink;
 pub mod slotmap;
+pub mod stitch;
 pub mod timeline;
 pub mod track;
 pub mod upload;

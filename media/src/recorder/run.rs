@@ -39,8 +39,12 @@ pub enum Command {
         text: String,
         wall_ms: u64,
     },
-    /// Finish; `Some(id)`: reply `ok` to that request once the files are complete.
-    Stop(Option<u64>),
+    /// Finish; `reply`: answer `ok` to that request once the files are complete; `handoff`:
+    /// the recording goes on in a next segment elsewhere (nothing composed here).
+    Stop {
+        reply: Option<u64>,
+        handoff: bool,
+    },
 }
 
 /// A recording ready to run: its session has made the offer for the bridge.
@@ -58,6 +62,10 @@ pub struct Ended {
     pub recording: String,
     pub conference: String,
     pub dir: PathBuf,
+    /// Which segment of the recording `dir` holds (1: the recording's own directory).
+    pub segment: u32,
+    /// The recording goes on in a next segment: compose nothing.
+    pub handoff: bool,
     /// Track files written.
     pub files: u32,
     /// Why it ended early, if it did.
@@ -130,28 +138,28 @@ impl Recording {
         let mut buf = vec![0u8; 2048];
         let mut export = SessionExport::default();
         let mut exported_at = started;
-        let (reply, error) = loop {
+        let ((reply, handoff), error) = loop {
             if exported_at.elapsed() >= EXPORT_EVERY {
                 export.export(metrics, &self.session.stats(), self.session.sink().bytes_written());
                 exported_at = Instant::now();
             }
             let wake = match self.drain() {
                 Ok(t) => t,
-                Err(e) => break (None, Some(failure(ErrorCode::Media, e))),
+                Err(e) => break ((None, false), Some(failure(ErrorCode::Media, e))),
             };
             if !self.session.is_connected() && started.elapsed() > connect_timeout {
-                break (None, Some(failure(ErrorCode::Media, "no media connection to the bridge")));
+                break ((None, false), Some(failure(ErrorCode::Media, "no media connection to the bridge")));
             }
             let sleep = wake
                 .saturating_duration_since(Instant::now())
                 .clamp(Duration::from_millis(1), Duration::from_millis(500));
             let input = tokio::select! {
                 c = commands.recv() => match c {
-                    None => break (None, None),
-                    Some(Command::Stop(id)) => break (id, None),
+                    None => break ((None, false), None),
+                    Some(Command::Stop { reply, handoff }) => break ((reply, handoff), None),
                     Some(c) => {
                         if let Err(e) = self.command(c, &out).await {
-                            break (None, Some(failure(ErrorCode::Sdp, e)));
+                            break ((None, false), Some(failure(ErrorCode::Sdp, e)));
                         }
                         continue;
                     }
@@ -188,7 +196,9 @@ impl Recording {
             let _ = out.send(FromRecorder::Ok { id }).await;
         }
         let conference = self.session.manifest().conference.clone();
-        Ended { recording: self.id, conference, dir: self.dir, files: stats.files_opened as u32, error }
+        let segment = self.session.manifest().segment;
+        let files = stats.files_opened as u32;
+        Ended { recording: self.id, conference, dir: self.dir, segment, handoff, files, error }
     }
 
     /// Send what the session has to send; returns when to wake at the latest.
@@ -226,7 +236,7 @@ impl Recording {
                 self.session.chat(&name, &text, wall_ms);
                 Ok(())
             }
-            Command::Stop(_) => Ok(()),
+            Command::Stop { .. } => Ok(()),
         }
     }
 }

@@ -108,6 +108,10 @@ pub struct Composition {
     pub speed: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Of a recording in several segments: the segments the file holds (a missing one shows
+    /// as an empty stretch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<u32>,
 }
 
 /// Plans and runs compositions; clones share the concurrency limit.
@@ -163,9 +167,19 @@ impl Composer {
 
     /// Compose the recording in `dir` from its manifest: plan, run.
     pub async fn compose(&self, dir: &Path, manifest: &Manifest) -> Result<Outcome, ComposeError> {
-        let total = plan::span_ms(manifest);
         let clips = plan::clips(manifest, Path::new(""));
-        let plan = plan::plan(&clips, total, &self.plan_options())?;
+        self.compose_clips(dir, &clips, plan::span_ms(manifest)).await
+    }
+
+    /// Compose `clips` (files relative to `dir`) over `total_ms` of recording time into
+    /// `dir`'s [`OUTPUT`].
+    pub async fn compose_clips(
+        &self,
+        dir: &Path,
+        clips: &[Clip],
+        total_ms: u64,
+    ) -> Result<Outcome, ComposeError> {
+        let plan = plan::plan(clips, total_ms, &self.plan_options())?;
         Ok(self.runner.run(dir, &plan).await?)
     }
 
@@ -180,28 +194,32 @@ impl Composer {
         };
         let total = plan::span_ms(&manifest);
         let c = match self.compose(dir, &manifest).await {
-            Ok(o) => {
-                info!(
-                    dir = %dir.display(),
-                    file = OUTPUT,
-                    recording_s = o.duration.as_secs_f64(),
-                    wall_s = o.wall.as_secs_f64(),
-                    queued_s = o.queued.as_secs_f64(),
-                    speed = format!("{:.2}x real time", o.speed()),
-                    "composed"
-                );
-                Composition {
-                    file: Some(OUTPUT.into()),
-                    duration_ms: total,
-                    wall_ms: o.wall.as_millis() as u64,
-                    speed: Some((o.speed() * 100.0).round() / 100.0),
-                    error: None,
-                }
-            }
+            Ok(o) => composed(dir, OUTPUT.into(), total, &o),
             Err(e) => return failed_with(dir, manifest, total, e.to_string()),
         };
         record(dir, manifest, &c);
         c
+    }
+}
+
+/// What a composition that ran says in the manifest (`file` relative to it); logged.
+pub fn composed(dir: &Path, file: String, total_ms: u64, o: &Outcome) -> Composition {
+    info!(
+        dir = %dir.display(),
+        %file,
+        recording_s = o.duration.as_secs_f64(),
+        wall_s = o.wall.as_secs_f64(),
+        queued_s = o.queued.as_secs_f64(),
+        speed = format!("{:.2}x real time", o.speed()),
+        "composed"
+    );
+    Composition {
+        file: Some(file),
+        duration_ms: total_ms,
+        wall_ms: o.wall.as_millis() as u64,
+        speed: Some((o.speed() * 100.0).round() / 100.0),
+        error: None,
+        segments: vec![],
     }
 }
 
@@ -213,15 +231,31 @@ pub enum ComposeError {
     Run(#[from] RunError),
 }
 
-fn failed(dir: &Path, total: u64, error: String) -> Composition {
+pub fn failed(dir: &Path, total: u64, error: String) -> Composition {
     warn!(dir = %dir.display(), "composition failed: {error}");
-    Composition { file: None, duration_ms: total, wall_ms: 0, speed: None, error: Some(error) }
+    Composition {
+        file: None,
+        duration_ms: total,
+        wall_ms: 0,
+        speed: None,
+        error: Some(error),
+        segments: vec![],
+    }
 }
 
 fn failed_with(dir: &Path, manifest: Manifest, total: u64, error: String) -> Composition {
     let c = failed(dir, total, error);
     record(dir, manifest, &c);
     c
+}
+
+/// Put `c` into the manifest in `dir` (read, then replaced whole, as the session writes it).
+pub fn record_in(dir: &Path, c: &Composition) {
+    match std::fs::read(dir.join("manifest.json")).map(|b| serde_json::from_slice::<Manifest>(&b)) {
+        Ok(Ok(m)) => record(dir, m, c),
+        Ok(Err(e)) => warn!(dir = %dir.display(), "recording the composition: the manifest: {e}"),
+        Err(e) => warn!(dir = %dir.display(), "recording the composition: the manifest: {e}"),
+    }
 }
 
 /// Put `c` into the manifest in `dir` (replaced whole, as the session writes it).

@@ -21,6 +21,7 @@
 //! Object keys: `<shard>/<room path>/<start time>/<file>`, e.g.
 //! `eu-1/acme/standup/2026-12-06T10-49-21.042Z/alice-v0.webm` (the recording directory's layout,
 //! [`super::layout`], under the Shard's name); [`plan::key_prefix`].
+pub mod objects;
 pub mod plan;
 
 use std::collections::BTreeMap;
