@@ -119,6 +119,12 @@ pub enum ClientMsg {
     SetRecording {
         recording: bool,
     },
+    /// Moderator: mark the room end-to-end encrypted (or not). The clients encrypt their media
+    /// with a key from a passphrase shared out of band; signaling and the bridge never see it.
+    /// Refused with `recording_e2ee` while a recording runs.
+    SetE2ee {
+        enabled: bool,
+    },
     /// Moderator: end the meeting for everyone (each gets `meeting_ended`, then the socket closes).
     EndMeeting,
     Ping,
@@ -169,6 +175,10 @@ pub struct RoomInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_by: Option<String>,
     pub dominant_speaker: Option<String>,
+    /// The room's media is end-to-end encrypted (`set_e2ee`): clients without the passphrase
+    /// cannot decode it, and recording is refused.
+    #[serde(default)]
+    pub e2ee: bool,
 }
 
 /// Why a recording stopped.
@@ -329,6 +339,9 @@ pub enum ErrorCode {
     /// To moderators, after a recording ended: its upload to object storage failed (S3
     /// refused or unreachable); the message says where the files were kept.
     RecordingUploadFailed,
+    /// `set_recording` in an end-to-end encrypted room (the recorder could not decode it), or
+    /// `set_e2ee` while a recording runs.
+    RecordingE2ee,
 }
 
 impl ErrorCode {
@@ -356,6 +369,7 @@ impl ErrorCode {
             ErrorCode::RecordingFailed => "recording_failed",
             ErrorCode::RecordingStorageFailed => "recording_storage_failed",
             ErrorCode::RecordingUploadFailed => "recording_upload_failed",
+            ErrorCode::RecordingE2ee => "recording_e2ee",
         }
     }
 }

@@ -401,3 +401,31 @@ async fn raised_hands_queue_in_the_order_they_went_up_for_late_joiners_too() {
     assert_eq!(queue, [a_id, b_id, c_id], "Ann, Bob, then Cid who raised again");
     assert!(joined["you"].get("hand_order").is_none(), "no place while the hand is down: {}", joined["you"]);
 }
+
+#[tokio::test]
+async fn e2ee_room_flag_and_recording_refused() {
+    let (addr, _app) = server().await;
+    auto_bridge(&addr).await;
+    let (mut host, _) = join(&addr, "secret", "Host").await;
+    let (mut ann, _) = join(&addr, "secret", "Ann").await;
+    // Only moderators turn it on; everyone is told.
+    send(&mut ann, json!({"type": "set_e2ee", "enabled": true})).await;
+    assert_eq!(error(&mut ann).await, "not_moderator");
+    send(&mut host, json!({"type": "set_e2ee", "enabled": true})).await;
+    assert_eq!(next(&mut host, "room").await["room"]["e2ee"], true);
+    assert_eq!(next(&mut ann, "room").await["room"]["e2ee"], true);
+    // A late joiner learns it from `joined`.
+    let mut bob = connect(&addr).await;
+    send(&mut bob, json!({"type": "join", "v": 2, "room": "secret", "name": "Bob"})).await;
+    assert_eq!(next(&mut bob, "joined").await["room"]["e2ee"], true);
+    // Recording is refused with the typed reason, and nothing is recorded.
+    send(&mut host, json!({"type": "set_recording", "recording": true})).await;
+    assert_eq!(error(&mut host).await, "recording_e2ee");
+    none_of(&mut ann, "room").await;
+    // Off again: the refusal is another one (no recorder here), not the E2EE one.
+    send(&mut host, json!({"type": "set_e2ee", "enabled": false})).await;
+    assert_eq!(next(&mut host, "room").await["room"]["e2ee"], false);
+    send(&mut host, json!({"type": "set_recording", "recording": true})).await;
+    let code = error(&mut host).await;
+    assert!(code != "recording_e2ee", "{code}");
+}

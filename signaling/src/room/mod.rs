@@ -57,6 +57,8 @@ pub struct Room {
     pub reactions: reaction::Limits,
     /// Raised hands so far: the next one's place in the queue.
     pub hands_raised: u64,
+    /// End-to-end encrypted (`set_e2ee`): recording is refused.
+    pub e2ee: bool,
 }
 
 impl Room {
@@ -72,6 +74,7 @@ impl Room {
             recording: self.recording.as_ref().is_some_and(|x| x.running),
             recording_by: self.recording.as_ref().filter(|x| x.running).map(|x| x.by.clone()),
             dominant_speaker: self.dominant.clone(),
+            e2ee: self.e2ee,
         }
     }
 
@@ -250,6 +253,7 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
             | ClientMsg::LobbyDeny { .. }
             | ClientMsg::SetPassword { .. }
             | ClientMsg::SetRecording { .. }
+            | ClientMsg::SetE2ee { .. }
             | ClientMsg::EndMeeting
     );
     if needs_moderator && !me.info.moderator {
@@ -287,7 +291,15 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
         ClientMsg::Kick { target } => return moderation::kick(app, r, tx, my_name, &target),
         ClientMsg::GrantModerator { target } => moderation::grant_moderator(app, r, tx, &target),
         ClientMsg::SetPassword { password } => moderation::set_password(r, password),
+        // The recorder cannot decode what the clients encrypt: no recording of an E2EE room.
+        ClientMsg::SetRecording { recording: true } if r.e2ee => refuse(
+            app,
+            tx,
+            ErrorCode::RecordingE2ee,
+            "this room is end-to-end encrypted: it cannot be recorded",
+        ),
         ClientMsg::SetRecording { recording } => crate::recording::set(app, r, pid, tx, my_name, recording),
+        ClientMsg::SetE2ee { enabled } => moderation::set_e2ee(app, r, tx, enabled),
         ClientMsg::SetLobby { enabled } => lobby::set_enabled(app, r, enabled),
         ClientMsg::LobbyAdmit { id } => lobby::admit(app, r, tx, &id),
         ClientMsg::LobbyDeny { id } => lobby::deny(app, r, tx, &id),

@@ -1,4 +1,5 @@
-//! Moderator actions: mute one or all, kick, grant moderator, password lock (recording: `crate::recording`).
+//! Moderator actions: mute one or all, kick, grant moderator, password lock, end-to-end
+//! encryption flag (recording: `crate::recording`).
 //! The caller has checked that the sender is a moderator.
 use crate::protocol::{ErrorCode, MuteKind, ParticipantInfo, ServerMsg};
 use crate::room::{After, Room, refuse, remove};
@@ -56,4 +57,22 @@ pub fn grant_moderator(app: &App, r: &mut Room, tx: &Tx, target: &str) {
 pub fn set_password(r: &mut Room, password: Option<String>) {
     r.password = password.filter(|p| !p.is_empty()).map(|p| p.chars().take(128).collect());
     r.broadcast_room();
+}
+
+/// Mark the room end-to-end encrypted (or not); refused while a recording runs, which could
+/// not decode the media from then on.
+pub fn set_e2ee(app: &App, r: &mut Room, tx: &Tx, enabled: bool) {
+    if enabled && r.recording.is_some() {
+        refuse(
+            app,
+            tx,
+            ErrorCode::RecordingE2ee,
+            "stop the recording before turning on end-to-end encryption",
+        );
+        return;
+    }
+    if r.e2ee != enabled {
+        r.e2ee = enabled;
+        r.broadcast_room();
+    }
 }
