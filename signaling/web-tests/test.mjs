@@ -655,6 +655,108 @@ await check('recording: moderator records via the UI, indicator and notices for 
   } finally { for (const p of pages) await close(p); }
 });
 
+// Issue 16 item 7: end-to-end encryption. alice (first, moderator) and bob share a passphrase
+// (in the URL fragment); carol has none. Frames are AES-GCM encrypted in the browsers: bob and
+// alice decode each other only through successful decryption (a frame that does not
+// authenticate is dropped and counted), carol cannot and sees the passphrase tile; recording is
+// refused; once carol enters the passphrase she decodes too.
+await check('e2ee: same passphrase decodes, none shows the passphrase tile, recording refused', async () => {
+  const room = 'e2ee-room';
+  const pass = encodeURIComponent('correct horse battery staple');
+  let pages = [];
+  const e2eeOf = async (p) => (await stats(p)).e2ee;
+  // Tiles showing the "enter passphrase" overlay, by participant id.
+  const lockedTiles = (p) => p.page.evaluate(() => [...document.querySelectorAll('.tile.e2ee-locked')]
+    .filter((e) => e.querySelector('.e2ee-lock').offsetParent !== null).map((e) => e.dataset.key));
+  try {
+    const alice = await open(`${BASE}${room}?name=alice&autojoin=1#e2ee=${pass}`, 'alice');
+    pages.push(alice);
+    await waitFor('the room turns end-to-end encrypted', () => alice.page.evaluate(() => window.convene.state.room?.e2ee === true), 15000);
+    if (await alice.page.evaluate(() => location.hash.includes('e2ee'))) throw new Error('the passphrase stayed in the address bar');
+    const bob = await open(`${BASE}${room}?name=bob&autojoin=1#e2ee=${pass}`, 'bob');
+    pages.push(bob);
+    await allDecode([alice, bob]);
+    await sleep(1500);
+    for (const p of [alice, bob]) {
+      const s = await e2eeOf(p);
+      log(`  ${p.label}: frames encrypted ${s.send.ok}, decrypted ${s.recv.ok}, failed to decrypt ${s.recv.fail}`);
+      if (!s.active || !(s.send.ok > 50) || !(s.recv.ok > 50)) throw new Error(`${p.label}: not encrypting/decrypting: ${JSON.stringify(s)}`);
+      if (s.recv.fail !== 0) throw new Error(`${p.label}: ${s.recv.fail} frames failed to decrypt`);
+      if ((await lockedTiles(p)).length) throw new Error(`${p.label}: a passphrase tile with the key`);
+    }
+    const ids = { alice: await myId(alice), bob: await myId(bob) };
+    // The bridge still sees keyframes and their size in the clear header: simulcast layers
+    // switch down and up, and last-N stops and restarts a source, all without a decrypt failure.
+    const aliceAt = async () => (await stats(bob)).video.filter((v) => v.endpoint === ids.alice && v.source === 'camera');
+    try {
+      for (const [maxH, ok] of [[180, (h) => h > 0 && h <= 180], [720, (h) => h > 180]]) {
+        await bob.page.evaluate((m) => window.convene.overrideConstraints({ last_n: -1, default_max_height: m, max_height: {} }), maxH);
+        const h = await waitFor(`bob receives alice at max height ${maxH}`, async () => { const v = await aliceAt(); return v.length && v.every((x) => ok(x.frameHeight)) && v.map((x) => x.frameHeight); }, 15000, 250);
+        log(`  bob decodes alice at ${JSON.stringify(h)} with max height ${maxH}`);
+      }
+      await bob.page.evaluate(() => window.convene.overrideConstraints({ last_n: 0, default_max_height: 720, max_height: {} }));
+      await sleep(1500);
+      const off0 = (await framesByEndpoint(bob)).frames[ids.alice] || 0;
+      await sleep(1500);
+      const off1 = (await framesByEndpoint(bob)).frames[ids.alice] || 0;
+      if (off1 > off0 + 2) throw new Error(`last-N 0: bob still decodes alice (${off0} -> ${off1})`);
+      await bob.page.evaluate(() => window.convene.overrideConstraints({ last_n: -1, default_max_height: 720, max_height: {} }));
+      await waitFor('last-N back: bob decodes alice again', async () => ((await framesByEndpoint(bob)).frames[ids.alice] || 0) > off1 + 10, 15000, 250);
+    } finally {
+      await bob.page.evaluate(() => window.convene.overrideConstraints(null));
+    }
+    if ((await e2eeOf(bob)).recv.fail !== 0) throw new Error(`bob: decrypt failures across layer switches: ${JSON.stringify(await e2eeOf(bob))}`);
+
+    // carol has no passphrase: nothing of theirs decodes, both tiles ask for it.
+    const carol = await open(`${BASE}${room}?name=carol&autojoin=1`, 'carol');
+    pages.push(carol);
+    await waitFor('carol: both tiles ask for the passphrase', async () => {
+      const l = await lockedTiles(carol);
+      return l.includes(ids.alice) && l.includes(ids.bob);
+    }, 20000, 250);
+    const c0 = await framesByEndpoint(carol);
+    const f0 = (await e2eeOf(carol)).recv.fail;
+    await sleep(2000);
+    const c1 = await framesByEndpoint(carol);
+    const cs = await e2eeOf(carol);
+    log(`  carol (no passphrase): frames decoded ${JSON.stringify(c1.frames)}, not decryptable ${cs.recv.fail} (+${cs.recv.fail - f0} in 2 s), decrypted ${cs.recv.ok}`);
+    if (Object.values(c1.frames).some((n) => n > 0) || JSON.stringify(c0.frames) !== JSON.stringify(c1.frames)) throw new Error(`carol decodes without the key: ${JSON.stringify(c1.frames)}`);
+    if (!(cs.recv.fail > f0) || cs.recv.ok !== 0) throw new Error(`carol's decrypt counters ${JSON.stringify(cs)}`);
+    const tileText = await carol.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"] .e2ee-lock`).textContent, ids.alice);
+    if (!tileText.includes('Encrypted: enter the passphrase') || !tileText.includes('Enter passphrase')) throw new Error(`tile says ${tileText}`);
+    await shot(carol, 'e2ee-no-passphrase.png');
+    await axeCheck(carol, 'the E2EE meeting without the passphrase');
+    // alice and bob still decode each other.
+    await allDecode([alice, bob]);
+
+    // Recording refused, with the reason, to the moderator.
+    await alice.page.click('#btn-people');
+    await alice.page.click('#rec-toggle');
+    await waitFor('alice: recording refused', async () => (await noticesShown(alice)).includes('This meeting is end-to-end encrypted: it cannot be recorded.'), 5000, 100);
+    await sleep(500);
+    if (await alice.page.evaluate(() => window.convene.state.room.recording) || await recIndicator(alice)) throw new Error('the E2EE room is being recorded');
+    await alice.page.click('#btn-people');
+
+    // A wrong passphrase authenticates nothing: still locked.
+    await carol.page.click(`.tile[data-key="${ids.alice}"] .e2ee-lock button`);
+    await carol.page.fill('#e2ee-pass', 'wrong horse');
+    await carol.page.press('#e2ee-pass', 'Enter');
+    await sleep(2500);
+    const w = await e2eeOf(carol);
+    const wf = (await framesByEndpoint(carol)).frames;
+    log(`  carol with a wrong passphrase: decrypted ${w.recv.ok}, failed ${w.recv.fail}, frames decoded ${JSON.stringify(wf)}`);
+    if (w.recv.ok !== 0 || Object.values(wf).some((n) => n > 0) || (await lockedTiles(carol)).length < 2) throw new Error('a wrong passphrase decrypts');
+    // carol enters the passphrase from a tile: she decodes both, and they her.
+    await carol.page.click(`.tile[data-key="${ids.alice}"] .e2ee-lock button`);
+    await carol.page.fill('#e2ee-pass', 'correct horse battery staple');
+    await carol.page.press('#e2ee-pass', 'Enter');
+    const entered = Date.now();
+    await allDecode([alice, bob, carol]);
+    log(`  carol decodes everyone ${Date.now() - entered} ms after entering the passphrase`);
+    await waitFor('carol: no passphrase tile', async () => (await lockedTiles(carol)).length === 0, 5000, 250);
+  } finally { for (const p of pages) await close(p); }
+});
+
 await check('relay-only (coturn, ephemeral credentials) still decodes', async () => {
   let pages = [];
   try {

@@ -5,13 +5,14 @@ import { t, translate } from './i18n.js';
 import { icon } from './icons.js';
 import { Signal } from './signal.js';
 import { Media } from './media.js';
-import { state, reduce, subscribe, changed, on, isMe } from './store.js';
+import { state, reduce, subscribe, changed, on, isMe, myInfo } from './store.js';
 import { Stage } from './ui-stage.js';
 import { Toolbar } from './ui-toolbar.js';
 import { Chat } from './ui-chat.js';
 import { People } from './ui-people.js';
 import { Settings, fillDeviceSelect } from './ui-settings.js';
 import { notice, dismiss, announce } from './ui-notices.js';
+import { E2ee, supported as e2eeSupported } from './e2ee.js';
 
 const $ = (s) => document.querySelector(s);
 const params = new URLSearchParams(location.search);
@@ -51,7 +52,9 @@ const signal = new Signal(wsUrl, {
   },
 });
 const proto = signal.proto;
+const e2ee = new E2ee({ onChange: () => changed() });
 const media = new Media({
+  e2ee,
   proto, relay: params.get('relay') === '1', simulcast: params.get('simulcast') !== '0', maxHeight: 720, notice,
   onRemote: (src, track) => { stage.setTrack(src, track); changed(); },
   onRemoteGone: (src, track) => { stage.unsetTrack(src, track); changed(); },
@@ -73,12 +76,22 @@ subscribe(() => { toolbar.render(); stage.render(); chat.render(); people.render
 translate();
 
 window.convene = {
-  state, media, stage, pageOpenedAt, marks, get pc() { return media.pc; }, startScreen, stopScreen, setMic, setCam,
+  state, media, stage, e2ee, pageOpenedAt, marks, get pc() { return media.pc; }, startScreen, stopScreen, setMic, setCam,
   stats: () => media.stats(), quality: () => media.quality(), react,
   // Tests: replace the layout-derived receiver constraints (null: back to the layout).
   overrideConstraints(c) { stage.override = c; stage.sendConstraints(); },
   get constraints() { return stage.sent; },
 };
+
+// An E2EE passphrase may come in the fragment (#e2ee=…), which browsers never send to a
+// server; it is taken out of the address bar so a copied link does not carry it.
+const hashParams = new URLSearchParams(location.hash.slice(1));
+let keyReady = Promise.resolve();
+if (hashParams.get('e2ee')) {
+  keyReady = e2eeKey(hashParams.get('e2ee'));
+  hashParams.delete('e2ee');
+  history.replaceState(null, '', location.pathname + location.search + (hashParams.size ? '#' + hashParams : ''));
+}
 
 // ---------------------------------------------------------------- home / prejoin
 if (!roomName) {
@@ -133,6 +146,7 @@ async function prejoin() {
   $('#pj-join').onclick = () => {
     const n = $('#pj-name').value.trim();
     if (n) localStorage.setItem('convene.name', n);
+    if ($('#pj-e2ee').value) keyReady = e2eeKey($('#pj-e2ee').value);
     connect();
   };
   // An early answer to an autojoin (meeting, lobby, password, refusal) owns the screen.
@@ -176,6 +190,7 @@ async function onMessage(m) {
       // Constraints before the offer: the bridge starts with the layers the layout needs
       // instead of switching layers (and waiting for a keyframe) right after.
       stage.mediaReady = true; stage.resetConstraints();
+      await keyReady; // an E2EE room's first frames go out encrypted
       await media.start(state.iceServers);
       changed();
       break;
@@ -196,6 +211,7 @@ async function onMessage(m) {
     case 'room':
       if (m.room.recording && !state.room?.recording && state.me) notice(t('rec_started', { by: m.room.recording_by || '' }), { key: 'rec' });
       reduce(m);
+      roomE2ee();
       break;
     case 'recording_stopped':
       notice(m.by ? t('rec_stopped_by', { by: m.by }) : t('rec_stopped_' + ({ room_ended: 'room', storage_failed: 'storage' }[m.reason] || 'fault')), { key: 'rec', level: m.by ? 'info' : 'warn' });
@@ -206,11 +222,20 @@ async function onMessage(m) {
 
 on('joined', () => {
   enterMeeting();
+  roomE2ee();
+  // The first moderator with a passphrase makes the room end-to-end encrypted.
+  keyReady.then(() => {
+    if (!e2ee.key || state.room?.e2ee) return;
+    if (myInfo()?.moderator) proto.setE2ee(true); else notice(t('e2ee_not_on'), { key: 'e2ee', level: 'warn', timeout: 10000 });
+  });
   // Joining a meeting that is being recorded: said once, with who started it.
   if (state.room?.recording) notice(t('rec_in_progress', { by: state.room.recording_by || '' }), { key: 'rec', timeout: 10000 });
 });
 on('rejoined', () => {
   stage.clearRemote(); media.clearRemote();
+  // A restarted signaling server has forgotten the room's E2EE flag: never fall back to clear
+  // media for that; a moderator with the key sets it again.
+  if (e2ee.active && !state.room?.e2ee) { if (e2ee.key && myInfo()?.moderator) proto.setE2ee(true); } else roomE2ee();
   dismiss('reconnecting'); notice(t('reconnected'), { key: 'reconnected', timeout: 3000 });
   publishState();
 });
@@ -234,6 +259,41 @@ on('error', (m) => {
   } else notice(text, { level: 'error' });
 });
 
+// ---------------------------------------------------------------- end-to-end encryption
+async function e2eeKey(passphrase) {
+  await e2ee.setPassphrase(passphrase, roomName);
+  dismiss('e2ee');
+}
+// The room's flag switches the transforms between encrypting and passing frames through.
+function roomE2ee() {
+  const on = !!state.room?.e2ee;
+  if (on && !e2eeSupported()) notice(t('e2ee_unsupported'), { key: 'e2ee-unsupported', sticky: true, level: 'error' });
+  e2ee.setActive(on);
+  if (on && !e2ee.key) notice(t('e2ee_room_locked'), { key: 'e2ee', sticky: true, level: 'warn' });
+  // Encrypted mid-call while our connection has no transforms: it must not go on in clear.
+  // Rejoining makes a new one with them (a new participant id, as after a network blip).
+  if (on && e2eeSupported() && media.pc && !media.transformed && signal.ws) {
+    media.pc.close(); signal.ws.close();
+  }
+}
+function openE2ee() {
+  $('#e2ee-text').textContent = state.room?.e2ee ? t('e2ee_room_locked') : t('e2ee_need_passphrase');
+  $('#e2ee-pass').value = '';
+  $('#e2ee-dialog').showModal();
+  $('#e2ee-pass').focus();
+}
+$('#e2ee-form').onsubmit = async (e) => {
+  e.preventDefault();
+  const v = $('#e2ee-pass').value;
+  if (!v) return;
+  $('#e2ee-dialog').close();
+  await e2eeKey(v);
+  if (myInfo()?.moderator && !state.room?.e2ee) proto.setE2ee(true);
+  changed();
+};
+$('#e2ee-cancel').onclick = () => $('#e2ee-dialog').close();
+stage.onPassphrase = openE2ee;
+
 function end(title, text) {
   state.left = true; teardown(); message(title, text);
 }
@@ -250,7 +310,7 @@ function renderHeader() {
   const r = state.room || {};
   // The recording flag says who started it (its title; a late joiner also gets a notice).
   const recTitle = r.recording && esc(r.recording_by ? t('rec_by', { by: r.recording_by }) : t('recording'));
-  const flags = [r.locked && `${icon('lock')}<span>${t('locked')}</span>`, r.lobby && `<span>${t('lobby_on')}</span>`, r.recording && `<span id="rec-indicator" class="rec" title="${recTitle}">${icon('rec')}<span>${t('recording')}</span><span class="sr-only">: ${recTitle}</span></span>`].filter(Boolean);
+  const flags = [r.e2ee && `<span id="e2ee-indicator">${icon('lock')}<span>${t('e2ee_on')}</span></span>`, r.locked && `${icon('lock')}<span>${t('locked')}</span>`, r.lobby && `<span>${t('lobby_on')}</span>`, r.recording && `<span id="rec-indicator" class="rec" title="${recTitle}">${icon('rec')}<span>${t('recording')}</span><span class="sr-only">: ${recTitle}</span></span>`].filter(Boolean);
   const html = flags.join('<span aria-hidden="true"> · </span>');
   if ($('#room-flags').dataset.html !== html) { $('#room-flags').dataset.html = html; $('#room-flags').innerHTML = html; }
   document.body.classList.toggle('reconnecting', state.reconnecting);

@@ -50,6 +50,13 @@ const STRINGS = {
     e_lobby_denied: 'A moderator declined your request to join.', e_invalid_room: 'That is not a valid room name.',
     e_no_bridge: 'No media server is available right now; retrying…', e_media_error: 'Media negotiation failed.',
     e_not_moderator: 'Only moderators can do that.', e_too_long: 'That message is too long (at most 4096 characters).', e_rate_limited: 'Slow down: too many messages.',
+    e2ee_label: 'End-to-end encryption passphrase (optional)', e2ee: 'End-to-end encryption', e2ee_on: 'end-to-end encrypted',
+    e2ee_passphrase: 'Passphrase', e2ee_enter: 'Enter passphrase', e2ee_locked: 'Encrypted: enter the passphrase to see and hear this person.',
+    e2ee_room_locked: 'This meeting is end-to-end encrypted. Enter its passphrase to see, hear and be heard.',
+    e2ee_not_on: 'This meeting is not end-to-end encrypted; a moderator can turn it on.',
+    e2ee_unsupported: 'This browser cannot do end-to-end encryption (no encoded transforms).',
+    e2ee_need_passphrase: 'Enter a passphrase first, then share it with the others out of band.',
+    e_recording_e2ee: 'This meeting is end-to-end encrypted: it cannot be recorded.',
   },
   de: {
     home_title: 'Convene', home_text: 'Eine Besprechung starten oder beitreten.', room_name: 'Raumname', go: 'Los',
@@ -100,6 +107,13 @@ const STRINGS = {
     e_lobby_denied: 'Die Moderation hat Ihre Anfrage abgelehnt.', e_invalid_room: 'Das ist kein gültiger Raumname.',
     e_no_bridge: 'Gerade ist kein Medienserver verfügbar; neuer Versuch…', e_media_error: 'Medienaushandlung fehlgeschlagen.',
     e_not_moderator: 'Nur die Moderation kann das.', e_too_long: 'Die Nachricht ist zu lang (höchstens 4096 Zeichen).', e_rate_limited: 'Langsamer: zu viele Nachrichten.',
+    e2ee_label: 'Passphrase für Ende-zu-Ende-Verschlüsselung (optional)', e2ee: 'Ende-zu-Ende-Verschlüsselung', e2ee_on: 'Ende-zu-Ende-verschlüsselt',
+    e2ee_passphrase: 'Passphrase', e2ee_enter: 'Passphrase eingeben', e2ee_locked: 'Verschlüsselt: Geben Sie die Passphrase ein, um diese Person zu sehen und zu hören.',
+    e2ee_room_locked: 'Diese Besprechung ist Ende-zu-Ende-verschlüsselt. Geben Sie die Passphrase ein, um zu sehen, zu hören und gehört zu werden.',
+    e2ee_not_on: 'Diese Besprechung ist nicht Ende-zu-Ende-verschlüsselt; ein Moderator kann es einschalten.',
+    e2ee_unsupported: 'Dieser Browser kann keine Ende-zu-Ende-Verschlüsselung (keine Encoded Transforms).',
+    e2ee_need_passphrase: 'Geben Sie zuerst eine Passphrase ein und teilen Sie sie den anderen auf anderem Weg mit.',
+    e_recording_e2ee: 'Diese Besprechung ist Ende-zu-Ende-verschlüsselt: Sie kann nicht aufgezeichnet werden.',
   },
 };
 export const LANGUAGES = { en: 'English', de: 'Deutsch' };

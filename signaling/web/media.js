@@ -18,8 +18,8 @@ export function loadPrefs() {
 export function savePrefs(p) { localStorage.setItem(PREFS_KEY, JSON.stringify(p)); }
 
 export class Media {
-  constructor({ proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange }) {
-    Object.assign(this, { proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange });
+  constructor({ proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee }) {
+    Object.assign(this, { proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee });
     this.prefs = loadPrefs();
     this.local = { stream: new MediaStream(), audio: null, video: null, screen: null };
     // Receive slots: mid -> { media, source: {endpoint, name, kind} | null }, and their tracks.
@@ -169,6 +169,7 @@ export class Media {
     return this.enqueue(async () => {
       await this.ready; // the devices (opened while joining)
       if (this.pc) { this.migrations++; this.pc.close(); }
+      this.transformed = false;
       this.clearRemote();
       const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
       this.pc = pc;
@@ -186,6 +187,7 @@ export class Media {
         }),
         screen: pc.addTransceiver(this.local.screen || 'video', { direction: 'sendonly' }),
       };
+      this.encrypt();
       pc.onicecandidate = (e) => { if (e.candidate && e.candidate.candidate) this.proto.ice(e.candidate.candidate); };
       pc.ontrack = (e) => this.slotTrack(e.transceiver.mid, e.track);
       pc.onconnectionstatechange = () => { if (pc.connectionState === 'connected') window.convene?.marks && (window.convene.marks.pc_connected ??= Math.round(performance.now())); this.onChange?.(); };
@@ -205,6 +207,7 @@ export class Media {
       const pc = this.pc;
       if (!pc) return;
       await pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+      this.encrypt();
       await pc.setLocalDescription(await pc.createAnswer());
       this.proto.answer(m.id, pc.localDescription.sdp);
       for (const tr of pc.getTransceivers()) {
@@ -212,6 +215,21 @@ export class Media {
       }
       this.applySlots(m.slots || []);
     });
+  }
+  // End-to-end encryption: the senders (before our offer) and the receive slots (before our
+  // answer) get the frame transform; later ones would get no frames (see e2ee.js).
+  // `transformed`: this connection can encrypt.
+  encrypt() {
+    if (!this.e2ee?.wanted() || !this.pc) return;
+    for (const [role, tx] of Object.entries(this.tx || {})) this.e2ee.attachSender(tx.sender, role === 'audio' ? 'audio' : 'video');
+    for (const tr of this.pc.getTransceivers()) if (tr.mid && tr.receiver && !Object.values(this.tx || {}).includes(tr)) this.e2ee.attachReceiver(tr.receiver, tr.mid);
+    this.transformed = !!this.tx?.camera.sender.transform;
+  }
+  // Tiles (endpoint, endpoint:screen) whose frames we cannot decrypt now (no or another passphrase).
+  lockedTiles() {
+    const out = new Set();
+    for (const [mid, slot] of this.slots) if (slot.source && this.e2ee?.locked(mid)) out.add(slot.source.endpoint + (slot.source.kind === 'screen' ? ':screen' : ''));
+    return out;
   }
   // `slots`: some slots now carry another source (or nothing). In the negotiation queue, so it
   // never overtakes the offer that made the slots.
@@ -262,7 +280,8 @@ export class Media {
   // ------------------------------------------------------------ statistics
   // For the tests: decoded frames per remote source, audio bytes, migrations.
   async stats() {
-    const out = { video: [], audioBytes: 0, audioPackets: 0, migrations: this.migrations };
+    const out = { video: [], audioBytes: 0, audioPackets: 0, migrations: this.migrations,
+      e2ee: this.e2ee ? { active: this.e2ee.active, recv: this.e2ee.totals('recv'), send: this.e2ee.totals('send') } : null };
     if (!this.pc) return out;
     const r = await this.pc.getStats();
     r.forEach((s) => {
@@ -274,7 +293,7 @@ export class Media {
         const frames = s.framesDecoded || 0;
         let b = this.framesBase.get(s.mid);
         if (!b || b.key !== key) { b = { key, base: b ? frames : 0 }; this.framesBase.set(s.mid, b); }
-        out.video.push({ mid: s.mid, endpoint: src?.endpoint, source: src?.kind, framesDecoded: frames - b.base, frameHeight: s.frameHeight || 0 });
+        out.video.push({ mid: s.mid, endpoint: src?.endpoint, source: src?.kind, framesDecoded: frames - b.base, frameHeight: s.frameHeight || 0, locked: !!this.e2ee?.locked(s.mid) });
       }
       else { out.audioBytes += s.bytesReceived || 0; out.audioPackets += s.packetsReceived || 0; }
     });

@@ -36,6 +36,7 @@ export function makeProtocol(send) {
     lobbyDeny: (id) => send({ type: 'lobby_deny', id }),
     setPassword: (password) => send({ type: 'set_password', password: password || null }),
     setRecording: (recording) => send({ type: 'set_recording', recording: !!recording }),
+    setE2ee: (enabled) => send({ type: 'set_e2ee', enabled: !!enabled }),
     endMeeting: () => send({ type: 'end_meeting' }),
     ping: () => send({ type: 'ping' }),
   };

@@ -36,13 +36,15 @@ export class Stage {
     el.className = 'tile' + (screen ? ' screen' : '') + (isMe(endpoint) ? ' local' : '');
     el.dataset.endpoint = endpoint; el.dataset.key = key;
     el.setAttribute('role', 'group');
-    el.innerHTML = `<video autoplay playsinline muted></video><div class="avatar" aria-hidden="true"></div>
+    el.innerHTML = `<video autoplay playsinline muted></video><div class="avatar" aria-hidden="true"></div><div class="e2ee-lock hidden">${icon('lock')}<p></p><button type="button" class="small"></button></div>
       <div class="label"><span class="hand hidden">${icon('hand')}</span><span class="name"></span><span class="mic-off hidden">${icon('micOff')}</span></div>
       <div class="tile-actions"><button type="button" class="conn unknown">${icon('signal')}</button><button type="button" class="pin">${icon('pin')}</button></div>
       <div class="reaction-layer" aria-hidden="true"></div>`;
     tl = { key, endpoint, screen, local: isMe(endpoint), el, video: el.querySelector('video'), avatar: el.querySelector('.avatar'),
       name: el.querySelector('.name'), hand: el.querySelector('.hand'), micOff: el.querySelector('.mic-off'),
-      conn: el.querySelector('.conn'), pin: el.querySelector('.pin'), layer: el.querySelector('.reaction-layer') };
+      conn: el.querySelector('.conn'), pin: el.querySelector('.pin'), layer: el.querySelector('.reaction-layer'),
+      lock: el.querySelector('.e2ee-lock') };
+    tl.lock.querySelector('button').onclick = () => this.onPassphrase?.();
     // A track can arrive before the presence that makes its tile (or outlive a redraw).
     const known = this.tracks.get(key);
     if (known && known.readyState === 'live') tl.video.srcObject = new MediaStream([known]);
@@ -74,6 +76,7 @@ export class Stage {
   render() {
     if (!state.me) return;
     const want = new Set();
+    const locked = this.media.lockedTiles(); // E2EE: their frames do not decrypt here
     for (const p of state.participants.values()) {
       const me = isMe(p.id);
       const tl = this.tile(p.id);
@@ -96,6 +99,7 @@ export class Stage {
           tl.avatar.firstChild.style.background = COLORS[hash(p.id) % COLORS.length];
         }
       }
+      this.showLock(tl, !me && locked.has(tl.key));
       tl.el.classList.toggle('speaking', state.dominant === p.id && state.participants.size > 1);
       tl.el.classList.toggle('hand-up', !!p.hand_raised);
       tl.el.dataset.audioMuted = String(!!muted);
@@ -106,6 +110,7 @@ export class Stage {
       if (p.screen && (!me || state.screenOn)) {
         const s = this.tile(p.id, true);
         want.add(s.key);
+        this.showLock(s, !me && locked.has(s.key));
         s.name.textContent = t('screen_of', { name: p.name });
         s.el.setAttribute('aria-label', t('screen_of', { name: p.name }));
         s.conn.setAttribute('aria-label', `${t('connection')}: ${t('screen_of', { name: p.name })}`);
@@ -115,6 +120,15 @@ export class Stage {
     for (const k of [...this.tiles.keys()]) if (!want.has(k)) this.drop(k);
     if (state.pinned && !this.tiles.has(state.pinned)) state.pinned = null;
     this.layout();
+  }
+
+  // E2EE: "enter the passphrase" over a tile whose frames do not decrypt here.
+  showLock(tl, lock) {
+    if (tl.lock.classList.contains('hidden') === !lock) return;
+    tl.lock.querySelector('p').textContent = t('e2ee_locked');
+    tl.lock.querySelector('button').textContent = t('e2ee_enter');
+    tl.lock.classList.toggle('hidden', !lock);
+    tl.el.classList.toggle('e2ee-locked', lock);
   }
 
   stageKey() {
