@@ -340,6 +340,7 @@ async fn parts_go_up_while_recording_and_the_upload_completes_within_seconds_of_
     assert_eq!(moto.get("rec", &format!("{PREFIX}/alice-a0.webm")).await.unwrap(), expected_audio);
     assert_eq!(moto.get("rec", &format!("{PREFIX}/manifest.json")).await.unwrap(), b"{\"v\":2}");
     assert!(moto.parts("rec", &key).is_empty(), "the multipart upload is complete");
+    assert!(moto.get("rec", &format!("{PREFIX}/.uploads.json")).await.is_none(), "no journal once finished");
     assert!(!root.join("acme").exists(), "the local files and directories are gone");
 
     let copy = root.join("downloaded.webm");
@@ -351,13 +352,17 @@ async fn parts_go_up_while_recording_and_the_upload_completes_within_seconds_of_
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// A pod lost mid-recording: its full parts are in the bucket, and the recorder that
+/// continues the recording completes them from the journal into a file that plays up to the
+/// last part (it waits for the lost one's deadline first, and completes once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_pod_loses_at_most_one_part() {
     let moto = Moto::start();
     moto.create_bucket("rec");
     let (root, dir) = recording_dir("lost");
     let frames = noise_frames(&root);
-    let uploader = storage(&moto.endpoint(), "rec").start(&root, &dir);
+    let store = storage(&moto.endpoint(), "rec");
+    let uploader = store.start(&root, &dir);
     let mut video = Writing::new(&dir, "bob-v0.webm");
     video.write_until(&frames, 13 * MIB).await;
     let key = format!("{PREFIX}/bob-v0.webm");
@@ -374,6 +379,25 @@ async fn a_lost_pod_loses_at_most_one_part() {
     assert!(written - uploaded < PART, "lost {} bytes", written - uploaded);
     assert!(moto.get("rec", &key).await.is_none());
     assert!(dir.join("bob-v0.webm").exists(), "the local file stays");
+
+    // The next segment's recorder: not before the deadline, then every journaled part.
+    let journal = store.journal(&root, &dir).await.unwrap().expect("a journal of the open upload");
+    assert_eq!(journal.uploads["bob-v0.webm"].parts.len(), parts.len());
+    let t = Instant::now();
+    let recovered = store.recover_abandoned(&root, &dir, t + Duration::from_secs(2)).await.unwrap();
+    assert!(t.elapsed() >= Duration::from_secs(2), "the lost recorder had until the deadline");
+    assert_eq!(recovered.files, vec![("bob-v0.webm".to_string(), uploaded)]);
+    let got = moto.get("rec", &key).await.expect("the completed object");
+    assert_eq!(got.len() as u64, uploaded);
+    assert!(got[..] == std::fs::read(dir.join("bob-v0.webm")).unwrap()[..uploaded as usize]);
+    let copy = root.join("recovered.webm");
+    std::fs::write(&copy, &got).unwrap();
+    let p = probe(&copy);
+    eprintln!("recovered {uploaded} bytes: {} {:.2} s", p.codec, p.duration_s);
+    assert!(p.codec == "vp8" && p.duration_s > 1.0, "{} {:.2} s", p.codec, p.duration_s);
+    assert!(store.journal(&root, &dir).await.unwrap().is_none(), "the journal is gone");
+    let again = store.recover_abandoned(&root, &dir, Instant::now()).await.unwrap();
+    assert!(again.files.is_empty(), "a second recovery finds nothing to do");
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -508,6 +532,7 @@ async fn write_segment(dir: &Path, mut m: convene_media::recorder::Manifest, fro
     let t0 = m.started_wall_ms;
     let mut w = Writing::new(dir, "bob-v0.webm");
     w.write_until(frames, 2 * MIB).await;
+    assert!(w.n < 35, "about a second: {} frames", w.n);
     let n = w.n as u64;
     w.finish();
     let kind = convene_media::control::SourceKind::Camera;
@@ -521,4 +546,62 @@ async fn write_segment(dir: &Path, mut m: convene_media::recorder::Manifest, fro
     m.stop_track(&e, stop);
     m.stopped_wall_ms = Some(t0 + from + 1000);
     std::fs::write(dir.join("manifest.json"), m.to_json()).unwrap();
+}
+
+/// Segment 1's pod is lost after ~5 s of a large camera track (two full parts up, the rest
+/// lost with it); segment 2's recorder completes the lost uploads from the journal once the
+/// lost recorder's time is up, fetches them and composes the whole recording over both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_segment_is_recovered_into_the_whole_recording() {
+    use convene_media::control::SourceKind;
+    use convene_media::recorder::Manifest;
+    use convene_media::recorder::compose::{ComposeConfig, Composer};
+    use convene_media::recorder::stitch::Stitcher;
+    use convene_proto::recorder::{Continuation, Interruption};
+
+    let moto = Moto::start();
+    moto.create_bucket("rec");
+    let t0 = 1_796_554_161_042; // START
+    let (root1, dir1) = recording_dir("lost-1");
+    let (root2, top2) = recording_dir("lost-2");
+    let dir2 = top2.join("segment-2");
+    std::fs::create_dir_all(&dir2).unwrap();
+    let frames = noise_frames(&root1);
+    let store = storage(&moto.endpoint(), "rec");
+    let up1 = store.start(&root1, &dir1);
+    let mut m1 = Manifest::new("acme/standup", "rec-1", t0);
+    m1.start_track("bob", "bob-v0", SourceKind::Camera, Codec::Vp8, "bob-v0.webm", 7, t0);
+    std::fs::write(dir1.join("manifest.json"), m1.to_json()).unwrap();
+    let mut w = Writing::new(&dir1, "bob-v0.webm");
+    w.write_until(&frames, 11 * MIB).await;
+    let key = format!("{PREFIX}/bob-v0.webm");
+    until("two parts up", 10, || moto.parts("rec", &key).len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // the journal, at the next look
+    drop(up1); // SIGKILL: no finish
+    drop(w);
+
+    let mut m2 = Manifest::new("acme/standup", "rec-2", t0);
+    let lost = Continuation { reason: Interruption::RecorderLost, interrupted_wall_ms: t0 + 5000 };
+    m2.continue_from(2, &lost, t0 + 6000);
+    let up2 = store.start(&root2, &dir2);
+    write_segment(&dir2, m2, 6000, &frames).await;
+    let composer = Composer::new(ComposeConfig { compose_height: 360, ..ComposeConfig::default() });
+    // The lost recorder's time is up at once (its replacement began long ago, by the clock).
+    let stitcher =
+        Stitcher { root: root2.clone(), storage: Some(store.clone()), wait: Duration::from_secs(3) };
+    let c = stitcher.compose(&composer, &dir2, 2).await;
+    assert_eq!(c.error, None);
+    assert_eq!((c.segments.as_slice(), c.duration_ms), (&[1, 2][..], 7000));
+    up2.finish().await.unwrap();
+    assert_eq!(moto.get("rec", &key).await.expect("segment 1's camera, recovered").len() as u64, 10 * MIB);
+    let whole =
+        moto.get("rec", &format!("{PREFIX}/recording.webm")).await.expect("the whole recording's file");
+    let file = root2.join("whole.webm");
+    std::fs::write(&file, &whole).unwrap();
+    let p = probe(&file);
+    eprintln!("whole recording with a recovered segment: {} {:.3} s", p.codec, p.duration_s);
+    assert!((p.duration_s - 7.0).abs() < 0.5, "{:.3} s", p.duration_s);
+    assert!(!top2.exists(), "nothing fetched or composed stays in the scratch space");
+    let _ = std::fs::remove_dir_all(&root1);
+    let _ = std::fs::remove_dir_all(&root2);
 }

@@ -251,6 +251,24 @@ impl Recorder {
         }
     }
 
+    /// Segment `seg` (in `dir`) continues one whose recorder was lost: with S3, complete that
+    /// one's open uploads once its recorder can no longer finish them itself.
+    fn recover_lost_segment(&self, dir: &std::path::Path, seg: &Segment) {
+        let lost = seg.continues.as_ref().is_some_and(|c| c.reason == recorder::Interruption::RecorderLost);
+        let (Some(storage), Some(top), true) = (self.storage.clone(), dir.parent(), lost && seg.number > 1)
+        else {
+            return;
+        };
+        let previous = top.join(super::stitch::segment_rel(seg.number - 1));
+        let root = self.cfg.recordings_dir.clone();
+        let deadline = std::time::Instant::now() + self.stitcher().wait;
+        tokio::spawn(async move {
+            if let Err(e) = storage.recover_abandoned(&root, &previous, deadline).await {
+                warn!(dir = %previous.display(), "recovering the lost segment's uploads: {e:#}");
+            }
+        });
+    }
+
     /// Where the last segment of an interrupted recording finds the earlier ones: this
     /// recorder's directory, or the bucket (waiting as long as their upload may take).
     fn stitcher(&self) -> Stitcher {
@@ -336,6 +354,7 @@ impl Recorder {
         }
         let dir = recording_dir(&self.cfg.recordings_dir, &conference, segment.started_wall_ms);
         let dir = segment.dir(dir);
+        let segment_of = segment.clone();
         let cfg = SessionConfig {
             conference: conference.clone(),
             endpoint,
@@ -353,6 +372,7 @@ impl Recorder {
         let timeout = Duration::from_secs(self.cfg.connect_timeout_s.max(1));
         let out = out.clone();
         let upload = self.storage.as_ref().map(|s| s.start(&self.cfg.recordings_dir, &rec.dir));
+        self.recover_lost_segment(&rec.dir, &segment_of);
         let metrics = self.metrics.clone();
         let stitch = self.stitcher();
         let task = tokio::spawn(async move {

@@ -81,13 +81,8 @@ impl Stitcher {
         let mut segments = vec![own];
         let mut missing = Vec::new();
         for k in (1..n).rev() {
-            // What the segment after it says: was its recorder lost?
-            let lost = segments
-                .last()
-                .filter(|m| m.segment == k + 1)
-                .and_then(|m| m.continues.as_ref())
-                .is_some_and(|l| l.reason == Interruption::RecorderLost);
-            match self.earlier(top, k, lost, &mut fetched).await {
+            let next = segments.last().filter(|m| m.segment == k + 1).cloned();
+            match self.earlier(top, k, next.as_ref(), &mut fetched).await {
                 Some(m) => segments.push(m),
                 None => missing.push(k),
             }
@@ -139,8 +134,17 @@ impl Stitcher {
     }
 
     /// Segment `k` of the recording in `top`, once finished (or after the wait), with its
-    /// tracks here; `None` when neither this directory nor the bucket has it.
-    async fn earlier(&self, top: &Path, k: u32, lost: bool, fetched: &mut Vec<PathBuf>) -> Option<Manifest> {
+    /// tracks here; `None` when neither this directory nor the bucket has it. `next`: the
+    /// segment after it, which says whether its recorder was lost.
+    async fn earlier(
+        &self,
+        top: &Path,
+        k: u32,
+        next: Option<&Manifest>,
+        fetched: &mut Vec<PathBuf>,
+    ) -> Option<Manifest> {
+        let link = next.and_then(|m| m.continues.as_ref());
+        let lost = link.is_some_and(|l| l.reason == Interruption::RecorderLost);
         let dir = top.join(segment_rel(k));
         let path = dir.join(MANIFEST);
         let deadline = Instant::now() + if lost { LOST_WAIT.min(self.wait) } else { self.wait };
@@ -168,6 +172,14 @@ impl Stitcher {
         }
         let m = m?;
         if let (Some(s), Some(p), false) = (&self.storage, &prefix, local) {
+            if let (true, Some(next)) = (lost, next) {
+                // A lost pod's parts: complete its uploads once it cannot any more.
+                let began = next.started_wall_ms + link.map_or(0, |l| l.interrupted_ms + l.gap_ms);
+                if let Err(e) = s.recover_abandoned(&self.root, &dir, abandoned_after(began, self.wait)).await
+                {
+                    warn!(dir = %dir.display(), "recovering the lost segment's uploads: {e:#}");
+                }
+            }
             for (_, t) in m.tracks() {
                 let to = dir.join(&t.file);
                 match s.fetch(&format!("{p}/{}", t.file), &to).await {
@@ -196,6 +208,16 @@ impl Stitcher {
             }
         }
     }
+}
+
+/// When a segment's lost recorder, replaced at `began_wall_ms`, has had `wait` to finish its
+/// uploads itself (as an instant of this clock).
+pub fn abandoned_after(began_wall_ms: u64, wait: Duration) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = (began_wall_ms + wait.as_millis() as u64).saturating_sub(now_ms);
+    Instant::now() + Duration::from_millis(left)
 }
 
 fn read(path: &Path) -> Option<Manifest> {

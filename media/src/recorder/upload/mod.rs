@@ -18,9 +18,13 @@
 //! `--s3-finish-timeout-s`; a failure for good keeps the local files and becomes the
 //! recording's [`ErrorCode::Upload`] failure, naming the object and S3's answer.
 //!
+//! A journal of the open uploads and their parts (`.uploads.json`, [`journal`]) goes up with
+//! every new part, so the recorder that continues a lost pod's recording completes them.
+//!
 //! Object keys: `<shard>/<room path>/<start time>/<file>`, e.g.
 //! `eu-1/acme/standup/2026-12-06T10-49-21.042Z/alice-v0.webm` (the recording directory's layout,
 //! [`super::layout`], under the Shard's name); [`plan::key_prefix`].
+pub mod journal;
 pub mod objects;
 pub mod plan;
 
@@ -203,6 +207,7 @@ impl Storage {
             tracks: BTreeMap::new(),
             wholes: BTreeMap::new(),
             pending: self.pending.clone().map(PendingBytes::new),
+            journaled: journal::Journal::default(),
         };
         let task = tokio::spawn(state.run(stop_rx));
         Uploader { stop: Some(stop), task: Some(task), location }
@@ -290,6 +295,8 @@ struct State {
     wholes: BTreeMap<String, Seen>,
     /// This upload's share of the pending-bytes gauge (gone with it).
     pending: Option<PendingBytes>,
+    /// The journal as last PUT ([`journal`]).
+    journaled: journal::Journal,
 }
 
 impl State {
@@ -331,6 +338,10 @@ impl State {
         });
         match done {
             Ok(files) => {
+                if !self.journaled.is_empty() {
+                    // Nothing is open any more: no recovery may touch these files.
+                    let _ = self.store.delete(&self.key(journal::JOURNAL)).await;
+                }
                 let location = format!("s3://{}/{}/", self.bucket, self.prefix);
                 let took_ms = started.elapsed().as_millis() as u64;
                 info!(%location, files = files.len(), took_ms, "recording uploaded");
@@ -390,7 +401,33 @@ impl State {
         if let Some(p) = &mut self.pending {
             p.set(pending);
         }
+        if let Err(e) = self.put_journal().await {
+            first_err.get_or_insert(e);
+        }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// The open uploads and their parts into the bucket, when they changed.
+    async fn put_journal(&mut self) -> Result<(), String> {
+        let uploads = self.tracks.iter().filter_map(|(name, t)| {
+            let open = journal::Open {
+                upload_id: t.upload.clone()?,
+                parts: t.parts.iter().map(|p| p.id.content_id.clone()).collect(),
+                bytes: t.uploaded(),
+            };
+            (!open.parts.is_empty()).then(|| (name.clone(), open))
+        });
+        let j = journal::Journal { uploads: uploads.collect() };
+        if j == self.journaled {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&j).unwrap_or_default();
+        self.store
+            .put(&self.key(journal::JOURNAL), PutPayload::from(body))
+            .await
+            .map_err(|e| self.refused("the upload journal", journal::JOURNAL, e))?;
+        self.journaled = j;
+        Ok(())
     }
 
     /// Local bytes of `files` not in the bucket yet: the tail of each streamed file beyond its
