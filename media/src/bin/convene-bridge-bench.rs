@@ -3,7 +3,8 @@
 //! Runs `convene-bridge` as its own process and acts as its signaling over the real control
 //! WebSocket. One str0m publisher sends 3 simulcast layers (q 200 kbps, h 500 kbps, f 2.5 Mbps)
 //! plus Opus; N str0m subscribers receive. Per N it prints forwarded packets/s, the bridge's
-//! CPU-seconds per second, packets/s per core and the bridge's receive→send latency p50/p99.
+//! CPU-seconds per second, packets/s per core, the media thread's wake-ups per second and the
+//! bridge's receive→send latency p50/p99.
 //! In the same run a plain UDP forwarder (receive, one AES-128-GCM seal per copy, send; no
 //! ICE/DTLS/RTP logic) gets the same packet stream; our packets/s-per-core is printed as a
 //! ratio of its.
@@ -230,6 +231,26 @@ fn cpu_seconds(pid: u32) -> f64 {
     total as f64 / 1e9
 }
 
+/// Voluntary and involuntary context switches of one thread (`/proc/.../status`). A thread
+/// blocks once per voluntary switch, so those are its wake-ups; involuntary ones are
+/// preemptions (CPU contention), printed apart.
+fn ctxt_switches(status_path: &str) -> (u64, u64) {
+    let s = std::fs::read_to_string(status_path).unwrap_or_default();
+    let field =
+        |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    (field("voluntary_ctxt_switches:"), field("nonvoluntary_ctxt_switches:"))
+}
+
+/// The bridge's media thread (named `convene-media`): the status file to read its switches from.
+fn media_thread_status(pid: u32) -> anyhow::Result<String> {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+        if std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "convene-media") {
+            return Ok(t.path().join("status").to_string_lossy().into_owned());
+        }
+    }
+    bail!("no convene-media thread in bridge process {pid}")
+}
+
 fn thread_cpu_seconds() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
@@ -251,17 +272,23 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default()
 }
 
-struct Row {
-    n: usize,
+/// One measured run of either forwarder; `wakeups`/`preempted` are per second.
+struct Run {
     pps: f64,
     cpu: f64,
-    p50: u64,
-    p99: u64,
-    base_pps: f64,
-    base_cpu: f64,
+    wakeups: f64,
+    preempted: f64,
 }
 
-fn run_bridge(n: usize, bwe: bool) -> anyhow::Result<(f64, f64, u64, u64)> {
+struct Row {
+    n: usize,
+    bridge: Run,
+    p50: u64,
+    p99: u64,
+    base: Run,
+}
+
+fn run_bridge(n: usize, bwe: bool) -> anyhow::Result<(Run, u64, u64)> {
     let (bridge, mut sig) = start_bridge(bwe)?;
     let mut peers = vec![Peer::new("pub", true)?];
     for i in 0..n {
@@ -333,19 +360,28 @@ fn run_bridge(n: usize, bwe: bool) -> anyhow::Result<(f64, f64, u64, u64)> {
     };
     http_get(bridge.http, "/stats/reset");
     let pid = bridge.child.id();
+    let media = media_thread_status(pid)?;
     let (out0, _, _) = stats(&bridge);
     let cpu0 = cpu_seconds(pid);
+    let (vol0, invol0) = ctxt_switches(&media);
     let t0 = Instant::now();
     pump(&mut peers, &mut sig, t0 + MEASURE)?;
     let dt = t0.elapsed().as_secs_f64();
     let cpu = (cpu_seconds(pid) - cpu0) / dt;
+    let (vol1, invol1) = ctxt_switches(&media);
     let (out1, p50, p99) = stats(&bridge);
-    Ok(((out1 - out0) as f64 / dt, cpu, p50, p99))
+    let run = Run {
+        pps: (out1 - out0) as f64 / dt,
+        cpu,
+        wakeups: (vol1 - vol0) as f64 / dt,
+        preempted: (invol1 - invol0) as f64 / dt,
+    };
+    Ok((run, p50, p99))
 }
 
 /// The baseline: receive, seal each copy with AES-128-GCM, send to N sinks. Same input
 /// stream shape: the f layer (forwarded) plus q/h (received, dropped) plus audio.
-fn run_baseline(n: usize) -> anyhow::Result<(f64, f64)> {
+fn run_baseline(n: usize) -> anyhow::Result<Run> {
     let fwd = UdpSocket::bind("127.0.0.1:0")?;
     fwd.set_read_timeout(Some(Duration::from_millis(5)))?;
     let fwd_addr = fwd.local_addr()?;
@@ -355,6 +391,8 @@ fn run_baseline(n: usize) -> anyhow::Result<(f64, f64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let copies = Arc::new(AtomicU64::new(0));
     let cpu_ns = Arc::new(AtomicU64::new(0));
+    // The forwarder thread's (voluntary, involuntary) context switches, as the bridge's.
+    let switches = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     // Sink: drain so the kernel does not drop at the socket buffer.
     let s2 = stop.clone();
     let drain = std::thread::spawn(move || {
@@ -363,7 +401,7 @@ fn run_baseline(n: usize) -> anyhow::Result<(f64, f64)> {
             let _ = sink.recv_from(&mut b);
         }
     });
-    let (s3, c3, cpu3) = (stop.clone(), copies.clone(), cpu_ns.clone());
+    let (s3, c3, cpu3, sw3) = (stop.clone(), copies.clone(), cpu_ns.clone(), switches.clone());
     let forwarder = std::thread::spawn(move || -> anyhow::Result<()> {
         let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &[7u8; 16]).map_err(|_| anyhow!("key"))?);
         let mut buf = [0u8; 2048];
@@ -396,6 +434,9 @@ fn run_baseline(n: usize) -> anyhow::Result<(f64, f64)> {
                 c3.fetch_add(1, Ordering::Relaxed);
             }
             cpu3.store(((thread_cpu_seconds() - start) * 1e9) as u64, Ordering::Relaxed);
+            let (vol, invol) = ctxt_switches("/proc/thread-self/status");
+            sw3[0].store(vol, Ordering::Relaxed);
+            sw3[1].store(invol, Ordering::Relaxed);
         }
         Ok(())
     });
@@ -404,7 +445,8 @@ fn run_baseline(n: usize) -> anyhow::Result<(f64, f64)> {
     let mut next_audio = Instant::now();
     let mut next_video = Instant::now();
     let start = Instant::now();
-    let mut measure_start: Option<(Instant, u64, u64)> = None;
+    let mut measure_start: Option<(Instant, u64, u64, [u64; 2])> = None;
+    let switches_now = || [switches[0].load(Ordering::Relaxed), switches[1].load(Ordering::Relaxed)];
     let send = |layer: u8, size: usize| {
         let mut p = vec![0x80u8; size];
         p[1] = layer;
@@ -413,9 +455,10 @@ fn run_baseline(n: usize) -> anyhow::Result<(f64, f64)> {
     loop {
         let now = Instant::now();
         if measure_start.is_none() && now.duration_since(start) >= WARMUP {
-            measure_start = Some((now, copies.load(Ordering::Relaxed), cpu_ns.load(Ordering::Relaxed)));
+            measure_start =
+                Some((now, copies.load(Ordering::Relaxed), cpu_ns.load(Ordering::Relaxed), switches_now()));
         }
-        if let Some((t0, _, _)) = measure_start
+        if let Some((t0, _, _, _)) = measure_start
             && now.duration_since(t0) >= MEASURE
         {
             break;
@@ -437,14 +480,20 @@ fn run_baseline(n: usize) -> anyhow::Result<(f64, f64)> {
         }
         std::thread::sleep(Duration::from_micros(500));
     }
-    let (t0, c0, cpu0) = measure_start.ok_or_else(|| anyhow!("no measurement"))?;
+    let (t0, c0, cpu0, sw0) = measure_start.ok_or_else(|| anyhow!("no measurement"))?;
     let dt = t0.elapsed().as_secs_f64();
     let c1 = copies.load(Ordering::Relaxed);
     let cpu1 = cpu_ns.load(Ordering::Relaxed);
+    let sw1 = switches_now();
     stop.store(true, Ordering::Relaxed);
     forwarder.join().map_err(|_| anyhow!("forwarder panicked"))??;
     let _ = drain.join();
-    Ok(((c1 - c0) as f64 / dt, (cpu1 - cpu0) as f64 / 1e9 / dt))
+    Ok(Run {
+        pps: (c1 - c0) as f64 / dt,
+        cpu: (cpu1 - cpu0) as f64 / 1e9 / dt,
+        wakeups: (sw1[0] - sw0[0]) as f64 / dt,
+        preempted: (sw1[1] - sw0[1]) as f64 / dt,
+    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -455,34 +504,48 @@ fn main() -> anyhow::Result<()> {
     let ns: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let ns = if ns.is_empty() { vec![1, 10, 25, 50] } else { ns };
     let mut rows = Vec::new();
+    let mut failed = Vec::new();
     println!("bridge BWE: {}", if bwe { "on" } else { "off" });
     for n in ns {
         eprintln!("N={n}: bridge …");
-        let (pps, cpu, p50, p99) = run_bridge(n, bwe)?;
+        // A load the machine cannot set up is a row saying so, not the end of the run.
+        let (bridge, p50, p99) = match run_bridge(n, bwe) {
+            Ok(r) => r,
+            Err(e) => {
+                failed.push(format!("N={n}: {e:#}"));
+                continue;
+            }
+        };
         eprintln!("N={n}: baseline …");
-        let (base_pps, base_cpu) = run_baseline(n)?;
-        rows.push(Row { n, pps, cpu, p50, p99, base_pps, base_cpu });
+        let base = run_baseline(n)?;
+        rows.push(Row { n, bridge, p50, p99, base });
     }
     println!(
-        "| N | forwarded pkt/s | bridge CPU s/s | pkt/s per core | latency p50 | latency p99 | baseline pkt/s | baseline CPU s/s | baseline pkt/s per core | ratio |"
+        "| N | forwarded pkt/s | bridge CPU s/s | pkt/s per core | wake-ups/s | preempted/s | latency p50 | latency p99 | baseline pkt/s | baseline CPU s/s | baseline pkt/s per core | baseline wake-ups/s | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
-        let per_core = r.pps / r.cpu.max(1e-9);
-        let base_per_core = r.base_pps / r.base_cpu.max(1e-9);
+        let per_core = r.bridge.pps / r.bridge.cpu.max(1e-9);
+        let base_per_core = r.base.pps / r.base.cpu.max(1e-9);
         println!(
-            "| {} | {:.0} | {:.3} | {:.0} | {} µs | {} µs | {:.0} | {:.3} | {:.0} | {:.0}% |",
+            "| {} | {:.0} | {:.3} | {:.0} | {:.0} | {:.0} | {} µs | {} µs | {:.0} | {:.3} | {:.0} | {:.0} | {:.0}% |",
             r.n,
-            r.pps,
-            r.cpu,
+            r.bridge.pps,
+            r.bridge.cpu,
             per_core,
+            r.bridge.wakeups,
+            r.bridge.preempted,
             r.p50,
             r.p99,
-            r.base_pps,
-            r.base_cpu,
+            r.base.pps,
+            r.base.cpu,
             base_per_core,
+            r.base.wakeups,
             100.0 * per_core / base_per_core.max(1e-9)
         );
+    }
+    for f in failed {
+        println!("not measured: {f}");
     }
     Ok(())
 }
