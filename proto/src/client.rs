@@ -125,6 +125,12 @@ pub enum ClientMsg {
     SetE2ee {
         enabled: bool,
     },
+    /// Moderator: spotlight a participant for everyone (their tile takes the stage in every
+    /// client, unless a client pinned another), or nobody (`target` absent or null).
+    Spotlight {
+        #[serde(default)]
+        target: Option<String>,
+    },
     /// Moderator: end the meeting for everyone (each gets `meeting_ended`, then the socket closes).
     EndMeeting,
     Ping,
@@ -179,6 +185,9 @@ pub struct RoomInfo {
     /// cannot decode it, and recording is refused.
     #[serde(default)]
     pub e2ee: bool,
+    /// The participant a moderator spotlighted for everyone (`spotlight`), while in the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spotlight: Option<String>,
 }
 
 /// Why a recording stopped.

@@ -429,3 +429,29 @@ async fn e2ee_room_flag_and_recording_refused() {
     let code = error(&mut host).await;
     assert!(code != "recording_e2ee", "{code}");
 }
+
+#[tokio::test]
+async fn spotlight_for_everyone_cleared_when_they_leave() {
+    let (addr, _app) = server().await;
+    auto_bridge(&addr).await;
+    let (mut host, _) = join(&addr, "stage", "Host").await;
+    let (mut ann, ann_id) = join(&addr, "stage", "Ann").await;
+    send(&mut ann, json!({"type": "spotlight", "target": ann_id})).await;
+    assert_eq!(error(&mut ann).await, "not_moderator");
+    send(&mut host, json!({"type": "spotlight", "target": "nobody"})).await;
+    assert_eq!(error(&mut host).await, "unknown_participant");
+    send(&mut host, json!({"type": "spotlight", "target": ann_id})).await;
+    assert_eq!(next(&mut host, "room").await["room"]["spotlight"], ann_id.as_str());
+    assert_eq!(next(&mut ann, "room").await["room"]["spotlight"], ann_id.as_str());
+    // A late joiner learns it from `joined`.
+    let mut bob = connect(&addr).await;
+    send(&mut bob, json!({"type": "join", "v": 2, "room": "stage", "name": "Bob"})).await;
+    assert_eq!(next(&mut bob, "joined").await["room"]["spotlight"], ann_id.as_str());
+    // The spotlighted one leaves: nobody is.
+    send(&mut ann, json!({"type": "leave"})).await;
+    assert!(next(&mut host, "room").await["room"].get("spotlight").is_none());
+    assert!(next(&mut bob, "room").await["room"].get("spotlight").is_none());
+    // Clearing what is clear changes nothing.
+    send(&mut host, json!({"type": "spotlight", "target": null})).await;
+    none_of(&mut bob, "room").await;
+}

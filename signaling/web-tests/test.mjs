@@ -844,6 +844,40 @@ await check('settings: switch camera and microphone live (two fake cameras), rem
   } finally { for (const p of pages) await close(p); }
 });
 
+// Spotlight: a moderator puts one participant on everyone's stage (the speaker view, and the
+// receiver constraints that come with it); a participant's own pin still wins; stopping it
+// brings everyone back to the view they had.
+await check('spotlight: a moderator puts one participant on everyone\'s stage', async () => {
+  const room = 'spotlit';
+  let pages = [];
+  try {
+    const mod = await open(`${BASE}${room}?name=mia&autojoin=1`, 'mia');
+    pages.push(mod);
+    await waitFor('mia moderates', () => mod.page.evaluate(() => window.convene.state.me?.moderator === true), 15000);
+    pages.push(...await Promise.all(['noah', 'olivia'].map((n) => open(`${BASE}${room}?name=${n}&autojoin=1`, n))));
+    await allDecode(pages);
+    const [, b, c] = pages;
+    const [aid, , cid] = await Promise.all(pages.map(myId));
+    const onStage = (p) => p.page.evaluate(() => document.querySelector('#stage-area').dataset.layout === 'stage' && document.querySelector('#stage .tile')?.dataset.key);
+    await mod.page.click('#btn-people');
+    await clickWhen(mod, `#participant-list li[data-id="${cid}"] button[data-action="spotlight"]`);
+    for (const p of [mod, b]) await waitFor(`${p.label}: olivia on the stage`, async () => (await onStage(p)) === cid, 5000);
+    const k = await waitFor('noah: constraints for the stage', async () => { const k = await constraintsOf(b); return k.pinned[0] === cid && k.max_height[`${cid}-v0`] >= 360 && k; }, 5000);
+    log(`  noah's constraints with olivia spotlighted: ${JSON.stringify(k)}`);
+    if (!(await b.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"]`).getAttribute('aria-label').includes('in the spotlight'), cid))) throw new Error('the tile does not say it is spotlighted');
+    if (await mod.page.evaluate((id) => document.querySelector(`#participant-list li[data-id="${id}"] button[data-action="spotlight"]`).getAttribute('aria-pressed'), cid) !== 'true') throw new Error('the button is not pressed');
+    await axeCheck(mod, 'the meeting with a spotlight (moderator, participants panel open)');
+    // noah's own pin wins over the spotlight, and unpinning goes back to it.
+    await clickWhen(b, `.tile[data-key="${aid}"] .pin`);
+    await waitFor('noah: his pin on the stage', async () => (await onStage(b)) === aid, 3000);
+    await clickWhen(b, `.tile[data-key="${aid}"] .pin`);
+    await waitFor('noah: olivia again', async () => (await onStage(b)) === cid, 3000);
+    // Stopped: everyone back in the tile view.
+    await clickWhen(mod, `#participant-list li[data-id="${cid}"] button[data-action="spotlight"][aria-pressed="true"]`);
+    for (const p of [mod, b]) await waitFor(`${p.label}: tile view again`, () => p.page.evaluate(() => document.querySelector('#stage-area').dataset.layout === 'tile'), 5000);
+  } finally { for (const p of pages) await close(p); }
+});
+
 await check('end meeting for all (moderator)', async () => {
   let pages = [];
   try {

@@ -210,6 +210,7 @@ async function onMessage(m) {
     // Everyone is told when a recording starts (and by whom) and when it stops.
     case 'room':
       if (m.room.recording && !state.room?.recording && state.me) notice(t('rec_started', { by: m.room.recording_by || '' }), { key: 'rec' });
+      if ((m.room.spotlight || null) !== (state.room?.spotlight || null)) spotlightChanged(m.room.spotlight);
       reduce(m);
       roomE2ee();
       break;
@@ -222,6 +223,7 @@ async function onMessage(m) {
 
 on('joined', () => {
   enterMeeting();
+  if (state.room?.spotlight) spotlightChanged(state.room.spotlight);
   roomE2ee();
   // The first moderator with a passphrase makes the room end-to-end encrypted.
   keyReady.then(() => {
@@ -231,6 +233,18 @@ on('joined', () => {
   // Joining a meeting that is being recorded: said once, with who started it.
   if (state.room?.recording) notice(t('rec_in_progress', { by: state.room.recording_by || '' }), { key: 'rec', timeout: 10000 });
 });
+// A moderator's spotlight takes everyone to the speaker view; clearing it goes back.
+function spotlightChanged(id) {
+  if (id) {
+    if (!state.spotLayout) state.spotLayout = state.layout;
+    state.layout = 'stage';
+    const p = state.participants.get(id);
+    if (p) announce(t('spotlight_notice', { name: isMe(id) ? t('you_cap') : p.name }));
+  } else if (state.spotLayout) {
+    state.layout = state.spotLayout; state.spotLayout = null;
+  }
+}
+
 on('rejoined', () => {
   stage.clearRemote(); media.clearRemote();
   // A restarted signaling server has forgotten the room's E2EE flag: never fall back to clear

@@ -56,6 +56,7 @@ const STRINGS = {
     e2ee_not_on: 'This meeting is not end-to-end encrypted; a moderator can turn it on.',
     e2ee_unsupported: 'This browser cannot do end-to-end encryption (no encoded transforms).',
     e2ee_need_passphrase: 'Enter a passphrase first, then share it with the others out of band.',
+    spotlight: 'Spotlight', stop_spotlight: 'Stop spotlight', spotlighted: 'in the spotlight', spotlight_notice: '{name} is in the spotlight.',
     e_recording_e2ee: 'This meeting is end-to-end encrypted: it cannot be recorded.',
   },
   de: {
@@ -113,6 +114,7 @@ const STRINGS = {
     e2ee_not_on: 'Diese Besprechung ist nicht Ende-zu-Ende-verschlüsselt; ein Moderator kann es einschalten.',
     e2ee_unsupported: 'Dieser Browser kann keine Ende-zu-Ende-Verschlüsselung (keine Encoded Transforms).',
     e2ee_need_passphrase: 'Geben Sie zuerst eine Passphrase ein und teilen Sie sie den anderen auf anderem Weg mit.',
+    spotlight: 'Hervorheben', stop_spotlight: 'Hervorhebung beenden', spotlighted: 'hervorgehoben', spotlight_notice: '{name} ist hervorgehoben.',
     e_recording_e2ee: 'Diese Besprechung ist Ende-zu-Ende-verschlüsselt: Sie kann nicht aufgezeichnet werden.',
   },
 };

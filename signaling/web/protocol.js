@@ -37,6 +37,7 @@ export function makeProtocol(send) {
     setPassword: (password) => send({ type: 'set_password', password: password || null }),
     setRecording: (recording) => send({ type: 'set_recording', recording: !!recording }),
     setE2ee: (enabled) => send({ type: 'set_e2ee', enabled: !!enabled }),
+    spotlight: (target) => send({ type: 'spotlight', target: target || null }),
     endMeeting: () => send({ type: 'end_meeting' }),
     ping: () => send({ type: 'ping' }),
   };

@@ -29,7 +29,7 @@ export class People {
     const recHtml = `${icon('rec', 'rec')}<span>${t(r.recording ? 'stop_recording' : 'start_recording')}</span>`;
     if (rec.dataset.html !== recHtml) { rec.dataset.html = recHtml; rec.innerHTML = recHtml; }
     rec.setAttribute('aria-pressed', String(!!r.recording));
-    const sig = JSON.stringify([mod, [...state.participants.values()], state.hands, state.dominant]);
+    const sig = JSON.stringify([mod, [...state.participants.values()], state.hands, state.dominant, r.spotlight]);
     if (sig !== this.sig) {
       this.sig = sig;
       $('#participant-list').replaceChildren(...[...state.participants.values()].map((p) => {
@@ -43,6 +43,13 @@ export class People {
         const said = [p.moderator && t('moderator'), p.hand_raised && t('hand_raised'), p.audio_muted && t('muted'), p.video_muted && t('cam_off')].filter(Boolean).join(', ');
         if (said) f.append(Object.assign(document.createElement('span'), { className: 'sr-only', textContent: `(${said})` }));
         li.append(name, f);
+        if (mod) {
+          const on = r.spotlight === p.id;
+          const b = btn(t(on ? 'stop_spotlight' : 'spotlight'), 'spotlight', () => this.proto.spotlight(on ? null : p.id));
+          b.setAttribute('aria-pressed', String(on));
+          b.setAttribute('aria-label', `${b.textContent}: ${p.name}`);
+          li.append(b);
+        }
         if (mod && !isMe(p.id)) {
           li.append(
             btn(t('mute'), 'mute', () => this.proto.mute(p.id, 'audio')),

@@ -87,7 +87,9 @@ export class Stage {
       const noVideo = !me && !camOff && !this.hasVideo(tl.key); // not on a slot (last-N) yet
       const name = `${p.name}${me ? ` (${t('you')})` : ''}`;
       tl.name.textContent = name;
-      tl.el.setAttribute('aria-label', [name, muted && t('muted'), p.hand_raised && t('hand_raised'), state.dominant === p.id && t('speaking')].filter(Boolean).join(', '));
+      const spot = state.room?.spotlight === p.id;
+      tl.el.setAttribute('aria-label', [name, spot && t('spotlighted'), muted && t('muted'), p.hand_raised && t('hand_raised'), state.dominant === p.id && t('speaking')].filter(Boolean).join(', '));
+      tl.el.classList.toggle('spotlight', spot);
       tl.micOff.classList.toggle('hidden', !muted);
       tl.hand.classList.toggle('hidden', !p.hand_raised);
       tl.el.classList.toggle('video-off', !!camOff);
@@ -133,6 +135,8 @@ export class Stage {
 
   stageKey() {
     if (state.pinned && this.tiles.has(state.pinned)) return state.pinned;
+    const spot = state.room?.spotlight; // a moderator's choice for everyone, under our own pin
+    if (spot && !isMe(spot) && this.tiles.has(spot)) return spot;
     const screens = [...this.tiles.values()].filter((x) => x.screen && !x.local);
     const auto = screens.find((x) => x.key === state.autoStage) || screens[screens.length - 1];
     if (auto) return auto.key;

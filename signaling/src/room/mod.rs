@@ -59,6 +59,8 @@ pub struct Room {
     pub hands_raised: u64,
     /// End-to-end encrypted (`set_e2ee`): recording is refused.
     pub e2ee: bool,
+    /// The participant on everyone's stage (`spotlight`).
+    pub spotlight: Option<String>,
 }
 
 impl Room {
@@ -75,6 +77,7 @@ impl Room {
             recording_by: self.recording.as_ref().filter(|x| x.running).map(|x| x.by.clone()),
             dominant_speaker: self.dominant.clone(),
             e2ee: self.e2ee,
+            spotlight: self.spotlight.clone(),
         }
     }
 
@@ -195,6 +198,10 @@ pub fn remove(app: &Arc<App>, r: &mut Room, pid: &str) -> Left {
         app.metrics.participants.dec();
         r.broadcast(&ServerMsg::ParticipantLeft { id: pid.to_string() }, None);
         bridge = p.bridge;
+        if r.spotlight.as_deref() == Some(pid) {
+            r.spotlight = None;
+            r.broadcast_room();
+        }
         // Keep a moderator on an open shard: promote the earliest participant. On a JWT shard
         // moderators come from tokens (or a grant), never automatically.
         if p.info.moderator
@@ -254,6 +261,7 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
             | ClientMsg::SetPassword { .. }
             | ClientMsg::SetRecording { .. }
             | ClientMsg::SetE2ee { .. }
+            | ClientMsg::Spotlight { .. }
             | ClientMsg::EndMeeting
     );
     if needs_moderator && !me.info.moderator {
@@ -300,6 +308,7 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
         ),
         ClientMsg::SetRecording { recording } => crate::recording::set(app, r, pid, tx, my_name, recording),
         ClientMsg::SetE2ee { enabled } => moderation::set_e2ee(app, r, tx, enabled),
+        ClientMsg::Spotlight { target } => moderation::spotlight(app, r, tx, target),
         ClientMsg::SetLobby { enabled } => lobby::set_enabled(app, r, enabled),
         ClientMsg::LobbyAdmit { id } => lobby::admit(app, r, tx, &id),
         ClientMsg::LobbyDeny { id } => lobby::deny(app, r, tx, &id),

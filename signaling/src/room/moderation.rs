@@ -1,5 +1,5 @@
 //! Moderator actions: mute one or all, kick, grant moderator, password lock, end-to-end
-//! encryption flag (recording: `crate::recording`).
+//! encryption flag, spotlight (recording: `crate::recording`).
 //! The caller has checked that the sender is a moderator.
 use crate::protocol::{ErrorCode, MuteKind, ParticipantInfo, ServerMsg};
 use crate::room::{After, Room, refuse, remove};
@@ -73,6 +73,20 @@ pub fn set_e2ee(app: &App, r: &mut Room, tx: &Tx, enabled: bool) {
     }
     if r.e2ee != enabled {
         r.e2ee = enabled;
+        r.broadcast_room();
+    }
+}
+
+/// Put a participant on everyone's stage, or nobody.
+pub fn spotlight(app: &App, r: &mut Room, tx: &Tx, target: Option<String>) {
+    if let Some(t) = &target
+        && !r.participants.contains_key(t)
+    {
+        refuse(app, tx, ErrorCode::UnknownParticipant, "no such participant");
+        return;
+    }
+    if r.spotlight != target {
+        r.spotlight = target;
         r.broadcast_room();
     }
 }
