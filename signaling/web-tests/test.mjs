@@ -489,6 +489,78 @@ try {
     await k('Enter');
   });
 
+  await check('connection details: a tile\'s popover and our own show getStats figures', async () => {
+    if (main.length < 3) throw new Error('no call');
+    const [a, b] = main;
+    const bid = await myId(b);
+    // The popover's rows as shown (term -> value), once it has the figures.
+    const rows = (p, ok) => waitFor(`${p.label}: popover figures`, () => p.page.evaluate(() => {
+      const pop = document.querySelector('#stats-popover');
+      if (pop.classList.contains('hidden')) return null;
+      return Object.fromEntries([...pop.querySelectorAll('dt')].map((dt) => [dt.textContent, dt.nextElementSibling.textContent]));
+    }).then((r) => r && ok(r) && r), 8000, 250);
+    await clickWhen(a, `.tile[data-key="${bid}"] .conn`);
+    const r = await rows(a, (x) => /^down [1-9]/.test(x.Bitrate || '') && /^\d+×\d+$/.test(x.Resolution || ''));
+    log(`  alice's popover for bob: ${JSON.stringify(r)}`);
+    const h = Number(r.Resolution.split('×')[1]);
+    if (!(h >= 90) || !(Number(r['Frame rate']) > 0) || !/^\d+\.\d%$/.test(r['Packet loss'] || '') || !/^\d+ ms$/.test(r['Round trip'] || '') || r.Route !== 'direct') throw new Error(`figures ${JSON.stringify(r)}`);
+    await a.page.keyboard.press('Escape');
+    await waitFor('popover closed', () => a.page.evaluate(() => document.querySelector('#stats-popover').classList.contains('hidden')), 3000);
+    await a.page.click('#quality');
+    const me = await rows(a, (x) => /^up [1-9].*, down [1-9]/.test(x.Bitrate || ''));
+    log(`  alice's own connection: ${JSON.stringify(me)}`);
+    await a.page.keyboard.press('Escape');
+    await waitFor('popover closed', () => a.page.evaluate(() => document.querySelector('#stats-popover').classList.contains('hidden')), 3000);
+  });
+
+  await check('chat: a private message reaches only its recipient, with a timestamp', async () => {
+    if (main.length < 3) throw new Error('no call');
+    const [a, b, c] = main;
+    const bid = await myId(b);
+    const text = `psst, only for bob ${Date.now()}`;
+    await a.page.click('#btn-chat');
+    await a.page.selectOption('#chat-to', bid);
+    await a.page.fill('#chat-input', text);
+    await a.page.press('#chat-input', 'Enter');
+    const line = (p) => p.page.evaluate((tx) => {
+      const m = [...document.querySelectorAll('#chat-log .msg')].find((e) => e.textContent.includes(tx));
+      return m && { private: m.classList.contains('private'), text: m.textContent, time: m.querySelector('time')?.dateTime || '' };
+    }, text);
+    const got = await waitFor('bob has it', async () => { const l = await line(b); return l && l; }, 5000, 100);
+    const sent = await waitFor('alice shows it', async () => { const l = await line(a); return l && l; }, 5000, 100);
+    log(`  bob: ${JSON.stringify(got)}; alice: ${JSON.stringify(sent.text)}`);
+    if (!got.private || !got.text.includes('(privately)') || !/^\d{4}-\d\d-\d\dT/.test(got.time)) throw new Error(`bob's line ${JSON.stringify(got)}`);
+    if (!sent.private || !sent.text.includes('(to bob)')) throw new Error(`alice's line ${JSON.stringify(sent)}`);
+    await sleep(1000);
+    if (await c.page.evaluate((tx) => window.convene.state.chat.some((m) => m.text.includes(tx)), text)) throw new Error('carol got the private message');
+    await a.page.selectOption('#chat-to', '');
+    await a.page.click('#btn-chat');
+  });
+
+  await check('keyboard: D shares the screen, P opens and closes the participants', async () => {
+    if (main.length < 3) throw new Error('no call');
+    const [a, b] = main;
+    const aid = await myId(a);
+    // Headless Chromium has no screen: the capture is a canvas.
+    await a.page.evaluate(() => {
+      const cv = document.createElement('canvas'); cv.width = 640; cv.height = 360;
+      const g = cv.getContext('2d'); let n = 0;
+      setInterval(() => { g.fillStyle = `hsl(${(n += 7) % 360},70%,50%)`; g.fillRect(0, 0, 640, 360); }, 66);
+      const stream = cv.captureStream(15);
+      navigator.mediaDevices.getDisplayMedia = async () => stream;
+    });
+    await a.page.bringToFront();
+    await a.page.evaluate(() => document.activeElement?.blur());
+    await a.page.keyboard.press('d');
+    await waitFor('bob sees the share', () => b.page.evaluate((id) => window.convene.state.participants.get(id)?.screen === true, aid), 5000);
+    await a.page.keyboard.press('d');
+    await waitFor('share stopped', () => b.page.evaluate((id) => window.convene.state.participants.get(id)?.screen === false && document.querySelector('#stage-area').dataset.layout === 'tile', aid), 5000);
+    await a.page.keyboard.press('p');
+    await waitFor('participants open, focus in it', () => a.page.evaluate(() => !document.querySelector('#participants-panel').classList.contains('hidden') && !!document.activeElement?.closest('#participants-panel')), 3000);
+    await a.page.keyboard.press('p');
+    await waitFor('participants closed, focus back on its button', () => a.page.evaluate(() => document.querySelector('#participants-panel').classList.contains('hidden') && document.activeElement?.id === 'btn-people'), 3000);
+  });
+
   await check('accessibility: axe finds no serious violations in the meeting', async () => {
     if (main.length < 3) throw new Error('no call');
     await axeCheck(main[1], 'the meeting page');
@@ -772,6 +844,10 @@ await check('relay-only (coturn, ephemeral credentials) still decodes', async ()
       const user = await p.page.evaluate(() => window.convene.state.iceServers[0]?.username || '');
       if (!/^\d+:[0-9a-f]+$/.test(user)) throw new Error(`unexpected TURN username ${user}`);
     }
+    // The connection popover says so.
+    const p = pages[0];
+    await p.page.click('#quality');
+    await waitFor('the popover says relayed', () => p.page.evaluate(() => [...document.querySelectorAll('#stats-popover dd')].some((d) => d.textContent === 'relayed (TURN)')), 8000, 250);
   } finally { for (const p of pages) await close(p); }
 });
 
