@@ -439,6 +439,18 @@ try {
     await waitFor('hands down', () => c.page.evaluate(() => window.convene.state.hands.length === 0), 5000);
   });
 
+  await check('active speaker: the dominant speaker\'s tile is highlighted, and only that one', async () => {
+    if (main.length < 3) throw new Error('no call');
+    const c = main[2];
+    // The fake microphones beep: the bridge names a dominant speaker; the page marks that tile.
+    const seen = await waitFor('a highlighted dominant speaker', () => c.page.evaluate(() => {
+      const d = window.convene.state.dominant;
+      const lit = [...document.querySelectorAll('.tile.speaking')].map((e) => e.dataset.key);
+      return d && lit.length === 1 && lit[0] === d && document.querySelector(`.tile[data-key="${d}"]`).getAttribute('aria-label').includes('speaking') && d;
+    }), 10000, 100);
+    log(`  dominant speaker ${seen} highlighted on carol's page`);
+  });
+
   await check('keyboard only: M V R C T ? shortcuts, chat with safe links, focus visible', async () => {
     if (main.length < 3) throw new Error('no call');
     const [a, b] = main;
@@ -906,11 +918,25 @@ await check('settings: switch camera and microphone live (two fake cameras), rem
     await waitFor('mic replaced', () => h.page.evaluate(() => window.convene.media.tx.audio.sender.track === window.convene.media.local.audio && window.convene.media.local.audio.readyState === 'live'), 5000);
     await h.page.selectOption('#set-cam', target);
     await waitFor('camera switched again', () => h.page.evaluate((t) => window.convene.media.tx.camera.sender.track?.getSettings().deviceId === t, target), 5000);
+    // Speaker: every remote audio element plays on the chosen output (setSinkId), remembered.
+    const outs = await h.page.evaluate(() => [...document.querySelectorAll('#set-speaker option')].map((o) => o.value));
+    const speaker = outs.filter((v) => v && v !== 'default').at(-1);
+    if (!speaker) throw new Error(`no speaker to choose: ${JSON.stringify(outs)}`);
+    await h.page.selectOption('#set-speaker', speaker);
+    const sinks = await waitFor('audio on the chosen speaker', () => h.page.evaluate((sp) => {
+      const els = [...document.querySelectorAll('#audio-sink audio')];
+      return els.length && els.every((a) => a.sinkId === sp) && els.length;
+    }, speaker), 5000);
+    log(`  ${sinks} audio slot(s) on speaker ${outs.indexOf(speaker) + 1} of ${outs.length}`);
+    // The display name, changed in the call, reaches the others' tiles.
+    await h.page.fill('#set-name', 'Henry Hale');
+    await h.page.dispatchEvent('#set-name', 'change');
+    await waitFor('iris sees the new name', () => i.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"] .name`)?.textContent === 'Henry Hale', hid), 5000);
     await h.page.keyboard.press('Escape');
     const enc = await h.page.evaluate(() => window.convene.media.tx.camera.sender.getParameters().encodings.map((e) => e.active));
     if (JSON.stringify(enc) !== '[true,false,false]') throw new Error(`low quality sends only the q layer: ${JSON.stringify(enc)}`);
     const prefs = await h.page.evaluate(() => JSON.parse(localStorage.getItem('convene.devices')));
-    if (prefs.camId !== target || prefs.quality !== 'low' || prefs.noiseSuppression !== false) throw new Error(`not remembered: ${JSON.stringify(prefs)}`);
+    if (prefs.camId !== target || prefs.quality !== 'low' || prefs.noiseSuppression !== false || prefs.speakerId !== speaker) throw new Error(`not remembered: ${JSON.stringify(prefs)}`);
     // A reload starts with the remembered camera.
     await h.page.goto(`${BASE}devices?name=henry`);
     await waitFor('prejoin uses the remembered camera', () => h.page.evaluate((t) => window.convene.media.local.video?.getSettings().deviceId === t && document.querySelector('#pj-cam').value === t, target), 10000);
@@ -938,6 +964,8 @@ await check('spotlight: a moderator puts one participant on everyone\'s stage', 
     await mod.page.click('#btn-people');
     await clickWhen(mod, `#participant-list li[data-id="${cid}"] button[data-action="spotlight"]`);
     for (const p of [mod, b]) await waitFor(`${p.label}: olivia on the stage`, async () => (await onStage(p)) === cid, 5000);
+    // Screen readers are told (polite live region).
+    await waitFor('noah: announced', () => b.page.evaluate(() => document.querySelector('#live-polite').textContent === 'olivia is in the spotlight.'), 3000, 50);
     const k = await waitFor('noah: constraints for the stage', async () => { const k = await constraintsOf(b); return k.pinned[0] === cid && k.max_height[`${cid}-v0`] >= 360 && k; }, 5000);
     log(`  noah's constraints with olivia spotlighted: ${JSON.stringify(k)}`);
     if (!(await b.page.evaluate((id) => document.querySelector(`.tile[data-key="${id}"]`).getAttribute('aria-label').includes('in the spotlight'), cid))) throw new Error('the tile does not say it is spotlighted');
