@@ -378,6 +378,9 @@ try {
     const bid = await myId(b);
     await clickWhen(a, `#participant-list li[data-id="${bid}"] button[data-action="mute"]`);
     await waitFor('target muted by moderator', () => b.page.evaluate(() => window.convene.state.audioMuted === true && window.convene.media.local.audio?.enabled === false), 5000);
+    // Said at once to a screen reader (assertive live region), naming the moderator.
+    const modName = await a.page.evaluate(() => window.convene.state.me.name);
+    await waitFor('muting announced', () => b.page.evaluate((n) => document.querySelector('#live-assertive').textContent === `${n} muted your microphone.`, modName), 3000, 50);
     await b.page.evaluate(() => window.convene.setMic(true));
     await a.page.evaluate(() => { document.querySelector('#lock-password').value = 'hunter2'; document.querySelector('#lock-form').requestSubmit(); });
     await waitFor('room locked', () => b.page.evaluate(() => window.convene.state.room.locked === true), 5000);
@@ -538,7 +541,10 @@ try {
       const m = [...document.querySelectorAll('#chat-log .msg')].find((e) => e.textContent.includes(tx));
       return m && { private: m.classList.contains('private'), text: m.textContent, time: m.querySelector('time')?.dateTime || '' };
     }, text);
-    const got = await waitFor('bob has it', async () => { const l = await line(b); return l && l; }, 5000, 100);
+    const got = await waitFor('bob has it, and is told (live region)', async () => {
+      const l = await line(b);
+      return l && await b.page.evaluate((tx) => document.querySelector('#live-polite').textContent === `Message from alice: ${tx}`, text) && l;
+    }, 5000, 50);
     const sent = await waitFor('alice shows it', async () => { const l = await line(a); return l && l; }, 5000, 100);
     log(`  bob: ${JSON.stringify(got)}; alice: ${JSON.stringify(sent.text)}`);
     if (!got.private || !got.text.includes('(privately)') || !/^\d{4}-\d\d-\d\dT/.test(got.time)) throw new Error(`bob's line ${JSON.stringify(got)}`);
@@ -979,6 +985,31 @@ await check('spotlight: a moderator puts one participant on everyone\'s stage', 
     // Stopped: everyone back in the tile view.
     await clickWhen(mod, `#participant-list li[data-id="${cid}"] button[data-action="spotlight"][aria-pressed="true"]`);
     for (const p of [mod, b]) await waitFor(`${p.label}: tile view again`, () => p.page.evaluate(() => document.querySelector('#stage-area').dataset.layout === 'tile'), 5000);
+  } finally { for (const p of pages) await close(p); }
+});
+
+// Devices refused: the page says so, the call carries on receive-only, and the others are told
+// (live region) that someone joined.
+await check('permission denied: a clear message, joined anyway, watching the others', async () => {
+  const room = 'denied';
+  let pages = [];
+  try {
+    const host = await open(`${BASE}${room}?name=pat&autojoin=1`, 'pat');
+    pages.push(host);
+    await waitFor('pat joined', () => myId(host), 15000);
+    const shy = await open(`${BASE}${room}?name=quinn`, 'quinn', { args: ['--use-fake-ui-for-media-stream=deny'] });
+    pages.push(shy);
+    await waitFor('quinn: the prejoin says access was denied', () => shy.page.evaluate(() => {
+      const e = document.querySelector('#pj-notice');
+      return !e.classList.contains('hidden') && e.textContent.startsWith('Camera or microphone access was denied.');
+    }), 10000, 100);
+    await shy.page.click('#pj-join');
+    await waitFor('pat: told quinn joined', () => host.page.evaluate(() => document.querySelector('#live-polite').textContent === 'quinn joined'), 10000, 50);
+    const pid = await myId(host);
+    await waitFor('quinn decodes pat', async () => ((await framesByEndpoint(shy)).frames[pid] || 0) > 10, 20000, 250);
+    const q = await shy.page.evaluate(() => ({ tracks: window.convene.media.local.stream.getTracks().length, notice: [...document.querySelectorAll('#notices .notice .text')].map((e) => e.textContent) }));
+    log(`  quinn: ${q.tracks} local tracks, notices ${JSON.stringify(q.notice)}`);
+    if (q.tracks !== 0 || !q.notice.some((n) => n.startsWith('Camera or microphone access was denied.'))) throw new Error(JSON.stringify(q));
   } finally { for (const p of pages) await close(p); }
 });
 
