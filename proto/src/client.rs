@@ -221,6 +221,14 @@ pub enum ServerMsg {
     Hello {
         v: u32,
     },
+    /// The room lives on (or belongs to) another shard of the group: open a WebSocket to `url`
+    /// (as given: it carries the hop count, `?hops=n`) and send the same `join` there. The
+    /// socket closes after this. A reconnect after a lost connection goes to the entry URL
+    /// again, not to `url`.
+    Redirect {
+        shard: String,
+        url: String,
+    },
     Joined {
         v: u32,
         you: ParticipantInfo,
@@ -482,6 +490,8 @@ mod tests {
             video_muted: false,
         };
         assert_eq!(parse(&j.to_json()).unwrap(), j);
+        let r = ServerMsg::Redirect { shard: "meet-b".into(), url: "wss://m/_shard/meet-b/ws".into() };
+        assert_eq!(r.to_json(), r#"{"type":"redirect","shard":"meet-b","url":"wss://m/_shard/meet-b/ws"}"#);
         let o = ClientMsg::Offer {
             sdp: "v=0".into(),
             sources: vec![SourceInfo {

@@ -57,6 +57,31 @@ pub struct SignalingConfig {
     /// PEM certificate chain and private key: signaling serves HTTPS/WSS itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// This shard is a member of a group sharing one domain (see [`crate::routing`]); absent:
+    /// a standalone shard, every room is taken here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingConfig>,
+}
+
+/// Membership of a group of shards (rendered by the operator for a Shard with `spec.routing`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RoutingConfig {
+    /// The group's name.
+    pub group: String,
+    /// This shard's name, as in the membership file.
+    pub shard: String,
+    /// Path of the membership ([`crate::routing::GroupMembership`], JSON, `group.json`),
+    /// re-read every 2 s (a mounted ConfigMap changes by symlink swap).
+    pub members_file: String,
+    /// File holding the group secret signalings present to each other.
+    pub secret_file: String,
+    /// Request header naming the participant's region, set by the edge (e.g. a geo header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_header: Option<String>,
+    /// JWT claim naming the participant's region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_claim: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]

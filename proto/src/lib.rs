@@ -2,7 +2,7 @@
 //!
 //! Every message, config field, environment name, metric name and HTTP path that crosses a
 //! program boundary is declared here and nowhere else: the web app and signaling
-//! ([`client`]), signaling and bridges ([`control`]), the operator and signaling ([`config`]),
+//! ([`client`]), signaling and bridges ([`control`]), the operator and signaling ([`config`], [`routing`]),
 //! the operator and bridges ([`bridge`], [`load`]), signaling and recorders ([`recorder`]).
 //! Serde and schemars only: no runtime, no I/O, so every program can depend on it.
 pub mod bridge;
@@ -13,3 +13,4 @@ pub mod load;
 pub mod media;
 pub mod paths;
 pub mod recorder;
+pub mod routing;

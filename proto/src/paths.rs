@@ -7,6 +7,19 @@ pub const SIGNALING_BRIDGE_WS: &str = "/bridge";
 /// Signaling: the recorder-control WebSocket recorders dial.
 pub const SIGNALING_RECORDER_WS: &str = "/recorder";
 
+/// Signaling, for the other signalings of its group: `GET` + room name answers whether the
+/// room is live there ([`crate::routing::RoomPresence`]); `Authorization: Bearer <group secret>`.
+pub const SIGNALING_INTERNAL_ROOMS: &str = "/internal/rooms/";
+/// Signaling: prefix under which a shard of a group is reached on the group's shared domain;
+/// the client WebSocket is at [`shard_ws_path`] (the Ingress routes the prefix to the shard's
+/// signaling, which serves the path as is: no rewrite).
+pub const SHARD_PREFIX: &str = "/_shard/";
+
+/// The client WebSocket path of `shard` on the group's domain: `/_shard/<shard>/ws`.
+pub fn shard_ws_path(shard: &str) -> String {
+    format!("{SHARD_PREFIX}{shard}{SIGNALING_CLIENT_WS}")
+}
+
 /// Bridge and signaling: liveness (the process answers).
 pub const HEALTH: &str = "/health";
 /// Bridge and signaling: readiness (a bridge is not ready while draining).
