@@ -22,9 +22,25 @@ impl BridgeLoad {
     }
 }
 
+/// What a pool's members and their load are called in its decisions (and so in its Events):
+/// the autoscaler and the drain logic serve bridge and recorder pools alike.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Nouns {
+    pub member: &'static str,
+    pub load: &'static str,
+    /// The load has a bitrate worth saying.
+    pub bitrate: bool,
+}
+
+impl Nouns {
+    pub const BRIDGES: Nouns = Nouns { member: "bridge", load: "endpoint", bitrate: true };
+    pub const RECORDERS: Nouns = Nouns { member: "recorder", load: "recording", bitrate: false };
+}
+
 /// What the pool asks of its bridges.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Targets {
+    pub nouns: Nouns,
     pub min: i32,
     pub max: i32,
     pub endpoints_per_bridge: i32,
@@ -69,7 +85,9 @@ pub fn decide(current: i32, loads: &[BridgeLoad], t: &Targets, w: &mut Windows, 
     let mbps: f64 = loads.iter().filter_map(|l| l.mbps).sum();
     let unknown = loads.iter().filter(|l| !l.known()).count();
     let need = needed(loads, t);
-    let load = format!("{endpoints} endpoints, {mbps:.0} Mbps on {} bridge(s)", loads.len());
+    let Nouns { member, load: unit, bitrate } = t.nouns;
+    let rate = if bitrate { format!(", {mbps:.0} Mbps") } else { String::new() };
+    let load = format!("{endpoints} {unit}(s){rate} on {} {member}(s)", loads.len());
     let keep =
         |reason: String| Decision { desired: current.clamp(t.min, t.max.max(t.min)), needed: need, reason };
 
@@ -91,17 +109,17 @@ pub fn decide(current: i32, loads: &[BridgeLoad], t: &Targets, w: &mut Windows, 
             return Decision {
                 desired: need,
                 needed: need,
-                reason: format!("{load} needs {need} bridges with {}% headroom", t.headroom_percent),
+                reason: format!("{load} needs {need} {member}(s) with {}% headroom", t.headroom_percent),
             };
         }
-        return keep(format!("{load} needs {need} bridges; waiting out the scale-up window"));
+        return keep(format!("{load} needs {need} {member}(s); waiting out the scale-up window"));
     }
     w.over_since = None;
     if need < current {
         if unknown > 0 {
             w.under_since = None;
             return keep(format!(
-                "{unknown} bridge(s) did not report load; not scaling down on unknown load"
+                "{unknown} {member}(s) did not report load; not scaling down on unknown load"
             ));
         }
         let since = *w.under_since.get_or_insert(now);
@@ -112,15 +130,15 @@ pub fn decide(current: i32, loads: &[BridgeLoad], t: &Targets, w: &mut Windows, 
                 desired: current - 1,
                 needed: need,
                 reason: format!(
-                    "{load} fits in {need} bridge(s) for {}s; removing one",
+                    "{load} fits in {need} {member}(s) for {}s; removing one",
                     t.scale_down_window.as_secs()
                 ),
             };
         }
-        return keep(format!("{load} fits in {need} bridge(s); waiting out the scale-down window"));
+        return keep(format!("{load} fits in {need} {member}(s); waiting out the scale-down window"));
     }
     w.under_since = None;
-    keep(format!("{load}: {current} bridge(s) is right"))
+    keep(format!("{load}: {current} {member}(s) is right"))
 }
 
 #[cfg(test)]
@@ -129,6 +147,7 @@ mod tests {
 
     fn targets() -> Targets {
         Targets {
+            nouns: Nouns::BRIDGES,
             min: 1,
             max: 6,
             endpoints_per_bridge: 100,

@@ -4,6 +4,7 @@
 //! in a row, or once signaling had the bridge's own drain deadline plus a grace period to move
 //! its calls.
 
+use crate::autoscale::Nouns;
 use convene_proto::load::Drain;
 use std::time::Duration;
 
@@ -46,7 +47,8 @@ enum Drained {
     NotStarted,
 }
 
-fn drained(b: &Member) -> Drained {
+fn drained(b: &Member, nouns: Nouns) -> Drained {
+    let unit = nouns.load;
     if !b.running {
         return Drained::Done(format!("{} is not running", b.name));
     }
@@ -64,16 +66,15 @@ fn drained(b: &Member) -> Drained {
     match endpoints {
         0 => Drained::Done(format!("{} drained", b.name)),
         e if overdue >= MIGRATION_GRACE => Drained::Done(format!(
-            "{} still had {e} endpoint(s) {}s after its drain deadline",
+            "{} still had {e} {unit}(s) {}s after its drain deadline",
             b.name,
             MIGRATION_GRACE.as_secs()
         )),
-        e if drain.remaining_ms() == 0 => Drained::Waiting(format!(
-            "{}: drain deadline passed, signaling is moving {e} endpoint(s)",
-            b.name
-        )),
+        e if drain.remaining_ms() == 0 => {
+            Drained::Waiting(format!("{}: drain deadline passed, signaling is moving {e} {unit}(s)", b.name))
+        }
         e => Drained::Waiting(format!(
-            "draining {}: {e} endpoint(s) left, {}s to the deadline",
+            "draining {}: {e} {unit}(s) left, {}s to the deadline",
             b.name,
             drain.remaining_ms() / 1000
         )),
@@ -96,17 +97,18 @@ pub enum Step {
 
 /// Scale-down removes the highest ordinals only after they drained. Bridges that are already
 /// done go together; live ones drain one at a time.
-pub fn step(running: i32, desired: i32, bridges: &[Member]) -> Step {
+pub fn step(running: i32, desired: i32, bridges: &[Member], nouns: Nouns) -> Step {
+    let member = nouns.member;
     if desired >= running {
-        return Step::Run(desired, format!("run {desired} bridge(s)"));
+        return Step::Run(desired, format!("run {desired} {member}(s)"));
     }
     let mut n = running;
     let mut why = vec![];
     while n > desired {
         let last = n - 1;
         let done = match bridges.iter().find(|b| b.ordinal == last) {
-            None => format!("bridge #{last} is gone"),
-            Some(b) => match drained(b) {
+            None => format!("{member} #{last} is gone"),
+            Some(b) => match drained(b, nouns) {
                 Drained::Done(reason) => reason,
                 Drained::Waiting(reason) if n == running => return Step::Wait(reason),
                 Drained::NotStarted if n == running => return Step::Drain(b.name.clone()),
@@ -123,7 +125,8 @@ pub fn step(running: i32, desired: i32, bridges: &[Member]) -> Step {
 /// A changed pod template reaches the bridges one at a time (the StatefulSet uses `OnDelete`):
 /// the highest outdated bridge is drained, replaced once drained, and the next waits until
 /// the new pod is Ready. `None` when every bridge runs the current template.
-pub fn rollout(running: i32, bridges: &[Member]) -> Option<Step> {
+pub fn rollout(running: i32, bridges: &[Member], nouns: Nouns) -> Option<Step> {
+    let member = nouns.member;
     let members: Vec<&Member> = bridges.iter().filter(|b| b.ordinal < running).collect();
     let mut outdated: Vec<&&Member> = members.iter().filter(|b| !b.current).collect();
     if outdated.is_empty() {
@@ -132,7 +135,7 @@ pub fn rollout(running: i32, bridges: &[Member]) -> Option<Step> {
     outdated.sort_by_key(|b| std::cmp::Reverse(b.ordinal));
     // A bridge that drains (or has been told to) is finished first.
     if let Some(b) = outdated.iter().find(|b| b.drain.is_some() || b.drain_requested || !b.running) {
-        return Some(match drained(b) {
+        return Some(match drained(b, nouns) {
             Drained::Done(reason) => Step::Replace(b.name.clone(), reason),
             Drained::Waiting(reason) => Step::Wait(reason),
             Drained::NotStarted => Step::Drain(b.name.clone()),
@@ -141,10 +144,10 @@ pub fn rollout(running: i32, bridges: &[Member]) -> Option<Step> {
     let missing = (0..running).find(|o| !members.iter().any(|b| b.ordinal == *o));
     let starting = members.iter().find(|b| b.current && !b.ready);
     if let Some(o) = missing {
-        return Some(Step::Wait(format!("updating bridges: waiting for bridge #{o} to be created")));
+        return Some(Step::Wait(format!("updating {member}s: waiting for {member} #{o} to be created")));
     }
     if let Some(b) = starting {
-        return Some(Step::Wait(format!("updating bridges: waiting for {} to be ready", b.name)));
+        return Some(Step::Wait(format!("updating {member}s: waiting for {} to be ready", b.name)));
     }
     Some(Step::Drain(outdated[0].name.clone()))
 }
@@ -152,6 +155,11 @@ pub fn rollout(running: i32, bridges: &[Member]) -> Option<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bridges' wording (the recorders' is tested in `recorders`).
+    fn step(running: i32, desired: i32, bridges: &[Member]) -> Step {
+        super::step(running, desired, bridges, Nouns::BRIDGES)
+    }
 
     const T: u64 = 600_000;
 
@@ -242,34 +250,34 @@ mod tests {
     #[test]
     fn rollout_replaces_one_drained_bridge_at_a_time_highest_first() {
         let mut pool: Vec<Member> = (0..3).map(|o| outdated(bridge(o, Some(10), None))).collect();
-        assert_eq!(rollout(3, &pool), Some(Step::Drain("p-bridge-2".into())));
+        assert_eq!(rollout(3, &pool, Nouns::BRIDGES), Some(Step::Drain("p-bridge-2".into())));
         pool[2].drain = Some(Drain { elapsed_ms: 10_000, deadline_ms: T });
         pool[2].drain_requested = true;
-        assert!(matches!(rollout(3, &pool), Some(Step::Wait(_))), "calls still on it");
+        assert!(matches!(rollout(3, &pool, Nouns::BRIDGES), Some(Step::Wait(_))), "calls still on it");
         pool[2].endpoints = Some(0);
-        assert!(matches!(rollout(3, &pool), Some(Step::Replace(n, _)) if n == "p-bridge-2"));
+        assert!(matches!(rollout(3, &pool, Nouns::BRIDGES), Some(Step::Replace(n, _)) if n == "p-bridge-2"));
         // The StatefulSet recreates #2 from the new template; #1 waits until it is Ready.
         pool[2] = Member { ready: false, ..bridge(2, Some(0), None) };
-        let Some(Step::Wait(why)) = rollout(3, &pool) else { panic!() };
+        let Some(Step::Wait(why)) = rollout(3, &pool, Nouns::BRIDGES) else { panic!() };
         assert!(why.contains("p-bridge-2 to be ready"), "{why}");
         pool.truncate(2);
-        assert!(matches!(rollout(3, &pool), Some(Step::Wait(_))), "#2 not even created yet");
+        assert!(matches!(rollout(3, &pool, Nouns::BRIDGES), Some(Step::Wait(_))), "#2 not even created yet");
         pool.push(bridge(2, Some(0), None));
-        assert_eq!(rollout(3, &pool), Some(Step::Drain("p-bridge-1".into())));
+        assert_eq!(rollout(3, &pool, Nouns::BRIDGES), Some(Step::Drain("p-bridge-1".into())));
     }
 
     #[test]
     fn rollout_is_done_when_every_bridge_is_current_and_ignores_bridges_being_removed() {
         let pool =
             vec![bridge(0, Some(1), None), bridge(1, Some(2), None), outdated(bridge(2, Some(0), None))];
-        assert_eq!(rollout(2, &pool), None);
-        assert!(rollout(3, &pool).is_some());
+        assert_eq!(rollout(2, &pool, Nouns::BRIDGES), None);
+        assert!(rollout(3, &pool, Nouns::BRIDGES).is_some());
     }
 
     #[test]
     fn rollout_replaces_a_bridge_that_never_ran_at_once() {
         let pool = vec![bridge(0, Some(1), None), outdated(not_running(1))];
-        assert!(matches!(rollout(2, &pool), Some(Step::Replace(n, _)) if n == "p-bridge-1"));
+        assert!(matches!(rollout(2, &pool, Nouns::BRIDGES), Some(Step::Replace(n, _)) if n == "p-bridge-1"));
     }
 
     #[test]
@@ -281,7 +289,7 @@ mod tests {
             };
             vec![bridge(0, Some(1), None), outdated(b)]
         };
-        assert!(matches!(rollout(2, &busy(61)), Some(Step::Wait(_))));
-        assert!(matches!(rollout(2, &busy(60 + 30)), Some(Step::Replace(..))));
+        assert!(matches!(rollout(2, &busy(61), Nouns::BRIDGES), Some(Step::Wait(_))));
+        assert!(matches!(rollout(2, &busy(60 + 30), Nouns::BRIDGES), Some(Step::Replace(..))));
     }
 }

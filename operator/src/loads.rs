@@ -94,6 +94,7 @@ pub fn decide(
 ) -> Option<Decision> {
     let a = pool.spec.autoscaling.as_ref().filter(|a| a.enabled)?;
     let targets = autoscale::Targets {
+        nouns: autoscale::Nouns::BRIDGES,
         min: a.min_replicas,
         max: a.max_replicas,
         endpoints_per_bridge: a.target_endpoints_per_bridge,

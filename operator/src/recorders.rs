@@ -50,6 +50,7 @@ pub fn as_load(r: &Recorder) -> BridgeLoad {
 
 pub fn targets(a: &RecorderAutoscalingSpec, per_pod: i32) -> Targets {
     Targets {
+        nouns: autoscale::Nouns::RECORDERS,
         min: a.min_replicas,
         max: a.max_replicas,
         endpoints_per_bridge: per_pod.max(1),
@@ -136,9 +137,7 @@ pub fn decide(
     now: Duration,
 ) -> autoscale::Decision {
     let loads: Vec<BridgeLoad> = recorders.iter().map(as_load).collect();
-    let mut d = autoscale::decide(current, &loads, t, w, now);
-    d.reason = d.reason.replace("endpoints", "recordings").replace("bridge", "recorder");
-    d
+    autoscale::decide(current, &loads, t, w, now)
 }
 
 #[cfg(test)]
@@ -188,7 +187,8 @@ mod tests {
         // 4 recordings on one recorder of 4: 3 usable places each → 2 recorders now.
         let d = decide(1, &[rec(0, 4, 0, false)], &t, &mut w, s(0));
         assert_eq!(d.desired, 2, "{}", d.reason);
-        assert!(d.reason.contains("recording"), "{}", d.reason);
+        // Said of recorders and recordings, without a bitrate they do not have.
+        assert_eq!(d.reason, "4 recording(s) on 1 recorder(s) needs 2 recorder(s) with 25% headroom");
         // Unknown load never scales down.
         let silent = Recorder { load: None, ..rec(1, 0, 0, false) };
         let d = decide(2, &[rec(0, 0, 0, false), silent], &t, &mut w, s(10));
@@ -200,17 +200,22 @@ mod tests {
 
         // The scale-down drains rec-1 first, and keeps it while it records or uploads.
         let timeout = s(600);
-        let members = |rs: &[Recorder]| rs.iter().map(|r| member(r, timeout)).collect::<Vec<_>>();
-        assert_eq!(drain::step(2, 1, &members(&quiet)), Step::Drain("rec-1".into()));
+        let step = |rs: &[Recorder]| {
+            let members: Vec<_> = rs.iter().map(|r| member(r, timeout)).collect();
+            drain::step(2, 1, &members, autoscale::Nouns::RECORDERS)
+        };
+        assert_eq!(step(&quiet), Step::Drain("rec-1".into()));
         let asked = Recorder { drain_asked: Some(s(5)), ..rec(1, 1, 0, true) };
-        assert!(matches!(drain::step(2, 1, &members(&[rec(0, 1, 0, false), asked])), Step::Wait(_)));
+        let Step::Wait(why) = step(&[rec(0, 1, 0, false), asked]) else { panic!() };
+        assert!(why.contains("rec-1: 1 recording(s) left"), "{why}");
         let uploading = Recorder { drain_asked: Some(s(30)), ..rec(1, 0, 1, true) };
-        assert!(matches!(drain::step(2, 1, &members(&[rec(0, 1, 0, false), uploading])), Step::Wait(_)));
+        assert!(matches!(step(&[rec(0, 1, 0, false), uploading]), Step::Wait(_)));
         let done = Recorder { drain_asked: Some(s(40)), ..rec(1, 0, 0, true) };
-        assert!(matches!(drain::step(2, 1, &members(&[rec(0, 1, 0, false), done])), Step::Run(1, _)));
+        assert!(matches!(step(&[rec(0, 1, 0, false), done]), Step::Run(1, _)));
         // At the timeout it goes, recordings or not (they continue on another recorder).
         let overdue = Recorder { drain_asked: Some(s(601)), ..rec(1, 2, 0, true) };
-        assert!(matches!(drain::step(2, 1, &members(&[rec(0, 1, 0, false), overdue])), Step::Run(1, _)));
+        let Step::Run(1, why) = step(&[rec(0, 1, 0, false), overdue]) else { panic!() };
+        assert!(why.contains("still had 2 recording(s)"), "{why}");
     }
 
     #[test]

@@ -405,3 +405,58 @@ async fn a_recording_its_recorder_ends_on_its_own_continues_on_another() {
     assert!(next_id.starts_with(&recording));
     none_of(&mut host, "recording_stopped").await;
 }
+
+/// The registry holds at most `MAX_RECORDERS`: one more is refused with a reason, while a
+/// recorder already known may still register again (it lost its connection).
+#[tokio::test]
+async fn registered_recorders_are_bounded() {
+    use crate::recorder::{MAX_RECORDERS, RegisteredRecorder};
+    let (addr, app) = server().await;
+    let _r0 = recorder_ws(&addr, "r0", 1).await;
+    let registered = |n: usize| {
+        let app = app.clone();
+        async move {
+            for _ in 0..100 {
+                if app.lock().recorders.len() == n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("never {n} recorders registered");
+        }
+    };
+    registered(1).await;
+    // What MAX_RECORDERS - 1 more registrations leave behind (sockets for each would only
+    // test the file-descriptor limit).
+    {
+        let mut inner = app.lock();
+        let conn = inner.recorders["r0"].conn.clone();
+        for i in 1..MAX_RECORDERS {
+            let id = format!("r{i}");
+            let r = RegisteredRecorder {
+                id: id.clone(),
+                version: "test".into(),
+                capacity: 1,
+                active: 0,
+                draining: false,
+                video_height: 240,
+                conn: conn.clone(),
+                recordings: Default::default(),
+            };
+            inner.recorders.insert(id, r);
+        }
+    }
+    let mut extra = recorder_ws(&addr, "one-too-many", 1).await;
+    let refusal: FromRecorder =
+        serde_json::from_value(crate::focus_tests::next_json(&mut extra).await).unwrap();
+    let FromRecorder::Error { message, .. } = refusal else { panic!("expected a refusal, got {refusal:?}") };
+    assert_eq!(message, "too many recorders registered");
+    assert!(!app.lock().recorders.contains_key("one-too-many"));
+    // A known one comes back (its old connection is replaced): not refused, within the bound.
+    let mut again = recorder_ws(&addr, "r7", 1).await;
+    let said =
+        tokio::time::timeout(Duration::from_millis(300), crate::focus_tests::next_json(&mut again)).await;
+    assert!(said.is_err(), "a known recorder was told {said:?}");
+    let inner = app.lock();
+    assert!(inner.recorders.contains_key("r7") && inner.recorders.len() <= MAX_RECORDERS);
+}

@@ -134,11 +134,11 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
     let drain_timeout =
         Duration::from_secs(pool.spec.autoscaling.as_ref().map_or(600, |a| a.drain_timeout_seconds) as u64);
     let members = drain_members(&loads, g.update_revision.as_deref(), &previous.bridges);
-    let mut step = drain::step(running, desired, &members);
+    let mut step = drain::step(running, desired, &members, crate::autoscale::Nouns::BRIDGES);
     // The template rolls out only while the size holds: a scale-down removes old pods anyway.
     let mut rolling = None;
     if matches!(&step, Step::Run(n, _) if *n == running)
-        && let Some(r) = drain::rollout(running, &members)
+        && let Some(r) = drain::rollout(running, &members, crate::autoscale::Nouns::BRIDGES)
     {
         rolling = Some(match &r {
             Step::Drain(name) => format!("updating bridges: draining {name}"),
