@@ -94,14 +94,12 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         pool.spec.autoscaling.as_ref().map_or(14_400, |a| a.drain_timeout_seconds.max(0)) as u64,
     );
     let members: Vec<_> = recorders.iter().map(|r| crate::recorders::member(r, drain_timeout)).collect();
-    let step = drain::step(running, desired, &members);
+    let step = drain::step(running, desired, &members, crate::autoscale::Nouns::RECORDERS);
     tracing::debug!(pool = %pool.name_any(), from, desired, running, ?step, reason = %decision.reason, "recorder pool step");
     let run_count = match step {
         Step::Run(n, why) => {
             if n != running {
                 let reason = if n > running { "ScaledUp" } else { "ScaledDown" };
-                // The drain logic is the bridges'; its words are said of recorders here.
-                let why = why.replace("endpoint(s)", "recording(s)").replace("bridge", "recorder");
                 ctx.event(pool, false, reason, format!("{running} -> {n} recorder(s): {why}")).await;
             }
             n
@@ -190,13 +188,15 @@ async fn run(pool: &RecorderPool, ctx: &Context) -> Result<Action> {
         last_scale,
     };
     ctx.write_status(pool, seen.as_ref(), &status).await?;
-    // Recordings come and go without any watched object changing: look again soon while the
-    // pool sizes itself or shrinks.
-    let requeue = if autoscaled(pool) || run_count != desired { RECORDER_PERIOD } else { RESYNC };
+    // Recordings come and go without any watched object changing: while recorders run, look
+    // again soon, so the status (and the autoscaler, when on) follows them. The status is only
+    // written when it changed.
+    let requeue =
+        if run_count > 0 || autoscaled(pool) || run_count != desired { RECORDER_PERIOD } else { RESYNC };
     Ok(Action::requeue(if failed.is_empty() { requeue } else { requeue.min(ERROR_RETRY) }))
 }
 
-/// How often an autoscaled pool reads its recorders' load.
+/// How often a pool with running recorders reads their load.
 const RECORDER_PERIOD: Duration = Duration::from_secs(10);
 
 /// Pods are annotated with the time the operator asked them to drain (RFC 3339): the drain's
