@@ -125,6 +125,7 @@ impl Bridge {
             latency: latency.clone(),
             metrics: metrics.clone(),
             exported: SfuCounters::default(),
+            pacing_quantum: Duration::from_micros(cfg.pacing_quantum_us),
         };
         let alive = media_alive.clone();
         std::thread::Builder::new()

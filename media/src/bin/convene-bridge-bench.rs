@@ -9,7 +9,8 @@
 //! ICE/DTLS/RTP logic) gets the same packet stream; our packets/s-per-core is printed as a
 //! ratio of its.
 //!
-//! `cargo run --release -p convene-media --bin convene-bridge-bench -- [N...]`
+//! `cargo run --release -p convene-media --bin convene-bridge-bench -- [N...] [--no-bwe]`
+//! (`CONVENE_BRIDGE_PACING_QUANTUM_US` in the environment reaches the bridge).
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -506,6 +507,11 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     println!("bridge BWE: {}", if bwe { "on" } else { "off" });
+    // The bridge inherits the environment: CONVENE_BRIDGE_PACING_QUANTUM_US=0 compares with
+    // timers at every deadline.
+    let quantum =
+        std::env::var("CONVENE_BRIDGE_PACING_QUANTUM_US").unwrap_or_else(|_| "1000 (default)".into());
+    println!("bridge pacing quantum: {quantum} µs");
     for n in ns {
         eprintln!("N={n}: bridge …");
         // A load the machine cannot set up is a row saying so, not the end of the run.

@@ -1,5 +1,6 @@
 //! The thin I/O around the sans-IO core: the media thread (UDP + commands) and ICE-TCP.
 pub mod admission;
+pub mod batch;
 pub mod latency;
 pub mod tcp;
 pub mod udp;

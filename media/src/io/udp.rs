@@ -3,8 +3,11 @@
 //! A plain OS thread (not a tokio task): media is the hot path and the core is synchronous.
 //! The async side wakes the thread by sending one byte from a private "waker" socket, so
 //! control messages and ICE-TCP packets are handled immediately even while UDP is idle.
+//!
+//! Few wake-ups: each wake reads every queued datagram in `recvmmsg` batches, and the core's
+//! timers (str0m's pacer, BWE, retransmits) run at most once per pacing quantum, so a paced
+//! packet waits up to one quantum instead of waking the thread on its own.
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -12,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use str0m::net::Protocol;
 use tokio::sync::mpsc::Sender;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::Command;
+use super::batch::{BatchSocket, RecvBatch};
 use super::latency::LatencyHistogram;
 use crate::metrics::Metrics;
 use crate::sfu::ratelimit::TokenBucket;
@@ -68,62 +72,132 @@ pub struct MediaLoop {
     pub metrics: Arc<Metrics>,
     /// The core's counters as last copied into `metrics`.
     pub exported: SfuCounters,
+    /// The core's timers run at most once per this (see [`timers_due`]); zero: at each
+    /// deadline. The bridge's default is [`PACING_QUANTUM`].
+    pub pacing_quantum: Duration,
+}
+
+/// The default pacing quantum (`--pacing-quantum-us`).
+pub const PACING_QUANTUM: Duration = Duration::from_millis(1);
+
+impl MediaLoop {
+    pub fn run(self) {
+        let MediaLoop {
+            sfu,
+            socket,
+            commands,
+            control_out,
+            tcp_writers,
+            waker_addr,
+            udp_local_v4,
+            udp_local_v6,
+            latency,
+            metrics,
+            exported,
+            pacing_quantum,
+        } = self;
+        let socket = match BatchSocket::new(socket) {
+            Ok(s) => s,
+            Err(e) => return error!("media socket setup failed: {e}"),
+        };
+        Running {
+            sfu,
+            socket,
+            batch: RecvBatch::allocate(),
+            pacing_quantum,
+            commands,
+            control_out,
+            tcp_writers,
+            waker_addr,
+            udp_local_v4,
+            udp_local_v6,
+            latency,
+            metrics,
+            exported,
+        }
+        .run()
+    }
+}
+
+/// The media loop with its socket set up for batches.
+struct Running {
+    sfu: Sfu,
+    socket: BatchSocket,
+    batch: RecvBatch,
+    /// Timers run at most once per quantum (zero: at each deadline).
+    pacing_quantum: Duration,
+    commands: Receiver<Command>,
+    control_out: crate::control_queue::ControlOut,
+    tcp_writers: TcpWriters,
+    waker_addr: Option<SocketAddr>,
+    udp_local_v4: Option<SocketAddr>,
+    udp_local_v6: Option<SocketAddr>,
+    latency: Arc<LatencyHistogram>,
+    metrics: Arc<Metrics>,
+    exported: SfuCounters,
 }
 
 const MAX_WAIT: Duration = Duration::from_millis(20);
 
-impl MediaLoop {
-    pub fn run(mut self) {
-        let mut buf = vec![0u8; 2048];
-        let mut current_wait = Duration::ZERO;
+impl Running {
+    fn run(mut self) {
         let mut err_log = TokenBucket::new(1.0, 5.0, Instant::now());
         let local = self.socket.local_addr().ok();
-        info!(?local, "media loop running");
+        info!(?local, quantum = ?self.pacing_quantum, "media loop running");
+        // Start one quantum ago: the first deadline is not held back.
+        let mut timers_ran = Instant::now().checked_sub(self.pacing_quantum).unwrap_or_else(Instant::now);
         loop {
             if !self.drain_commands() {
                 info!("media loop stopping");
                 return;
             }
+            // Control replies go out now, not at the next datagram or timer.
             self.flush_output(None);
             let now = Instant::now();
-            let next = self.sfu.next_timeout();
-            if next <= now {
+            let mut due = timers_due(self.sfu.next_timeout(), timers_ran, self.pacing_quantum);
+            if due <= now {
+                timers_ran = now;
                 self.sfu.handle_timeout(now);
-                continue;
+                self.flush_output(None);
+                due = timers_due(self.sfu.next_timeout(), timers_ran, self.pacing_quantum);
             }
-            let wait = (next - now).clamp(Duration::from_millis(1), MAX_WAIT);
-            // setsockopt per packet is measurable; only change the timeout when it matters.
-            if wait.abs_diff(current_wait) > Duration::from_micros(500)
-                && self.socket.set_read_timeout(Some(wait)).is_ok()
-            {
-                current_wait = wait;
-            }
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, source)) => {
-                    if Some(source) == self.waker_addr {
-                        continue;
-                    }
-                    let t = Instant::now();
-                    let dest = self.destination_for(source);
-                    self.sfu.handle_packet(t, Protocol::Udp, source, dest, &buf[..n]);
-                    self.flush_output(Some(t));
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            let wait = due.saturating_duration_since(Instant::now()).min(MAX_WAIT);
+            match self.socket.wait(wait) {
+                Ok(true) => self.receive_batch(&mut err_log),
+                Ok(false) => {}
                 Err(e) => {
-                    // ICMP errors surface here on Linux (ConnectionRefused); never fatal.
                     if err_log.allow(Instant::now()) {
-                        warn!("udp receive error: {e}");
+                        warn!("udp wait error: {e}");
                     }
                 }
             }
         }
     }
 
-    fn destination_for(&self, source: SocketAddr) -> SocketAddr {
-        let d = if source.is_ipv4() { self.udp_local_v4 } else { self.udp_local_v6 };
-        d.or(self.udp_local_v4)
-            .or(self.udp_local_v6)
-            .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+    /// One `recvmmsg` of datagrams into the core. What each datagram makes the core send goes
+    /// out before the next one is handled: a batch adds no forwarding delay.
+    fn receive_batch(&mut self, err_log: &mut TokenBucket) {
+        let mut batch = std::mem::replace(&mut self.batch, RecvBatch::empty());
+        match self.socket.recv(&mut batch) {
+            Ok(_) => {
+                for (source, datagram) in batch.datagrams() {
+                    if Some(source) == self.waker_addr {
+                        continue;
+                    }
+                    let t = Instant::now();
+                    let dest = destination_for(source, self.udp_local_v4, self.udp_local_v6);
+                    self.sfu.handle_packet(t, Protocol::Udp, source, dest, datagram);
+                    self.flush_output(Some(t));
+                }
+            }
+            // ICMP errors surface here on Linux (ConnectionRefused); never fatal.
+            Err(e) => {
+                if err_log.allow(Instant::now()) {
+                    warn!("udp receive error: {e}");
+                }
+            }
+        }
+        self.batch = batch;
     }
 
     /// Returns false on shutdown.
@@ -151,11 +225,7 @@ impl MediaLoop {
         self.metrics.export(&counters, &mut self.exported, self.sfu.drain_rtt_samples());
         while let Some(t) = self.sfu.poll_transmit() {
             match t.proto {
-                Protocol::Udp => {
-                    // Send errors (unreachable peers, full buffers) drop the datagram, like
-                    // the network would.
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
+                Protocol::Udp => self.socket.send(t.destination, &t.contents),
                 _ => {
                     let len = t.contents.len();
                     if len <= u16::MAX as usize {
@@ -175,8 +245,42 @@ impl MediaLoop {
                 self.latency.record(r.elapsed());
             }
         }
+        self.socket.flush();
         while let Some(m) = self.sfu.poll_control() {
             self.control_out.push(m);
         }
+    }
+}
+
+/// The local candidate address a datagram from `source` arrived at (str0m wants it).
+fn destination_for(source: SocketAddr, v4: Option<SocketAddr>, v6: Option<SocketAddr>) -> SocketAddr {
+    let d = if source.is_ipv4() { v4 } else { v6 };
+    d.or(v4).or(v6).unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+}
+
+/// When the core's timers should run: at their deadline, but no sooner than one quantum after
+/// they last ran, so that a pacer asking for a wake-up per packet gets one per quantum.
+pub fn timers_due(next: Instant, last_ran: Instant, quantum: Duration) -> Instant {
+    next.max(last_ran + quantum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_wait_for_the_quantum_but_not_past_their_deadline() {
+        let t0 = Instant::now();
+        let q = Duration::from_millis(1);
+        // A deadline inside the quantum is held back to its end…
+        assert_eq!(timers_due(t0 + Duration::from_micros(100), t0, q), t0 + q);
+        // …one beyond it is kept, and an overdue one runs once the quantum has passed.
+        assert_eq!(timers_due(t0 + Duration::from_millis(5), t0, q), t0 + Duration::from_millis(5));
+        assert_eq!(timers_due(t0, t0 - Duration::from_millis(3), q), t0);
+        // Quantum zero: every deadline as it comes.
+        assert_eq!(
+            timers_due(t0 + Duration::from_micros(100), t0, Duration::ZERO),
+            t0 + Duration::from_micros(100)
+        );
     }
 }
