@@ -37,9 +37,20 @@ pub fn cap(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
+/// What the WebSocket's upgrade request said besides the socket itself.
+#[derive(Debug, Clone, Default)]
+pub struct ConnInfo {
+    /// Redirects the client followed to get here (`?hops=`; see [`crate::routing`]).
+    pub hops: u8,
+}
+
 /// `permit` holds this connection's slot among its address's unauthenticated connections; it
 /// is released once the connection is in a room (joined or waiting in the lobby).
-pub async fn handle(app: Arc<App>, socket: WebSocket, mut permit: Option<UnauthPermit>) {
+pub async fn handle(app: Arc<App>, socket: WebSocket, permit: Option<UnauthPermit>) {
+    handle_with(app, socket, permit, ConnInfo::default()).await
+}
+
+pub async fn handle_with(app: Arc<App>, socket: WebSocket, mut permit: Option<UnauthPermit>, conn: ConnInfo) {
     app.metrics.ws_connections.inc();
     let limits = app.settings.limits.clone();
     let (mut sink, mut stream) = socket.split();
@@ -149,6 +160,12 @@ pub async fn handle(app: Arc<App>, socket: WebSocket, mut permit: Option<UnauthP
         match frame {
             WsMessage::Text(t) => match protocol::parse(t.as_str()) {
                 Ok(ClientMsg::Leave) => break None,
+                // In a group, a join may belong on another shard: send the client there.
+                Ok(m @ ClientMsg::Join { .. }) if room.is_none() && app.routing.is_some() => {
+                    if !redirected(&app, &tx, &m, conn.hops).await {
+                        on_message(&app, &pid, &mut room, &tx, m);
+                    }
+                }
                 Ok(m) => on_message(&app, &pid, &mut room, &tx, m),
                 // serde's message may quote the input (an unknown `type`, a bad string): cap it.
                 Err(e) => refuse(&app, &tx, ErrorCode::BadRequest, cap(&e)),
@@ -194,6 +211,23 @@ fn too_large(e: &axum::Error) -> bool {
         src = err.source();
     }
     false
+}
+
+/// Whether the join `m` was sent to another shard of the group (`redirect`, then the socket
+/// closes). Joins that will be refused anyway (bad version or room name) are left to
+/// [`on_message`], which says why.
+async fn redirected(app: &Arc<App>, tx: &Tx, m: &ClientMsg, hops: u8) -> bool {
+    let (Some(routing), ClientMsg::Join { v, room, .. }) = (&app.routing, m) else { return false };
+    let Some(name) = protocol::normalize_room(room).filter(|_| *v == PROTOCOL_VERSION) else { return false };
+    match routing.route(app, &name, hops).await {
+        crate::routing::Decision::Local => false,
+        crate::routing::Decision::Redirect { shard, url, why } => {
+            app.metrics.routing_redirects.with_label_values(&[why]).inc();
+            tracing::info!(room = %name, to = %shard, why, hops, "redirecting a join");
+            let _ = tx.send(ServerMsg::Redirect { shard, url });
+            true
+        }
+    }
 }
 
 fn new_id() -> String {

@@ -176,15 +176,7 @@ fn read_secret(path: &str) -> anyhow::Result<String> {
 
 impl Settings {
     pub fn load(args: &Args) -> anyhow::Result<Settings> {
-        let file = match &args.config {
-            Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-                parse_file(&text)?
-            }
-            None => SignalingConfig::default(),
-        };
-        Self::resolve(file, args)
+        Self::resolve(load_file(args)?, args)
     }
 
     pub fn resolve(file: SignalingConfig, args: &Args) -> anyhow::Result<Settings> {
@@ -309,6 +301,18 @@ impl Settings {
             limits,
             tls,
         })
+    }
+}
+
+/// The config file `--config` names (defaults without one).
+pub fn load_file(args: &Args) -> anyhow::Result<SignalingConfig> {
+    match &args.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+            parse_file(&text)
+        }
+        None => Ok(SignalingConfig::default()),
     }
 }
 

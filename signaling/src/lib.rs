@@ -25,6 +25,9 @@ mod recording_tests;
 pub mod room;
 #[cfg(test)]
 mod room_tests;
+pub mod routing;
+#[cfg(test)]
+mod routing_tests;
 pub mod select;
 pub mod serve;
 pub mod state;
@@ -36,7 +39,7 @@ use convene_proto::paths;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -50,6 +53,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route(paths::READY, get(ready))
         .route(paths::METRICS, get(metrics))
         .route(paths::SIGNALING_CLIENT_WS, get(ws))
+        .route(&format!("{}{{shard}}{}", paths::SHARD_PREFIX, paths::SIGNALING_CLIENT_WS), get(shard_ws))
+        .route(&format!("{}{{*room}}", paths::SIGNALING_INTERNAL_ROOMS), get(internal_room))
         .route(paths::SIGNALING_BRIDGE_WS, get(bridge_ws))
         .route(paths::SIGNALING_RECORDER_WS, get(recorder_ws))
         .route("/config.json", get(web::config_json))
@@ -71,9 +76,47 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
 }
 
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+/// `/_shard/<shard>/ws`: this shard's client WebSocket on the group's shared domain (the
+/// Ingress routes the prefix here as is). Another shard's name is not ours to serve.
+async fn shard_ws(
+    State(app): State<Arc<App>>,
+    Path(shard): Path<String>,
+    peer: Peer,
+    query: RawQuery,
+    headers: HeaderMap,
+    up: WebSocketUpgrade,
+) -> Response {
+    if app.routing.as_ref().is_none_or(|r| r.shard != shard) {
+        return (StatusCode::NOT_FOUND, "no such shard here").into_response();
+    }
+    ws(State(app), peer, query, headers, up).await
+}
+
+/// `GET /internal/rooms/<room>`, for the other signalings of the group (group secret).
+async fn internal_room(
+    State(app): State<Arc<App>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(routing) = &app.routing else {
+        return (StatusCode::NOT_FOUND, "this shard is not in a group").into_response();
+    };
+    if !bearer_ok(&headers, routing.secret()) {
+        app.metrics.auth_failures.with_label_values(&["group_secret"]).inc();
+        return (StatusCode::UNAUTHORIZED, "bad group secret").into_response();
+    }
+    let Some(room) = protocol::normalize_room(&room) else {
+        return (StatusCode::BAD_REQUEST, "room names are 1-64 of a-z 0-9 - _ .").into_response();
+    };
+    axum::Json(routing::presence(&app, &room)).into_response()
+}
+
 async fn ws(
     State(app): State<Arc<App>>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    peer: Peer,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     up: WebSocketUpgrade,
 ) -> Response {
@@ -94,9 +137,10 @@ async fn ws(
         }
         None => None,
     };
+    let conn = client::ConnInfo { hops: routing::hops_of(query.as_deref()) };
     up.max_message_size(protocol::MAX_CLIENT_FRAME)
         .max_frame_size(protocol::MAX_CLIENT_FRAME)
-        .on_upgrade(move |s| client::handle(app, s, permit))
+        .on_upgrade(move |s| client::handle_with(app, s, permit, conn))
         .into_response()
 }
 

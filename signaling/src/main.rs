@@ -2,7 +2,7 @@
 //! the `convene_signaling` library).
 use clap::Parser;
 use convene_signaling::state::App;
-use convene_signaling::{bridge, config, serve, tls};
+use convene_signaling::{bridge, config, routing, serve, tls};
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -31,7 +31,11 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    let settings = match config::Settings::load(&args) {
+    let loaded = config::load_file(&args).and_then(|file| {
+        let routing = file.routing.as_ref().map(routing::Routing::new).transpose()?;
+        Ok((config::Settings::resolve(file, &args)?, routing))
+    });
+    let (settings, routing) = match loaded {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -39,7 +43,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let listen = settings.listen.clone();
-    let app = match App::new(settings) {
+    let app = match App::with_routing(settings, routing) {
         Ok(a) => a,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -72,6 +76,11 @@ async fn main() -> std::process::ExitCode {
     };
     tracing::info!(listen = %local, tls = acceptor.is_some(), jwt = app.verifier.is_some(), turn = app.settings.turn.is_some(), "convene-signaling listening; open {url}");
     tokio::spawn(bridge::monitor(app.clone()));
+    if let Some(r) = &app.routing {
+        r.reload(&app);
+        tracing::info!(group = %r.group, shard = %r.shard, "routing joins across the group");
+        tokio::spawn(routing::watch(app.clone()));
+    }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -20,8 +20,18 @@ pub struct Metrics {
     pub queued_frames: IntGaugeVec,
     pub queued_bytes: IntGaugeVec,
     /// Connections we closed, by reason (`slow_consumer`, `join_timeout`, `idle_timeout`,
-    /// `too_large`, `kicked`, `lobby_denied`, `unauthenticated_limit`).
+    /// `too_large`, `kicked`, `lobby_denied`, `unauthenticated_limit`, `redirected`).
     pub disconnects: IntCounterVec,
+    /// Members of this shard's group, by state (`listed`, `ready`, `eligible`: ready and not
+    /// draining, `unhealthy`: failed a peer query in the last seconds).
+    pub routing_members: IntGaugeVec,
+    /// Reads of the group membership file that failed (the last good membership is kept).
+    pub routing_membership_errors: IntCounter,
+    /// Queries to other signalings of the group that failed or timed out, by peer shard.
+    pub routing_peer_failures: IntCounterVec,
+    /// Joins sent to another shard, by why (`live`: the room is live there, `owner`: it owns
+    /// the room).
+    pub routing_redirects: IntCounterVec,
 }
 
 impl Metrics {
@@ -67,6 +77,21 @@ impl Metrics {
                 "bridges_lost_total",
                 "Registered bridges lost (connection gone or silent), by state: serving or draining",
                 "state",
+            ),
+            routing_members: gvec("routing_members", "Members of the shard group, by state", "state"),
+            routing_membership_errors: counter(
+                "routing_membership_errors_total",
+                "Group membership file reads that failed (the last good one is kept)",
+            ),
+            routing_peer_failures: vec(
+                "routing_peer_failures_total",
+                "Room queries to other signalings of the group that failed, by peer",
+                "peer",
+            ),
+            routing_redirects: vec(
+                "routing_redirects_total",
+                "Joins redirected to another shard, by why",
+                "why",
             ),
             registry,
         };

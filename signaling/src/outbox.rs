@@ -18,6 +18,8 @@ pub enum CloseReason {
     TooLarge,
     Kicked,
     LobbyDenied,
+    /// Sent to another shard of the group (`redirect`).
+    Redirected,
 }
 
 impl CloseReason {
@@ -25,7 +27,7 @@ impl CloseReason {
         match self {
             CloseReason::TooLarge => 1009,
             // Normal closure: the room told the client why (`kicked`, `lobby_denied`).
-            CloseReason::Kicked | CloseReason::LobbyDenied => 1000,
+            CloseReason::Kicked | CloseReason::LobbyDenied | CloseReason::Redirected => 1000,
             _ => 1008,
         }
     }
@@ -37,6 +39,7 @@ impl CloseReason {
             CloseReason::TooLarge => "too_large",
             CloseReason::Kicked => "kicked",
             CloseReason::LobbyDenied => "lobby_denied",
+            CloseReason::Redirected => "redirected",
         }
     }
 }

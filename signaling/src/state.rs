@@ -36,6 +36,7 @@ impl Tx {
         let then_close = match msg {
             ServerMsg::Kicked { .. } => Some(CloseReason::Kicked),
             ServerMsg::LobbyDenied => Some(CloseReason::LobbyDenied),
+            ServerMsg::Redirect { .. } => Some(CloseReason::Redirected),
             _ => None,
         };
         self.0.push(Frame { text, then_close })
@@ -201,6 +202,8 @@ pub struct App {
     pub unauth: Arc<UnauthLimiter>,
     /// TCP connections per address (page assets, WebSockets before the upgrade).
     pub tcp_conns: Arc<UnauthLimiter>,
+    /// This shard is a member of a group (`routing` in the config).
+    pub routing: Option<Arc<crate::routing::Routing>>,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -209,6 +212,14 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl App {
     pub fn new(settings: Settings) -> anyhow::Result<Arc<App>> {
+        Self::with_routing(settings, None)
+    }
+
+    /// An App that routes joins across its group (`routing`), or alone (`None`).
+    pub fn with_routing(
+        settings: Settings,
+        routing: Option<crate::routing::Routing>,
+    ) -> anyhow::Result<Arc<App>> {
         let verifier = match &settings.jwt {
             Some(j) => Some(Verifier::new(j)?),
             None => None,
@@ -222,6 +233,7 @@ impl App {
             next_id: AtomicU64::new(1),
             unauth: Arc::default(),
             tcp_conns: Arc::default(),
+            routing: routing.map(Arc::new),
         }))
     }
 
