@@ -202,6 +202,38 @@ fn stop(c: Managed) {
     }
 }
 
+/// The container's volumes as host directories under the cluster's `volumes/<namespace>/`: a
+/// claim's is named for the claim (it outlives the pod, as the volume would), an emptyDir's
+/// for the pod. No mount namespace here, so an environment value naming a path under a mount
+/// is pointed at the directory instead.
+fn mount_volumes(pod: &Pod, container: &Container, env: &mut BTreeMap<String, String>) -> Result<()> {
+    let spec = pod.spec.as_ref().ok_or_else(|| anyhow!("pod without spec"))?;
+    let base = cluster_dir().join("volumes").join(pod.namespace().unwrap_or_default());
+    let mut mounts = vec![];
+    for m in container.volume_mounts.iter().flatten() {
+        let Some(v) = spec.volumes.iter().flatten().find(|v| v.name == m.name) else {
+            anyhow::bail!("volume {} is mounted but not defined", m.name)
+        };
+        let dir = if let Some(c) = &v.persistent_volume_claim {
+            base.join(&c.claim_name)
+        } else if v.empty_dir.is_some() {
+            base.join(format!("{}-{}", pod.uid().unwrap_or_default(), v.name))
+        } else {
+            continue;
+        };
+        std::fs::create_dir_all(&dir).with_context(|| format!("volume {}", dir.display()))?;
+        mounts.push((m.mount_path.trim_end_matches('/').to_string(), dir));
+    }
+    // Each value once, by the deepest mount it is under (a path is not mapped twice).
+    for value in env.values_mut() {
+        let under = |p: &str| value.strip_prefix(p).is_some_and(|r| r.is_empty() || r.starts_with('/'));
+        if let Some((path, dir)) = mounts.iter().filter(|(p, _)| under(p)).max_by_key(|(p, _)| p.len()) {
+            *value = format!("{}{}", dir.display(), &value[path.len()..]);
+        }
+    }
+    Ok(())
+}
+
 /// The binary and environment the pod's first container would run with on a real node.
 async fn resolve(
     pod: &Pod,
@@ -238,6 +270,7 @@ async fn resolve(
         };
         env.insert(var.name.clone(), value);
     }
+    mount_volumes(pod, container, &mut env)?;
     // A shared loopback: bind the pod's own address (a host-network bridge's is its node's; a
     // recorder's its pod IP, from the cluster's loopback pod CIDR), not 0.0.0.0.
     env.insert("CONVENE_BRIDGE_BIND".into(), ip.clone());

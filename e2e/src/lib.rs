@@ -2,6 +2,7 @@
 //! (`KUBECONFIG`, `CONVENE_CLUSTER_DIR`), kubectl as an admin runs it, fake nodes, and the
 //! operator binary as a child process.
 
+pub mod client;
 pub mod kubelet;
 pub mod stack;
 

@@ -46,6 +46,26 @@ pub struct Bridge {
     pub process: Option<Process>,
 }
 
+/// A `convene-bridge` on 127.0.0.1 (free ports) registering with the signaling on `sig_port`
+/// with `secret`, logging into `dir`.
+pub fn spawn_bridge(dir: &Path, id: &str, sig_port: u16, secret: &str) -> Bridge {
+    let (udp, tcp, http) = (free_port(), free_port(), free_port());
+    let process = Process(
+        Command::new(binary("convene-bridge"))
+            .args(["--bind", "127.0.0.1", "--address-source", "static", "--static-addresses", "127.0.0.1"])
+            .args(["--udp-port", &udp.to_string(), "--tcp-port", &tcp.to_string()])
+            .args(["--http-port", &http.to_string(), "--bridge-id", id, "--load-interval-s", "1"])
+            .args(["--signaling-url", &format!("ws://127.0.0.1:{sig_port}/bridge")])
+            .env("CONVENE_BRIDGE_SECRET", secret)
+            .env("RUST_LOG", "info,str0m=warn,dimpl=warn,is=warn")
+            .stdout(log_file(dir, id))
+            .stderr(log_file(dir, &format!("{id}.err")))
+            .spawn()
+            .expect("convene-bridge starts"),
+    );
+    Bridge { id: id.into(), http_port: http, process: Some(process) }
+}
+
 /// Signaling and two bridges sharing a fresh secret.
 pub struct Stack {
     pub dir: PathBuf,
@@ -102,28 +122,8 @@ impl Stack {
     }
 
     pub fn start_bridge(&mut self, id: &str) {
-        let (udp, tcp, http) = (free_port(), free_port(), free_port());
-        let process = Process(
-            Command::new(binary("convene-bridge"))
-                .args([
-                    "--bind",
-                    "127.0.0.1",
-                    "--address-source",
-                    "static",
-                    "--static-addresses",
-                    "127.0.0.1",
-                ])
-                .args(["--udp-port", &udp.to_string(), "--tcp-port", &tcp.to_string()])
-                .args(["--http-port", &http.to_string(), "--bridge-id", id, "--load-interval-s", "1"])
-                .args(["--signaling-url", &format!("ws://127.0.0.1:{}/bridge", self.sig_port)])
-                .env("CONVENE_BRIDGE_SECRET", &self.secret)
-                .env("RUST_LOG", "info,str0m=warn,dimpl=warn,is=warn")
-                .stdout(log_file(&self.dir, id))
-                .stderr(log_file(&self.dir, &format!("{id}.err")))
-                .spawn()
-                .expect("convene-bridge starts"),
-        );
-        self.bridges.push(Bridge { id: id.into(), http_port: http, process: Some(process) });
+        let bridge = spawn_bridge(&self.dir, id, self.sig_port, &self.secret);
+        self.bridges.push(bridge);
     }
 
     /// Start a `convene-recorder` writing under `dir` with room for `capacity` recordings (the

@@ -14,14 +14,13 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use convene_e2e::client::RoomClient;
 use convene_e2e::kubelet::Kubelet;
 use convene_e2e::*;
 use convene_operator::crd::RecorderPool;
-use convene_proto::client::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use convene_proto::client::ServerMsg;
 use convene_proto::recorder::env as renv;
-use futures_util::{SinkExt, StreamExt};
 use kube::{Api, Client};
-use tokio_tungstenite::tungstenite::Message;
 
 const BRIDGE_HTTP: u16 = 18095;
 
@@ -114,109 +113,12 @@ fn curl(port: u16, method: &str, path: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A moderator: the first to join a room, speaking the client protocol (no media). A task
-/// owns its socket and pings, so it is never idle however long the test waits.
-struct Moderator {
-    out: tokio::sync::mpsc::UnboundedSender<ClientMsg>,
-    inbox: tokio::sync::mpsc::UnboundedReceiver<ServerMsg>,
-    seen: Vec<ServerMsg>,
-}
-
-impl Moderator {
-    async fn join(port: u16, room: &str) -> Moderator {
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await.expect("ws");
-        let (out, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<ClientMsg>();
-        let (deliver, inbox) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut ping = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                let msg = tokio::select! {
-                    m = outgoing.recv() => match m { Some(m) => m, None => return },
-                    _ = ping.tick() => ClientMsg::Ping,
-                    f = ws.next() => {
-                        match f {
-                            Some(Ok(Message::Text(t))) => {
-                                let m = convene_proto::client::parse_server(t.as_str()).expect("a server message");
-                                if deliver.send(m).is_err() { return }
-                            }
-                            Some(Ok(_)) => {}
-                            _ => return,
-                        }
-                        continue;
-                    }
-                };
-                if ws.send(Message::text(msg.to_json())).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let mut m = Moderator { out, inbox, seen: vec![] };
-        let join = ClientMsg::Join {
-            v: PROTOCOL_VERSION,
-            room: room.into(),
-            name: Some(format!("Mod {room}")),
-            avatar: None,
-            token: None,
-            password: None,
-            audio_muted: true,
-            video_muted: true,
-        };
-        m.send(join).await;
-        // The room has its bridge once the moderator's media is set up.
-        m.wait("media", |m| matches!(m, ServerMsg::Media { .. })).await;
-        m
-    }
-
-    async fn send(&mut self, msg: ClientMsg) {
-        self.out.send(msg).expect("the socket task runs");
-    }
-
-    async fn wait(&mut self, what: &str, f: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let m = tokio::time::timeout(left, self.inbox.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within 30 s; saw {:?}", self.seen))
-                .expect("socket open");
-            self.seen.push(m.clone());
-            if f(&m) {
-                return m;
-            }
-        }
-    }
-
-    /// Everything received so far, kept.
-    fn drain_inbox(&mut self) {
-        while let Ok(m) = self.inbox.try_recv() {
-            self.seen.push(m);
-        }
-    }
-
-    /// Start recording; panics on the typed error instead.
-    async fn record(&mut self) {
-        self.send(ClientMsg::SetRecording { recording: true }).await;
-        let m = self
-            .wait("recording or an error", |m| {
-                matches!(m, ServerMsg::Room { room } if room.recording)
-                    || matches!(m, ServerMsg::Error { .. })
-            })
-            .await;
-        assert!(matches!(m, ServerMsg::Room { .. }), "recording refused: {m:?}");
-    }
-
-    async fn stop(&mut self) {
-        self.send(ClientMsg::SetRecording { recording: false }).await;
-        self.wait("recording stopped", |m| matches!(m, ServerMsg::RecordingStopped { .. })).await;
-    }
-
-    /// It never heard of a stop it did not ask for.
-    fn never_cut(&mut self) {
-        self.drain_inbox();
-        let cut = self.seen.iter().find(|m| matches!(m, ServerMsg::RecordingStopped { by: None, .. }));
-        assert!(cut.is_none(), "a recording was cut: {cut:?}");
-    }
+/// A moderator: the first to join `room` (an open shard's first joiner moderates), once the
+/// room has its bridge (its media is set up).
+async fn moderator(port: u16, room: &str) -> RoomClient {
+    let mut m = RoomClient::join(port, room, &format!("Mod {room}")).await;
+    m.wait("media", |m| matches!(m, ServerMsg::Media { .. })).await;
+    m
 }
 
 async fn pool(client: &Client, ns: &str) -> Result<RecorderPool> {
@@ -268,8 +170,8 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
     .await;
 
     // Two recordings fill the first recorder's usable half... and more.
-    let mut a = Moderator::join(port, "room-a").await;
-    let mut b = Moderator::join(port, "room-b").await;
+    let mut a = moderator(port, "room-a").await;
+    let mut b = moderator(port, "room-b").await;
     a.record().await;
     b.record().await;
     let t0 = Instant::now();
@@ -280,7 +182,7 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
     })
     .await;
     let grew_s = t0.elapsed().as_secs_f64();
-    let mut c = Moderator::join(port, "room-c").await;
+    let mut c = moderator(port, "room-c").await;
     c.record().await;
     let status = eventually("three recordings, three recorders", Duration::from_secs(60), || async {
         let s = pool(&client, ns).await?.status.unwrap_or_default();
@@ -290,8 +192,8 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
     eprintln!("grew to 2 recorders {grew_s:.1} s after 2 recordings; status {:?}", status.recorders);
 
     // Two end: the pool shrinks, but the recorder holding room-c's recording only drains.
-    a.stop().await;
-    b.stop().await;
+    a.stop_recording().await;
+    b.stop_recording().await;
     let draining =
         eventually("the recorder with room-c's recording drains", Duration::from_secs(90), || async {
             let s = pool(&client, ns).await?.status.unwrap_or_default();
@@ -311,7 +213,7 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
 
     // Its recording ends: only then does the pool come back to one recorder.
     let stopped = Instant::now();
-    c.stop().await;
+    c.stop_recording().await;
     eventually("one recorder again", Duration::from_secs(120), || async {
         let s = pool(&client, ns).await?.status.unwrap_or_default();
         Ok((s.recorders.len() == 1 && recorders.running().len() == 1).then_some(()))
@@ -347,4 +249,146 @@ async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutti
         let manifest = curl(s3_port, "GET", &format!("/recordings/{key}")).unwrap();
         assert!(manifest.contains("stopped_wall_ms"), "{room}: {manifest}");
     }
+}
+
+/// The production example's two RecorderPools as shipped, run for real. meet-a's recorders
+/// upload to S3: the example's endpoint is pointed at the test's moto through the pods'
+/// environment (the only edit), and its `recordings-s3` Secret is made as the example asks.
+/// meet-b's write to a PersistentVolumeClaim per pod, bound to local PersistentVolumes as an
+/// admin with local storage provides them (the kubelet stand-in gives each claim a directory).
+/// Both pools' two recorders register with their shard's signaling, and a recording in each
+/// shard lands in its pool's storage.
+#[tokio::test]
+#[ignore = "cluster tier: e2e/cluster/with-cluster.sh"]
+async fn the_production_examples_recorder_pools_record_to_s3_and_to_volumes() {
+    setup();
+    // The example's recorders have no placement: a node without the rec-* taint.
+    add_node("rec-general", "127.0.0.42", None, &[]);
+    let ns = "rec-examples";
+    fresh_namespace(ns);
+    let _op = Operator::start(ns, "op-rx", "convene-operator", 15).expect("operator starts");
+    let client = client().await;
+    let (_moto, s3_port) = moto();
+    curl(s3_port, "PUT", "/convene-recordings").expect("the example's bucket");
+    kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "-n",
+        ns,
+        "recordings-s3",
+        "--from-literal=accessKeyId=test",
+        "--from-literal=secretAccessKey=test",
+    ]);
+    for i in 0..2 {
+        let pv = format!("{ns}-{i}");
+        kubectl_ok(&["delete", "pv", &pv, "--ignore-not-found", "--timeout=60s"]);
+        let manifest = format!(
+            "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {pv}}}\nspec:\n  capacity: {{storage: 200Gi}}\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  persistentVolumeReclaimPolicy: Retain\n  hostPath: {{path: /var/lib/convene-e2e/{pv}}}\n"
+        );
+        let out = kubectl(&["apply", "-f", "-"], Some(&manifest));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // The example's Shards and RecorderPools, as they are in the file (its bridges and relays
+    // are other tests' subject: a plain bridge per shard stands in for them here).
+    let example = std::fs::read_to_string(repo().join("examples/production.yaml")).expect("example");
+    let docs: Vec<&str> = example
+        .split("\n---")
+        .filter(|d| d.lines().any(|l| l == "kind: Shard" || l == "kind: RecorderPool"))
+        .collect();
+    assert_eq!(docs.len(), 4, "two Shards and two RecorderPools in the example");
+    let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&docs.join("\n---\n")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut kept = vec![];
+    let mut ports = vec![];
+    for shard in ["meet-a", "meet-b"] {
+        let secret = bridge_control_secret(&client, ns, shard).await;
+        let (signaling, port) = start_signaling(&format!("{ns}-{shard}"), &secret);
+        let logs = cluster_dir().join("logs");
+        let bridge = convene_e2e::stack::spawn_bridge(&logs, &format!("{ns}-{shard}-bridge"), port, &secret);
+        let url = format!("ws://127.0.0.1:{port}/recorder");
+        let s3 = format!("http://127.0.0.1:{s3_port}");
+        let mut env = vec![(renv::SIGNALING_URL, url.as_str())];
+        if shard == "meet-a" {
+            env.push((renv::S3_ENDPOINT, s3.as_str()));
+        }
+        let selector =
+            format!("app.kubernetes.io/instance={shard}-recorders,app.kubernetes.io/component=recorder");
+        let kubelet = Kubelet::start(client.clone(), ns, &selector, &env);
+        kept.push((signaling, bridge, kubelet));
+        ports.push(port);
+    }
+    let pools: Api<RecorderPool> = Api::namespaced(client.clone(), ns);
+    for (shard, port) in ["meet-a", "meet-b"].into_iter().zip(ports.iter().copied()) {
+        let name = format!("{shard}-recorders");
+        let status =
+            eventually(&format!("{name}: 2 recorders registered"), Duration::from_secs(120), || async {
+                let s = pools.get(&name).await?.status.unwrap_or_default();
+                Ok((registered(port).await == 2 && s.capacity_free == Some(20)).then_some(s))
+            })
+            .await;
+        eprintln!("{name}: {} recorders in status, capacity {}", status.recorders.len(), status.capacity);
+    }
+
+    let mut mods = vec![];
+    for port in &ports {
+        let mut m = moderator(*port, "standup").await;
+        m.record().await;
+        mods.push(m);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for m in &mut mods {
+        m.stop_recording().await;
+        m.never_cut();
+    }
+
+    // meet-a: in the example's bucket, under the shard's prefix, its manifest final.
+    let manifest = eventually("meet-a's recording in the bucket", Duration::from_secs(60), || async {
+        let list = curl(s3_port, "GET", "/convene-recordings?list-type=2")?;
+        let key = list
+            .split("<Key>")
+            .filter_map(|k| k.split("</Key>").next())
+            .find(|k| k.starts_with("meet-a/standup/") && k.ends_with("/manifest.json"))
+            .map(String::from);
+        match key {
+            Some(k) => Ok(Some(curl(s3_port, "GET", &format!("/convene-recordings/{k}"))?)),
+            None => Ok(None),
+        }
+    })
+    .await;
+    assert!(manifest.contains("stopped_wall_ms"), "{manifest}");
+    // meet-b: on the volume of the recorder that took it (the claim's directory).
+    let volumes = cluster_dir().join("volumes").join(ns);
+    let found = eventually("meet-b's recording on a volume", Duration::from_secs(60), || {
+        let volumes = volumes.clone();
+        async move {
+            // The claims' directories (`recordings-<pod>`).
+            let claims = std::fs::read_dir(&volumes)?.flatten().map(|e| e.path());
+            let claims = claims.filter(|p| {
+                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("recordings-meet-b-"))
+            });
+            for claim in claims {
+                for e in std::fs::read_dir(claim.join("standup")).into_iter().flatten().flatten() {
+                    let m = std::fs::read_to_string(e.path().join("manifest.json")).unwrap_or_default();
+                    if m.contains("stopped_wall_ms") {
+                        return Ok(Some(e.path()));
+                    }
+                }
+            }
+            Ok(None)
+        }
+    })
+    .await;
+    eprintln!("meet-b's recording on its volume: {}", found.display());
+    let claims = kubectl_ok(&[
+        "get",
+        "pvc",
+        "-n",
+        ns,
+        "-o",
+        "custom-columns=N:.metadata.name,S:.status.phase",
+        "--no-headers",
+    ]);
+    assert_eq!(claims.lines().filter(|l| l.contains("Bound")).count(), 2, "{claims}");
 }

@@ -16,72 +16,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use convene_e2e::client::RoomClient;
 use convene_e2e::eventually;
 use convene_e2e::stack::{Stack, finish};
-use convene_proto::client::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
-use futures_util::{SinkExt, StreamExt};
+use convene_proto::client::{ClientMsg, ServerMsg};
 #[path = "../../media/tests/ffmpeg/probe.rs"]
 mod ffprobe;
 use ffprobe::{decode_errors, probe};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const PARTICIPANTS: usize = 3;
 const RUN_S: u64 = 22;
 const RECORD_S: u64 = 7;
-
-/// A client speaking the client protocol (no media: it only moderates), keeping everything
-/// it was told.
-struct Client {
-    ws: Ws,
-    seen: Vec<ServerMsg>,
-}
-
-impl Client {
-    async fn join(port: u16, room: &str, name: &str) -> Client {
-        let (ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws")).await.expect("ws");
-        let mut c = Client { ws, seen: vec![] };
-        c.send(ClientMsg::Join {
-            v: PROTOCOL_VERSION,
-            room: room.into(),
-            name: Some(name.into()),
-            avatar: None,
-            token: None,
-            password: None,
-            audio_muted: true,
-            video_muted: true,
-        })
-        .await;
-        c.wait("joined", |m| matches!(m, ServerMsg::Joined { .. })).await;
-        c
-    }
-
-    async fn send(&mut self, m: ClientMsg) {
-        self.ws.send(Message::text(m.to_json())).await.expect("send");
-    }
-
-    /// The next message matching `f` (20 s at most); everything read is kept.
-    async fn wait(&mut self, what: &str, f: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let m = tokio::time::timeout(left, self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within 20 s; got {:?}", self.seen))
-                .expect("socket open")
-                .expect("frame");
-            let Message::Text(t) = m else { continue };
-            let m = convene_proto::client::parse_server(t.as_str()).expect("a server message");
-            self.seen.push(m.clone());
-            if f(&m) {
-                return m;
-            }
-        }
-    }
-}
 
 fn recording(m: &ServerMsg) -> Option<(bool, Option<String>)> {
     match m {
@@ -129,8 +75,8 @@ fn recording_dir(root: &Path, room: &str) -> PathBuf {
 
 /// Room `load-0` with its moderator (a protocol client, the first to join: an open shard's
 /// first joiner moderates) and loadgen's publishers in it.
-async fn hosted_room(stack: &Stack) -> (Client, convene_e2e::Process, PathBuf) {
-    let mut host = Client::join(stack.sig_port, "load-0", "Host").await;
+async fn hosted_room(stack: &Stack) -> (RoomClient, convene_e2e::Process, PathBuf) {
+    let mut host = RoomClient::join(stack.sig_port, "load-0", "Host").await;
     let args: Vec<String> =
         ["--participants", &PARTICIPANTS.to_string(), "--rooms", "1", "--duration-s", &RUN_S.to_string()]
             .into_iter()
@@ -150,7 +96,7 @@ struct World {
     stack: Stack,
     out: PathBuf,
     recorders: Vec<convene_e2e::Process>,
-    host: Client,
+    host: RoomClient,
     loadgen: convene_e2e::Process,
     report: PathBuf,
 }
@@ -184,7 +130,7 @@ async fn a_moderator_records_a_loadgen_room() {
     let started = Instant::now();
     assert_eq!(recording(&on), Some((true, Some("Host".into()))), "who started it");
     // A late joiner sees it too.
-    let mut late = Client::join(stack.sig_port, "load-0", "Late").await;
+    let mut late = RoomClient::join(stack.sig_port, "load-0", "Late").await;
     let Some(ServerMsg::Joined { room, .. }) =
         late.seen.iter().find(|m| matches!(m, ServerMsg::Joined { .. })).cloned()
     else {
@@ -193,7 +139,7 @@ async fn a_moderator_records_a_loadgen_room() {
     assert_eq!((room.recording, room.recording_by.as_deref()), (true, Some("Host")));
 
     // The only recorder is busy: another room's moderator gets the typed error.
-    let mut other = Client::join(stack.sig_port, "other", "Other").await;
+    let mut other = RoomClient::join(stack.sig_port, "other", "Other").await;
     other.wait("media", |m| matches!(m, ServerMsg::Media { .. })).await;
     other.send(ClientMsg::SetRecording { recording: true }).await;
     let err = other.wait("an error", |m| matches!(m, ServerMsg::Error { .. })).await;
@@ -567,7 +513,7 @@ async fn a_recorder_reports_its_load_and_drains() {
     assert_eq!(recorder_load(http).await, RecorderLoad { draining: true, ..recording });
     assert!(convene_e2e::http_get(http, "/ready").await.is_err(), "not ready while draining");
     // The recorder has room for another, but signaling heard it drains.
-    let mut other = Client::join(stack.sig_port, "other", "Other").await;
+    let mut other = RoomClient::join(stack.sig_port, "other", "Other").await;
     other.wait("media", |m| matches!(m, ServerMsg::Media { .. })).await;
     other.send(ClientMsg::SetRecording { recording: true }).await;
     let err = other.wait("an error", |m| matches!(m, ServerMsg::Error { .. })).await;
