@@ -35,6 +35,7 @@ ops/check-chart.sh
 
 step "unit and integration tests (private network namespace: every packet stays on loopback)"
 cargo build --workspace --all-targets --locked
+# Includes e2e/tests/routing.rs: three signalings of one group, 200 rooms through one entry, a shard killed.
 # The same package set as the build, so nothing is rebuilt (offline) inside the namespace.
 unshare -n -- sh -c 'ip link set lo up && exec cargo test --workspace --no-fail-fast --offline --locked'
 
