@@ -334,4 +334,71 @@ async fn rooms_route_to_one_shard_and_fail_over_to_the_next_in_hash_order() {
     for t in tasks {
         t.abort();
     }
+
+    // convene-loadgen (media and all) through the same entry, after the failover: it follows
+    // the redirects too, and each of its rooms is on its owner among the survivors.
+    let report = dir.join("loadgen.json");
+    let mut lg = Process(
+        Command::new(binary("convene-loadgen"))
+            .args(["--signaling-url", &entry, "--participants", "6", "--rooms", "3", "--room-prefix", "lg-"])
+            .args(["--duration-s", "8", "--ramp-ms", "50", "--progress-s", "4", "--report"])
+            .arg(&report)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log_file(&dir, "loadgen"))
+            .spawn()
+            .expect("convene-loadgen starts"),
+    );
+    let secret = std::fs::read_to_string(&group_secret_file).unwrap();
+    let live: Vec<(usize, String)> = eventually("loadgen's rooms are live", Duration::from_secs(20), || {
+        let (shards, secret) = (&shards, secret.trim());
+        async move {
+            let mut found = vec![];
+            for room in 0..3 {
+                for s in shards.iter().filter(|s| s.signaling.is_some()) {
+                    let answer = internal_room(s.port, &format!("lg-{room}"), secret)?;
+                    if answer["participants"] == 2 {
+                        found.push((room, s.name.clone()));
+                    }
+                }
+            }
+            Ok((found.len() == 3).then_some(found))
+        }
+    })
+    .await;
+    for (room, shard) in &live {
+        assert_eq!(shard, &owner(&format!("lg-{room}"), &survivors).unwrap().shard, "loadgen room {room}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(st) = lg.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "loadgen did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let joined = v["per_participant"].as_array().unwrap().iter().filter(|p| p["joined"] == true).count();
+    println!(
+        "loadgen through the entry: rooms on {live:?}, {joined}/6 joined, {} received media, dropped {}",
+        v["received_media"], v["dropped"]
+    );
+    assert_eq!(joined, 6, "{v}");
+    assert!(status.success(), "loadgen: {status}; {v}");
+}
+
+/// `GET /internal/rooms/<room>` of the signaling on `port` with the group secret.
+fn internal_room(port: u16, room: &str, secret: &str) -> anyhow::Result<serde_json::Value> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET /internal/rooms/{room} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {secret}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    anyhow::ensure!(resp.starts_with("HTTP/1.1 200"), "{}", resp.lines().next().unwrap_or_default());
+    Ok(serde_json::from_str(body)?)
 }

@@ -48,21 +48,35 @@ enum Wake {
 /// is 60 s by default).
 const PING_EVERY: Duration = Duration::from_secs(20);
 
-pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
-    let connect = tokio_tungstenite::connect_async(spec.url.as_str());
+type Sink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    WsMessage,
+>;
+type Frames = tokio::sync::mpsc::UnboundedReceiver<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>;
+
+/// Redirects a join follows at most (signaling stops redirecting after two).
+const MAX_REDIRECTS: u32 = 3;
+
+/// Open signaling's WebSocket at `url` and send `join`. `Ok(None)`: stopped meanwhile.
+async fn open(
+    url: &str,
+    join: &ClientMsg,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<(Sink, Frames, AbortOnDrop)>, String> {
+    let connect = tokio_tungstenite::connect_async(url);
     let ws = tokio::select! {
         r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => r,
-        _ = stop.wait_for(|s| *s) => return lock(&stats).finish(Instant::now()),
+        _ = stop.wait_for(|s| *s) => return Ok(None),
     };
     let ws = match ws {
         Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return fail(&stats, format!("signaling connect: {e}")),
-        Err(_) => return fail(&stats, "signaling connect: timed out".into()),
+        Ok(Err(e)) => return Err(format!("signaling connect: {e}")),
+        Err(_) => return Err("signaling connect: timed out".into()),
     };
     let (mut sink, mut stream) = ws.split();
     // A reader task: polling the WebSocket itself on every media wake-up would make
     // tungstenite re-zero its read buffer each time (measured: a tenth of the CPU).
-    let (frames_tx, mut frames) = tokio::sync::mpsc::unbounded_channel();
+    let (frames_tx, frames) = tokio::sync::mpsc::unbounded_channel();
     let reader = tokio::spawn(async move {
         while let Some(f) = stream.next().await {
             if frames_tx.send(f).is_err() {
@@ -70,7 +84,25 @@ pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
             }
         }
     });
-    let _reader = AbortOnDrop(reader);
+    let reader = AbortOnDrop(reader);
+    if let Err(e) = sink.send(WsMessage::text(join.to_json())).await {
+        return Err(format!("signaling send: {e}"));
+    }
+    Ok(Some((sink, frames, reader)))
+}
+
+/// The shard URL of a `redirect` frame (a group's entry signaling sends the join elsewhere).
+fn redirect_of(text: &str) -> Option<String> {
+    if !text.starts_with(r#"{"type":"redirect""#) {
+        return None;
+    }
+    match client::parse_server(text) {
+        Ok(ServerMsg::Redirect { url, .. }) => Some(url),
+        _ => None,
+    }
+}
+
+pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
     let join = ClientMsg::Join {
         v: PROTOCOL_VERSION,
         room: spec.room.clone(),
@@ -81,12 +113,16 @@ pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
         audio_muted: !spec.publish.audio,
         video_muted: !spec.publish.video,
     };
-    if let Err(e) = sink.send(WsMessage::text(join.to_json())).await {
-        return fail(&stats, format!("signaling send: {e}"));
-    }
+    let (mut sink, mut frames, mut _reader) = match open(&spec.url, &join, &mut stop).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return lock(&stats).finish(Instant::now()),
+        Err(e) => return fail(&stats, e),
+    };
+    let mut redirects = 0;
     let mut p = Participant { spec: &spec, stats: &stats, peer: None, out: Vec::new(), events: Vec::new() };
     // Created once: re-arming a stop watcher and a timer on every wake-up costs more than
     // resetting them.
+    let mut stop_redirect = stop.clone();
     let stopped = stop.wait_for(|s| *s);
     tokio::pin!(stopped);
     let timer = tokio::time::sleep_until(tokio::time::Instant::now());
@@ -107,7 +143,21 @@ pub async fn run(spec: Spec, stats: Shared, mut stop: watch::Receiver<bool>) {
         };
         match wake {
             Wake::Stop => break,
-            Wake::Frame(Some(Ok(WsMessage::Text(t)))) => p.on_frame(t.as_str()),
+            Wake::Frame(Some(Ok(WsMessage::Text(t)))) => match redirect_of(t.as_str()) {
+                // The room is on another shard of the group: join there instead.
+                Some(url) if redirects < MAX_REDIRECTS => {
+                    redirects += 1;
+                    tracing::debug!(participant = %spec.name, %url, "redirected");
+                    (sink, frames, _reader) = match open(&url, &join, &mut stop_redirect).await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        Err(e) => return fail(&stats, e),
+                    };
+                    continue;
+                }
+                Some(_) => return fail(&stats, "signaling: too many redirects".into()),
+                None => p.on_frame(t.as_str()),
+            },
             Wake::Frame(Some(Ok(WsMessage::Close(_)) | Err(_)) | None) => {
                 return fail(&stats, "signaling connection closed".into());
             }
