@@ -49,6 +49,8 @@ pub struct Identity {
     pub email: Option<String>,
     /// The token's `moderator` claim (top level or `context.user`), when it has one.
     pub moderator: Option<bool>,
+    /// Top-level claims not read above.
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -61,6 +63,9 @@ struct Claims {
     moderator: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "object")]
     context: Option<Context>,
+    /// Every other top-level claim (e.g. the participant's region, `routing.regionClaim`).
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -250,6 +255,7 @@ fn check_claims(c: Claims, domain: &str, room: &str) -> Result<Identity, AuthErr
         avatar: user.avatar,
         email: user.email,
         moderator,
+        claims: c.other,
     })
 }
 

@@ -42,6 +42,8 @@ pub fn cap(s: &str) -> String {
 pub struct ConnInfo {
     /// Redirects the client followed to get here (`?hops=`; see [`crate::routing`]).
     pub hops: u8,
+    /// The participant's region, from the edge's header (`routing.regionHeader`).
+    pub region: Option<String>,
 }
 
 /// `permit` holds this connection's slot among its address's unauthenticated connections; it
@@ -163,10 +165,10 @@ pub async fn handle_with(app: Arc<App>, socket: WebSocket, mut permit: Option<Un
                 // In a group, a join may belong on another shard: send the client there.
                 Ok(m @ ClientMsg::Join { .. }) if room.is_none() && app.routing.is_some() => {
                     if !redirected(&app, &tx, &m, conn.hops).await {
-                        on_message(&app, &pid, &mut room, &tx, m);
+                        on_message_with(&app, &pid, &mut room, &tx, m, &conn);
                     }
                 }
-                Ok(m) => on_message(&app, &pid, &mut room, &tx, m),
+                Ok(m) => on_message_with(&app, &pid, &mut room, &tx, m, &conn),
                 // serde's message may quote the input (an unknown `type`, a bad string): cap it.
                 Err(e) => refuse(&app, &tx, ErrorCode::BadRequest, cap(&e)),
             },
@@ -235,6 +237,18 @@ fn new_id() -> String {
 }
 
 pub fn on_message(app: &Arc<App>, pid: &str, room: &mut Option<RoomRef>, tx: &Tx, msg: ClientMsg) {
+    on_message_with(app, pid, room, tx, msg, &ConnInfo::default())
+}
+
+/// [`on_message`] for a connection whose upgrade request said more ([`ConnInfo`]).
+pub fn on_message_with(
+    app: &Arc<App>,
+    pid: &str,
+    room: &mut Option<RoomRef>,
+    tx: &Tx,
+    msg: ClientMsg,
+    conn: &ConnInfo,
+) {
     match msg {
         ClientMsg::Join {
             v,
@@ -267,6 +281,7 @@ pub fn on_message(app: &Arc<App>, pid: &str, room: &mut Option<RoomRef>, tx: &Tx
                 password,
                 audio_muted,
                 video_muted,
+                region: conn.region.clone(),
             };
             *room = join_room(app, pid, &name, tx, join);
         }

@@ -137,7 +137,14 @@ async fn ws(
         }
         None => None,
     };
-    let conn = client::ConnInfo { hops: routing::hops_of(query.as_deref()) };
+    // The edge's region header, when the group names one (`routing.regionHeader`).
+    let region = app
+        .routing
+        .as_ref()
+        .and_then(|r| r.region_header.as_deref())
+        .and_then(|h| headers.get(h)?.to_str().ok())
+        .and_then(select::clean_region);
+    let conn = client::ConnInfo { hops: routing::hops_of(query.as_deref()), region };
     up.max_message_size(protocol::MAX_CLIENT_FRAME)
         .max_frame_size(protocol::MAX_CLIENT_FRAME)
         .on_upgrade(move |s| client::handle_with(app, s, permit, conn))

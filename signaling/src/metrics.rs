@@ -32,6 +32,8 @@ pub struct Metrics {
     /// Joins sent to another shard, by why (`live`: the room is live there, `owner`: it owns
     /// the room).
     pub routing_redirects: IntCounterVec,
+    /// Participants in rooms, by their region (`unknown` without one).
+    pub participants_by_region: IntGaugeVec,
 }
 
 impl Metrics {
@@ -92,6 +94,11 @@ impl Metrics {
                 "routing_redirects_total",
                 "Joins redirected to another shard, by why",
                 "why",
+            ),
+            participants_by_region: gvec(
+                "participants_by_region",
+                "Participants in rooms, by region (edge header, token claim or the shard's)",
+                "region",
             ),
             registry,
         };

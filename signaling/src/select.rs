@@ -51,9 +51,49 @@ pub fn select<'a>(
         .map(|c| c.id.clone())
 }
 
+/// A region name as it may come from a header or a token: 1..=64 of `a-z 0-9 - _ .`
+/// (lower-cased); anything else counts as absent.
+pub fn clean_region(s: &str) -> Option<String> {
+    let s = s.trim().to_ascii_lowercase();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    ok.then_some(s)
+}
+
+/// The participant's region: the edge's header, else the token's claim, else the shard's.
+pub fn participant_region(header: Option<&str>, claim: Option<&str>, shard: Option<&str>) -> Option<String> {
+    header
+        .and_then(clean_region)
+        .or_else(|| claim.and_then(clean_region))
+        .or_else(|| shard.map(str::to_string))
+}
+
+/// The `region` label of a participant's metrics.
+pub fn region_label(region: Option<&str>) -> &str {
+    region.unwrap_or("unknown")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn participant_region_from_header_then_claim_then_shard() {
+        assert_eq!(participant_region(Some("EU-West"), Some("us"), Some("ap")).as_deref(), Some("eu-west"));
+        assert_eq!(participant_region(None, Some("us"), Some("ap")).as_deref(), Some("us"));
+        assert_eq!(participant_region(Some("<bad>"), None, Some("ap")).as_deref(), Some("ap"));
+        assert_eq!(participant_region(Some(""), Some(&"x".repeat(65)), None), None);
+        // A participant from the US on an EU shard gets the US bridge; without a region of
+        // its own, the shard's (EU) one; the least stressed elsewhere when its region has none.
+        let cs = [c("eu-1", "eu", 0.1), c("us-1", "us", 0.6)];
+        let us = participant_region(Some("us"), None, Some("eu"));
+        assert_eq!(pick(&cs, us.as_deref()).as_deref(), Some("us-1"));
+        let none = participant_region(None, None, Some("eu"));
+        assert_eq!(pick(&cs, none.as_deref()).as_deref(), Some("eu-1"));
+        let ap = participant_region(Some("ap"), None, Some("eu"));
+        assert_eq!(pick(&cs, ap.as_deref()).as_deref(), Some("eu-1"));
+    }
 
     fn c(id: &str, region: &str, stress: f64) -> Candidate {
         Candidate {

@@ -277,8 +277,14 @@ impl App {
     }
 
     /// The bridge for a conference: the one it is on (`current`) if still alive, else a new
-    /// choice. The caller records the result in the room.
-    pub fn bridge_for(&self, inner: &Inner, current: Option<&str>) -> Option<(String, BridgeConn)> {
+    /// choice, preferring bridges in `region` (the participant's; else the shard's). The caller
+    /// records the result in the room.
+    pub fn bridge_for(
+        &self,
+        inner: &Inner,
+        current: Option<&str>,
+        region: Option<&str>,
+    ) -> Option<(String, BridgeConn)> {
         let now = Instant::now();
         let stale = self.stale();
         if let Some(b) = current.and_then(|id| inner.bridges.get(id))
@@ -305,7 +311,7 @@ impl App {
             .collect();
         let chosen = select::select(
             &candidates,
-            self.settings.region.as_deref(),
+            region.or(self.settings.region.as_deref()),
             now,
             stale,
             self.settings.bridge_capacity,

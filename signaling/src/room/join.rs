@@ -16,6 +16,8 @@ pub struct JoinRequest {
     pub password: Option<String>,
     pub audio_muted: bool,
     pub video_muted: bool,
+    /// The participant's region from the edge's header (`routing.regionHeader`), if any.
+    pub region: Option<String>,
 }
 
 pub fn clean_name(s: Option<String>) -> Option<String> {
@@ -118,6 +120,12 @@ fn enter_locked(
     // Token moderators skip the password and the lobby.
     let token_moderator = identity.is_some() && moderator;
     let fixed_identity = identity.is_some_and(|i| i.name.is_some());
+    let claim = app.routing.as_ref().and_then(|r| r.region_claim.as_deref());
+    let region = crate::select::participant_region(
+        req.region.as_deref(),
+        claim.and_then(|c| identity?.claims.get(c)?.as_str()),
+        app.settings.region.as_deref(),
+    );
     let display = identity
         .and_then(|i| i.name.clone())
         .or_else(|| req.display.clone())
@@ -151,16 +159,23 @@ fn enter_locked(
             }
         }
         if r.lobby && !token_moderator {
-            lobby::knock(app, r, pid, Waiter { info, tx: tx.clone(), fixed_identity });
+            lobby::knock(app, r, pid, Waiter { info, tx: tx.clone(), fixed_identity, region });
             return Outcome::Waiting;
         }
     }
-    admit(app, r, info, tx.clone(), fixed_identity);
+    admit(app, r, info, tx.clone(), fixed_identity, region);
     Outcome::Joined { moderator }
 }
 
 /// Put a participant in the room and tell everyone.
-pub fn admit(app: &App, r: &mut Room, info: ParticipantInfo, tx: Tx, fixed_identity: bool) {
+pub fn admit(
+    app: &App,
+    r: &mut Room,
+    info: ParticipantInfo,
+    tx: Tx,
+    fixed_identity: bool,
+    region: Option<String>,
+) {
     r.seq += 1;
     let pid = info.id.clone();
     let _ = tx.send(ServerMsg::Joined {
@@ -179,7 +194,11 @@ pub fn admit(app: &App, r: &mut Room, info: ParticipantInfo, tx: Tx, fixed_ident
     }
     let seq = r.seq;
     let joined = ServerMsg::ParticipantJoined { participant: info.clone() };
-    r.participants.insert(pid.clone(), Participant { info, tx, seq, bridge: None, fixed_identity });
+    app.metrics
+        .participants_by_region
+        .with_label_values(&[crate::select::region_label(region.as_deref())])
+        .inc();
+    r.participants.insert(pid.clone(), Participant { info, tx, seq, bridge: None, fixed_identity, region });
     // After the insert: a recording's participant list includes them.
     r.broadcast(&joined, Some(&pid));
     app.metrics.joins.inc();

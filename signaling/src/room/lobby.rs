@@ -48,7 +48,7 @@ pub fn deny(app: &App, r: &mut Room, tx: &Tx, id: &str) {
 fn admit_waiter(app: &Arc<App>, r: &mut Room, id: &str) {
     let Some(w) = r.waiting.remove(id) else { return };
     app.metrics.lobby_waiting.dec();
-    enter(app, r, w.info, w.tx, w.fixed_identity);
+    enter(app, r, w.info, w.tx, w.fixed_identity, w.region);
     r.notify_lobby();
     media::spawn_setup(app, &r.name, id, false);
 }

@@ -44,7 +44,8 @@ pub async fn setup_media(app: Arc<App>, room: String, pid: String, migration: bo
             // Under the room lock, so the room's participants agree on one bridge.
             let chosen = {
                 let mut inner = app.lock();
-                let chosen = app.bridge_for(&inner, r.bridge.as_deref());
+                let region = r.participants.get(&pid).and_then(|p| p.region.clone());
+                let chosen = app.bridge_for(&inner, r.bridge.as_deref(), region.as_deref());
                 if let Some((b, _)) = &chosen
                     && let Some(br) = inner.bridges.get_mut(b)
                 {

@@ -32,12 +32,16 @@ pub struct Participant {
     pub bridge: Option<String>,
     /// Whether the name/avatar came from a token (then they cannot be changed).
     pub fixed_identity: bool,
+    /// Where the participant is (edge header, token claim, or the shard's region): the room's
+    /// bridge is chosen in the region of the participant who starts its conference.
+    pub region: Option<String>,
 }
 
 pub struct Waiter {
     pub info: ParticipantInfo,
     pub tx: Tx,
     pub fixed_identity: bool,
+    pub region: Option<String>,
 }
 
 #[derive(Default)]
@@ -196,6 +200,10 @@ pub fn remove(app: &Arc<App>, r: &mut Room, pid: &str) -> Left {
     let mut bridge = None;
     if let Some(p) = r.participants.remove(pid) {
         app.metrics.participants.dec();
+        app.metrics
+            .participants_by_region
+            .with_label_values(&[crate::select::region_label(p.region.as_deref())])
+            .dec();
         r.broadcast(&ServerMsg::ParticipantLeft { id: pid.to_string() }, None);
         bridge = p.bridge;
         if r.spotlight.as_deref() == Some(pid) {
