@@ -94,8 +94,8 @@ pub struct Config {
     /// also turns off str0m's pacer (cheaper; layers then follow receiver constraints only).
     #[arg(long, env = env::BWE, default_value_t = true, action = clap::ArgAction::Set)]
     pub bwe: bool,
-    /// Microseconds: the media thread runs the core's timers (str0m's pacer, BWE, retransmits)
-    /// at most once per this, instead of waking for each paced packet; 0 wakes at every
+    /// Microseconds: the media thread wakes for the core's timers alone (str0m's pacer, BWE,
+    /// retransmits) at most once per this, instead of for each paced packet; 0 wakes at every
     /// deadline (the behaviour before batching). Not in the operator's contract: a tuning knob.
     #[arg(long, env = "CONVENE_BRIDGE_PACING_QUANTUM_US", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=20_000))]
     pub pacing_quantum_us: u64,

@@ -4,9 +4,10 @@
 //! The async side wakes the thread by sending one byte from a private "waker" socket, so
 //! control messages and ICE-TCP packets are handled immediately even while UDP is idle.
 //!
-//! Few wake-ups: each wake reads every queued datagram in `recvmmsg` batches, and the core's
-//! timers (str0m's pacer, BWE, retransmits) run at most once per pacing quantum, so a paced
-//! packet waits up to one quantum instead of waking the thread on its own.
+//! Few wake-ups: each wake reads every queued datagram in `recvmmsg` batches, and the thread
+//! sleeps for the core's timers (str0m's pacer, BWE, retransmits) no less than a pacing
+//! quantum after they last ran, so a paced packet waits up to one quantum instead of waking
+//! the thread on its own; timers that are due when the thread is awake anyway run at once.
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -72,8 +73,8 @@ pub struct MediaLoop {
     pub metrics: Arc<Metrics>,
     /// The core's counters as last copied into `metrics`.
     pub exported: SfuCounters,
-    /// The core's timers run at most once per this (see [`timers_due`]); zero: at each
-    /// deadline. The bridge's default is [`PACING_QUANTUM`].
+    /// The thread wakes for the core's timers alone at most once per this (see
+    /// [`timers_due`]); zero: at each deadline. The bridge's default is [`PACING_QUANTUM`].
     pub pacing_quantum: Duration,
 }
 
@@ -153,14 +154,17 @@ impl Running {
             }
             // Control replies go out now, not at the next datagram or timer.
             self.flush_output(None);
+            // Awake anyway (a datagram, a command or the last timer wake-up): timers that are
+            // due run now, which costs no wake-up. Waking for timers alone is what the quantum
+            // spaces out. (Holding due timers back while awake only added a wake-up per
+            // received burst: str0m's pacer releases forwarded video on a timeout.)
             let now = Instant::now();
-            let mut due = timers_due(self.sfu.next_timeout(), timers_ran, self.pacing_quantum);
-            if due <= now {
+            if self.sfu.next_timeout() <= now {
                 timers_ran = now;
                 self.sfu.handle_timeout(now);
                 self.flush_output(None);
-                due = timers_due(self.sfu.next_timeout(), timers_ran, self.pacing_quantum);
             }
+            let due = timers_due(self.sfu.next_timeout(), timers_ran, self.pacing_quantum);
             let wait = due.saturating_duration_since(Instant::now()).min(MAX_WAIT);
             match self.socket.wait(wait) {
                 Ok(true) => self.receive_batch(&mut err_log),
@@ -258,8 +262,9 @@ fn destination_for(source: SocketAddr, v4: Option<SocketAddr>, v6: Option<Socket
     d.or(v4).or(v6).unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
 }
 
-/// When the core's timers should run: at their deadline, but no sooner than one quantum after
-/// they last ran, so that a pacer asking for a wake-up per packet gets one per quantum.
+/// When the thread, asleep, should wake for the core's timers: at their deadline, but no
+/// sooner than one quantum after they last ran, so that a pacer asking for a wake-up per
+/// packet gets one per quantum. (Awake, the loop runs due timers at once.)
 pub fn timers_due(next: Instant, last_ran: Instant, quantum: Duration) -> Instant {
     next.max(last_ran + quantum)
 }
