@@ -175,8 +175,11 @@ impl Routing {
         u.keys().cloned().collect()
     }
 
-    fn mark_unhealthy(&self, shard: &str) {
-        lock(&self.unhealthy).insert(shard.to_string(), Instant::now() + UNHEALTHY_FOR);
+    /// Skip `shard` for a while; true when it was not skipped already.
+    fn mark_unhealthy(&self, shard: &str) -> bool {
+        let now = Instant::now();
+        let before = lock(&self.unhealthy).insert(shard.to_string(), now + UNHEALTHY_FOR);
+        before.is_none_or(|until| until <= now)
     }
 
     /// Where a join for `room` (normalized) that followed `hops` redirects goes.
@@ -204,16 +207,18 @@ impl Routing {
                         holder = Some((m, p.participants));
                     }
                 }
-                Ok(Err(e)) => {
+                Ok(Err(_)) | Err(_) => {
+                    let why = match r {
+                        Ok(Err(e)) => format!("{e:#}"),
+                        _ => format!("no answer within {PEER_TIMEOUT:?}"),
+                    };
                     app.metrics.routing_peer_failures.with_label_values(&[&m.shard]).inc();
-                    tracing::warn!(peer = %m.shard, room, "peer query failed: {e:#}; skipping it for {UNHEALTHY_FOR:?}");
-                    self.mark_unhealthy(&m.shard);
-                    failed.push(m.shard.clone());
-                }
-                Err(_) => {
-                    app.metrics.routing_peer_failures.with_label_values(&[&m.shard]).inc();
-                    tracing::warn!(peer = %m.shard, room, "peer query timed out; skipping it for {UNHEALTHY_FOR:?}");
-                    self.mark_unhealthy(&m.shard);
+                    // Concurrent joins all find a dead peer at once: one line per outage.
+                    if self.mark_unhealthy(&m.shard) {
+                        tracing::warn!(peer = %m.shard, room, "peer query failed: {why}; skipping it for {UNHEALTHY_FOR:?}");
+                    } else {
+                        tracing::debug!(peer = %m.shard, room, "peer query failed: {why}");
+                    }
                     failed.push(m.shard.clone());
                 }
             }
