@@ -208,14 +208,17 @@ async fn production_example_runs_two_shards_shared_relays_and_recorders() {
         })
         .await;
         let st = s.status.unwrap();
-        assert_eq!(st.url.as_deref(), Some(format!("https://{shard}.example.com/").as_str()));
+        // One site: both shards at the group's domain.
+        assert_eq!(st.url.as_deref(), Some("https://meet.example.com/"));
         // NodeExternalIP: each bridge advertises its node's ExternalIP, never the InternalIP.
         for b in &pool.status.unwrap().bridges {
             assert!(b.address.as_deref().unwrap().starts_with("127.0.1."), "{b:?}");
         }
-        // The generated HS256 secret for tokens.
-        assert!(get::<Secret>(&client, ns, &format!("{shard}-jwt")).await.unwrap().is_some());
+        // One generated HS256 secret for the group's tokens (a token passes on either shard).
+        assert!(get::<Secret>(&client, ns, &format!("{shard}-jwt")).await.unwrap().is_none());
     }
+    assert!(get::<Secret>(&client, ns, "meet-group-jwt").await.unwrap().is_some());
+    group_members_route_one_domain(&client, ns).await;
     // One bridge per node: eight bridges on eight distinct media nodes.
     let mut nodes = vec![];
     for shard in ["meet-a", "meet-b"] {
@@ -261,8 +264,103 @@ async fn production_example_runs_two_shards_shared_relays_and_recorders() {
     assert!(msg.contains("PersistentVolumeClaim"), "{msg}");
     let printed = kubectl_ok(&["get", "-n", ns, "shards,bridgepools,turnpools,recorderpools"]);
     println!("--- kubectl get -n {ns} shards,bridgepools,turnpools,recorderpools\n{printed}");
-    assert!(printed.contains("https://meet-a.example.com/"));
+    assert!(printed.contains("https://meet.example.com/"));
     delete_namespace(ns);
+}
+
+/// The production group: each member's status lists the Ready members with their rooms, the
+/// membership every signaling reads lists both, the domain's one Ingress takes users to any
+/// member and `/_shard/<member>/` to it. A third Shard joins the group (not Ready: it takes no
+/// rooms) and leaves it; one on another domain is refused with a Warning that names it.
+async fn group_members_route_one_domain(client: &Client, ns: &str) {
+    use convene_proto::routing::GroupMembership;
+    let members_of = |s: &Shard| {
+        s.status.as_ref().and_then(|st| st.group.clone()).map(|g| {
+            let names: Vec<(String, bool)> = g.members.iter().map(|m| (m.shard.clone(), m.ready)).collect();
+            (g.ready_members, names)
+        })
+    };
+    let both = vec![("meet-a".to_string(), true), ("meet-b".to_string(), true)];
+    for shard in ["meet-a", "meet-b"] {
+        eventually(&format!("{shard}'s status lists both members Ready"), TIMEOUT, || async {
+            let s: Shard = get(client, ns, shard).await?.ok_or_else(|| anyhow!("gone"))?;
+            Ok((members_of(&s) == Some((2, both.clone()))).then_some(()))
+        })
+        .await;
+    }
+    let membership = |want: usize| async move {
+        eventually(&format!("group.json lists {want} members"), TIMEOUT, || async {
+            let cm: ConfigMap =
+                get(client, ns, "meet-group").await?.ok_or_else(|| anyhow!("no ConfigMap"))?;
+            let m: GroupMembership = serde_json::from_str(&cm.data.unwrap()["group.json"])?;
+            Ok((m.members.len() == want).then_some(m))
+        })
+        .await
+    };
+    let m = membership(2).await;
+    assert!(m.members.iter().all(|m| m.ready && !m.draining), "{m:?}");
+    assert_eq!(m.members[0].url, "wss://meet.example.com/_shard/meet-a/ws");
+    let ing: Ingress = get(client, ns, "meet-group").await.unwrap().expect("the group's Ingress");
+    let rule = &ing.spec.unwrap().rules.unwrap()[0];
+    assert_eq!(rule.host.as_deref(), Some("meet.example.com"));
+    let paths: Vec<String> =
+        rule.http.as_ref().unwrap().paths.iter().map(|p| p.path.clone().unwrap()).collect();
+    assert_eq!(paths, ["/ws", "/", "/_shard/meet-a", "/_shard/meet-b"]);
+    for shard in ["meet-a", "meet-b"] {
+        assert!(
+            get::<Ingress>(client, ns, shard).await.unwrap().is_none(),
+            "{shard} has no Ingress of its own"
+        );
+    }
+    let events = |shard: &str, reason: &str| {
+        kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            &format!("involvedObject.name={shard},reason={reason}"),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+    };
+    eventually("an Event says meet-a's group has 2 Ready members", TIMEOUT, || async {
+        let said = events("meet-a", "GroupMembership");
+        println!("meet-a GroupMembership Events: {said}");
+        Ok(said.contains("2 of 2 member(s) take new rooms").then_some(()))
+    })
+    .await;
+
+    // A third member: in the membership at once, owning no rooms until it is Ready.
+    let third = |name: &str, domain: &str| {
+        format!(
+            "apiVersion: convene.dev/v1alpha1\nkind: Shard\nmetadata: {{name: {name}}}\nspec:\n  domain: {domain}\n  \
+             region: eu-central\n  routing: {{group: meet}}\n  ingress: {{className: nginx, tlsSecretName: meet-tls}}\n  \
+             auth: {{jwt: {{algorithm: HS256, issuer: my-app, audience: convene}}, allowGuests: true}}\n"
+        )
+    };
+    let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&third("meet-c", "meet.example.com")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = membership(3).await;
+    let c = m.member("meet-c").expect("meet-c in the group");
+    assert!(!c.ready, "meet-c has no bridges: not Ready, owns no new room");
+    eventually("meet-a's status lists meet-c", TIMEOUT, || async {
+        let s: Shard = get(client, ns, "meet-a").await?.ok_or_else(|| anyhow!("gone"))?;
+        Ok(members_of(&s).filter(|(ready, m)| *ready == 2 && m.len() == 3).map(|_| ()))
+    })
+    .await;
+    kubectl_ok(&["delete", "-n", ns, "shard", "meet-c", "--wait=true"]);
+    membership(2).await;
+
+    // A member on another domain cannot share the Ingress: refused, said, named.
+    let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(&third("meet-d", "elsewhere.example.com")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let d: Shard = wait_condition(client, ns, "meet-d", "Degraded", "True", Some("GroupConflict")).await;
+    let msg = &condition(&d.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
+    assert!(msg.contains("left out of group meet: spec.domain (\"elsewhere.example.com\""), "{msg}");
+    membership(2).await;
+    assert!(!events("meet-d", "GroupConflict").is_empty(), "a Warning Event names the conflict");
+    kubectl_ok(&["delete", "-n", ns, "shard", "meet-d", "--wait=true"]);
 }
 
 #[tokio::test]
@@ -516,6 +614,17 @@ const INVALID: &[(&str, &str, &str)] = &[
         "RecorderPool",
         r#"spec: {shardRef: {name: s}, storage: {s3: {endpoint: "https://s3", bucket: b, credentialsSecretName: ""}}}"#,
     ),
+    ("group not a label", "Shard", r#"spec: {domain: meet.example.com, routing: {group: "Meet.A"}}"#),
+    (
+        "group member serving tls",
+        "Shard",
+        r#"spec: {domain: meet.example.com, routing: {group: meet}, serving: {tlsSecretName: t}}"#,
+    ),
+    (
+        "region header not a header",
+        "Shard",
+        r#"spec: {domain: meet.example.com, routing: {group: meet, regionHeader: "x geo"}}"#,
+    ),
 ];
 
 fn expected_message(case: &str) -> &'static str {
@@ -554,6 +663,9 @@ fn expected_message(case: &str) -> &'static str {
         "recorder volume size 0" => "storage.volume.size must be a quantity greater than zero",
         "recorder empty bucket" => "storage.s3.bucket must not be empty",
         "recorder empty secret name" => "spec.storage.s3.credentialsSecretName",
+        "group not a label" => "routing.group must be a DNS label",
+        "group member serving tls" => "spec.routing cannot be combined with spec.serving.tlsSecretName yet",
+        "region header not a header" => "routing.regionHeader must be an HTTP header name",
         _ => unreachable!("every case has a message"),
     }
 }

@@ -169,6 +169,13 @@ where
                 })
             }
         })
+        // A group's members render its membership from each other: a member that joins, leaves,
+        // turns Ready or drains changes every member's (any grouped Shard of the namespace, as
+        // one that left a group is no longer named by it).
+        .watches_shared_stream(s.shards.changes_of(group_key), {
+            let store = shard_store.clone();
+            move |shard| referrers(&store, &*shard, |s, _| s.spec.routing.is_some())
+        })
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::shard::reconcile, reconcile::error_policy, ctx.clone());
 
@@ -262,6 +269,15 @@ where
         _ = controllers => {}
         _ = background => {}
     }
+}
+
+/// What a Shard's group members see of it: membership, readiness, draining, its domain.
+fn group_key(s: &Shard) -> (Option<crate::crd::shard::RoutingSpec>, String, bool, bool) {
+    let ready = s
+        .status
+        .as_ref()
+        .is_some_and(|st| st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    (s.spec.routing.clone(), s.spec.domain.clone(), ready, s.metadata.deletion_timestamp.is_some())
 }
 
 /// Pure: the Secrets a Shard references (JWT keys, TLS certificate).

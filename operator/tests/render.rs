@@ -215,7 +215,11 @@ fn static_and_stun_address_sources_reach_the_bridge() {
 
 #[test]
 fn signaling_renders_one_focus_service_ingress_and_config() {
-    let shard: Shard = one("production.yaml", "Shard", "meet-a");
+    // meet-a on its own (the example puts it in a group, whose Ingress is the group's).
+    let mut shard: Shard = one("production.yaml", "Shard", "meet-a");
+    shard.spec.routing = None;
+    shard.spec.domain = "meet-a.example.com".into();
+    shard.spec.ingress.tls_secret_name = Some("meet-a-tls".into());
     let inputs = signaling::ShardInputs {
         jwt_key: Some(("meet-a-jwt".into(), "secret".into())),
         turn: Some(signaling::TurnInputs {
@@ -565,4 +569,107 @@ fn pods_carry_scrape_annotations_and_prometheus_may_reach_the_bridges() {
         prom.pod_selector.is_none() && prom.ip_block.is_none(),
         "any pod of that namespace, nothing wider"
     );
+}
+
+/// The production example is one site over two shards: every member's signaling reads the
+/// group's membership and secret, the group's Ingress takes users to any member and each
+/// member's prefix to it, and what a member disagrees on is named.
+#[test]
+fn the_production_shards_are_one_group_on_one_domain() {
+    use convene_operator::render::group;
+    use convene_proto::routing::GroupMembership;
+    let shards: Vec<std::sync::Arc<Shard>> = ["meet-a", "meet-b"]
+        .iter()
+        .map(|n| {
+            let mut s: Shard = one("production.yaml", "Shard", n);
+            s.metadata.namespace = Some("convene".into());
+            s.metadata.uid = Some(format!("uid-{n}"));
+            std::sync::Arc::new(s)
+        })
+        .collect();
+    let members = group::members(&shards[1], &shards);
+    assert_eq!(members.iter().map(|s| s.name_any()).collect::<Vec<_>>(), ["meet-a", "meet-b"]);
+    let (ok, refused) = group::split(&members);
+    assert_eq!((ok.len(), refused.len()), (2, 0));
+
+    let m = group::membership("meet", &members);
+    assert_eq!(m.members[1].url, "wss://meet.example.com/_shard/meet-b/ws");
+    assert_eq!(m.members[1].internal_url, "http://meet-b-signaling.convene.svc:8080");
+    assert!(!m.members[0].ready, "no status yet: not Ready, owns no rooms");
+    let objs = group::render("meet", "convene", &members, &m);
+    let json = &objs.config_map.data.as_ref().unwrap()["group.json"];
+    let read: GroupMembership = serde_json::from_str(json).expect("signaling reads the membership");
+    assert_eq!(read, m);
+    assert!(read.validate().is_ok());
+    let owners: Vec<String> =
+        objs.config_map.metadata.owner_references.as_ref().unwrap().iter().map(|o| o.name.clone()).collect();
+    assert_eq!(owners, ["meet-a", "meet-b"], "owned by every member, gone with the last");
+
+    let ing = objs.ingress.as_ref().expect("the group's Ingress");
+    let spec = ing.spec.as_ref().unwrap();
+    assert_eq!(spec.tls.as_ref().unwrap()[0].secret_name.as_deref(), Some("meet-tls"));
+    let rule = &spec.rules.as_ref().unwrap()[0];
+    assert_eq!(rule.host.as_deref(), Some("meet.example.com"));
+    let routes: Vec<(String, String)> = rule
+        .http
+        .as_ref()
+        .unwrap()
+        .paths
+        .iter()
+        .map(|p| (p.path.clone().unwrap(), p.backend.service.as_ref().unwrap().name.clone()))
+        .collect();
+    let want = [
+        ("/ws", "meet-group"),
+        ("/", "meet-group"),
+        ("/_shard/meet-a", "meet-a-signaling"),
+        ("/_shard/meet-b", "meet-b-signaling"),
+    ];
+    assert_eq!(routes, want.map(|(p, s)| (p.to_string(), s.to_string())));
+    let selector = objs.service.spec.as_ref().unwrap().selector.clone().unwrap();
+    assert_eq!(selector[group::GROUP], "meet");
+
+    // Each member: no Ingress of its own, the group label the Service selects, the group's
+    // files mounted where its config says, the shared token secret.
+    for shard in &members {
+        let inputs = signaling::ShardInputs {
+            jwt_key: Some((group::jwt_secret_name("meet"), "secret".into())),
+            ..Default::default()
+        };
+        let objs = signaling::render(shard, &inputs, &RenderConfig::default());
+        assert!(objs.ingress.is_none());
+        let sts = &objs.stateful_set;
+        let labels = sts.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.clone().unwrap();
+        assert_eq!(labels[group::GROUP], "meet");
+        for (k, v) in &selector {
+            assert_eq!(labels.get(k), Some(v), "the group Service selects {}", shard.name_any());
+        }
+        let cfg = signaling::config(shard, &inputs);
+        let routing = cfg.routing.expect("routing");
+        assert_eq!((routing.group.as_str(), routing.shard), ("meet", shard.name_any()));
+        let c = &pod(sts).containers[0];
+        let mounts: Vec<&str> =
+            c.volume_mounts.as_ref().unwrap().iter().map(|m| m.mount_path.as_str()).collect();
+        for file in [&routing.members_file, &routing.secret_file] {
+            let dir = std::path::Path::new(file).parent().unwrap().to_str().unwrap();
+            assert!(mounts.contains(&dir), "{file} is mounted ({mounts:?})");
+        }
+    }
+
+    // A member on another domain or with other token settings is left out and told why; the
+    // group's first (oldest) member decides, whatever the names.
+    let mut odd: Shard = (*shards[0]).clone();
+    odd.metadata.name = Some("aaa".into());
+    odd.metadata.creation_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2030-01-01T00:00:00Z".parse().unwrap()));
+    odd.spec.domain = "other.example.com".into();
+    odd.spec.auth.allow_guests = false;
+    let mut first: Shard = (*shards[1]).clone();
+    first.metadata.creation_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2029-01-01T00:00:00Z".parse().unwrap()));
+    let (ok, refused) = group::split(&[&odd, &first]);
+    assert_eq!(ok.iter().map(|s| s.name_any()).collect::<Vec<_>>(), ["meet-b"]);
+    let why = &refused[0].1;
+    assert_eq!(refused[0].0.name_any(), "aaa");
+    assert!(why.starts_with("left out of group meet: spec.domain (\"other.example.com\""), "{why}");
+    assert!(why.contains("spec.auth") && why.contains("from meet-b"), "{why}");
 }

@@ -17,11 +17,13 @@ use std::collections::BTreeMap;
     namespaced,
     validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label: lowercase letters, digits and '-', starting with a letter, no dots (it names Services, StatefulSets and pods)"),
     validation = Rule::new("self.metadata.name.size() <= 40").message("metadata.name must be at most 40 characters: it prefixes the names of the objects the operator creates"),
+    validation = Rule::new("!has(self.spec.routing) || !has(self.spec.serving) || !has(self.spec.serving.tlsSecretName)").message("spec.routing cannot be combined with spec.serving.tlsSecretName yet: the signalings of a group ask each other about rooms over plain HTTP inside the cluster"),
     status = "ShardStatus",
     shortname = "shard",
     category = "convene",
     doc = "A Convene shard: web app, signaling and conference focus for one public domain.",
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
+    printcolumn(name = "Group", type_ = "string", json_path = ".spec.routing.group", description = "the group of shards sharing the domain"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Bridges", type_ = "integer", json_path = ".status.bridgesReady", description = "bridges ready across the shard's BridgePools"),
     printcolumn(name = "Conferences", type_ = "integer", json_path = ".status.conferences"),
@@ -70,6 +72,37 @@ pub struct ShardSpec {
     /// addresses.
     #[serde(default)]
     pub serving: ServingSpec,
+    /// Membership of a group of shards that share one domain: users open any room at the
+    /// domain, and signaling sends them to the shard that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingSpec>,
+}
+
+/// A Shard in a group. Shards of one namespace naming the same group share `domain`, the
+/// Ingress settings and the token settings; each room lives on one of them (rendezvous hashing
+/// over the Ready members, a live room stays where it is).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingSpec {
+    /// The group's name (a DNS label; it names the group's Service, Ingress and ConfigMap
+    /// `<group>-group`).
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("routing.group must be a DNS label: lowercase letters, digits and '-', starting with a letter"))]
+    #[schemars(length(min = 1, max = 40))]
+    pub group: String,
+    /// Take no new rooms; the rooms live here stay until they empty. Set it before removing
+    /// a shard from the group.
+    #[serde(default)]
+    pub draining: bool,
+    /// Request header in which the edge names the participant's region (for example a geo
+    /// header of the load balancer); bridges in that region are preferred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9-]+$')").message("routing.regionHeader must be an HTTP header name (letters, digits, '-')"))]
+    #[schemars(length(min = 1, max = 64))]
+    pub region_header: Option<String>,
+    /// Token claim naming the participant's region (used when the header is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region_claim: Option<String>,
 }
 
 /// How signaling serves inside the cluster.
@@ -253,4 +286,31 @@ pub struct ShardStatus {
     /// The tag of the image signaling runs (the whole image when it has no tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The group this shard is a member of, as this shard's signaling is told it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupStatus>,
+}
+
+/// A group's members as one of them sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    pub name: String,
+    /// Members that take new rooms (Ready, not draining).
+    pub ready_members: i32,
+    pub members: Vec<GroupMemberStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMemberStatus {
+    pub shard: String,
+    pub ready: bool,
+    #[serde(default)]
+    pub draining: bool,
+    /// Rooms (conferences) live on the member, as its bridges last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participants: Option<i64>,
 }

@@ -83,8 +83,8 @@ impl Context {
         let ev = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
+            action: event_action(&note),
             note: Some(note),
-            action: "Reconcile".into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
@@ -147,5 +147,27 @@ impl Context {
     pub fn prune(&self, live: &std::collections::HashSet<String>) {
         self.statuses.lock().unwrap_or_else(|e| e.into_inner()).retain(|uid, _| live.contains(uid));
         self.written.lock().unwrap_or_else(|e| e.into_inner()).retain(|uid, _| live.contains(uid));
+    }
+}
+
+/// The Event's action, named after its note: kube's Recorder folds an Event into an earlier
+/// one with the same reason and action (a series that keeps the first note), so a new note
+/// under the same reason ("1 -> 2 bridges", then "2 -> 3") would otherwise never be seen.
+/// The same note still counts up one series.
+fn event_action(note: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(note.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("Reconcile-{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_event_action_follows_its_note() {
+        let a = super::event_action("1 -> 2 bridge(s)");
+        assert_eq!(a, super::event_action("1 -> 2 bridge(s)"), "a repeat is one series");
+        assert_ne!(a, super::event_action("2 -> 3 bridge(s)"), "a new note is a new Event");
+        assert!(a.len() <= 128, "the API's limit");
     }
 }

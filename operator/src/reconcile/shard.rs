@@ -12,7 +12,7 @@ use crate::crd::common::SecretKeyRef;
 use crate::crd::shard::JwtAlgorithm;
 use crate::crd::{Shard, ShardStatus};
 use crate::render::signaling::{self, ShardInputs, TurnInputs};
-use crate::render::{bridge_control_secret, secrets, turn};
+use crate::render::{bridge_control_secret, group, secrets, turn};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
@@ -41,7 +41,8 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
 
     let owner = signaling::owner(shard);
     let name = shard.name_any();
-    if g.generate_jwt {
+    let grouped = group_objects(shard, ctx, &ns, &g, &mut failed).await;
+    if g.generate_jwt && grouped.is_none() {
         let secret = secrets::render(&owner, &format!("{name}-jwt"), &secrets::random_value());
         let what = format!("Secret {name}-jwt");
         if failed.check(what, apply::create_secret_once(ctx, &secret).await) == Some(true) {
@@ -114,7 +115,13 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
             .as_ref()
             .and_then(|s| s.spec.as_ref()?.template.spec.as_ref()?.containers.first()?.image.as_deref())
             .map(super::image_version),
+        group: grouped,
     };
+    if let Some(change) =
+        membership_change(seen.as_ref().and_then(|s| s.group.as_ref()), status.group.as_ref())
+    {
+        ctx.event(shard, false, "GroupMembership", change).await;
+    }
     ctx.write_status(shard, seen.as_ref(), &status).await?;
     Ok(Action::requeue(if !failed.is_empty() {
         ERROR_RETRY
@@ -123,6 +130,84 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     } else {
         MISSING_REF_RETRY
     }))
+}
+
+/// A group member's share of the group: the generated group secrets (once), the membership
+/// ConfigMap, the group Service and Ingress, rendered from every member. Returns the group as
+/// the status shows it (None: not in a group).
+async fn group_objects(
+    shard: &Shard,
+    ctx: &Context,
+    ns: &str,
+    g: &Gathered,
+    failed: &mut Failures,
+) -> Option<crate::crd::shard::GroupStatus> {
+    let name = group::group_of(shard)?;
+    let all = ctx.stores.shards.in_namespace(ns);
+    let (members, refused) = group::split(&group::members(shard, &all));
+    if refused.iter().any(|(s, _)| s.name_any() == shard.name_any()) {
+        // Said in the conditions (gather); the group's objects are its members' business.
+        return None;
+    }
+    let mut secrets = vec![group::secret_name(name)];
+    if g.generate_jwt {
+        secrets.push(group::jwt_secret_name(name));
+    }
+    for secret in secrets {
+        let s = group::secret(name, ns, &members, &secret, &secrets::random_value());
+        if failed.check(format!("Secret {secret}"), apply::create_secret_once(ctx, &s).await) == Some(true) {
+            ctx.event(shard, false, "SecretCreated", format!("generated the group secret {secret}")).await;
+        }
+    }
+    let membership = group::membership(name, &members);
+    let objects = group::render(name, ns, &members, &membership);
+    failed.check(
+        format!("ConfigMap {}", objects.config_map.name_any()),
+        apply(&ctx.client, &objects.config_map).await,
+    );
+    failed
+        .check(format!("Service {}", objects.service.name_any()), apply(&ctx.client, &objects.service).await);
+    if let Some(ing) = &objects.ingress {
+        failed.check(format!("Ingress {}", ing.name_any()), apply(&ctx.client, ing).await);
+    }
+    Some(group::status(&membership, &members))
+}
+
+/// Pure: what changed in the group since the last status, said for an Event (None: nothing).
+fn membership_change(
+    before: Option<&crate::crd::shard::GroupStatus>,
+    now: Option<&crate::crd::shard::GroupStatus>,
+) -> Option<String> {
+    let key = |g: Option<&crate::crd::shard::GroupStatus>| {
+        g.map(|g| {
+            let m: Vec<_> = g.members.iter().map(|m| (m.shard.clone(), m.ready, m.draining)).collect();
+            (g.name.clone(), m)
+        })
+    };
+    if key(before) == key(now) {
+        return None;
+    }
+    let Some(now) = now else {
+        return Some(format!("left group {}", before.map(|b| b.name.as_str()).unwrap_or_default()));
+    };
+    let said = |m: &crate::crd::shard::GroupMemberStatus| {
+        let state = if m.draining {
+            "draining"
+        } else if m.ready {
+            "ready"
+        } else {
+            "not ready"
+        };
+        format!("{} ({state})", m.shard)
+    };
+    let members: Vec<String> = now.members.iter().map(said).collect();
+    Some(format!(
+        "group {}: {} of {} member(s) take new rooms: {}",
+        now.name,
+        now.ready_members,
+        now.members.len(),
+        members.join(", ")
+    ))
 }
 
 /// Annotation on the signaling pod template with a hash of its config file: an edit of the
@@ -170,7 +255,12 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
             }
             None => {
                 generate_jwt = true;
-                inputs.jwt_key = Some((format!("{name}-jwt"), secrets::KEY.into()));
+                // A group's members share one (a token must pass wherever its room lives).
+                let secret = match group::group_of(shard) {
+                    Some(g) => group::jwt_secret_name(g),
+                    None => format!("{name}-jwt"),
+                };
+                inputs.jwt_key = Some((secret, secrets::KEY.into()));
             }
         }
     }
@@ -217,6 +307,12 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
     } else {
         (Some(loads.iter().map(|l| l.conferences).sum()), Some(loads.iter().map(|l| l.endpoints).sum()))
     };
+    if group::group_of(shard).is_some() {
+        let all = stores.shards.in_namespace(ns);
+        let (_, refused) = group::split(&group::members(shard, &all));
+        let mine = refused.into_iter().filter(|(s, _)| s.name_any() == name);
+        missing.extend(mine.map(|(_, why)| ("GroupConflict", why)));
+    }
     Ok(Gathered { inputs, missing, generate_jwt, bridges_ready, conferences, participants })
 }
 

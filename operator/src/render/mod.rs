@@ -2,6 +2,7 @@
 //! same objects, so they are unit-tested without a cluster and applied without spurious writes.
 
 pub mod bridge;
+pub mod group;
 pub mod meta;
 pub mod pod;
 pub mod recorder;

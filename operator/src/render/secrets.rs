@@ -4,6 +4,7 @@
 use super::meta::Owner;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
 /// Key under which every generated secret keeps its value.
@@ -18,7 +19,11 @@ pub fn random_value() -> String {
 
 /// An Opaque Secret owned by `owner` holding `value` under [`KEY`].
 pub fn render(owner: &Owner, name: &str, value: &str) -> Secret {
-    let mut meta = owner.meta(name);
+    with_meta(owner.meta(name), value)
+}
+
+/// A generated Secret with the given metadata (a group's: owned by all its members).
+pub fn with_meta(mut meta: ObjectMeta, value: &str) -> Secret {
     meta.annotations = Some(BTreeMap::from([(
         "convene.dev/generated".to_string(),
         "Created once by convene-operator and never changed. Delete it to have a new one generated."

@@ -8,9 +8,11 @@ use crate::crd::Shard;
 use crate::crd::shard::PRIVATE_RANGES;
 use convene_proto::bridge::common_env;
 use convene_proto::config::{
-    AuthConfig, JwtConfig, SIGNALING_CONFIG_FILE, SignalingConfig, TlsConfig, TurnConfig, WebConfig,
+    AuthConfig, JwtConfig, RoutingConfig, SIGNALING_CONFIG_FILE, SignalingConfig, TlsConfig, TurnConfig,
+    WebConfig,
 };
 use convene_proto::paths;
+use convene_proto::routing::GROUP_MEMBERSHIP_FILE;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, KeyToPath, PodSpec, SecretVolumeSource,
@@ -26,6 +28,8 @@ use std::collections::BTreeMap;
 /// Where secrets are mounted in the signaling pod (the config names files below it).
 pub const SECRETS_DIR: &str = "/var/run/secrets/convene";
 const CONFIG_DIR: &str = "/etc/convene";
+/// Where a group member's signaling finds the group's membership (a ConfigMap it watches).
+const GROUP_DIR: &str = "/etc/convene-group";
 
 /// What the shard's references resolved to, gathered before rendering.
 #[derive(Clone, Debug, Default)]
@@ -100,6 +104,14 @@ pub fn config(shard: &Shard, inputs: &ShardInputs) -> SignalingConfig {
             cert_file: format!("{SECRETS_DIR}/tls/tls.crt"),
             key_file: format!("{SECRETS_DIR}/tls/tls.key"),
         }),
+        routing: s.routing.as_ref().map(|r| RoutingConfig {
+            group: r.group.clone(),
+            shard: kube::ResourceExt::name_any(shard),
+            members_file: format!("{GROUP_DIR}/{GROUP_MEMBERSHIP_FILE}"),
+            secret_file: format!("{SECRETS_DIR}/group/secret"),
+            region_header: r.region_header.clone(),
+            region_claim: r.region_claim.clone(),
+        }),
         ..Default::default()
     }
 }
@@ -145,7 +157,8 @@ pub fn render(shard: &Shard, inputs: &ShardInputs, cfg: &RenderConfig) -> Signal
             }),
             ..Default::default()
         },
-        ingress: shard.spec.ingress.enabled.then(|| ingress(shard, &o)),
+        // A group's members are reached through the group's Ingress (super::group).
+        ingress: (shard.spec.ingress.enabled && shard.spec.routing.is_none()).then(|| ingress(shard, &o)),
     }
 }
 
@@ -195,6 +208,16 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
         volumes.push(v);
         mounts.push(mount("tls", &format!("{SECRETS_DIR}/tls")));
     }
+    if let Some(group) = super::group::group_of(shard) {
+        volumes.push(Volume {
+            name: "group".into(),
+            config_map: Some(ConfigMapVolumeSource { name: super::group::name(group), ..Default::default() }),
+            ..Default::default()
+        });
+        mounts.push(mount("group", GROUP_DIR));
+        volumes.push(secret_volume("group-secret", &super::group::secret_name(group), "secret", "secret"));
+        mounts.push(mount("group-secret", &format!("{SECRETS_DIR}/group")));
+    }
     let probe = |path, period, failures, delay| {
         let mut p = http_probe(path, "http", period, failures, delay);
         if in_cluster_tls(shard)
@@ -235,6 +258,11 @@ fn stateful_set(shard: &Shard, o: &Owner, inputs: &ShardInputs, cfg: &RenderConf
     // One active focus per shard: conference state lives in this process.
     let mut sts = pod::stateful_set(o, 1, false, &spec.placement, pod::RUN_AS_USER, pod);
     pod::scrape(&mut sts, SIGNALING_PORT, in_cluster_tls(shard));
+    if let (Some(group), Some(spec)) = (super::group::group_of(shard), sts.spec.as_mut()) {
+        // The group Service selects every member's signaling by this label.
+        let meta = spec.template.metadata.get_or_insert_with(Default::default);
+        meta.labels.get_or_insert_with(Default::default).insert(super::group::GROUP.into(), group.into());
+    }
     sts
 }
 
