@@ -12,13 +12,12 @@ use crate::crd::Shard;
 use crate::crd::shard::{GroupMemberStatus, GroupStatus};
 use convene_proto::paths;
 use convene_proto::routing::{GROUP_MEMBERSHIP_FILE, GroupMember, GroupMembership};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
     IngressSpec, IngressTLS, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
 
@@ -206,21 +205,7 @@ pub fn render(
             data: Some(BTreeMap::from([(GROUP_MEMBERSHIP_FILE.to_string(), json)])),
             ..Default::default()
         },
-        service: Service {
-            metadata: meta(group, namespace, members),
-            spec: Some(ServiceSpec {
-                selector: Some(selector),
-                ports: Some(vec![ServicePort {
-                    name: Some("http".into()),
-                    port: SIGNALING_PORT,
-                    target_port: Some(IntOrString::String("http".into())),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        service: super::signaling::service(meta(group, namespace, members), selector),
         ingress: members
             .first()
             .filter(|s| s.spec.ingress.enabled)

@@ -22,6 +22,7 @@ use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
     IngressSpec, IngressTLS, ServiceBackendPort,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
@@ -92,6 +93,7 @@ pub fn config(shard: &Shard, inputs: &ShardInputs) -> SignalingConfig {
             start_video_muted: s.web.start_video_muted,
             max_resolution: s.web.max_resolution,
             last_n: s.web.last_n,
+            notes_url: s.web.notes_url.clone(),
         },
         turn: inputs.turn.as_ref().map(|t| TurnConfig {
             uris: t.uris.clone(),
@@ -142,23 +144,28 @@ pub fn render(shard: &Shard, inputs: &ShardInputs, cfg: &RenderConfig) -> Signal
             ..Default::default()
         },
         stateful_set: stateful_set(shard, &o, inputs, cfg),
-        service: Service {
-            metadata: o.meta(&name),
-            spec: Some(ServiceSpec {
-                selector: Some(o.selector_labels()),
-                ports: Some(vec![ServicePort {
-                    name: Some("http".into()),
-                    port: SIGNALING_PORT,
-                    target_port: Some(IntOrString::String("http".into())),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        service: service(o.meta(&name), o.selector_labels()),
         // A group's members are reached through the group's Ingress (super::group).
         ingress: (shard.spec.ingress.enabled && shard.spec.routing.is_none()).then(|| ingress(shard, &o)),
+    }
+}
+
+/// A Service on signaling's HTTP port for the pods `selector` picks (a shard's, a group's).
+pub fn service(metadata: ObjectMeta, selector: BTreeMap<String, String>) -> Service {
+    Service {
+        metadata,
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: SIGNALING_PORT,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 
