@@ -49,17 +49,7 @@ impl RoomClient {
             }
         });
         let mut c = RoomClient { out, inbox, seen: vec![] };
-        c.send(ClientMsg::Join {
-            v: PROTOCOL_VERSION,
-            room: room.into(),
-            name: Some(name.into()),
-            avatar: None,
-            token: None,
-            password: None,
-            audio_muted: true,
-            video_muted: true,
-        })
-        .await;
+        c.send(muted_join(room, name)).await;
         c.wait("joined", |m| matches!(m, ServerMsg::Joined { .. })).await;
         c
     }
@@ -114,5 +104,19 @@ impl RoomClient {
         self.drain_inbox();
         let cut = self.seen.iter().find(|m| matches!(m, ServerMsg::RecordingStopped { by: None, .. }));
         assert!(cut.is_none(), "a recording was cut: {cut:?}");
+    }
+}
+
+/// A `join` of `room` as `name` with microphone and camera off (what a test client sends).
+pub fn muted_join(room: &str, name: &str) -> ClientMsg {
+    ClientMsg::Join {
+        v: PROTOCOL_VERSION,
+        room: room.into(),
+        name: Some(name.into()),
+        avatar: None,
+        token: None,
+        password: None,
+        audio_muted: true,
+        video_muted: true,
     }
 }

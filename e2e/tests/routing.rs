@@ -12,14 +12,14 @@
 //!   unshare -rn sh -c 'ip link set lo up; cargo test -p convene-e2e --test routing -- --nocapture'
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use convene_e2e::stack::{binary, log_file, scratch};
+use convene_e2e::client::muted_join;
+use convene_e2e::stack::{binary, log_file, scratch, spawn_bridge};
 use convene_e2e::{Process, eventually, free_port, http_get};
-use convene_proto::client::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+use convene_proto::client::{ClientMsg, ServerMsg};
 use convene_proto::routing::{GroupMember, GroupMembership, owner};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -35,25 +35,6 @@ struct Shard {
     port: u16,
     signaling: Option<Process>,
     bridge: Option<Process>,
-}
-
-/// A `convene-bridge` on 127.0.0.1 registering with the signaling on `sig_port` (as
-/// `convene_e2e::stack` starts them).
-fn spawn_bridge(dir: &Path, id: &str, sig_port: u16, secret: &str) -> Process {
-    let (udp, tcp, http) = (free_port(), free_port(), free_port());
-    Process(
-        Command::new(binary("convene-bridge"))
-            .args(["--bind", "127.0.0.1", "--address-source", "static", "--static-addresses", "127.0.0.1"])
-            .args(["--udp-port", &udp.to_string(), "--tcp-port", &tcp.to_string()])
-            .args(["--http-port", &http.to_string(), "--bridge-id", id, "--load-interval-s", "1"])
-            .args(["--signaling-url", &format!("ws://127.0.0.1:{sig_port}/bridge")])
-            .env("CONVENE_BRIDGE_SECRET", secret)
-            .env("RUST_LOG", "info,str0m=warn,dimpl=warn,is=warn")
-            .stdout(log_file(dir, id))
-            .stderr(log_file(dir, &format!("{id}.err")))
-            .spawn()
-            .expect("convene-bridge starts"),
-    )
 }
 
 fn member(name: &str, port: u16) -> GroupMember {
@@ -85,16 +66,7 @@ async fn join(entry: &str, room: &str, name: &str) -> anyhow::Result<(Ws, u16)> 
     let mut url = entry.to_string();
     for _ in 0..4 {
         let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
-        let join = ClientMsg::Join {
-            v: PROTOCOL_VERSION,
-            room: room.into(),
-            name: Some(name.into()),
-            avatar: None,
-            token: None,
-            password: None,
-            audio_muted: true,
-            video_muted: true,
-        };
+        let join = muted_join(room, name);
         ws.send(Message::text(join.to_json())).await?;
         let next = loop {
             let f = tokio::time::timeout(Duration::from_secs(10), ws.next()).await?;
@@ -212,7 +184,7 @@ async fn rooms_route_to_one_shard_and_fail_over_to_the_next_in_hash_order() {
             Ok(http_get(port, "/health").await.ok().map(|_| ()))
         })
         .await;
-        s.bridge = Some(spawn_bridge(&dir, &format!("bridge-{}", s.name), s.port, &bridge_secret));
+        s.bridge = spawn_bridge(&dir, &format!("bridge-{}", s.name), s.port, &bridge_secret).process;
     }
     for s in &shards {
         let port = s.port;
