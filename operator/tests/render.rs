@@ -454,6 +454,24 @@ fn coturn_peer_ranges_accept_cidr_and_add_to_the_private_defaults() {
 }
 
 #[test]
+fn shared_notes_url_reaches_the_signaling_config_only_when_set() {
+    let mut shard: Shard = one("trial.yaml", "Shard", "trial");
+    let inputs = signaling::ShardInputs::default();
+    let yaml = |shard: &Shard| {
+        let objs = signaling::render(shard, &inputs, &RenderConfig::default());
+        objs.config_map.data.as_ref().unwrap()["signaling.yaml"].clone()
+    };
+    let off = yaml(&shard);
+    assert!(!off.contains("notesUrl"), "no notes link unless configured: {off}");
+    shard.spec.web.notes_url = Some("https://pad.example.com/p/convene-{room}".into());
+    let on = yaml(&shard);
+    let cfg: Value = serde_saphyr::from_str(&on).unwrap();
+    assert_eq!(cfg["web"]["notesUrl"], "https://pad.example.com/p/convene-{room}");
+    let parsed: convene_proto::config::SignalingConfig = serde_saphyr::from_str(&on).unwrap();
+    assert_eq!(parsed.web.notes_url.as_deref(), Some("https://pad.example.com/p/convene-{room}"));
+}
+
+#[test]
 fn signaling_trusts_the_ingress_for_client_addresses_and_serves_tls_in_cluster_when_asked() {
     let mut shard: Shard = one("production.yaml", "Shard", "meet-a");
     let inputs = signaling::ShardInputs::default();

@@ -160,11 +160,21 @@ pub struct WebConfig {
     pub max_resolution: i32,
     /// Video sources a participant receives at most (-1: no limit).
     pub last_n: i32,
+    /// Shared-notes link (an Etherpad-style pad per room): a URL template whose `{room}` the
+    /// web app replaces with the URL-encoded room name. Absent: no notes link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes_url: Option<String>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { start_audio_muted: false, start_video_muted: false, max_resolution: 720, last_n: -1 }
+        WebConfig {
+            start_audio_muted: false,
+            start_video_muted: false,
+            max_resolution: 720,
+            last_n: -1,
+            notes_url: None,
+        }
     }
 }
 

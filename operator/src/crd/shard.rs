@@ -238,6 +238,13 @@ pub struct WebSpec {
     #[serde(default = "default_last_n")]
     #[x_kube(validation = Rule::new("self == -1 || self >= 1").message("web.lastN must be -1 (all) or at least 1"))]
     pub last_n: i32,
+    /// Shared-notes link (an Etherpad-style pad per room) the web app offers: an `https://`
+    /// URL template in which `{room}` stands for the URL-encoded room name, e.g.
+    /// `https://pad.example.com/p/convene-{room}`. Absent: no notes link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') && self.contains('{room}')").message("web.notesUrl must start with https:// and contain {room}"))]
+    #[schemars(length(min = 1, max = 512))]
+    pub notes_url: Option<String>,
 }
 
 fn default_max_resolution() -> i32 {
@@ -257,6 +264,7 @@ impl Default for WebSpec {
             start_video_muted: false,
             max_resolution: default_max_resolution(),
             last_n: default_last_n(),
+            notes_url: None,
         }
     }
 }
