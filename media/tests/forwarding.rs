@@ -33,6 +33,23 @@ async fn two_publishers_three_subscribers() {
             assert_eq!(v.last_height, Some(720), "{n} from {p}");
         }
     }
+    // The publishers offered no data channel (the subscribers here do: their offer needs an
+    // m-line). The bridge adds none of its own, so every answer and renegotiation offer it
+    // sent them is without m=application, and str0m starts no SCTP association for them
+    // (issue 14: no SCTP work for endpoints that do not use it).
+    let mut to_publishers = 0;
+    for m in &h.log {
+        let (endpoint, sdp) = match m {
+            convene_media::control::FromBridge::Offer { endpoint, sdp, .. }
+            | convene_media::control::FromBridge::Answer { endpoint, sdp, .. } => (endpoint, sdp),
+            _ => continue,
+        };
+        if endpoint.starts_with("pub") {
+            to_publishers += 1;
+            assert!(!sdp.contains("m=application"), "the bridge offered {endpoint} a data channel:\n{sdp}");
+        }
+    }
+    assert!(to_publishers >= 4, "an answer and a slot offer per publisher at least: {to_publishers}");
     let m = h.bridge.metrics.render();
     assert!(m.contains("convene_bridge_endpoints 5"), "{m}");
     assert!(m.contains("convene_bridge_conferences 1"));

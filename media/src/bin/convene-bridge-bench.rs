@@ -69,7 +69,10 @@ impl Peer {
             let v = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
             Some((a, v))
         } else {
-            api.add_channel("bench".into());
+            // An offer needs an m-line. Not a data channel: that would make the bridge run an
+            // SCTP association per subscriber, which the web client (sendonly transceivers,
+            // no data channel) never costs it. An inactive audio line costs nothing.
+            api.add_media(MediaKind::Audio, Direction::Inactive, None, None, None);
             None
         };
         let (offer, pending) = api.apply().ok_or_else(|| anyhow!("no offer"))?;
