@@ -2,7 +2,9 @@
 //! membership file, one group secret), each with its own `convene-bridge`. 200 rooms of two
 //! protocol-level participants all enter through ONE signaling (the entry) and follow its
 //! `redirect`s: every room's participants end up on one shard, the room's owner by rendezvous
-//! hashing, and the rooms spread over the three. Then a shard other than the entry is killed
+//! hashing, and the rooms spread over the three. A fourth shard joins the group: the live rooms
+//! it now owns by hash stay where they are, new rooms go to their owner over the four (about a
+//! quarter to the newcomer). Then a shard other than the entry is killed
 //! (signaling and bridge, SIGKILL): its participants lose their sockets, come back through the
 //! entry, and land together on the next shard in hash order within 5 s; nobody is lost and
 //! nobody else moves.
@@ -127,6 +129,56 @@ async fn participant(entry: String, room: usize, idx: usize, seats: Seats) {
     }
 }
 
+/// Start `s`'s signaling (a member of group `meet`) and its bridge.
+async fn start_shard(
+    s: &mut Shard,
+    dir: &std::path::Path,
+    members_file: &std::path::Path,
+    group_secret_file: &std::path::Path,
+    bridge_secret: &str,
+) {
+    let config = dir.join(format!("{}.yaml", s.name));
+    // 400 sockets from one address: no per-address limit here.
+    let yaml = format!(
+        "maxUnauthenticatedPerAddress: 0\nrouting:\n  group: meet\n  shard: {}\n  membersFile: {}\n  secretFile: {}\n",
+        s.name,
+        members_file.display(),
+        group_secret_file.display()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    s.signaling = Some(Process(
+        Command::new(binary("convene-signaling"))
+            .args(["--listen", &format!("127.0.0.1:{}", s.port)])
+            .arg("--config")
+            .arg(&config)
+            .env("CONVENE_BRIDGE_SECRET", bridge_secret)
+            .env("RUST_LOG", "info")
+            .stdout(log_file(dir, &format!("signaling-{}", s.name)))
+            .stderr(log_file(dir, &format!("signaling-{}.err", s.name)))
+            .spawn()
+            .expect("convene-signaling starts"),
+    ));
+    let port = s.port;
+    eventually("signaling /health", Duration::from_secs(20), || async move {
+        Ok(http_get(port, "/health").await.ok().map(|_| ()))
+    })
+    .await;
+    s.bridge = spawn_bridge(dir, &format!("bridge-{}", s.name), s.port, bridge_secret).process;
+}
+
+/// Every signaling that runs sees `eligible` members of the group.
+async fn group_seen(shards: &[Shard], eligible: usize) {
+    for s in shards.iter().filter(|s| s.signaling.is_some()) {
+        let port = s.port;
+        let want = format!("convene_signaling_routing_members{{state=\"eligible\"}} {eligible}");
+        eventually(&format!("{} sees {eligible} members", s.name), Duration::from_secs(15), || {
+            let want = want.clone();
+            async move { Ok(http_get(port, "/metrics").await?.contains(&want).then_some(())) }
+        })
+        .await;
+    }
+}
+
 /// Rooms per shard port, and the rooms whose participants are not all on one shard.
 fn placement(seats: &Seats) -> (BTreeMap<usize, u16>, Vec<usize>) {
     let s = seats.lock().unwrap();
@@ -158,33 +210,7 @@ async fn rooms_route_to_one_shard_and_fail_over_to_the_next_in_hash_order() {
     let members_file = dir.join("group.json");
     std::fs::write(&members_file, serde_json::to_string_pretty(&membership).unwrap()).unwrap();
     for s in &mut shards {
-        let config = dir.join(format!("{}.yaml", s.name));
-        // 400 sockets from one address: no per-address limit here.
-        let yaml = format!(
-            "maxUnauthenticatedPerAddress: 0\nrouting:\n  group: meet\n  shard: {}\n  membersFile: {}\n  secretFile: {}\n",
-            s.name,
-            members_file.display(),
-            group_secret_file.display()
-        );
-        std::fs::write(&config, yaml).unwrap();
-        s.signaling = Some(Process(
-            Command::new(binary("convene-signaling"))
-                .args(["--listen", &format!("127.0.0.1:{}", s.port)])
-                .arg("--config")
-                .arg(&config)
-                .env("CONVENE_BRIDGE_SECRET", &bridge_secret)
-                .env("RUST_LOG", "info")
-                .stdout(log_file(&dir, &format!("signaling-{}", s.name)))
-                .stderr(log_file(&dir, &format!("signaling-{}.err", s.name)))
-                .spawn()
-                .expect("convene-signaling starts"),
-        ));
-        let port = s.port;
-        eventually("signaling /health", Duration::from_secs(20), || async move {
-            Ok(http_get(port, "/health").await.ok().map(|_| ()))
-        })
-        .await;
-        s.bridge = spawn_bridge(&dir, &format!("bridge-{}", s.name), s.port, &bridge_secret).process;
+        start_shard(s, &dir, &members_file, &group_secret_file, &bridge_secret).await;
     }
     for s in &shards {
         let port = s.port;
@@ -238,6 +264,50 @@ async fn rooms_route_to_one_shard_and_fail_over_to_the_next_in_hash_order() {
         let got = spread.get(n).copied().unwrap_or(0);
         assert!(got >= ROOMS / 6, "{n} holds {got} rooms: {spread:?}");
     }
+
+    // A fourth shard joins the group: a live room stays where it is, even the rooms the new
+    // member now owns by hash; new rooms go to their owner over the four, ~1/4 to the new one.
+    let mut fourth = Shard { name: "meet-d".into(), port: free_port(), signaling: None, bridge: None };
+    let mut members = members;
+    members.push(member(&fourth.name, fourth.port));
+    let grown = GroupMembership { group: "meet".into(), members: members.clone() };
+    // Replaced whole (a rename), as a ConfigMap volume swaps its files.
+    let next = dir.join("group.json.next");
+    std::fs::write(&next, serde_json::to_string_pretty(&grown).unwrap()).unwrap();
+    std::fs::rename(&next, &members_file).unwrap();
+    start_shard(&mut fourth, &dir, &members_file, &group_secret_file, &bridge_secret).await;
+    let fourth_port = fourth.port;
+    eventually("meet-d's bridge registered", Duration::from_secs(30), || async move {
+        Ok(http_get(fourth_port, "/ready").await?.contains("1 bridge(s)").then_some(()))
+    })
+    .await;
+    shards.push(fourth);
+    group_seen(&shards, 4).await;
+    let port_name: HashMap<u16, String> = shards.iter().map(|s| (s.port, s.name.clone())).collect();
+    let now_owned: Vec<usize> =
+        (0..ROOMS).filter(|r| owner(&format!("route-{r}"), &members).unwrap().shard == "meet-d").collect();
+    assert!(!now_owned.is_empty());
+    for room in &now_owned {
+        let (_ws, port) = join(&entry, &format!("route-{room}"), "late").await.unwrap();
+        assert_eq!(
+            port, rooms[room],
+            "live room {room} stayed on {} though meet-d owns it now",
+            port_name[&rooms[room]]
+        );
+    }
+    let mut new_rooms: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..100 {
+        let room = format!("fresh-{i}");
+        let (_ws, port) = join(&entry, &room, "first").await.unwrap();
+        assert_eq!(port_name[&port], owner(&room, &members).unwrap().shard, "new room {room} on its owner");
+        *new_rooms.entry(port_name[&port].clone()).or_default() += 1;
+    }
+    println!(
+        "meet-d joined: {} live rooms it owns by hash stayed where they were; 100 new rooms: {new_rooms:?}",
+        now_owned.len()
+    );
+    let on_new = new_rooms.get("meet-d").copied().unwrap_or(0);
+    assert!((10..=45).contains(&on_new), "~1/4 of new rooms on the new member: {new_rooms:?}");
 
     // Kill meet-b (not the entry): signaling and bridge, as when its node dies.
     let victim = 1;
