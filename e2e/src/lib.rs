@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod kubelet;
+pub mod prometheus;
 pub mod stack;
 
 use convene_operator::crd::{BridgePool, RecorderPool, Shard, TurnPool};
