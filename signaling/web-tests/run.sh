@@ -3,7 +3,9 @@
 # playwright-core if missing (outside the network namespace), then runs everything inside
 # `unshare -n` on loopback:
 # signaling A (open, TURN configured) with two bridges, signaling B (JWT, guests allowed, no
-# anonymous room creation), coturn, a recorder for A. Prints results and "N passed, N failed".
+# anonymous room creation), coturn, a recorder for A, and a group of two shards (signalings
+# north and south, one bridge each, routing joins between them; both set the shared-notes
+# link). Prints results and "N passed, N failed".
 # ONLY=recording,relay runs only the checks whose names start with one of those words;
 # KEEP_LOGS=1 keeps the logs and recordings; SCREENSHOTS=dir saves screenshots.
 set -euo pipefail
@@ -82,8 +84,44 @@ pids+=($!)
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/ready | grep -q "2 bridge.*1 recorder" && break; sleep 0.1; done
 curl -sf http://127.0.0.1:18080/ready
 
+# A group of two shards on loopback (issue 17), each signaling with its own bridge, one
+# membership file (both Ready) and one group secret; both offer the shared-notes link.
+printf 'group-secret-%s\n' "$RANDOM$RANDOM" > "$WORK/group.key"
+GROUP_SHARDS=(north:18082 south:18083)
+{
+  printf '{"group":"meet","members":['
+  sep=""
+  for s in "${GROUP_SHARDS[@]}"; do
+    printf '%s{"shard":"%s","url":"ws://127.0.0.1:%s/_shard/%s/ws","internalUrl":"http://127.0.0.1:%s","ready":true,"draining":false}' \
+      "$sep" "${s%%:*}" "${s##*:}" "${s%%:*}" "${s##*:}"
+    sep=","
+  done
+  printf ']}\n'
+} > "$WORK/group.json"
+i=3
+for s in "${GROUP_SHARDS[@]}"; do
+  name="${s%%:*}" port="${s##*:}"
+  printf '%s\n' "web:" "  notesUrl: \"https://pad.example.com/p/convene-{room}\"" "routing:" "  group: meet" \
+    "  shard: $name" "  membersFile: $WORK/group.json" "  secretFile: $WORK/group.key" > "$WORK/$name.yaml"
+  "$BIN/convene-signaling" --config "$WORK/$name.yaml" --listen "127.0.0.1:$port" --bridge-secret "$SECRET" \
+    > "$WORK/signaling-$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+  "$BIN/convene-bridge" --bind 127.0.0.1 --udp-port $((20000 + i * 10)) --tcp-port $((20001 + i * 10)) \
+    --http-port $((19090 + i)) --address-source static --static-addresses 127.0.0.1 \
+    --signaling-url "ws://127.0.0.1:$port/bridge" --secret "$SECRET" --bridge-id "bridge-$name" \
+    --load-interval-s 1 > "$WORK/bridge-$name.log" 2>&1 &
+  pids+=($!)
+  i=$((i + 1))
+done
+for s in "${GROUP_SHARDS[@]}"; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:${s##*:}/ready" | grep -q "1 bridge" && break; sleep 0.1; done
+  curl -sf "http://127.0.0.1:${s##*:}/ready"
+done
+
 set +e
 BASE_URL=http://localhost:18080/ JWT_BASE_URL=http://localhost:18081/ BRIDGE_PIDS="$bridge_pids" \
+  GROUP_URLS=http://localhost:18082/,http://localhost:18083/ \
   timeout 420 node "$HERE/test.mjs"
 rc=$?
 set -e
@@ -91,5 +129,6 @@ if [[ $rc != 0 ]]; then
   echo "--- signaling-a.log (tail)"; tail -n 30 "$WORK/signaling-a.log"
   for i in 1 2; do echo "--- bridge-$i.log (tail)"; tail -n 15 "$WORK/bridge-$i.log"; done
   echo "--- recorder.log (tail)"; tail -n 20 "$WORK/recorder.log"
+  for s in "${GROUP_SHARDS[@]}"; do echo "--- signaling-${s%%:*}.log (tail)"; tail -n 15 "$WORK/signaling-${s%%:*}.log"; done
 fi
 exit $rc

@@ -11,6 +11,8 @@ import { createHmac } from 'node:crypto';
 const BASE = process.env.BASE_URL || 'http://localhost:18080/';
 const JWT_BASE = process.env.JWT_BASE_URL || 'http://localhost:18081/';
 const JWT_SECRET = process.env.JWT_SECRET || 'test-jwt-secret';
+// Two signalings of one group of shards (run.sh: north and south), each page's own entry.
+const GROUP = (process.env.GROUP_URLS || 'http://localhost:18082/,http://localhost:18083/').split(',').filter(Boolean);
 const BRIDGE_PIDS = Object.fromEntries((process.env.BRIDGE_PIDS || '').split(',').filter(Boolean).map((s) => s.split('=')));
 const SHOTS = process.env.SCREENSHOTS || '';
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -35,9 +37,11 @@ async function open(url, label, { args = [], viewport = { width: 960, height: 60
   const page = ctx.pages()[0] || await ctx.newPage();
   page.on('pageerror', (e) => log(`  [${label}] page error: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') log(`  [${label}] console: ${m.text()}`); });
+  const sockets = []; // URLs of the WebSockets the page opened, in order
+  page.on('websocket', (ws) => sockets.push(ws.url()));
   const t0 = Date.now();
   await page.goto(url);
-  return { page, ctx, label, t0 };
+  return { page, ctx, label, t0, sockets };
 }
 async function close(p) { await p.ctx.close().catch(() => {}); }
 
@@ -1041,6 +1045,68 @@ await check('prejoin page: accessible, German strings with ?lang=de', async () =
     if (t[0] !== 'de' || t[1] !== 'Stummschalten' || t[2] !== 'Verlassen') throw new Error(`not German: ${JSON.stringify(t)}`);
     await axeCheck(p, 'the meeting page (German, alone)');
   } finally { await close(p); }
+});
+
+// The sum of a counter over all its label sets in a signaling's /metrics.
+async function counter(base, name) {
+  const text = await (await fetch(new URL('metrics', base))).text();
+  return text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+    .reduce((sum, l) => sum + Number(l.trim().split(/\s+/).pop()), 0);
+}
+
+await check('group of shards: two participants entering through different shards meet in one room', async () => {
+  if (GROUP.length !== 2) throw new Error(`two group signalings expected, GROUP_URLS=${GROUP}`);
+  const metric = 'convene_signaling_routing_redirects_total';
+  const redirects = async () => (await Promise.all(GROUP.map((b) => counter(b, metric)))).reduce((a, b) => a + b, 0);
+  const before = await redirects();
+  const room = 'across-shards';
+  let pages = [];
+  try {
+    // One after the other: the second finds the room live on the first one's shard.
+    pages.push(await open(`${GROUP[0]}${room}?name=nora&autojoin=1`, 'nora'));
+    await waitFor('nora joined', () => myId(pages[0]), 15000);
+    pages.push(await open(`${GROUP[1]}${room}?name=sam&autojoin=1`, 'sam'));
+    await allDecode(pages);
+    const counts = await Promise.all(pages.map((p) => p.page.evaluate(() => window.convene.state.participants.size)));
+    if (counts.some((n) => n !== 2)) throw new Error(`participants seen: ${JSON.stringify(counts)}`);
+    // Redirected: the page moved its socket to the other shard's /_shard/<shard>/ws.
+    const moved = pages.filter((p) => p.sockets.some((u) => u.includes('/_shard/')));
+    for (const p of pages) log(`  ${p.label}: sockets ${JSON.stringify(p.sockets)}`);
+    const n = (await redirects()) - before;
+    log(`  ${moved.map((p) => p.label).join(', ') || 'nobody'} redirected; ${metric} grew by ${n}`);
+    if (moved.length !== 1) throw new Error(`${moved.length} pages redirected, expected exactly one`);
+    if (n !== 1) throw new Error(`${metric} grew by ${n}, expected 1`);
+  } finally { for (const p of pages) await close(p); }
+});
+
+await check('shared notes: the configured link opens the room\'s pad in a new tab, absent when not configured', async () => {
+  let pages = [];
+  try {
+    const room = 'notes-check';
+    pages = await Promise.all([open(`${GROUP[0]}${room}?name=olga&autojoin=1&videoMuted=1`, 'olga'), open(`${BASE}${room}?name=pia&autojoin=1&videoMuted=1`, 'pia')]);
+    const [on, off] = pages;
+    await waitFor('both joined', async () => (await Promise.all(pages.map(myId))).every(Boolean), 15000);
+    const link = await waitFor('notes link shown', () => on.page.evaluate(() => {
+      const a = document.querySelector('#btn-notes');
+      if (!a || a.offsetParent === null || !a.getAttribute('href')) return null;
+      a.focus();
+      return { href: a.getAttribute('href'), target: a.target, rel: a.rel, name: a.textContent.trim(), svg: !!a.querySelector('svg[aria-hidden="true"]'), focused: document.activeElement === a, room: window.convene.state.room.name };
+    }), 5000);
+    log(`  notes link: ${JSON.stringify(link)}`);
+    const want = `https://pad.example.com/p/convene-${encodeURIComponent(link.room)}`;
+    if (link.href !== want || link.target !== '_blank' || !/\bnoopener\b/.test(link.rel) || !/\bnoreferrer\b/.test(link.rel)
+      || link.name !== 'Shared notes' || !link.svg || !link.focused) throw new Error(`notes link ${JSON.stringify(link)}, want href ${want}`);
+    // The room name is encoded, every {room} replaced, and only http(s) URLs are offered.
+    const enc = await on.page.evaluate(async () => {
+      const { notesUrl } = await import('/static/ui-toolbar.js');
+      return [notesUrl('https://pad.example.com/p/{room}/{room}', 'a b/c?d#e'), notesUrl('javascript:alert(1)//{room}', 'x'), notesUrl('https://pad.example.com/p/x', 'x'), notesUrl(undefined, 'x')];
+    });
+    if (JSON.stringify(enc) !== JSON.stringify(['https://pad.example.com/p/a%20b%2Fc%3Fd%23e/a%20b%2Fc%3Fd%23e', null, null, null])) throw new Error(`notesUrl: ${JSON.stringify(enc)}`);
+    await waitFor('toolbar drawn without notes', () => off.page.evaluate(() => document.querySelector('#btn-settings').textContent.trim() !== ''), 5000);
+    const absent = await off.page.evaluate(() => { const a = document.querySelector('#btn-notes'); return !a || (a.offsetParent === null && !a.getAttribute('href')); });
+    if (!absent) throw new Error('notes link shown on a signaling without notesUrl');
+    await axeCheck(on, 'the meeting page with the notes link');
+  } finally { for (const p of pages) await close(p); }
 });
 
 // Known open problem since this stop: with nine Chromium instances on 2 cores the ninth page

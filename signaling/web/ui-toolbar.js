@@ -16,6 +16,13 @@ function setButton(b, iconName, label, { pressed = null, badge = '' } = {}) {
   if (pressed !== null) b.setAttribute('aria-pressed', String(pressed));
 }
 
+// `template` with each `{room}` replaced by the encoded room name; null unless an http(s) URL.
+export function notesUrl(template, room) {
+  if (typeof template !== 'string' || !template.includes('{room}') || !room) return null;
+  const url = template.split('{room}').join(encodeURIComponent(room));
+  try { const u = new URL(url); return u.protocol === 'https:' || u.protocol === 'http:' ? url : null; } catch { return null; }
+}
+
 export class Toolbar {
   constructor(actions) {
     this.a = actions;
@@ -64,6 +71,16 @@ export class Toolbar {
       Object.assign(document.createElement('dd'), { textContent: t(label) })]));
     $('#help-dialog').showModal();
   }
+  // The shared-notes link (the shard's `web.notesUrl`, `{room}` standing for the room name):
+  // shown only when configured; its address is set as `href`, never written into HTML.
+  notes() {
+    const a = $('#btn-notes');
+    const url = notesUrl(state.web?.notesUrl, state.room?.name);
+    a.classList.toggle('hidden', !url);
+    if (!url) { a.removeAttribute('href'); return; }
+    if (a.getAttribute('href') !== url) a.href = url;
+    setButton(a, 'notes', t('notes'));
+  }
   render() {
     if (!state.me) return;
     setButton($('#btn-mic'), state.audioMuted ? 'micOff' : 'mic', state.audioMuted ? t('unmute') : t('mute'), { pressed: state.audioMuted });
@@ -79,6 +96,7 @@ export class Toolbar {
     setButton($('#btn-chat'), 'chat', t('chat'), { pressed: state.panel === 'chat', badge: state.unread ? String(state.unread) : '' });
     setButton($('#btn-people'), 'people', t('participants'), { pressed: state.panel === 'people', badge: state.lobby.length && myInfo()?.moderator ? String(state.lobby.length) : '' });
     setButton($('#btn-layout'), state.layout === 'tile' ? 'stage' : 'grid', state.layout === 'tile' ? t('stage_view') : t('tile_view'));
+    this.notes();
     setButton($('#btn-settings'), 'settings', t('settings'));
     setButton($('#btn-help'), 'help', t('help'));
     setButton($('#btn-leave'), 'leave', t('leave'));
