@@ -96,8 +96,9 @@ pub struct Config {
     pub bwe: bool,
     /// Microseconds: the media thread wakes for the core's timers alone (str0m's pacer, BWE,
     /// retransmits) at most once per this, instead of for each paced packet; 0 wakes at every
-    /// deadline (the behaviour before batching). Not in the operator's contract: a tuning knob.
-    #[arg(long, env = "CONVENE_BRIDGE_PACING_QUANTUM_US", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=20_000))]
+    /// deadline (the default: with batched reads a 1 ms quantum measured more wake-ups, not
+    /// fewer — media/BENCHMARKS.md, 2026-12-06). Not in the operator's contract: a tuning knob.
+    #[arg(long, env = "CONVENE_BRIDGE_PACING_QUANTUM_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=20_000))]
     pub pacing_quantum_us: u64,
     /// Seconds between load reports to signaling.
     #[arg(long, env = env::LOAD_INTERVAL, default_value_t = 5)]
@@ -218,7 +219,7 @@ impl Config {
             recorder_audio_slots: 32,
             recorder_video_slots: 48,
             bwe: true,
-            pacing_quantum_us: 1000,
+            pacing_quantum_us: 0,
             drain_deadline_seconds: 60,
             ice_tcp_max_connections: 4096,
             ice_tcp_max_per_source: 16,

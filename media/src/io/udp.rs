@@ -78,8 +78,8 @@ pub struct MediaLoop {
     pub pacing_quantum: Duration,
 }
 
-/// The default pacing quantum (`--pacing-quantum-us`).
-pub const PACING_QUANTUM: Duration = Duration::from_millis(1);
+/// The default pacing quantum (`--pacing-quantum-us`): none, every deadline as it comes.
+pub const PACING_QUANTUM: Duration = Duration::ZERO;
 
 impl MediaLoop {
     pub fn run(self) {
