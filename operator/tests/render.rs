@@ -614,6 +614,23 @@ fn the_production_shards_are_one_group_on_one_domain() {
     assert_eq!(m.members[1].url, "wss://meet.example.com/_shard/meet-b/ws");
     assert_eq!(m.members[1].internal_url, "http://meet-b-signaling.convene.svc:8080");
     assert!(!m.members[0].ready, "no status yet: not Ready, owns no rooms");
+    // Rooms and participants per member and per region, from the members' status.
+    let mut loaded: Vec<Shard> = members.iter().map(|s| (*s).clone()).collect();
+    loaded[1].spec.region = Some("us-east".into());
+    for (s, (rooms, people)) in loaded.iter_mut().zip([(3, 10), (2, 4)]) {
+        s.status = Some(convene_operator::crd::ShardStatus {
+            conferences: Some(rooms),
+            participants: Some(people),
+            ..Default::default()
+        });
+    }
+    let loaded_refs: Vec<&Shard> = loaded.iter().collect();
+    let st = group::status(&group::membership("meet", &loaded_refs), &loaded_refs);
+    let per_region: Vec<(String, i64, i64)> =
+        st.regions.iter().map(|r| (r.region.clone(), r.rooms, r.participants)).collect();
+    assert_eq!(per_region, [("eu-central".to_string(), 3, 10), ("us-east".to_string(), 2, 4)]);
+    assert_eq!((st.members[1].rooms, st.members[1].region.as_deref()), (Some(2), Some("us-east")));
+
     let objs = group::render("meet", "convene", &members, &m);
     let json = &objs.config_map.data.as_ref().unwrap()["group.json"];
     let read: GroupMembership = serde_json::from_str(json).expect("signaling reads the membership");

@@ -307,12 +307,25 @@ pub struct GroupStatus {
     /// Members that take new rooms (Ready, not draining).
     pub ready_members: i32,
     pub members: Vec<GroupMemberStatus>,
+    /// Rooms and participants per region (the members' `spec.region`; "" when unset).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionLoad>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionLoad {
+    pub region: String,
+    pub rooms: i64,
+    pub participants: i64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupMemberStatus {
     pub shard: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub ready: bool,
     #[serde(default)]
     pub draining: bool,

@@ -9,7 +9,7 @@
 use super::meta::{MANAGED_BY, MANAGED_BY_VALUE};
 use super::{SIGNALING_PORT, signaling_host};
 use crate::crd::Shard;
-use crate::crd::shard::{GroupMemberStatus, GroupStatus};
+use crate::crd::shard::{GroupMemberStatus, GroupStatus, RegionLoad};
 use convene_proto::paths;
 use convene_proto::routing::{GROUP_MEMBERSHIP_FILE, GroupMember, GroupMembership};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -85,20 +85,30 @@ pub fn membership(group: &str, members: &[&Shard]) -> GroupMembership {
 /// Pure: the group as the shard's status shows it.
 pub fn status(membership: &GroupMembership, members: &[&Shard]) -> GroupStatus {
     let load = |name: &str| members.iter().find(|s| s.name_any() == name).and_then(|s| s.status.as_ref());
+    let members: Vec<GroupMemberStatus> = membership
+        .members
+        .iter()
+        .map(|m| GroupMemberStatus {
+            shard: m.shard.clone(),
+            region: m.region.clone(),
+            ready: m.ready,
+            draining: m.draining,
+            rooms: load(&m.shard).and_then(|s| s.conferences),
+            participants: load(&m.shard).and_then(|s| s.participants),
+        })
+        .collect();
+    let mut regions: BTreeMap<String, RegionLoad> = BTreeMap::new();
+    for m in &members {
+        let region = m.region.clone().unwrap_or_default();
+        let r = regions.entry(region.clone()).or_insert(RegionLoad { region, ..Default::default() });
+        r.rooms += m.rooms.unwrap_or(0);
+        r.participants += m.participants.unwrap_or(0);
+    }
     GroupStatus {
         name: membership.group.clone(),
         ready_members: membership.members.iter().filter(|m| m.eligible()).count() as i32,
-        members: membership
-            .members
-            .iter()
-            .map(|m| GroupMemberStatus {
-                shard: m.shard.clone(),
-                ready: m.ready,
-                draining: m.draining,
-                rooms: load(&m.shard).and_then(|s| s.conferences),
-                participants: load(&m.shard).and_then(|s| s.participants),
-            })
-            .collect(),
+        members,
+        regions: regions.into_values().collect(),
     }
 }
 
