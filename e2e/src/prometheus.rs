@@ -158,6 +158,48 @@ pub struct Job {
     pub targets: Vec<Target>,
 }
 
+impl Job {
+    /// Its `scrape_configs` entry.
+    pub fn config(&self) -> Value {
+        json!({
+            "job_name": self.name,
+            "honor_labels": self.honor_labels,
+            "static_configs": self.targets.iter().map(|t| json!({
+                "targets": [t.address],
+                "labels": t.labels,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The annotation-scrape job of `ops/prometheus/prometheus-convene.yml` (kubernetes_sd pods,
+/// its relabeling to the monitors' target labels) as Prometheus outside the cluster runs it:
+/// through `kubeconfig`, pods of `namespaces` only, and only the targets whose `component`
+/// label is one of `components` (the cluster tier's signaling pod, for one, has no process).
+pub fn annotation_job(
+    name: &str,
+    kubeconfig: &Path,
+    namespaces: &[&str],
+    components: &[&str],
+) -> Result<Value> {
+    let text = std::fs::read_to_string(repo().join("ops/prometheus/prometheus-convene.yml"))?;
+    let config: Value = serde_saphyr::from_str(&text).context("prometheus-convene.yml is YAML")?;
+    let mut job = config["scrape_configs"][0].clone();
+    job["job_name"] = json!(name);
+    job["kubernetes_sd_configs"] = json!([{
+        "role": "pod",
+        "kubeconfig_file": kubeconfig,
+        "namespaces": {"names": namespaces},
+    }]);
+    let relabel = job["relabel_configs"].as_array_mut().ok_or_else(|| anyhow!("no relabel_configs"))?;
+    relabel.push(json!({
+        "source_labels": ["component"],
+        "regex": components.join("|"),
+        "action": "keep",
+    }));
+    Ok(job)
+}
+
 /// An alert as `/api/v1/alerts` lists it (pending or firing).
 #[derive(Debug, Clone)]
 pub struct Alert {
@@ -175,9 +217,10 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Start Prometheus `name` scraping `jobs` every `interval` and evaluating `rules` (a rule
-    /// file's content, written under its directory) every `interval`; waits until it is ready.
-    pub async fn start(name: &str, interval: Duration, rules: &Value, jobs: &[Job]) -> Result<Prometheus> {
+    /// Start Prometheus `name` scraping `jobs` (`scrape_configs` entries) every `interval` and
+    /// evaluating `rules` (a rule file's content, written under its directory) every
+    /// `interval`; waits until it is ready.
+    pub async fn start(name: &str, interval: Duration, rules: &Value, jobs: &[Value]) -> Result<Prometheus> {
         let bin = binary()?;
         let dir = cluster_dir().join(format!("prometheus-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -185,23 +228,10 @@ impl Prometheus {
         let rules_path = dir.join("rules.yaml");
         std::fs::write(&rules_path, serde_json::to_string_pretty(rules)?)?;
         let every = format_duration(interval.as_millis() as u64);
-        let scrape_configs: Vec<Value> = jobs
-            .iter()
-            .map(|j| {
-                json!({
-                    "job_name": j.name,
-                    "honor_labels": j.honor_labels,
-                    "static_configs": j.targets.iter().map(|t| json!({
-                        "targets": [t.address],
-                        "labels": t.labels,
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
         let config = json!({
             "global": {"scrape_interval": every, "scrape_timeout": every, "evaluation_interval": every},
             "rule_files": [rules_path],
-            "scrape_configs": scrape_configs,
+            "scrape_configs": jobs,
         });
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)?;
@@ -312,5 +342,15 @@ mod tests {
             changes.iter().any(|c| c.starts_with("ConveneBridgeLost: range windows / 10")),
             "{changes:?}"
         );
+    }
+
+    #[test]
+    fn the_annotation_job_reads_the_shipped_config() {
+        let job = annotation_job("bridges", Path::new("/k"), &["ns"], &["bridge"]).unwrap();
+        assert_eq!(job["kubernetes_sd_configs"][0]["namespaces"]["names"][0], "ns");
+        assert_eq!(job["honor_labels"], true);
+        let relabel = job["relabel_configs"].as_array().unwrap();
+        assert_eq!(relabel.last().unwrap()["regex"], "bridge");
+        assert!(relabel.iter().any(|r| r["target_label"] == "pool"));
     }
 }

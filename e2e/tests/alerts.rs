@@ -13,17 +13,21 @@
 //! 30s, …; the list is printed), and scrapes and evaluates every second. The expressions,
 //! labels and thresholds are the chart's.
 //!
-//! Static scrape targets carry the target labels the chart's monitors set (namespace, pod,
-//! component, shard, pool, image): the operator and signaling run on loopback, not as pods, so
-//! kubernetes_sd would not find them.
+//! The bridges are discovered as `ops/prometheus/prometheus-convene.yml` discovers them: its
+//! annotation-scrape job (kubernetes_sd pods through the test cluster's API server, the pods'
+//! `prometheus.io/*` annotations, its relabeling to the target labels namespace, pod, component,
+//! shard, pool, image), kept to `component="bridge"`. The operator and signaling run on loopback,
+//! not as pods, so they are static targets carrying the labels the chart's monitors set.
 
 use anyhow::Result;
 use convene_e2e::kubelet::Kubelet;
-use convene_e2e::prometheus::{Alert, Job, Prometheus, Target, scaled_rules};
+use convene_e2e::prometheus::{Alert, Job, Prometheus, Target, annotation_job, scaled_rules};
 use convene_e2e::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const NS: &str = "alerts";
@@ -168,26 +172,13 @@ async fn bridge_alerts_fire_and_resolve_in_a_real_prometheus() {
     wait_bridges(&client, kubelet.as_ref().unwrap(), Duration::from_secs(90)).await;
     println!("operator, signaling and 2 bridges up after {:.1} s", test_start.elapsed().as_secs_f64());
 
-    // Prometheus: the three components with the labels the chart's monitors give them.
+    // Prometheus: the operator and signaling (on loopback, not pods) as static targets with the
+    // labels the chart's monitors give them; the bridges discovered as the shipped
+    // ops/prometheus/prometheus-convene.yml discovers them (kubernetes_sd pods through the API
+    // server, the pods' prometheus.io annotations, its relabeling to the target labels).
     let mut pods = bridge_pods(&client).await.unwrap();
     pods.sort_by_key(|p| p.name_any());
-    let bridges: Vec<Target> = pods
-        .iter()
-        .map(|p| {
-            let image = p.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.image.clone());
-            Target::new(
-                format!("{}:{HTTP_PORT}", pod_ip(p)),
-                &[
-                    ("namespace", NS),
-                    ("pod", &p.name_any()),
-                    ("component", "bridge"),
-                    ("shard", NAME),
-                    ("pool", NAME),
-                    ("image", &image.unwrap_or_default()),
-                ],
-            )
-        })
-        .collect();
+    let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG (run through with-cluster.sh)");
     let jobs = [
         Job {
             name: "convene-operator".into(),
@@ -196,7 +187,8 @@ async fn bridge_alerts_fire_and_resolve_in_a_real_prometheus() {
                 format!("127.0.0.1:{}", op.port),
                 &[("namespace", NS), ("pod", "convene-operator-0"), ("component", "operator")],
             )],
-        },
+        }
+        .config(),
         Job {
             name: "convene-signaling".into(),
             honor_labels: false,
@@ -209,14 +201,15 @@ async fn bridge_alerts_fire_and_resolve_in_a_real_prometheus() {
                     ("shard", NAME),
                 ],
             )],
-        },
-        Job { name: "convene-bridges".into(), honor_labels: false, targets: bridges },
+        }
+        .config(),
+        annotation_job("convene-pods", Path::new(&kubeconfig), &[NS], &["bridge"]).unwrap(),
     ];
     let (rules, scaled) = scaled_rules(SCALE).expect("the chart's rules");
     println!("windows scaled by 1/{SCALE} for this test:\n  {}", scaled.join("\n  "));
     let prom = Prometheus::start("alerts", INTERVAL, &rules, &jobs).await.expect("prometheus starts");
     println!("prometheus on 127.0.0.1:{} ({})", prom.port, prom.dir.display());
-    let targets = jobs.iter().map(|j| j.targets.len()).sum::<usize>();
+    let targets = 2 + pods.len();
     eventually(
         "every target scraped and the pool's desired replicas seen",
         Duration::from_secs(30),
@@ -233,6 +226,35 @@ async fn bridge_alerts_fire_and_resolve_in_a_real_prometheus() {
         },
     )
     .await;
+
+    // The bridges' target labels, from the pods through the shipped relabeling.
+    let up = prom.query(r#"up{component="bridge"}"#).await.unwrap();
+    let mut seen: Vec<String> =
+        up.iter().map(|r| r["metric"]["pod"].as_str().unwrap_or_default().into()).collect();
+    seen.sort();
+    assert_eq!(seen, pods.iter().map(|p| p.name_any()).collect::<Vec<_>>(), "{up:?}");
+    for r in &up {
+        let m = &r["metric"];
+        let image = pods
+            .iter()
+            .find(|p| p.name_any() == m["pod"])
+            .and_then(|p| p.spec.as_ref()?.containers[0].image.clone());
+        assert_eq!(
+            (&m["namespace"], &m["shard"], &m["pool"]),
+            (&json!(NS), &json!(NAME), &json!(NAME)),
+            "{m}"
+        );
+        assert_eq!(m["image"].as_str(), image.as_deref(), "{m}");
+        assert_eq!(
+            m["instance"],
+            json!(format!(
+                "{}:{HTTP_PORT}",
+                pods.iter().find(|p| p.name_any() == m["pod"]).map(pod_ip).unwrap_or_default()
+            )),
+            "{m}"
+        );
+    }
+    println!("bridges discovered through the API server with target labels {}", up[0]["metric"]);
 
     // All up: no alert fires, and none of the three this test drives is even pending, after
     // more than their scaled `for` windows of evaluations.
