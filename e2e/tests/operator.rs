@@ -273,7 +273,7 @@ async fn production_example_runs_two_shards_shared_relays_and_recorders() {
 /// member and `/_shard/<member>/` to it. A third Shard joins the group (not Ready: it takes no
 /// rooms) and leaves it; one on another domain is refused with a Warning that names it.
 async fn group_members_route_one_domain(client: &Client, ns: &str) {
-    use convene_proto::routing::GroupMembership;
+    use convene_proto::routing::{GroupMembership, owner};
     let members_of = |s: &Shard| {
         s.status.as_ref().and_then(|st| st.group.clone()).map(|g| {
             let names: Vec<(String, bool)> = g.members.iter().map(|m| (m.shard.clone(), m.ready)).collect();
@@ -331,7 +331,10 @@ async fn group_members_route_one_domain(client: &Client, ns: &str) {
     })
     .await;
 
-    // A third member: in the membership at once, owning no rooms until it is Ready.
+    // A third member: in the membership at once, owning no rooms until it is Ready; with a
+    // bridge it turns Ready and owns about a third of new room names (rendezvous hashing over
+    // the membership every signaling reads; that live rooms stay put is signaling's part,
+    // e2e/tests/routing.rs).
     let third = |name: &str, domain: &str| {
         format!(
             "apiVersion: convene.dev/v1alpha1\nkind: Shard\nmetadata: {{name: {name}}}\nspec:\n  domain: {domain}\n  \
@@ -343,12 +346,37 @@ async fn group_members_route_one_domain(client: &Client, ns: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let m = membership(3).await;
     let c = m.member("meet-c").expect("meet-c in the group");
-    assert!(!c.ready, "meet-c has no bridges: not Ready, owns no new room");
-    eventually("meet-a's status lists meet-c", TIMEOUT, || async {
-        let s: Shard = get(client, ns, "meet-a").await?.ok_or_else(|| anyhow!("gone"))?;
-        Ok(members_of(&s).filter(|(ready, m)| *ready == 2 && m.len() == 3).map(|_| ()))
+    assert!(!c.ready, "meet-c has no bridges: not Ready");
+    let owners = |m: &GroupMembership| {
+        let mut n: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..3000 {
+            *n.entry(owner(&format!("room-{i}"), &m.members).unwrap().shard.clone()).or_default() += 1;
+        }
+        n
+    };
+    assert!(!owners(&m).contains_key("meet-c"), "a member that is not Ready owns no new room");
+    let pool = "apiVersion: convene.dev/v1alpha1\nkind: BridgePool\nmetadata: {name: meet-c}\nspec:\n  \
+                shardRef: {name: meet-c}\n  replicas: 1\n  publicAddress: {source: NodeExternalIP}\n  \
+                bridge: {placement: {nodeSelector: {convene.dev/media: \"true\"}}}\n";
+    let out = kubectl(&["apply", "-n", ns, "-f", "-"], Some(pool));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = eventually("meet-c Ready in group.json", TIMEOUT, || async {
+        let cm: ConfigMap = get(client, ns, "meet-group").await?.ok_or_else(|| anyhow!("no ConfigMap"))?;
+        let m: GroupMembership = serde_json::from_str(&cm.data.unwrap()["group.json"])?;
+        Ok(m.member("meet-c").is_some_and(|c| c.ready).then_some(m))
     })
     .await;
+    let spread = owners(&m);
+    println!("new rooms over the grown group (3000 names): {spread:?}");
+    for (shard, n) in &spread {
+        assert!((900..=1100).contains(n), "{shard} owns {n} of 3000: {spread:?}");
+    }
+    eventually("meet-a's status lists meet-c Ready", TIMEOUT, || async {
+        let s: Shard = get(client, ns, "meet-a").await?.ok_or_else(|| anyhow!("gone"))?;
+        Ok(members_of(&s).filter(|(ready, m)| *ready == 3 && m.len() == 3).map(|_| ()))
+    })
+    .await;
+    kubectl_ok(&["delete", "-n", ns, "bridgepool", "meet-c", "--wait=true"]);
     kubectl_ok(&["delete", "-n", ns, "shard", "meet-c", "--wait=true"]);
     membership(2).await;
 
