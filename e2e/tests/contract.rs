@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use convene_e2e::{Process, eventually, free_port, http_get, repo, workspace_binary};
 use convene_operator::crd::Shard;
-use convene_operator::render::{RenderConfig, signaling};
+use convene_operator::render::{RenderConfig, group, signaling};
 use convene_proto::config::SIGNALING_CONFIG_FILE;
+use convene_proto::routing::GROUP_MEMBERSHIP_FILE;
 use serde_json::Value;
 
 /// Every Shard of an example file.
@@ -33,6 +34,7 @@ fn write_secrets(root: &Path) {
         ("bridge-control/secret", "bridge-control-secret"),
         ("jwt/key", "an-hs256-secret-of-the-shard"),
         ("turn/secret", "turn-shared-secret"),
+        ("group/secret", "group-secret"),
     ] {
         let path = root.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -46,6 +48,7 @@ async fn signaling_starts_from_every_rendered_example_config() {
     assert!(bin.exists(), "{} is missing: run `cargo build --workspace` first", bin.display());
     let mut checked = 0;
     for file in ["trial.yaml", "production.yaml", "jwt-lobby.yaml"] {
+        let all: Vec<std::sync::Arc<Shard>> = shards(file).into_iter().map(std::sync::Arc::new).collect();
         for shard in shards(file) {
             let name = shard.metadata.name.clone().unwrap_or_default();
             let dir = std::env::temp_dir().join(format!("convene-contract-{}-{name}", std::process::id()));
@@ -62,8 +65,16 @@ async fn signaling_starts_from_every_rendered_example_config() {
             };
             let objs = signaling::render(&shard, &inputs, &RenderConfig::default());
             let yaml = &objs.config_map.data.as_ref().unwrap()[SIGNALING_CONFIG_FILE];
-            // Only the mount point moves (the pod mounts secrets there); the file is as rendered.
+            // Only the mount points move (the pod mounts secrets and the group's membership
+            // there); the file is as rendered.
             let yaml = yaml.replace(signaling::SECRETS_DIR, &dir.join("secrets").to_string_lossy());
+            let yaml = yaml.replace(signaling::GROUP_DIR, &dir.join("group").to_string_lossy());
+            if let Some(g) = group::group_of(&shard) {
+                let membership = group::membership(g, &group::members(&shard, &all));
+                std::fs::create_dir_all(dir.join("group")).unwrap();
+                let json = serde_json::to_string(&membership).unwrap();
+                std::fs::write(dir.join("group").join(GROUP_MEMBERSHIP_FILE), json).unwrap();
+            }
             let config = dir.join(SIGNALING_CONFIG_FILE);
             std::fs::write(&config, &yaml).unwrap();
             let port = free_port();

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 pub const SECRETS_DIR: &str = "/var/run/secrets/convene";
 const CONFIG_DIR: &str = "/etc/convene";
 /// Where a group member's signaling finds the group's membership (a ConfigMap it watches).
-const GROUP_DIR: &str = "/etc/convene-group";
+pub const GROUP_DIR: &str = "/etc/convene-group";
 
 /// What the shard's references resolved to, gathered before rendering.
 #[derive(Clone, Debug, Default)]
