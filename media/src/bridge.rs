@@ -115,7 +115,8 @@ impl Bridge {
         let media_alive = Arc::new(AtomicBool::new(true));
         let media = MediaLoop {
             sfu,
-            socket: udp,
+            socket: crate::io::batch::BatchSocket::new(udp)
+                .context("batched media socket (recvmmsg/GSO, epoll)")?,
             commands: cmd_rx,
             control_out: ev_tx,
             tcp_writers: tcp_writers.clone(),

@@ -30,11 +30,6 @@ impl RecvBatch {
         }
     }
 
-    /// No buffers (allocates nothing): a placeholder while the real batch is lent out.
-    pub fn empty() -> RecvBatch {
-        RecvBatch { bufs: Vec::new(), meta: Vec::new(), filled: 0 }
-    }
-
     /// The datagrams of the last read with their sources (GRO trains split at their stride).
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         self.meta.iter().zip(&self.bufs).take(self.filled).flat_map(|(m, buf)| {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use str0m::net::Protocol;
 use tokio::sync::mpsc::Sender;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::Command;
 use super::batch::{BatchSocket, RecvBatch};
@@ -61,7 +61,8 @@ impl Waker {
 
 pub struct MediaLoop {
     pub sfu: Sfu,
-    pub socket: UdpSocket,
+    /// Set up for batches by the caller, so that a socket the kernel refuses fails start-up.
+    pub socket: BatchSocket,
     pub commands: Receiver<Command>,
     pub control_out: crate::control_queue::ControlOut,
     pub tcp_writers: TcpWriters,
@@ -81,67 +82,11 @@ pub struct MediaLoop {
 /// The default pacing quantum (`--pacing-quantum-us`): none, every deadline as it comes.
 pub const PACING_QUANTUM: Duration = Duration::ZERO;
 
-impl MediaLoop {
-    pub fn run(self) {
-        let MediaLoop {
-            sfu,
-            socket,
-            commands,
-            control_out,
-            tcp_writers,
-            waker_addr,
-            udp_local_v4,
-            udp_local_v6,
-            latency,
-            metrics,
-            exported,
-            pacing_quantum,
-        } = self;
-        let socket = match BatchSocket::new(socket) {
-            Ok(s) => s,
-            Err(e) => return error!("media socket setup failed: {e}"),
-        };
-        Running {
-            sfu,
-            socket,
-            batch: RecvBatch::allocate(),
-            pacing_quantum,
-            commands,
-            control_out,
-            tcp_writers,
-            waker_addr,
-            udp_local_v4,
-            udp_local_v6,
-            latency,
-            metrics,
-            exported,
-        }
-        .run()
-    }
-}
-
-/// The media loop with its socket set up for batches.
-struct Running {
-    sfu: Sfu,
-    socket: BatchSocket,
-    batch: RecvBatch,
-    /// Timers run at most once per quantum (zero: at each deadline).
-    pacing_quantum: Duration,
-    commands: Receiver<Command>,
-    control_out: crate::control_queue::ControlOut,
-    tcp_writers: TcpWriters,
-    waker_addr: Option<SocketAddr>,
-    udp_local_v4: Option<SocketAddr>,
-    udp_local_v6: Option<SocketAddr>,
-    latency: Arc<LatencyHistogram>,
-    metrics: Arc<Metrics>,
-    exported: SfuCounters,
-}
-
 const MAX_WAIT: Duration = Duration::from_millis(20);
 
-impl Running {
-    fn run(mut self) {
+impl MediaLoop {
+    pub fn run(mut self) {
+        let mut batch = RecvBatch::allocate();
         let mut err_log = TokenBucket::new(1.0, 5.0, Instant::now());
         let local = self.socket.local_addr().ok();
         info!(?local, quantum = ?self.pacing_quantum, "media loop running");
@@ -167,7 +112,7 @@ impl Running {
             let due = timers_due(self.sfu.next_timeout(), timers_ran, self.pacing_quantum);
             let wait = due.saturating_duration_since(Instant::now()).min(MAX_WAIT);
             match self.socket.wait(wait) {
-                Ok(true) => self.receive_batch(&mut err_log),
+                Ok(true) => self.receive_batch(&mut batch, &mut err_log),
                 Ok(false) => {}
                 Err(e) => {
                     if err_log.allow(Instant::now()) {
@@ -180,9 +125,8 @@ impl Running {
 
     /// One `recvmmsg` of datagrams into the core. What each datagram makes the core send goes
     /// out before the next one is handled: a batch adds no forwarding delay.
-    fn receive_batch(&mut self, err_log: &mut TokenBucket) {
-        let mut batch = std::mem::replace(&mut self.batch, RecvBatch::empty());
-        match self.socket.recv(&mut batch) {
+    fn receive_batch(&mut self, batch: &mut RecvBatch, err_log: &mut TokenBucket) {
+        match self.socket.recv(batch) {
             Ok(_) => {
                 for (source, datagram) in batch.datagrams() {
                     if Some(source) == self.waker_addr {
@@ -201,7 +145,6 @@ impl Running {
                 }
             }
         }
-        self.batch = batch;
     }
 
     /// Returns false on shutdown.
