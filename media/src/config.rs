@@ -98,7 +98,7 @@ pub struct Config {
     /// retransmits) at most once per this, instead of for each paced packet; 0 wakes at every
     /// deadline (the default: with batched reads a 1 ms quantum measured more wake-ups, not
     /// fewer — media/BENCHMARKS.md, 2026-12-06). Not in the operator's contract: a tuning knob.
-    #[arg(long, env = "CONVENE_BRIDGE_PACING_QUANTUM_US", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=20_000))]
+    #[arg(long, env = env::PACING_QUANTUM_US, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=20_000))]
     pub pacing_quantum_us: u64,
     /// Seconds between load reports to signaling.
     #[arg(long, env = env::LOAD_INTERVAL, default_value_t = 5)]

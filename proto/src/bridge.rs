@@ -31,6 +31,9 @@ pub mod env {
     pub const RECORDER_AUDIO_SLOTS: &str = "CONVENE_BRIDGE_RECORDER_AUDIO_SLOTS";
     pub const RECORDER_VIDEO_SLOTS: &str = "CONVENE_BRIDGE_RECORDER_VIDEO_SLOTS";
     pub const BWE: &str = "CONVENE_BRIDGE_BWE";
+    /// Microseconds between the media thread's wake-ups for timers alone (a tuning knob the
+    /// operator does not render; the benchmark passes it through).
+    pub const PACING_QUANTUM_US: &str = "CONVENE_BRIDGE_PACING_QUANTUM_US";
     pub const LOAD_INTERVAL: &str = "CONVENE_BRIDGE_LOAD_INTERVAL";
     pub const ICE_TCP_MAX_CONNECTIONS: &str = "CONVENE_BRIDGE_ICE_TCP_MAX_CONNECTIONS";
     pub const ICE_TCP_MAX_PER_SOURCE: &str = "CONVENE_BRIDGE_ICE_TCP_MAX_PER_SOURCE";

@@ -512,7 +512,8 @@ fn main() -> anyhow::Result<()> {
     println!("bridge BWE: {}", if bwe { "on" } else { "off" });
     // The bridge inherits the environment: CONVENE_BRIDGE_PACING_QUANTUM_US=1000 compares a
     // 1 ms quantum with the default (timers at every deadline).
-    let quantum = std::env::var("CONVENE_BRIDGE_PACING_QUANTUM_US").unwrap_or_else(|_| "0 (default)".into());
+    let quantum =
+        std::env::var(convene_proto::bridge::env::PACING_QUANTUM_US).unwrap_or_else(|_| "0 (default)".into());
     println!("bridge pacing quantum: {quantum} µs");
     for n in ns {
         eprintln!("N={n}: bridge …");
