@@ -273,10 +273,7 @@ where
 
 /// What a Shard's group members see of it: membership, readiness, draining, its domain.
 fn group_key(s: &Shard) -> (Option<crate::crd::shard::RoutingSpec>, String, bool, bool) {
-    let ready = s
-        .status
-        .as_ref()
-        .is_some_and(|st| st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let ready = crate::render::group::ready(s);
     (s.spec.routing.clone(), s.spec.domain.clone(), ready, s.metadata.deletion_timestamp.is_some())
 }
 

@@ -58,7 +58,8 @@ pub fn members<'a>(shard: &Shard, all: &'a [std::sync::Arc<Shard>]) -> Vec<&'a S
     v
 }
 
-fn ready(shard: &Shard) -> bool {
+/// The Shard reports itself Ready (its last status).
+pub fn ready(shard: &Shard) -> bool {
     let conds = shard.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     conds.iter().any(|c| c.type_ == "Ready" && c.status == "True")
 }
