@@ -89,12 +89,30 @@ pub fn add_node(name: &str, ip: &str, external_ip: Option<&str>, labels: &[(&str
     }
 }
 
-/// Create a fresh namespace (deleting a leftover one first).
-pub fn fresh_namespace(ns: &str) {
+/// Create a fresh namespace (deleting a leftover one first). Hold the guard until the test
+/// ends: a test that fails never reaches its own cleanup.
+pub fn fresh_namespace(ns: &str) -> TestNamespace {
     delete_convene_resources(ns);
     let _ =
         kubectl(&["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s"], None);
     kubectl_ok(&["create", "namespace", ns]);
+    TestNamespace(ns.into())
+}
+
+/// A test's namespace. When the test panics, dropping this removes its StatefulSets and pods at
+/// once: left behind, its bridges hold the nodes' host ports and the next test's bridges cannot
+/// be placed. (Declare it before the operator, so the operator is gone and recreates nothing.)
+#[must_use = "a failing test leaves its pods holding host ports unless the guard is held"]
+pub struct TestNamespace(String);
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let ns = &self.0;
+            let force = ["--all", "--grace-period=0", "--force", "--wait=false"];
+            let _ = kubectl(&[&["delete", "-n", ns, "statefulsets,pods"][..], &force].concat(), None);
+        }
+    }
 }
 
 /// Delete the Convene resources of a namespace first, while the operator still has its Role

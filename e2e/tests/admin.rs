@@ -142,8 +142,8 @@ fn missing_rights(chart: &ChartIdentity, watched: &str) -> Vec<String> {
 async fn the_chart_grants_every_call_the_code_makes_and_a_rollout_finishes_under_it() {
     setup();
     // Namespaced install (watchNamespaces) and cluster-wide install: both grant every call.
-    fresh_namespace("lp");
-    fresh_namespace("lp-system");
+    let _lp = fresh_namespace("lp");
+    let _lp_system = fresh_namespace("lp-system");
     let namespaced = install_chart_rbac("op-lp", "lp", &["lp"]);
     let missing = missing_rights(&namespaced, "lp");
     assert!(missing.is_empty(), "watchNamespaces install lacks:\n{}", missing.join("\n"));
@@ -250,7 +250,7 @@ spec:
 async fn a_child_the_api_server_refuses_is_in_status_and_a_warning_event() {
     setup();
     let ns = "applyfail";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let client = client().await;
     let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     // Passes admission, refused when the operator applies the Ingress.
@@ -326,7 +326,7 @@ async fn a_child_the_api_server_refuses_is_in_status_and_a_warning_event() {
 async fn a_shard_edit_changes_the_signaling_pod_template() {
     setup();
     let ns = "confighash";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let client = client().await;
     let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     apply_trial(ns, "", 1);
@@ -381,7 +381,7 @@ async fn a_shard_edit_changes_the_signaling_pod_template() {
 async fn deleting_a_shard_removes_its_bridges_and_recorders() {
     setup();
     let ns = "delshard";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let client = client().await;
     let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     apply_trial(ns, "", 1);
@@ -431,7 +431,7 @@ spec:
 async fn a_referenced_secret_is_picked_up_within_seconds_and_a_missing_key_is_named() {
     setup();
     let ns = "secretwatch";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let client = client().await;
     let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     apply_trial(
@@ -491,7 +491,7 @@ async fn a_referenced_secret_is_picked_up_within_seconds_and_a_missing_key_is_na
 async fn a_normal_start_says_ready_once() {
     setup();
     let ns = "quiet";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let client = client().await;
     let _op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     apply_trial(ns, "", 1);
@@ -536,7 +536,7 @@ async fn a_normal_start_says_ready_once() {
 async fn helm_uninstall_after_the_operator_ran_leaves_no_cluster_role_or_lease() {
     setup();
     let ns = "convene-uninstall";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let chart = repo().join("charts/convene");
     let helm = |args: &[&str]| {
         let out = std::process::Command::new("helm").args(args).output().expect("helm on PATH");
@@ -554,7 +554,7 @@ async fn helm_uninstall_after_the_operator_ran_leaves_no_cluster_role_or_lease()
     };
     let client = client().await;
     let work = "uninstall-work";
-    fresh_namespace(work);
+    let _ns = fresh_namespace(work);
     let op = Operator::start_as(&id, None, "op-u", "convene-operator", 15).unwrap();
     apply_trial(work, "", 1);
     wait_shard(&client, work, "Shard Ready", |s| is(&s.conditions(), "Ready", "True")).await;

@@ -157,7 +157,7 @@ async fn bridge_alerts_fire_and_resolve_in_a_real_prometheus() {
         add_node(&name, &format!("127.0.7.{}", 2 + i), None, &[("convene.dev/alerts", "true")]);
         kubectl_ok(&["taint", "node", &name, "convene.dev/alerts=true:NoSchedule", "--overwrite"]);
     }
-    fresh_namespace(NS);
+    let _ns = fresh_namespace(NS);
     // Declared in this order so that, dropped in reverse, the namespace goes first.
     let mut kubelet: Option<Kubelet>;
     let op = Operator::start(NS, "op-alerts", "convene-operator", 15).expect("operator starts");

@@ -82,7 +82,8 @@ struct Stack {
 impl Stack {
     async fn start(ns: &str, autoscaling: &str, replicas: i32) -> Stack {
         setup();
-        fresh_namespace(ns);
+        // The Stack deletes its namespace when dropped, pass or fail.
+        let _ = fresh_namespace(ns);
         let op = Operator::start(ns, "op-a", "convene-operator", 15).expect("operator starts");
         let client = client().await;
         apply_shard(ns, autoscaling, replicas);

@@ -92,7 +92,7 @@ async fn doctor_names_the_component_of_each_broken_part() {
         add_node(&name, &format!("127.0.6.{}", 2 + i), None, &[("convene.dev/doctor", "true")]);
         kubectl_ok(&["taint", "node", &name, "convene.dev/doctor=true:NoSchedule", "--overwrite"]);
     }
-    fresh_namespace(NS);
+    let _ns = fresh_namespace(NS);
     let client = client().await;
     let _op = Operator::start(NS, "op-doctor", "convene-operator", 15).unwrap();
     tls_secret();

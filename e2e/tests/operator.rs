@@ -47,11 +47,11 @@ fn setup() {
 }
 
 /// A fresh namespace with its own operator (watching only it) and an API client.
-async fn scenario(ns: &str) -> (Operator, Client) {
+async fn scenario(ns: &str) -> (TestNamespace, Operator, Client) {
     setup();
-    fresh_namespace(ns);
+    let guard = fresh_namespace(ns);
     let op = Operator::start(ns, "op-a", "convene-operator", 15).expect("operator starts");
-    (op, client().await)
+    (guard, op, client().await)
 }
 
 fn apply_example(ns: &str, file: &str) {
@@ -117,7 +117,7 @@ async fn bridge_pods(client: &Client, ns: &str, pool: &str) -> Vec<Pod> {
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn trial_example_renders_everything_and_becomes_ready() {
     let ns = "trial";
-    let (_op, client) = scenario(ns).await;
+    let (_ns, _op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
 
     let shard = shard_ready(&client, ns, "trial").await;
@@ -186,7 +186,7 @@ async fn trial_example_renders_everything_and_becomes_ready() {
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn production_example_runs_two_shards_shared_relays_and_recorders() {
     let ns = "prod";
-    let (_op, client) = scenario(ns).await;
+    let (_ns, _op, client) = scenario(ns).await;
     // The S3 credentials the example says to create first.
     kubectl_ok(&[
         "create",
@@ -395,7 +395,7 @@ async fn group_members_route_one_domain(client: &Client, ns: &str) {
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn jwt_lobby_example_uses_the_referenced_secret() {
     let ns = "secure";
-    let (_op, client) = scenario(ns).await;
+    let (_ns, _op, client) = scenario(ns).await;
     apply_example(ns, "jwt-lobby.yaml");
     // The referenced secret does not exist yet: Degraded, with an Event, and no hot loop.
     let s: Shard = wait_condition(&client, ns, "secure", "Degraded", "True", Some("SecretNotFound")).await;
@@ -437,7 +437,7 @@ async fn jwt_lobby_example_uses_the_referenced_secret() {
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
     let ns = "edit";
-    let (_op, client) = scenario(ns).await;
+    let (_ns, _op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
     pool_ready(&client, ns, "trial", 1).await;
 
@@ -486,10 +486,19 @@ async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
 
     // More bridges than nodes: the pool says why the rest cannot run.
     kubectl_ok(&["scale", "-n", ns, "bridgepool/trial", "--replicas=14"]);
-    let p: BridgePool = wait_condition(&client, ns, "trial", "Degraded", "True", Some("Unschedulable")).await;
-    let msg = &condition(&p.status.as_ref().unwrap().conditions, "Degraded").unwrap().message;
+    wait_condition::<BridgePool>(&client, ns, "trial", "Degraded", "True", Some("Unschedulable")).await;
     // Twelve nodes, fourteen bridges: which two lose the race varies; how many, and why, not.
-    assert!(msg.starts_with("2 bridge pod(s) cannot be placed"), "{msg}");
+    // The scheduler tries the pods one by one, so the count reaches two once it has tried all.
+    let msg = eventually("the pool says two bridges cannot be placed", TIMEOUT, || async {
+        let p: BridgePool = get(&client, ns, "trial").await?.ok_or_else(|| anyhow!("none"))?;
+        let c = condition(&p.status.unwrap_or_default().conditions, "Degraded").cloned();
+        let msg = c.filter(|c| c.reason == "Unschedulable").map(|c| c.message).unwrap_or_default();
+        match msg.starts_with("2 bridge pod(s) cannot be placed") {
+            true => Ok(Some(msg)),
+            false => Err(anyhow!("Degraded says: {msg}")),
+        }
+    })
+    .await;
     assert!(msg.contains("didn't have free ports"), "the scheduler's own reason is passed on: {msg}");
     println!("unschedulable message: {msg}");
     kubectl_ok(&["scale", "-n", ns, "bridgepool/trial", "--replicas=1"]);
@@ -501,7 +510,7 @@ async fn editing_and_scaling_a_bridgepool_is_followed_by_the_statefulset() {
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn deleting_a_shard_garbage_collects_its_children() {
     let ns = "gc";
-    let (op, client) = scenario(ns).await;
+    let (_ns, op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
     shard_ready(&client, ns, "trial").await;
     kubectl_ok(&["delete", "-n", ns, "shard/trial", "--wait=true"]);
@@ -703,7 +712,7 @@ fn expected_message(case: &str) -> &'static str {
 async fn invalid_manifests_are_refused_with_a_readable_message() {
     setup();
     let ns = "invalid";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let mut failures = vec![];
     for (case, kind, body) in INVALID {
         let name = match *case {
@@ -765,7 +774,7 @@ async fn child_versions(client: &Client, ns: &str) -> BTreeMap<String, String> {
 async fn restarting_the_operator_writes_nothing_when_nothing_changed() {
     setup();
     let ns = "restart";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let client = client().await;
     let mut op = Operator::start(ns, "op-a", "convene-operator", 15).unwrap();
     apply_example(ns, "trial.yaml");
@@ -805,7 +814,7 @@ async fn restarting_the_operator_writes_nothing_when_nothing_changed() {
 async fn only_the_lease_holder_reconciles_and_killing_it_hands_over() {
     setup();
     let ns = "leader";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let client = client().await;
     let mut a = Operator::start(ns, "op-a", "convene-ha", 6).unwrap();
     let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
@@ -854,7 +863,7 @@ async fn operator_without_crds_says_how_to_install_them() {
     setup();
     kubectl_ok(&["delete", "-f", "crds/recorderpool.yaml", "--wait=true"]);
     let ns = "nocrd";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let mut op = Operator::start(ns, "op-a", "convene-nocrd", 15).unwrap();
     let started = Instant::now();
     while op.is_running() && started.elapsed() < Duration::from_secs(30) {
@@ -877,7 +886,7 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
     let ns = "convene-system";
     let chart = repo().join("charts/convene");
     let chart = chart.to_str().unwrap();
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let helm = |args: &[&str]| {
         let out = std::process::Command::new("helm").args(args).output().expect("helm on PATH");
         assert!(out.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -957,7 +966,7 @@ async fn helm_install_brings_up_the_operator_and_uninstall_cleans_up() {
 #[ignore = "cluster tier: run via e2e/cluster/with-cluster.sh (see .ci/run)"]
 async fn a_real_bridge_reads_its_node_and_is_scraped_then_drained_before_removal() {
     let ns = "scrape";
-    let (op, client) = scenario(ns).await;
+    let (_ns, op, client) = scenario(ns).await;
     apply_example(ns, "trial.yaml");
     // A port no other test process uses on the node addresses.
     kubectl_ok(&[

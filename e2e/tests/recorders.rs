@@ -141,7 +141,7 @@ async fn registered(port: u16) -> usize {
 async fn a_recorder_pool_grows_with_its_recordings_and_drains_back_without_cutting_one() {
     setup();
     let ns = "recorders";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let _op = Operator::start(ns, "op-r", "convene-operator", 15).expect("operator starts");
     let client = client().await;
     let (_moto, s3_port) = moto();
@@ -265,7 +265,7 @@ async fn the_production_examples_recorder_pools_record_to_s3_and_to_volumes() {
     // The example's recorders have no placement: a node without the rec-* taint.
     add_node("rec-general", "127.0.0.42", None, &[]);
     let ns = "rec-examples";
-    fresh_namespace(ns);
+    let _ns = fresh_namespace(ns);
     let _op = Operator::start(ns, "op-rx", "convene-operator", 15).expect("operator starts");
     let client = client().await;
     let (_moto, s3_port) = moto();

@@ -223,7 +223,7 @@ async fn background_rate() -> f64 {
 
 async fn measure(label: &str, bin: PathBuf, chart: &ChartIdentity, background: f64) -> Figures {
     let n = shards();
-    fresh_namespace(NS);
+    let _ns = fresh_namespace(NS);
     let op =
         Operator::start_binary(&bin, chart, None, label, &format!("bench-{label}"), 15).expect("operator");
     let api: Api<Shard> = Api::namespaced(client().await, NS);
@@ -361,7 +361,7 @@ async fn hundred_shards() {
     let n = shards();
     install_crds();
     add_nodes(2 * n);
-    fresh_namespace("bench-system");
+    let _ns = fresh_namespace("bench-system");
     let chart = install_chart_rbac("bench", "bench-system", &[]);
     let background = background_rate().await;
     println!(
