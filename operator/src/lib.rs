@@ -2,6 +2,7 @@
 //! controllers that apply them.
 
 pub mod autoscale;
+pub mod cert;
 pub mod controller;
 pub mod crd;
 pub mod doctor;

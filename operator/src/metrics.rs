@@ -15,6 +15,9 @@ pub struct Metrics {
     pub pool_endpoints: IntGaugeVec,
     pub pool_mbps: IntGaugeVec,
     pub pool_unknown: IntGaugeVec,
+    /// Per Shard (`namespace`, `shard`, `secret`): when its Ingress certificate expires (Unix
+    /// seconds).
+    pub shard_cert_expiry: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -48,6 +51,14 @@ impl Default for Metrics {
         let pool_mbps =
             pool("bridgepool_mbps", "Bitrate in + out (Mbps) the pool's bridges reported at the last scrape");
         let pool_unknown = pool("bridgepool_unknown_bridges", "Bridges that did not answer the last scrape");
+        let shard_cert_expiry = IntGaugeVec::new(
+            Opts::new(
+                "shard_certificate_expiry_timestamp_seconds",
+                "When the certificate of the Shard's Ingress TLS Secret expires (Unix seconds)",
+            ),
+            &["namespace", "shard", "secret"],
+        )
+        .expect("static metric");
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
@@ -58,6 +69,7 @@ impl Default for Metrics {
             Box::new(pool_endpoints.clone()),
             Box::new(pool_mbps.clone()),
             Box::new(pool_unknown.clone()),
+            Box::new(shard_cert_expiry.clone()),
         ] {
             registry.register(c).expect("metrics are registered once");
         }
@@ -72,6 +84,7 @@ impl Default for Metrics {
             pool_endpoints,
             pool_mbps,
             pool_unknown,
+            shard_cert_expiry,
         }
     }
 }
@@ -105,5 +118,9 @@ mod tests {
         assert!(
             text.contains("convene_operator_bridgepool_unknown_bridges{namespace=\"ns\",pool=\"meet\"} 1")
         );
+        m.shard_cert_expiry.with_label_values(&["ns", "meet", "meet-tls"]).set(1_800_000_000);
+        assert!(m.render().contains(
+            "convene_operator_shard_certificate_expiry_timestamp_seconds{namespace=\"ns\",secret=\"meet-tls\",shard=\"meet\"} 1800000000"
+        ));
     }
 }

@@ -1,14 +1,13 @@
 //! The production guide's failure-mode table ("symptom → likely component → what to check"),
 //! walked over one read of the cluster. Pure: facts and the time in, findings out.
+use crate::cert::{self, CertInfo};
 use crate::crd::BridgePool;
-use crate::doctor::cert::{self, CertInfo};
 use crate::doctor::facts::{Facts, Lookup, SecretFacts};
 use convene_proto::bridge::AddressSource;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
-/// A certificate expiring sooner than this is a warning (the alert's window too).
-pub const EXPIRY_WARNING_DAYS: i64 = 14;
+pub use crate::cert::EXPIRY_WARNING_DAYS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

@@ -1,8 +1,8 @@
 //! One read of everything the doctor and `status` look at, for one Shard. Gathering is the
 //! only part that talks to the API server; a failed read is kept as a fact (`Lookup::Error`),
 //! so the checks can say what they could not see instead of stopping.
+use crate::cert::{self, CertInfo};
 use crate::crd::{BridgePool, RecorderPool, Shard, TurnPool};
-use crate::doctor::cert::{self, CertInfo};
 use crate::render::{bridge_control_secret, turn};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Node, Secret};

@@ -2,7 +2,6 @@
 //! live cluster once (with the admin's own credentials); [`checks`] walks the production guide's
 //! failure-mode table over those facts ("symptom → component → what to check"); [`status`]
 //! prints one screen of a shard. Both are pure, so they are unit-tested on built facts.
-pub mod cert;
 pub mod checks;
 pub mod facts;
 pub mod status;

@@ -1,8 +1,8 @@
 //! The doctor's checks on built facts: a healthy shard, then one thing broken at a time, each
 //! named under the right symptom and component.
-use super::cert::CertInfo;
 use super::checks::*;
 use super::facts::{Facts, Lookup, SecretFacts};
+use crate::cert::CertInfo;
 use crate::crd::{BridgePool, Shard, TurnPool};
 use std::collections::BTreeMap;
 

@@ -8,15 +8,18 @@ use super::error::{Error, Result};
 use super::{
     ERROR_RETRY, Failures, MISSING_REF_RETRY, RESYNC, conditions_with_events, stateful_set_progress,
 };
+use crate::cert::{self, SecretCert};
 use crate::crd::common::SecretKeyRef;
 use crate::crd::shard::JwtAlgorithm;
 use crate::crd::{Shard, ShardStatus};
 use crate::render::signaling::{self, ShardInputs, TurnInputs};
 use crate::render::{bridge_control_secret, group, secrets, turn};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the shard references, as found in the cluster.
 struct Gathered {
@@ -28,6 +31,11 @@ struct Gathered {
     bridges_ready: i32,
     conferences: Option<i64>,
     participants: Option<i64>,
+    /// What is wrong with the Ingress certificate (Degraded, not a missing reference: the
+    /// page is still served).
+    certificate: Option<(&'static str, String)>,
+    /// When the Ingress certificate expires (Unix seconds), when it could be read.
+    cert_not_after: Option<i64>,
 }
 
 pub async fn reconcile(shard: Arc<Shard>, ctx: Arc<Context>) -> Result<Action> {
@@ -36,7 +44,10 @@ pub async fn reconcile(shard: Arc<Shard>, ctx: Arc<Context>) -> Result<Action> {
 
 async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
     let ns = shard.namespace().ok_or(Error::NoNamespace)?;
-    let g = gather(shard, ctx, &ns).await?;
+    let now = jiff::Timestamp::now().as_second();
+    let g = gather(shard, ctx, &ns, now).await?;
+    let secret = shard.spec.ingress.tls_secret_name.as_deref().unwrap_or_default();
+    publish_certificate(ctx, &ns, shard, g.cert_not_after.map(|t| (secret, t)));
     let mut failed = Failures::default();
 
     let owner = signaling::owner(shard);
@@ -123,13 +134,48 @@ async fn run(shard: &Shard, ctx: &Context) -> Result<Action> {
         ctx.event(shard, false, "GroupMembership", change).await;
     }
     ctx.write_status(shard, seen.as_ref(), &status).await?;
-    Ok(Action::requeue(if !failed.is_empty() {
+    let after = if !failed.is_empty() {
         ERROR_RETRY
     } else if g.missing.is_empty() {
         RESYNC
     } else {
         MISSING_REF_RETRY
-    }))
+    };
+    // Re-judged just after the certificate crosses the 14-day line (or expires).
+    let cert_line = g.cert_not_after.and_then(|t| cert::next_change(t, now)).map(Duration::from_secs);
+    Ok(Action::requeue(cert_line.map_or(after, |c| c.min(after))))
+}
+
+/// The expiry gauge of the shard's Ingress certificate (none when it cannot be read), and no
+/// gauge left for another Secret or for a Shard gone from the namespace (Shards have no
+/// finalizer).
+fn publish_certificate(ctx: &Context, ns: &str, shard: &Shard, cert: Option<(&str, i64)>) {
+    let gauge = &ctx.metrics.shard_cert_expiry;
+    let name = shard.name_any();
+    if let Some((secret, t)) = cert {
+        gauge.with_label_values(&[ns, &name, secret]).set(t);
+    }
+    let live: Vec<String> = ctx.stores.shards.in_namespace(ns).iter().map(|s| s.name_any()).collect();
+    let stale: Vec<[String; 2]> = prometheus::core::Collector::collect(gauge)
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .filter_map(|m| {
+            let label = |k: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == k)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            let (shard, secret) = (label("shard"), label("secret"));
+            let current = shard == name && cert.is_some_and(|(s, _)| s == secret);
+            let gone = shard != name && !live.contains(&shard);
+            (label("namespace") == ns && (gone || (shard == name && !current))).then_some([shard, secret])
+        })
+        .collect();
+    for [shard, secret] in stale {
+        let _ = gauge.remove_label_values(&[ns, &shard, &secret]);
+    }
 }
 
 /// A group member's share of the group: the generated group secrets (once), the membership
@@ -232,7 +278,7 @@ fn stamp_config_hash(objects: &mut signaling::SignalingObjects) {
 
 /// What the shard references: custom resources from the stores, referenced Secrets' keys read
 /// (the operator caches no Secret data).
-async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
+async fn gather(shard: &Shard, ctx: &Context, ns: &str, now: i64) -> Result<Gathered> {
     let stores = &ctx.stores;
     let name = shard.name_any();
     let mut missing = vec![];
@@ -313,7 +359,33 @@ async fn gather(shard: &Shard, ctx: &Context, ns: &str) -> Result<Gathered> {
         let mine = refused.into_iter().filter(|(s, _)| s.name_any() == name);
         missing.extend(mine.map(|(_, why)| ("GroupConflict", why)));
     }
-    Ok(Gathered { inputs, missing, generate_jwt, bridges_ready, conferences, participants })
+    let (certificate, cert_not_after) = match &shard.spec.ingress.tls_secret_name {
+        Some(secret) if shard.spec.ingress.enabled => {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+            let found = match api.get_opt(secret).await? {
+                None => SecretCert::NoSecret,
+                Some(s) => {
+                    SecretCert::of(s.data.as_ref().and_then(|d| d.get("tls.crt")).map(|b| b.0.as_slice()))
+                }
+            };
+            let not_after = match &found {
+                SecretCert::Cert(c) => Some(c.not_after),
+                _ => None,
+            };
+            (cert::ingress_problem(secret, &shard.spec.domain, &found, now), not_after)
+        }
+        _ => (None, None),
+    };
+    Ok(Gathered {
+        inputs,
+        missing,
+        generate_jwt,
+        bridges_ready,
+        conferences,
+        participants,
+        certificate,
+        cert_not_after,
+    })
 }
 
 /// Pure: the shard's conditions from what was gathered.
@@ -327,8 +399,9 @@ fn health(g: &Gathered, sts: Option<&StatefulSet>, failed: &Failures) -> Health 
             g.missing.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "),
         )
     });
+    let certificate = g.certificate.as_ref().map(|(reason, m)| Observed::new("Degraded", true, *reason, m));
     let degraded = super::degraded_of(
-        failed.degraded().into_iter().chain(missing.clone()).collect(),
+        failed.degraded().into_iter().chain(missing.clone()).chain(certificate).collect(),
         Observed::new("Degraded", false, "AsExpected", "all references resolved"),
     );
     let progressing = if rolled_out {
