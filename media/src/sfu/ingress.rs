@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::Input;
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, Transmit};
 use tracing::{debug, warn};
 
 use super::counters::DropReason;
@@ -39,7 +39,7 @@ impl Sfu {
         let id: EpId = match kind {
             Kind::Unknown => return self.log_drop(now, DropReason::Unparseable, source),
             Kind::Stun => match demux::stun_local_ufrag(buf) {
-                None => return self.log_drop(now, DropReason::MalformedStun, source),
+                None => return self.answer_probe(now, proto, source, destination, buf),
                 Some(u) => match self.by_ufrag.get(u) {
                     Some(id) => *id,
                     None => return self.log_drop(now, DropReason::UnknownUfrag, source),
@@ -69,6 +69,32 @@ impl Sfu {
         self.counters.bytes_in += buf.len() as u64;
         self.mark_dirty(id);
         self.flush(now);
+    }
+
+    /// A datagram without an ICE USERNAME: a plain Binding request (a reachability probe,
+    /// see `probe`) is answered; anything else is dropped.
+    fn answer_probe(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        buf: &[u8],
+    ) {
+        match super::probe::binding_answer(buf, source) {
+            Some(answer) if proto == Protocol::Udp => {
+                self.counters.packets_out += 1;
+                self.counters.bytes_out += answer.len() as u64;
+                let contents = answer.into();
+                self.transmits.push_back(Transmit {
+                    proto,
+                    source: destination,
+                    destination: source,
+                    contents,
+                });
+            }
+            _ => self.log_drop(now, DropReason::MalformedStun, source),
+        }
     }
 
     fn log_drop(&mut self, now: Instant, reason: DropReason, source: SocketAddr) {

@@ -31,6 +31,7 @@ mod forward;
 mod ingress;
 mod negotiate;
 mod poll;
+mod probe;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
