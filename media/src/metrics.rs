@@ -53,7 +53,7 @@ impl Metrics {
                 m
             }};
         }
-        Metrics {
+        let m = Metrics {
             endpoints: reg!(IntGauge::new(metric::ENDPOINTS, "Endpoints allocated")),
             conferences: reg!(IntGauge::new(metric::CONFERENCES, "Conferences")),
             largest_conference: reg!(IntGauge::new(
@@ -112,7 +112,13 @@ impl Metrics {
                 .buckets(vec![1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2])
             )),
             registry,
+        };
+        // Every reason is a series from the start, at 0: a dashboard shows "none dropped"
+        // rather than "no data", and rate() alerts see the first drop.
+        for r in DropReason::ALL {
+            m.dropped.with_label_values(&[r.label()]);
         }
+        m
     }
 
     /// Bring the registry up to `now` from `last` (what the previous call exported): counters
@@ -229,8 +235,8 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line}:\n{text}");
         }
-        // Reasons never counted are not series yet, as before.
-        assert!(!text.contains("reason=\"rejected\""));
+        // Reasons never counted are series at 0.
+        assert!(text.contains("convene_bridge_dropped_packets_total{reason=\"rejected\"} 0"), "{text}");
     }
 
     #[test]

@@ -362,6 +362,33 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (the JSON schema lists the same; tested).
+    pub const ALL: [ErrorCode; 23] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::InvalidRoom,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::AuthRequired,
+        ErrorCode::AuthFailed,
+        ErrorCode::RoomCreationForbidden,
+        ErrorCode::PasswordRequired,
+        ErrorCode::WrongPassword,
+        ErrorCode::LobbyDenied,
+        ErrorCode::NotModerator,
+        ErrorCode::UnknownParticipant,
+        ErrorCode::NoBridge,
+        ErrorCode::MediaError,
+        ErrorCode::RoomFull,
+        ErrorCode::RateLimited,
+        ErrorCode::TooLong,
+        ErrorCode::NoRecorder,
+        ErrorCode::RecordingFailed,
+        ErrorCode::RecordingStorageFailed,
+        ErrorCode::RecordingUploadFailed,
+        ErrorCode::RecordingE2ee,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
@@ -445,6 +472,25 @@ pub fn normalize_room(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_error_code_is_listed_once_with_its_wire_name() {
+        // The schema lists plain variants under `enum` and documented ones as `oneOf` consts.
+        let schema = serde_json::to_value(schemars::schema_for!(ErrorCode)).unwrap();
+        let plain = schema["enum"].as_array().into_iter().flatten();
+        let documented = schema["oneOf"].as_array().into_iter().flatten().flat_map(|v| {
+            v["enum"].as_array().cloned().unwrap_or_default().into_iter().chain(v.get("const").cloned())
+        });
+        let mut wire: Vec<String> =
+            plain.cloned().chain(documented).map(|v| v.as_str().unwrap().into()).collect();
+        let mut listed: Vec<String> = ErrorCode::ALL.iter().map(|c| c.as_str().into()).collect();
+        for c in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str(), "{c:?}");
+        }
+        wire.sort();
+        listed.sort();
+        assert_eq!(listed, wire);
+    }
 
     #[test]
     fn join_parses_with_defaults() {

@@ -26,6 +26,19 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every variant, in declaration order (its metric label series start at 0).
+    pub const ALL: [AuthError; 9] = [
+        AuthError::Malformed,
+        AuthError::Expired,
+        AuthError::NotYetValid,
+        AuthError::Audience,
+        AuthError::Issuer,
+        AuthError::Subject,
+        AuthError::Room,
+        AuthError::Signature,
+        AuthError::Algorithm,
+    ];
+
     pub fn reason(self) -> &'static str {
         match self {
             AuthError::Malformed => "malformed",

@@ -104,7 +104,7 @@ async fn internal_room(
         return (StatusCode::NOT_FOUND, "this shard is not in a group").into_response();
     };
     if !bearer_ok(&headers, routing.secret()) {
-        app.metrics.auth_failures.with_label_values(&["group_secret"]).inc();
+        app.metrics.auth_failures.with_label_values(&[metrics::reason::GROUP_SECRET]).inc();
         return (StatusCode::UNAUTHORIZED, "bad group secret").into_response();
     }
     let Some(room) = protocol::normalize_room(&room) else {
@@ -129,7 +129,10 @@ async fn ws(
             match app.unauth.acquire(ip, limits.max_unauthenticated_per_address) {
                 Some(p) => Some(p),
                 None => {
-                    app.metrics.disconnects.with_label_values(&["unauthenticated_limit"]).inc();
+                    app.metrics
+                        .disconnects
+                        .with_label_values(&[metrics::reason::UNAUTHENTICATED_LIMIT])
+                        .inc();
                     return (StatusCode::TOO_MANY_REQUESTS, "too many connections from your address")
                         .into_response();
                 }
@@ -167,7 +170,7 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     if !bearer_ok(headers, &app.settings.bridge_secret) {
-        app.metrics.auth_failures.with_label_values(&["bridge_secret"]).inc();
+        app.metrics.auth_failures.with_label_values(&[metrics::reason::BRIDGE_SECRET]).inc();
         return (StatusCode::UNAUTHORIZED, "bad bridge secret").into_response();
     }
     let up = match up {

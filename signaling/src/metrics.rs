@@ -1,4 +1,7 @@
 //! Prometheus metrics (`convene_signaling_*`).
+use crate::auth::AuthError;
+use crate::outbox::CloseReason;
+use convene_proto::client::ErrorCode;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub struct Metrics {
@@ -34,6 +37,21 @@ pub struct Metrics {
     pub routing_redirects: IntCounterVec,
     /// Participants in rooms, by their region (`unknown` without one).
     pub participants_by_region: IntGaugeVec,
+}
+
+/// The `reason`s of the auth failure and disconnect counters that are not an [`AuthError`] or
+/// a [`CloseReason`].
+pub mod reason {
+    /// A guest (no token) where the shard requires tokens.
+    pub const GUEST_FORBIDDEN: &str = "guest_forbidden";
+    /// A token without the right to create the room it asked for.
+    pub const ROOM_CREATION: &str = "room_creation";
+    /// Another signaling of the group presented a wrong group secret.
+    pub const GROUP_SECRET: &str = "group_secret";
+    /// A bridge or recorder presented a wrong control secret.
+    pub const BRIDGE_SECRET: &str = "bridge_secret";
+    /// Disconnect: the address holds too many connections that have not joined.
+    pub const UNAUTHENTICATED_LIMIT: &str = "unauthenticated_limit";
 }
 
 impl Metrics {
@@ -102,10 +120,23 @@ impl Metrics {
             ),
             registry,
         };
-        // Both series from the start at 0: `increase()` sees the first loss (a counter series
-        // born at 1 has no increase to Prometheus).
+        // Every known label value is a series from the start at 0: `increase()` sees the first
+        // event (a counter series born at 1 has no increase to Prometheus), and a dashboard
+        // shows "none" rather than "no data".
         for state in ["serving", "draining"] {
             m.bridges_lost.with_label_values(&[state]);
+        }
+        let auth =
+            [reason::GUEST_FORBIDDEN, reason::ROOM_CREATION, reason::GROUP_SECRET, reason::BRIDGE_SECRET];
+        for r in AuthError::ALL.map(AuthError::reason).into_iter().chain(auth) {
+            m.auth_failures.with_label_values(&[r]);
+        }
+        for r in CloseReason::ALL.map(CloseReason::as_str).into_iter().chain([reason::UNAUTHENTICATED_LIMIT])
+        {
+            m.disconnects.with_label_values(&[r]);
+        }
+        for c in ErrorCode::ALL {
+            m.refusals.with_label_values(&[c.as_str()]);
         }
         m
     }

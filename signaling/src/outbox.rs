@@ -23,6 +23,17 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every variant, in declaration order (its metric label series start at 0).
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::SlowConsumer,
+        CloseReason::JoinTimeout,
+        CloseReason::IdleTimeout,
+        CloseReason::TooLarge,
+        CloseReason::Kicked,
+        CloseReason::LobbyDenied,
+        CloseReason::Redirected,
+    ];
+
     pub fn code(self) -> u16 {
         match self {
             CloseReason::TooLarge => 1009,

@@ -81,7 +81,10 @@ pub async fn serve(
             match app.tcp_conns.acquire(ip, max) {
                 Some(p) => permit = Some(p),
                 None => {
-                    app.metrics.disconnects.with_label_values(&["unauthenticated_limit"]).inc();
+                    app.metrics
+                        .disconnects
+                        .with_label_values(&[crate::metrics::reason::UNAUTHENTICATED_LIMIT])
+                        .inc();
                     continue;
                 }
             }
@@ -96,7 +99,10 @@ pub async fn serve(
                     Ok(Ok(s)) => connection(s, peer, router, timeout).await,
                     Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake: {e}"),
                     Err(_) => {
-                        app.metrics.disconnects.with_label_values(&["join_timeout"]).inc();
+                        app.metrics
+                            .disconnects
+                            .with_label_values(&[crate::outbox::CloseReason::JoinTimeout.as_str()])
+                            .inc();
                     }
                 },
                 None => connection(tcp, peer, router, timeout).await,

@@ -50,7 +50,7 @@ pub fn join_room(app: &Arc<App>, pid: &str, name: &str, tx: &Tx, req: JoinReques
             }
         },
         (Some(_), None) if !s.allow_guests => {
-            app.metrics.auth_failures.with_label_values(&["guest_forbidden"]).inc();
+            app.metrics.auth_failures.with_label_values(&[crate::metrics::reason::GUEST_FORBIDDEN]).inc();
             refuse(app, tx, ErrorCode::AuthRequired, "this server requires a token");
             return None;
         }
@@ -100,7 +100,7 @@ fn enter_locked(
     let s = &app.settings;
     let exists = !r.participants.is_empty();
     if !exists && identity.is_none() && !s.allow_anonymous_room_creation {
-        app.metrics.auth_failures.with_label_values(&["room_creation"]).inc();
+        app.metrics.auth_failures.with_label_values(&[crate::metrics::reason::ROOM_CREATION]).inc();
         refuse(
             app,
             tx,
