@@ -14,3 +14,4 @@ pub mod media;
 pub mod paths;
 pub mod recorder;
 pub mod routing;
+pub mod turn;

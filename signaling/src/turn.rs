@@ -1,27 +1,15 @@
 //! Ephemeral TURN credentials in coturn's REST format (`use-auth-secret`): username
-//! `<expiry unix time>:<user id>`, password `base64(HMAC-SHA1(secret, username))`.
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
-
+//! `<expiry unix time>:<user id>`, password `base64(HMAC-SHA1(secret, username))`, minted by
+//! convene_proto::turn (the doctor mints them too).
 use crate::config::TurnSettings;
 pub use crate::protocol::IceServer;
-
-pub fn credential(secret: &str, username: &str) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match Hmac::<Sha1>::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(username.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
+pub use convene_proto::turn::credential;
 
 pub fn ice_servers(turn: &TurnSettings, user: &str, now_unix: i64) -> Vec<IceServer> {
     if turn.uris.is_empty() {
         return Vec::new();
     }
-    let username = format!("{}:{}", now_unix + turn.lifetime_seconds, user);
+    let username = convene_proto::turn::username(now_unix + turn.lifetime_seconds, user);
     let credential = credential(&turn.secret, &username);
     vec![IceServer { urls: turn.uris.clone(), username, credential }]
 }
