@@ -1,5 +1,8 @@
 //! The operator's own Prometheus metrics, prefixed `convene_operator_`.
 
+use crate::crd::{BridgePool, RecorderPool, Shard, TurnPool};
+use crate::reconcile::error::Error;
+use kube::Resource;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
@@ -73,6 +76,15 @@ impl Default for Metrics {
         ] {
             registry.register(c).expect("metrics are registered once");
         }
+        // Each kind's series from the start, at 0: the dashboards show "no errors" rather
+        // than "no data", and rate() alerts see the first error.
+        let kinds = [Shard::kind(&()), BridgePool::kind(&()), TurnPool::kind(&()), RecorderPool::kind(&())];
+        for kind in kinds {
+            reconciles.with_label_values(&[&kind]);
+            for reason in Error::REASONS {
+                errors.with_label_values(&[&kind, reason]);
+            }
+        }
         Self {
             registry,
             reconciles,
@@ -122,5 +134,19 @@ mod tests {
         assert!(m.render().contains(
             "convene_operator_shard_certificate_expiry_timestamp_seconds{namespace=\"ns\",secret=\"meet-tls\",shard=\"meet\"} 1800000000"
         ));
+    }
+
+    #[test]
+    fn each_kind_has_its_reconcile_and_error_series_before_the_first_reconcile() {
+        let text = Metrics::default().render();
+        for kind in ["Shard", "BridgePool", "TurnPool", "RecorderPool"] {
+            assert!(
+                text.contains(&format!("convene_operator_reconciles_total{{kind=\"{kind}\"}} 0")),
+                "{text}"
+            );
+            let errors =
+                format!("convene_operator_reconcile_errors_total{{kind=\"{kind}\",reason=\"client\"}} 0");
+            assert!(text.contains(&errors), "{text}");
+        }
     }
 }

@@ -12,13 +12,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The `reason`s of the errors metric that carry no API status code (their series exist
+    /// from the start, at 0).
+    pub const REASONS: [&'static str; 3] = ["client", "finalizer", "no_namespace"];
+
     /// A short label for the errors metric.
     pub fn reason(&self) -> String {
+        let [client, finalizer, no_namespace] = Self::REASONS;
         match self {
             Error::Kube(kube::Error::Api(status)) => format!("api_{}", status.code),
-            Error::Kube(_) => "client".into(),
-            Error::Finalizer(_) => "finalizer".into(),
-            Error::NoNamespace => "no_namespace".into(),
+            Error::Kube(_) => client.into(),
+            Error::Finalizer(_) => finalizer.into(),
+            Error::NoNamespace => no_namespace.into(),
         }
     }
 }
