@@ -11,6 +11,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ops_build prometheus
 ops_build promtool
+# The cluster tier runs it too: the dashboards' kube_* panels need its series.
+ops_build kube-state-metrics
 [ "${1:-}" = "--no-selftest" ] && { echo "$OPS_BIN"; exit 0; }
 
 "$OPS_BIN/prometheus" --version >&2

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod kubelet;
+pub mod loadgen;
 pub mod prometheus;
 pub mod stack;
 

@@ -25,6 +25,15 @@ pub fn binary() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("CONVENE_PROMETHEUS_BIN") {
         return Ok(PathBuf::from(p));
     }
+    Ok(bin_dir()?.join("prometheus"))
+}
+
+/// The pinned `kube-state-metrics` that `ops/install-prometheus.sh` builds beside Prometheus.
+pub fn kube_state_metrics_binary() -> Result<PathBuf> {
+    Ok(bin_dir()?.join("kube-state-metrics"))
+}
+
+fn bin_dir() -> Result<PathBuf> {
     let out = Command::new(repo().join("ops/install-prometheus.sh"))
         .arg("--no-selftest")
         .current_dir(repo())
@@ -36,7 +45,7 @@ pub fn binary() -> Result<PathBuf> {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let dir = stdout.lines().last().ok_or_else(|| anyhow!("install-prometheus.sh printed no bin dir"))?;
-    Ok(Path::new(dir.trim()).join("prometheus"))
+    Ok(Path::new(dir.trim()).to_path_buf())
 }
 
 /// A Prometheus duration (`90s`, `5m`, `1h30m`, `500ms`) in milliseconds.
@@ -214,6 +223,48 @@ pub struct Prometheus {
     _process: Process,
     pub port: u16,
     pub dir: PathBuf,
+}
+
+/// kube-state-metrics against the test cluster's API server, serving the `kube_*` series of
+/// `namespaces` on a free port of 127.0.0.1 (the dashboards' and kubernetes alerts' inputs).
+pub struct KubeStateMetrics {
+    _process: Process,
+    pub port: u16,
+}
+
+impl KubeStateMetrics {
+    pub async fn start(kubeconfig: &Path, namespaces: &[&str]) -> Result<KubeStateMetrics> {
+        let bin = kube_state_metrics_binary()?;
+        let (port, telemetry) = (free_port(), free_port());
+        let log = std::fs::File::create(cluster_dir().join("logs/kube-state-metrics.log"))?;
+        let child = Command::new(&bin)
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args(["--host=127.0.0.1", &format!("--port={port}")])
+            .args(["--telemetry-host=127.0.0.1", &format!("--telemetry-port={telemetry}")])
+            .arg("--resources=statefulsets,pods")
+            .arg(format!("--namespaces={}", namespaces.join(",")))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut ksm = KubeStateMetrics { _process: Process(child), port };
+        let start = Instant::now();
+        loop {
+            if http_get(port, "/metrics").await.is_ok_and(|m| m.contains("kube_statefulset_replicas")) {
+                return Ok(ksm);
+            }
+            if !matches!(ksm._process.0.try_wait(), Ok(None)) {
+                bail!("kube-state-metrics exited (see logs/kube-state-metrics.log)");
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!(
+                    "kube-state-metrics serves no StatefulSet within 30 s (see logs/kube-state-metrics.log)"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 impl Prometheus {

@@ -21,13 +21,17 @@
 
 use anyhow::Result;
 use convene_e2e::kubelet::Kubelet;
-use convene_e2e::prometheus::{Alert, Job, Prometheus, Target, annotation_job, scaled_rules};
+use convene_e2e::loadgen::{Loadgen, assert_no_drops};
+use convene_e2e::prometheus::{
+    Alert, Job, KubeStateMetrics, Prometheus, Target, annotation_job, scaled_rules,
+};
 use convene_e2e::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const NS: &str = "alerts";
@@ -53,7 +57,14 @@ fn apply_shard() {
         r#"apiVersion: convene.dev/v1alpha1
 kind: Shard
 metadata: {{name: {NAME}}}
-spec: {{domain: alerts.localhost}}
+spec: {{domain: alerts.localhost, turnPoolRef: {{name: {NAME}}}}}
+---
+# No relay runs on the cluster tier (coturn is tested in the browser tier): a pool of none, so
+# its StatefulSet and reconciles feed the TURN dashboard without a relay missing.
+apiVersion: convene.dev/v1alpha1
+kind: TurnPool
+metadata: {{name: {NAME}}}
+spec: {{replicas: 0, realm: alerts.localhost}}
 ---
 apiVersion: convene.dev/v1alpha1
 kind: BridgePool
@@ -179,6 +190,8 @@ async fn bridge_alerts_fire_and_resolve_in_a_real_prometheus() {
     let mut pods = bridge_pods(&client).await.unwrap();
     pods.sort_by_key(|p| p.name_any());
     let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG (run through with-cluster.sh)");
+    let ksm =
+        KubeStateMetrics::start(Path::new(&kubeconfig), &[NS]).await.expect("kube-state-metrics starts");
     let jobs = [
         Job {
             name: "convene-operator".into(),
@@ -204,12 +217,18 @@ async fn bridge_alerts_fire_and_resolve_in_a_real_prometheus() {
         }
         .config(),
         annotation_job("convene-pods", Path::new(&kubeconfig), &[NS], &["bridge"]).unwrap(),
+        Job {
+            name: "kube-state-metrics".into(),
+            honor_labels: true,
+            targets: vec![Target::new(format!("127.0.0.1:{}", ksm.port), &[])],
+        }
+        .config(),
     ];
     let (rules, scaled) = scaled_rules(SCALE).expect("the chart's rules");
     println!("windows scaled by 1/{SCALE} for this test:\n  {}", scaled.join("\n  "));
     let prom = Prometheus::start("alerts", INTERVAL, &rules, &jobs).await.expect("prometheus starts");
     println!("prometheus on 127.0.0.1:{} ({})", prom.port, prom.dir.display());
-    let targets = 2 + pods.len();
+    let targets = 3 + pods.len();
     eventually(
         "every target scraped and the pool's desired replicas seen",
         Duration::from_secs(30),
@@ -265,6 +284,27 @@ async fn bridge_alerts_fire_and_resolve_in_a_real_prometheus() {
         assert!(!DRIVEN.contains(&a.name.as_str()), "{} is active with every bridge up: {a:?}", a.name);
         assert_ne!(a.state, "firing", "an alert fires with everything up: {a:?}");
     }
+
+    // Real participants through the pool, then every dashboard query must return a series from
+    // this Prometheus (issue 15 item 2): the chart's panels read what Convene really exports.
+    let calls = Loadgen::start("dashboards", signaling_port, 6, 2);
+    eventually("media forwarded by the bridges, as Prometheus sees it", Duration::from_secs(60), || async {
+        let q = format!(r#"sum(rate(convene_bridge_packets_out_total{{namespace="{NS}"}}[5s]))"#);
+        let r = prom.query(&q).await?;
+        let pps: f64 = r.first().and_then(|r| r["value"][1].as_str()?.parse().ok()).unwrap_or(0.0);
+        Ok((pps > 0.0).then_some(()))
+    })
+    .await;
+    // A few more scrapes, so the loss and RTT the peers report are in.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let url = format!("http://127.0.0.1:{}", prom.port);
+    let check =
+        Command::new("python3").args(["ops/dashboards/check.py", "live", &url]).current_dir(repo()).output();
+    let check = check.expect("python3 runs ops/dashboards/check.py");
+    let said = String::from_utf8_lossy(&check.stderr);
+    println!("dashboards against this Prometheus, with traffic:\n{said}");
+    assert!(check.status.success(), "a dashboard query returns no data from the cluster tier: {said}");
+    assert_no_drops("dashboards", &calls.stop());
 
     // SIGKILL one bridge: signaling loses a serving bridge, ConveneBridgeLost (no `for`) fires
     // on the first evaluation after the next scrape of signaling.

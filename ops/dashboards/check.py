@@ -14,6 +14,7 @@ a series from that Prometheus (the cluster tier's).
 
   python3 ops/dashboards/check.py PROMTOOL WORKDIR
   python3 ops/dashboards/check.py fake-targets WORKDIR PORT   (for ops/check-dashboards.sh --live-selftest)
+  python3 ops/dashboards/check.py live URL                   (only the live check: the cluster tier's)
 Standard library only.
 """
 import json
@@ -295,6 +296,8 @@ def main(argv):
     if argv[:1] == ["fake-targets"]:
         fake_targets(Path(argv[1]), int(argv[2]))
         return 0
+    if argv[:1] == ["live"] and len(argv) == 2:
+        return live(argv[1])
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
