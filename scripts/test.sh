@@ -52,8 +52,9 @@ step "cluster tier (real control plane, kwok nodes)"
 # autoscale: real signaling, bridges (one per kwok pod) and convene-loadgen under load;
 # doctor: `kubectl convene status/doctor` as a kubectl plugin on a healthy and a broken shard;
 # recorders: a RecorderPool of real recorders (S3 on moto) grows with recordings, drains back;
-# alerts: a real Prometheus (ops/install-prometheus.sh) scrapes operator, signaling and bridges;
-#   the bridge alerts fire on a SIGKILL and an empty pool, and resolve.
+# alerts: a real Prometheus (ops/install-prometheus.sh) scrapes operator, signaling, bridges and
+#   kube-state-metrics; every dashboard query returns data under loadgen traffic; the bridge
+#   alerts fire on a SIGKILL and an empty pool, and resolve.
 # Every operator runs under the chart's ServiceAccount, not admin credentials.
 e2e/cluster/with-cluster.sh cargo test --workspace --no-fail-fast --locked --test operator --test admin --test autoscale --test doctor --test recorders --test alerts \
   -- --ignored --test-threads=1 --nocapture
