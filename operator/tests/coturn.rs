@@ -185,3 +185,44 @@ fn coturn_relays_to_bridges_and_allowed_ranges_only() {
     let log = log();
     assert!(!log.contains("Wrong address format"), "coturn could not parse a rendered range:\n{log}");
 }
+
+/// The doctor's TURN probe against a real coturn: STUN answers, an Allocate with a credential
+/// minted from the right secret succeeds (and is released), one from another secret is
+/// refused, and a port where nothing listens does not answer. Loopback only.
+#[test]
+fn the_doctor_probe_allocates_with_the_pools_secret_and_is_refused_with_another() {
+    use convene_operator::doctor::probe::{self, Allocation};
+    let pool: TurnPool = serde_json::from_value(serde_json::json!({
+        "apiVersion": "convene.dev/v1alpha1",
+        "kind": "TurnPool",
+        "metadata": {"name": "relays", "namespace": "convene"},
+        "spec": {"realm": "turn.localhost"}
+    }))
+    .expect("a TurnPool");
+    let port = free_udp_port();
+    let coturn = start(&turn::config(&pool, &[BRIDGE.to_string()]), port);
+    let server: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let started = std::time::Instant::now();
+    while UdpSocket::bind(server).is_ok() {
+        assert!(started.elapsed() < Duration::from_secs(10), "coturn did not listen on {server}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = || std::fs::read_to_string(&coturn.log).unwrap_or_default();
+    let seen = probe::stun_binding(server).unwrap_or_else(|e| panic!("no STUN answer: {e}\n{}", log()));
+    assert_eq!(seen.ip(), server.ip());
+
+    let expiry = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
+    let user = convene_proto::turn::username(expiry as i64, "doctor");
+    let started = std::time::Instant::now();
+    let good = probe::turn_allocate(server, &user, &convene_proto::turn::credential(SECRET, &user));
+    println!("allocate with the pool's secret: {good:?} in {:?}", started.elapsed());
+    assert!(matches!(good, Allocation::Created(a) if a.ip() == server.ip()), "{good:?}\n{}", log());
+    let bad = probe::turn_allocate(server, &user, &convene_proto::turn::credential("another", &user));
+    assert_eq!(bad, Allocation::Refused, "{}", log());
+
+    let silent: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let started = std::time::Instant::now();
+    assert!(probe::stun_binding(silent).is_err());
+    assert!(started.elapsed() <= probe::TIMEOUT + Duration::from_millis(500), "bounded by the timeout");
+    assert_eq!(probe::turn_allocate(silent, &user, "x"), Allocation::NoAnswer);
+}

@@ -1,7 +1,10 @@
 //! `kubectl convene`, a kubectl plugin (kubectl runs `kubectl-convene` from PATH):
 //!   kubectl convene status <shard> [-n NAMESPACE]
 //!   kubectl convene doctor <shard> [-n NAMESPACE]
-//! Reads with the caller's kubeconfig; writes nothing. `doctor` exits 1 when a check fails.
+//! Reads with the caller's kubeconfig; writes nothing. `doctor` also probes from where it runs:
+//! the domain's DNS, each bridge's media (STUN) and ICE-TCP ports, and each TURN relay (STUN,
+//! and an Allocate with a credential minted from the pool's secret, released at once); it
+//! exits 1 when a check fails.
 use clap::{Parser, Subcommand};
 use convene_operator::doctor::{self, Level};
 
@@ -19,7 +22,8 @@ struct Cli {
 enum Command {
     /// One screen of a shard: conditions, pools, bridges, load, recent decisions and events.
     Status { shard: String },
-    /// Walk the failure-mode table against the live cluster: OK or what to check, per item.
+    /// Walk the failure-mode table against the live cluster and probe what clients reach: OK
+    /// or what to check, per item.
     Doctor { shard: String },
 }
 
@@ -35,7 +39,8 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", doctor::status::render(&facts));
         }
         Command::Doctor { shard } => {
-            let facts = doctor::facts::gather(&client, &ns, &shard).await?;
+            let mut facts = doctor::facts::gather(&client, &ns, &shard).await?;
+            facts.probes = doctor::facts::probe(&client, &facts).await;
             let now = jiff::Timestamp::now().as_second();
             let findings = doctor::diagnose(&facts, now);
             print!("{}", doctor::checks::render(&findings));

@@ -3,6 +3,7 @@
 use crate::cert::{self, CertInfo};
 use crate::crd::BridgePool;
 use crate::doctor::facts::{Facts, Lookup, SecretFacts};
+use crate::doctor::probe::Allocation;
 use convene_proto::bridge::AddressSource;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
@@ -66,6 +67,7 @@ pub fn diagnose(f: &Facts, now: i64) -> Vec<Finding> {
     let mut out = Out(vec![]);
     page(f, now, &mut out);
     media(f, &mut out);
+    bridge_probes(f, &mut out);
     relay(f, now, &mut out);
     rooms(f, &mut out);
     jwt(f, &mut out);
@@ -142,6 +144,7 @@ fn page(f: &Facts, now: i64, out: &mut Out) {
             }
             other => out.push(Level::Fail, PAGE, "Ingress", format!("Ingress {}", lookup_text(other))),
         }
+        dns(f, out);
         match &shard.spec.ingress.tls_secret_name {
             Some(secret) => tls(f, PAGE, "Ingress TLS", secret, Some(domain), now, out),
             None => out.push(
@@ -154,6 +157,50 @@ fn page(f: &Facts, now: i64, out: &mut Out) {
     }
     if let Some(secret) = &shard.spec.serving.tls_secret_name {
         tls(f, PAGE, "signaling TLS (in-cluster)", secret, None, now, out);
+    }
+}
+
+/// The domain resolves (through the doctor's resolver), to one of the Ingress's addresses when
+/// it has any.
+fn dns(f: &Facts, out: &mut Out) {
+    let domain = &f.shard.spec.domain;
+    let component = format!("DNS {domain}");
+    let Some(found) = &f.probes.dns else { return };
+    let ips = match found {
+        Err(e) => {
+            return out.push(
+                Level::Fail,
+                PAGE,
+                component,
+                format!("domain does not resolve ({e}): create its A/AAAA record for the Ingress's address"),
+            );
+        }
+        Ok(ips) => ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+    };
+    let lb: Vec<String> = f
+        .ingress
+        .found()
+        .and_then(|i| i.status.as_ref()?.load_balancer.as_ref()?.ingress.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| i.ip)
+        .collect();
+    if lb.is_empty() {
+        out.push(Level::Ok, PAGE, component, format!("resolves to {}", ips.join(", ")));
+    } else if ips.iter().any(|i| lb.contains(i)) {
+        out.push(
+            Level::Ok,
+            PAGE,
+            component,
+            format!("resolves to {}, the Ingress's address", ips.join(", ")),
+        );
+    } else {
+        out.push(
+            Level::Fail,
+            PAGE,
+            component,
+            format!("resolves to {}, Ingress has {}: fix the DNS record", ips.join(", "), lb.join(", ")),
+        );
     }
 }
 
@@ -297,6 +344,88 @@ fn media(f: &Facts, out: &mut Out) {
     }
 }
 
+/// The bridges' advertised addresses, probed: STUN on the media port proves the address and
+/// the UDP port; a TCP connect the ICE-TCP fallback port (for networks that block UDP).
+fn bridge_probes(f: &Facts, out: &mut Out) {
+    for b in &f.probes.bridges {
+        let component = format!("bridge {}", b.bridge);
+        match &b.binding {
+            Ok(seen) => out.push(
+                Level::Ok,
+                NO_MEDIA,
+                &component,
+                format!("udp {} answers STUN (saw us as {seen})", b.udp),
+            ),
+            Err(e) => out.push(
+                Level::Fail,
+                NO_MEDIA,
+                &component,
+                format!(
+                    "udp {} unreachable: {e}: the advertised address is not the bridge's, or the port is blocked (publicAddress, the node's firewall, hostPort)",
+                    b.udp
+                ),
+            ),
+        }
+    }
+    // After the media port's rows: the table groups rows by symptom.
+    for b in &f.probes.bridges {
+        let component = format!("bridge {}", b.bridge);
+        match &b.tcp_connect {
+            Ok(()) => out.push(Level::Ok, CORPORATE, &component, format!("tcp {} (ICE-TCP) accepts", b.tcp)),
+            Err(e) => out.push(
+                Level::Fail,
+                CORPORATE,
+                &component,
+                format!("tcp {} (ICE-TCP) unreachable: {e}: open the port to the node", b.tcp),
+            ),
+        }
+    }
+}
+
+/// The relays, probed: STUN on the listening port, then an Allocate with a credential minted
+/// from the pool's shared secret.
+fn relay_probes(f: &Facts, secret: &str, out: &mut Out) {
+    for r in &f.probes.relays {
+        let component = format!("TURN relay {}", r.address);
+        let port = r.address.port();
+        if let Err(e) = &r.binding {
+            out.push(
+                Level::Fail,
+                CORPORATE,
+                component,
+                format!("no answer on udp/{port} ({e}): check the firewall and the relay's pod"),
+            );
+            continue;
+        }
+        match &r.allocation {
+            None => {}
+            Some(Allocation::Created(relayed)) => out.push(
+                Level::Ok,
+                CORPORATE,
+                component,
+                format!("allocation succeeded (relayed address {relayed}, released)"),
+            ),
+            Some(Allocation::Refused) => out.push(
+                Level::Fail,
+                CORPORATE,
+                component,
+                format!(
+                    "credentials refused (the relay's secret differs from Secret {secret}): restart the relay's pods so they read it"
+                ),
+            ),
+            Some(Allocation::NoAnswer) => out.push(
+                Level::Fail,
+                CORPORATE,
+                component,
+                format!("answers STUN but not the Allocate on udp/{port}: check the relay's log"),
+            ),
+            Some(Allocation::Error(e)) => {
+                out.push(Level::Fail, CORPORATE, component, format!("could not try an allocation: {e}"))
+            }
+        }
+    }
+}
+
 fn relay(f: &Facts, now: i64, out: &mut Out) {
     let t = match &f.turn {
         Lookup::NotReferenced => {
@@ -335,8 +464,9 @@ fn relay(f: &Facts, now: i64, out: &mut Out) {
         );
     }
     let secret = crate::render::turn::secret_name(&t.name_any());
+    relay_probes(f, &secret, out);
     match f.secrets.get(&secret) {
-        Some(Lookup::Found(s)) if has_key(s, "secret") => {
+        Some(Lookup::Found(s)) if has_key(s, crate::render::secrets::KEY) => {
             out.push(Level::Ok, CORPORATE, "TURN credentials", format!("shared secret {secret} present"))
         }
         Some(Lookup::Found(_)) => {

@@ -3,6 +3,7 @@
 //! so the checks can say what they could not see instead of stopping.
 use crate::cert::{self, CertInfo};
 use crate::crd::{BridgePool, RecorderPool, Shard, TurnPool};
+use crate::doctor::probe::{self, Allocation};
 use crate::render::{bridge_control_secret, turn};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Node, Secret};
@@ -10,6 +11,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 
 /// An object that is referenced (or expected), as found.
 #[derive(Clone, Debug)]
@@ -64,6 +66,36 @@ pub struct Facts {
     /// Recent Events about the shard and its pools, oldest first: (time, type, object, reason,
     /// message).
     pub events: Vec<(String, String, String, String, String)>,
+    /// What the reachability probes found (empty until [`probe`] runs: `status` does not).
+    pub probes: Probes,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Probes {
+    /// The domain's addresses through the system resolver, or why not (None: not probed).
+    pub dns: Option<Result<Vec<IpAddr>, String>>,
+    pub bridges: Vec<BridgeProbe>,
+    pub relays: Vec<RelayProbe>,
+}
+
+/// A bridge's advertised address: its media port (STUN Binding) and ICE-TCP port (connect).
+#[derive(Clone, Debug)]
+pub struct BridgeProbe {
+    pub bridge: String,
+    pub udp: SocketAddr,
+    /// The address the bridge saw the probe from.
+    pub binding: Result<SocketAddr, String>,
+    pub tcp: SocketAddr,
+    pub tcp_connect: Result<(), String>,
+}
+
+/// A TURN relay's listening port: a STUN Binding, and an Allocate with minted credentials.
+#[derive(Clone, Debug)]
+pub struct RelayProbe {
+    pub address: SocketAddr,
+    pub binding: Result<SocketAddr, String>,
+    /// None: the pool's shared secret could not be read, so nothing to mint from.
+    pub allocation: Option<Allocation>,
 }
 
 fn lookup<T>(r: Result<Option<T>, kube::Error>, name: &str) -> Lookup<T> {
@@ -147,7 +179,74 @@ pub async fn gather(client: &Client, ns: &str, name: &str) -> anyhow::Result<Fac
         signaling,
         nodes,
         events,
+        probes: Probes::default(),
     })
+}
+
+/// Run the reachability probes of what `f` found, concurrently, each bounded by
+/// `probe::TIMEOUT`. Reads the TurnPool's shared secret to mint a TURN credential (the doctor
+/// runs with the admin's rights; the value is not kept).
+pub async fn probe(client: &Client, f: &Facts) -> Probes {
+    let domain = f.shard.spec.domain.clone();
+    let dns = async move { Some(probe::resolve(&domain).await) };
+    let mut bridges = vec![];
+    for p in &f.pools {
+        for b in p.status.iter().flat_map(|s| &s.bridges) {
+            let Some(ip) = b.address.as_deref().and_then(|a| a.parse::<IpAddr>().ok()) else { continue };
+            let (udp, tcp) = (port(ip, p.spec.ports.media), port(ip, p.spec.ports.tcp_fallback));
+            let bridge = b.name.clone();
+            bridges.push(async move {
+                let binding = blocking(move || probe::stun_binding(udp));
+                let (binding, tcp_connect) = futures::join!(binding, probe::tcp_connect(tcp));
+                BridgeProbe { bridge, udp, binding, tcp, tcp_connect }
+            });
+        }
+    }
+    let mut relays = vec![];
+    if let Some(t) = f.turn.found() {
+        let secret = turn_secret(client, &f.namespace, &turn::secret_name(&t.name_any())).await;
+        let expiry = jiff::Timestamp::now().as_second() + 300;
+        let username = convene_proto::turn::username(expiry, "doctor");
+        let password = secret.map(|s| convene_proto::turn::credential(&s, &username));
+        for a in t.status.iter().flat_map(|s| &s.addresses) {
+            let Ok(ip) = a.parse::<IpAddr>() else { continue };
+            let address = port(ip, t.spec.ports.listening);
+            let (username, password) = (username.clone(), password.clone());
+            relays.push(async move {
+                let binding = blocking(move || probe::stun_binding(address)).await;
+                let allocation = match password {
+                    None => None,
+                    Some(p) => Some(
+                        tokio::task::spawn_blocking(move || probe::turn_allocate(address, &username, &p))
+                            .await
+                            .unwrap_or_else(|e| Allocation::Error(e.to_string())),
+                    ),
+                };
+                RelayProbe { address, binding, allocation }
+            });
+        }
+    }
+    let (dns, bridges, relays) =
+        futures::join!(dns, futures::future::join_all(bridges), futures::future::join_all(relays));
+    Probes { dns, bridges, relays }
+}
+
+fn port(ip: IpAddr, port: i32) -> SocketAddr {
+    SocketAddr::new(ip, u16::try_from(port).unwrap_or_default())
+}
+
+/// A blocking probe on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// The value of key `secret` of the TurnPool's shared-secret Secret.
+async fn turn_secret(client: &Client, ns: &str, name: &str) -> Option<String> {
+    let s = Api::<Secret>::namespaced(client.clone(), ns).get_opt(name).await.ok()??;
+    let v = s.data?.get(crate::render::secrets::KEY)?.0.clone();
+    String::from_utf8(v).ok()
 }
 
 /// Events about `names` in `ns`, oldest first, at most the last 10.

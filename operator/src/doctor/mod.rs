@@ -4,6 +4,7 @@
 //! prints one screen of a shard. Both are pure, so they are unit-tested on built facts.
 pub mod checks;
 pub mod facts;
+pub mod probe;
 pub mod status;
 #[cfg(test)]
 mod tests;

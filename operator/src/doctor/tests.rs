@@ -1,7 +1,8 @@
 //! The doctor's checks on built facts: a healthy shard, then one thing broken at a time, each
 //! named under the right symptom and component.
 use super::checks::*;
-use super::facts::{Facts, Lookup, SecretFacts};
+use super::facts::{BridgeProbe, Facts, Lookup, Probes, RelayProbe, SecretFacts};
+use super::probe::Allocation;
 use crate::cert::CertInfo;
 use crate::crd::{BridgePool, Shard, TurnPool};
 use std::collections::BTreeMap;
@@ -53,6 +54,25 @@ fn healthy() -> Facts {
         signaling: Lookup::Found(signaling),
         nodes,
         events: vec![],
+        probes: Probes {
+            dns: Some(Ok(vec!["198.51.100.7".parse().unwrap()])),
+            bridges: ["10.0.0.10", "10.0.0.11"]
+                .iter()
+                .enumerate()
+                .map(|(i, ip)| BridgeProbe {
+                    bridge: format!("meet-bridge-{i}"),
+                    udp: format!("{ip}:10000").parse().unwrap(),
+                    binding: Ok("192.0.2.1:40000".parse().unwrap()),
+                    tcp: format!("{ip}:4443").parse().unwrap(),
+                    tcp_connect: Ok(()),
+                })
+                .collect(),
+            relays: vec![RelayProbe {
+                address: "10.0.0.20:3478".parse().unwrap(),
+                binding: Ok("192.0.2.1:40001".parse().unwrap()),
+                allocation: Some(Allocation::Created("10.0.0.20:50000".parse().unwrap())),
+            }],
+        },
     }
 }
 
@@ -138,6 +158,62 @@ fn each_broken_part_is_named_under_its_symptom() {
     f.signaling =
         Lookup::Found(yaml("metadata: {name: meet-signaling}\nstatus: {replicas: 1, readyReplicas: 0}\n"));
     assert_eq!(not_ok(&f), vec![(Level::Fail, PAGE, "signaling".into())]);
+}
+
+#[test]
+fn probes_name_what_does_not_answer_under_its_symptom() {
+    let what = |f: &Facts, component: &str| {
+        diagnose(f, NOW)
+            .into_iter()
+            .find(|x| x.component == component && x.level != Level::Ok)
+            .map(|x| x.what)
+    };
+    let all = render(&diagnose(&healthy(), NOW));
+    for want in [
+        "OK    DNS meet.example.com → resolves to 198.51.100.7, the Ingress's address",
+        "OK    bridge meet-bridge-0 → udp 10.0.0.10:10000 answers STUN",
+        "OK    bridge meet-bridge-1 → tcp 10.0.0.11:4443 (ICE-TCP) accepts",
+        "OK    TURN relay 10.0.0.20:3478 → allocation succeeded",
+    ] {
+        assert!(all.contains(want), "no `{want}` in\n{all}");
+    }
+
+    let dns = "DNS meet.example.com";
+    let mut f = healthy();
+    f.probes.dns = Some(Err("failed to lookup address information".into()));
+    assert_eq!(not_ok(&f), vec![(Level::Fail, PAGE, dns.into())]);
+    assert!(what(&f, dns).unwrap().starts_with("domain does not resolve"));
+    f.probes.dns = Some(Ok(vec!["203.0.113.5".parse().unwrap()]));
+    assert_eq!(
+        what(&f, dns).unwrap(),
+        "resolves to 203.0.113.5, Ingress has 198.51.100.7: fix the DNS record"
+    );
+
+    let mut f = healthy();
+    f.probes.bridges[1].binding = Err("no answer within 2s".into());
+    f.probes.bridges[0].tcp_connect = Err("Connection refused".into());
+    assert_eq!(
+        not_ok(&f),
+        vec![
+            (Level::Fail, NO_MEDIA, "bridge meet-bridge-1".into()),
+            (Level::Fail, CORPORATE, "bridge meet-bridge-0".into())
+        ]
+    );
+    // One section per symptom.
+    assert_eq!(render(&diagnose(&f, NOW)).matches(CORPORATE).count(), 1);
+
+    let relay = "TURN relay 10.0.0.20:3478";
+    let mut f = healthy();
+    f.probes.relays[0].allocation = Some(Allocation::Refused);
+    assert_eq!(not_ok(&f), vec![(Level::Fail, CORPORATE, relay.into())]);
+    assert!(
+        what(&f, relay)
+            .unwrap()
+            .starts_with("credentials refused (the relay's secret differs from Secret relays-turn)")
+    );
+    f.probes.relays[0].binding = Err("no answer within 2s".into());
+    f.probes.relays[0].allocation = Some(Allocation::NoAnswer);
+    assert!(what(&f, relay).unwrap().starts_with("no answer on udp/3478"), "{:?}", what(&f, relay));
 }
 
 #[test]
