@@ -13,16 +13,15 @@ import { People } from './ui-people.js';
 import { Settings, fillDeviceSelect } from './ui-settings.js';
 import { notice, dismiss, announce } from './ui-notices.js';
 import { E2ee, supported as e2eeSupported } from './e2ee.js';
+import { ROOT, roomName, wsUrl, joinDefaults } from './boot.js';
 
 const $ = (s) => document.querySelector(s);
 const params = new URLSearchParams(location.search);
-const ROOT = new URL('..', import.meta.url); // the app's root, e.g. https://meet.example.org/
 const pageOpenedAt = performance.now();
 // Milestones from navigation start (ms), for the first-frame figures the tests print.
 const marks = {};
 const mark = (n) => { if (!(n in marks)) marks[n] = Math.round(performance.now()); };
 mark('app');
-const roomName = decodeURIComponent(location.pathname.slice(ROOT.pathname.length)).replace(/\/+$/, '');
 
 function show(id) {
   for (const s of document.querySelectorAll('.screen')) s.classList.add('hidden');
@@ -38,10 +37,9 @@ function message(title, text, { password = false } = {}) {
 }
 
 // ---------------------------------------------------------------- layers
-const wsUrl = new URL('ws', ROOT);
-wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
 const signal = new Signal(wsUrl, {
-  onOpen: () => { mark('ws_open'); sendJoin(); },
+  // A socket index.html opened may have joined already (boot.js): then not again.
+  onOpen: (early) => { mark('ws_open'); if (early?.joinedAt) marks.join = Math.round(early.joinedAt); else sendJoin(); },
   onMessage: (m) => onMessage(m),
   onLost: () => {
     if (!state.me) return false;
@@ -54,7 +52,7 @@ const signal = new Signal(wsUrl, {
 const proto = signal.proto;
 const e2ee = new E2ee({ onChange: () => changed() });
 const media = new Media({
-  e2ee,
+  e2ee, beforeSend: () => { mark('tracks'); return prepareLocal(); },
   proto, relay: params.get('relay') === '1', simulcast: params.get('simulcast') !== '0', maxHeight: 720, notice,
   onRemote: (src, track) => { stage.setTrack(src, track); changed(); },
   onRemoteGone: (src, track) => { stage.unsetTrack(src, track); changed(); },
@@ -120,21 +118,20 @@ function prejoinLabels() {
 }
 
 async function prejoin() {
-  const config = fetch(new URL('config.json', ROOT)).then((r) => r.json()).catch(() => ({}));
+  const config = window.conveneEarlyConfig || fetch(new URL('config.json', ROOT)).then((r) => r.json()).catch(() => ({}));
   $('#prejoin-title').textContent = t('join_title', { room: roomName });
-  $('#pj-name').value = params.get('name') || localStorage.getItem('convene.name') || '';
+  $('#pj-name').value = joinDefaults(params, {}).name;
   media.ready = media.acquire().then((s) => { mark('devices'); return s; });
   if (params.get('autojoin') !== '1') show('#prejoin');
   const cfg = await config;
   state.web = cfg.web || {};
-  state.audioMuted = params.has('muted') ? params.get('muted') === '1' : !!state.web.startAudioMuted;
-  state.videoMuted = params.has('videoMuted') ? params.get('videoMuted') === '1' : !!state.web.startVideoMuted;
-  // Joining (signaling round trips, bridge allocation) overlaps with opening the devices:
-  // the media layer waits for them before it offers.
+  ({ audioMuted: state.audioMuted, videoMuted: state.videoMuted } = joinDefaults(params, state.web));
+  applyTrackState();
+  // Joining (signaling round trips, bridge allocation, the peer connection) overlaps with
+  // opening the devices: the media layer sends them once they are open.
   if (params.get('autojoin') === '1') connect();
   await media.ready;
-  const maxH = Number(state.web.maxResolution) || 720; // the shard's cap on what we send
-  if (maxH < 720) await media.local.video?.applyConstraints({ height: { ideal: maxH }, width: { ideal: Math.round((maxH * 16) / 9) } }).catch(() => {});
+  await prepareLocal();
   if (state.me && !media.local.video) publishState();
   $('#preview').srcObject = media.local.stream;
   fillPrejoinDevices();
@@ -158,6 +155,13 @@ function applyTrackState() {
   if (media.local.audio) media.local.audio.enabled = !state.audioMuted;
   if (media.local.video) media.local.video.enabled = !state.videoMuted;
 }
+// Local tracks as they may be sent: our mute state, and the shard's cap on what we send
+// (known from config.json; before it, prejoin() applies it once it is).
+async function prepareLocal() {
+  applyTrackState();
+  const maxH = Number(state.web.maxResolution) || 720;
+  if (maxH < 720) await media.local.video?.applyConstraints({ height: { ideal: maxH }, width: { ideal: Math.round((maxH * 16) / 9) } }).catch(() => {});
+}
 
 // ---------------------------------------------------------------- signaling
 function connect() {
@@ -166,6 +170,7 @@ function connect() {
   signal.connect();
 }
 function sendJoin() {
+  mark('join');
   proto.join({
     room: roomName, name: $('#pj-name').value.trim() || localStorage.getItem('convene.name'), token: params.get('jwt'),
     password: state.password, audioMuted: state.audioMuted, videoMuted: state.videoMuted,

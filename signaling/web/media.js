@@ -18,14 +18,15 @@ export function loadPrefs() {
 export function savePrefs(p) { localStorage.setItem(PREFS_KEY, JSON.stringify(p)); }
 
 export class Media {
-  constructor({ proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee }) {
-    Object.assign(this, { proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee });
+  constructor({ proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee, beforeSend }) {
+    Object.assign(this, { proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee, beforeSend });
     this.prefs = loadPrefs();
     this.local = { stream: new MediaStream(), audio: null, video: null, screen: null };
     // Receive slots: mid -> { media, source: {endpoint, name, kind} | null }, and their tracks.
     this.pc = null; this.tx = null; this.slots = new Map(); this.slotTracks = new Map(); this.migrations = 0;
     this.framesBase = new Map(); // mid -> { key, base }: decoded frames per slot occupant
     this.queue = Promise.resolve(); this.devices = []; this.audioEls = new Map(); this.ready = Promise.resolve();
+    this.localReady = false; // the devices are open and set up (beforeSend): they may be sent
     this.prev = new Map(); // stats sample for bitrate deltas
     navigator.mediaDevices?.addEventListener?.('devicechange', () => this.onDeviceChange());
   }
@@ -47,7 +48,10 @@ export class Media {
       throw e;
     }
   }
-  // Microphone and camera as the saved preferences say; degrade to what we can get.
+  // Microphone and camera as the saved preferences say; degrade to what we can get. The peer
+  // connection does not wait for them (opening a camera can take longer than joining and
+  // connecting): once `beforeSend` has set them up (mute state, resolution cap), they go onto
+  // the senders, negotiated or not (`attachLocal`).
   async acquire() {
     const tries = [
       { audio: this.audioConstraints(this.prefs.micId), video: this.videoConstraints(this.prefs.camId) },
@@ -69,8 +73,20 @@ export class Media {
     }
     this.setTrack('audio', stream.getAudioTracks()[0] || null);
     this.setTrack('video', stream.getVideoTracks()[0] || null);
+    await this.beforeSend?.();
+    this.localReady = true;
+    this.attachLocal();
     await this.refreshDevices();
     return this.local.stream;
+  }
+  // Our microphone and camera onto the peer connection's senders (replaceTrack: no
+  // renegotiation), once they are ready to be sent.
+  attachLocal() {
+    if (!this.localReady || !this.tx) return;
+    for (const [kind, role] of [['audio', 'audio'], ['video', 'camera']]) {
+      const sender = this.tx[role].sender; const track = this.local[kind];
+      if (sender.track !== track) sender.replaceTrack(track).catch((e) => console.warn('replaceTrack', e));
+    }
   }
   setTrack(kind, track) {
     const old = this.local[kind];
@@ -164,19 +180,20 @@ export class Media {
     this.queue = run.catch((e) => console.error('negotiation', e));
     return run;
   }
-  // `media` from signaling: (re)create the peer connection and offer our three m-lines.
+  // `media` from signaling: (re)create the peer connection and offer our three m-lines, with
+  // our tracks if they are ready (else `acquire` puts them on the senders when they are).
   start(iceServers) {
     return this.enqueue(async () => {
-      await this.ready; // the devices (opened while joining)
       if (this.pc) { this.migrations++; this.pc.close(); }
       this.transformed = false;
       this.clearRemote();
       const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
       this.pc = pc;
       const stream = this.local.stream;
-      const video = this.local.video;
+      const ready = this.localReady;
+      const video = ready && this.local.video;
       this.tx = {
-        audio: pc.addTransceiver(this.local.audio || 'audio', { direction: 'sendonly', streams: [stream] }),
+        audio: pc.addTransceiver((ready && this.local.audio) || 'audio', { direction: 'sendonly', streams: [stream] }),
         camera: pc.addTransceiver(video || 'video', {
           direction: 'sendonly', streams: [stream],
           sendEncodings: this.simulcast ? [
@@ -192,6 +209,7 @@ export class Media {
       pc.ontrack = (e) => this.slotTrack(e.transceiver.mid, e.track);
       pc.onconnectionstatechange = () => { if (pc.connectionState === 'connected') window.convene?.marks && (window.convene.marks.pc_connected ??= Math.round(performance.now())); this.onChange?.(); };
       await pc.setLocalDescription(await pc.createOffer());
+      window.convene?.marks && (window.convene.marks.offer_sent ??= Math.round(performance.now()));
       this.proto.offer(pc.localDescription.sdp, [
         { mid: this.tx.audio.mid, kind: 'audio' }, { mid: this.tx.camera.mid, kind: 'camera' }, { mid: this.tx.screen.mid, kind: 'screen' },
       ]);

@@ -22,6 +22,7 @@ export class Signal {
     const early = window.conveneEarlyWs; // opened by index.html while the modules loaded
     window.conveneEarlyWs = null;
     const adopt = early && early.ws.readyState <= WebSocket.OPEN && early.ws.url === String(this.url);
+    if (early) early.adopted = true; // boot.js no longer joins on it
     if (early && !adopt) early.ws.close();
     const ws = adopt ? early.ws : new WebSocket(this.url);
     this.ws = ws;
@@ -45,7 +46,8 @@ export class Signal {
     };
     if (adopt) {
       for (const e of early.buf) ws.onmessage(e);
-      if (ws.readyState === WebSocket.OPEN) ws.onopen();
+      // Open already: joined on it too if boot.js did (early.joinedAt).
+      if (ws.readyState === WebSocket.OPEN) { this.attempt = 0; this.onOpen(early); }
     }
     clearInterval(this.pinger);
     this.pinger = setInterval(() => this.proto.ping(), 20000); // proxies/ingress must not idle us out
