@@ -5,7 +5,8 @@
 # signaling A (open, TURN configured) with two bridges, signaling B (JWT, guests allowed, no
 # anonymous room creation), coturn, a recorder for A, and a group of two shards (signalings
 # north and south, one bridge each, routing joins between them; both set the shared-notes
-# link). Prints results and "N passed, N failed".
+# link). Prints results and "N passed, N failed". The poor-connection check drops packets on the
+# namespace's lo with iproute2's tc (a clsact qdisc and a cls_bpf filter; no netem needed).
 # ONLY=recording,relay runs only the checks whose names start with one of those words;
 # KEEP_LOGS=1 keeps the logs and recordings; SCREENSHOTS=dir saves screenshots.
 set -euo pipefail

@@ -181,6 +181,38 @@ const runTool = (cmd, args) => new Promise((resolve, reject) => {
   c.on('error', reject);
   c.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
 });
+// Real packet loss in this network namespace (loopback only), for one UDP port: a clsact egress
+// filter on lo running a classic BPF program in direct-action mode that drops `percent`% of the
+// IPv4 UDP datagrams to `port` (a random number per packet) and passes everything else. Only
+// iproute2's tc and cls_bpf: netem and the gact action are missing from some kernels (this
+// one's), and netem on lo would delay every participant and server alike.
+const LOSS_PERCENT = 30;
+function dropProgram(port, percent) {
+  return [
+    12,
+    '40 0 0 12', //              ldh [12]              ethertype
+    '21 0 9 2048', //            jne #0x800, pass      IPv4
+    '48 0 0 23', //              ldb [23]              protocol
+    '21 0 7 17', //              jne #17, pass         UDP
+    '177 0 0 14', //             ldxb 4*([14]&0xf)     IP header length
+    '72 0 0 16', //              ldh [x+16]            destination port
+    `21 0 4 ${port}`, //         jne #port, pass
+    '32 0 0 4294963256', //      ld rand               (SKF_AD_OFF + SKF_AD_RANDOM)
+    '148 0 0 100', //            mod #100
+    `53 1 0 ${percent}`, //      jge #percent, pass
+    '6 0 0 2', //                ret #TC_ACT_SHOT
+    '6 0 0 0', //        pass:   ret #TC_ACT_OK
+  ].join(',');
+}
+async function tc(...args) {
+  const r = await runTool('tc', args);
+  if (r.code !== 0) throw new Error(`tc ${args.join(' ')}: ${r.stderr.trim()}`);
+}
+async function lossOn(port, percent) {
+  await tc('qdisc', 'add', 'dev', 'lo', 'clsact');
+  await tc('filter', 'add', 'dev', 'lo', 'egress', 'bpf', 'da', 'bytecode', dropProgram(port, percent));
+}
+const lossOff = () => tc('qdisc', 'del', 'dev', 'lo', 'clsact');
 // ffprobe of a file, as media/tests/ffmpeg/probe.rs: each stream's codec and duration from its
 // packets (first packet's pts to the last one's end), and the container's duration.
 async function probe(file) {
@@ -589,6 +621,62 @@ try {
     await main[1].page.click('#btn-chat');
     await axeCheck(main[1], 'the meeting page with chat open');
     await main[1].page.click('#btn-chat');
+  });
+
+  await check('poor connection: real loss on one participant\'s link shows that one the notice, not the others; restored, it goes', async () => {
+    if (main.length < 3) throw new Error('no call');
+    const [a, b, c] = main;
+    const poor = await b.page.evaluate(async () => (await import('/static/i18n.js')).t('poor_connection'));
+    // The texts of the notices each page shows from now on; its connection indicator.
+    for (const p of main) {
+      await p.page.evaluate(() => {
+        window.noticesSeen = [];
+        new MutationObserver((ms) => { for (const m of ms) for (const n of m.addedNodes) if (n.classList?.contains('notice')) window.noticesSeen.push(n.querySelector('.text')?.textContent); })
+          .observe(document.getElementById('notices'), { childList: true });
+      });
+    }
+    const seen = (p) => p.page.evaluate((t) => window.noticesSeen.filter((x) => x === t).length, poor);
+    const level = (p) => p.page.evaluate(() => ['good', 'fair', 'poor', 'unknown'].find((l) => document.querySelector('#quality').classList.contains(l)));
+    // Bob's end of his connection to the bridge: the UDP port the bridge sends to.
+    const local = await b.page.evaluate(async () => {
+      const r = await window.convene.pc.getStats(); let out = null;
+      r.forEach((s) => {
+        if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
+        const l = r.get(r.get(s.selectedCandidatePairId)?.localCandidateId);
+        if (l) out = { protocol: l.protocol, address: l.address, port: l.port };
+      });
+      return out;
+    });
+    if (local?.protocol !== 'udp' || local.address !== '127.0.0.1') throw new Error(`bob's selected candidate: ${JSON.stringify(local)}`);
+    const degraded = Date.now();
+    await lossOn(local.port, LOSS_PERCENT);
+    const others = new Set();
+    try {
+      // The notice comes after three poor samples in a row (2 s apart); the others' never does.
+      await waitFor('bob is told his connection is poor', async () => {
+        for (const o of [a, c]) others.add(await level(o));
+        return (await seen(b)) > 0 && (await noticesShown(b)).includes(poor) && await level(b) === 'poor';
+      }, 15000, 250);
+      const q = await b.page.evaluate(() => window.convene.state.quality.me);
+      log(`  ${LOSS_PERCENT}% of the UDP datagrams to bob's port ${local.port} dropped: bob poor with ${(q.loss * 100).toFixed(1)}% loss, notice after ${((Date.now() - degraded) / 1000).toFixed(1)} s`);
+    } finally {
+      await lossOff();
+    }
+    const restored = Date.now();
+    // Restored: the notice goes at once (its own timeout is 10 s) ...
+    await waitFor('bob\'s notice gone, indicator no longer poor', async () => {
+      for (const o of [a, c]) others.add(await level(o));
+      return !(await noticesShown(b)).includes(poor) && await level(b) !== 'poor';
+    }, 6000, 250);
+    log(`  restored: bob ${await level(b)} again, notice gone after ${((Date.now() - restored) / 1000).toFixed(1)} s`);
+    // ... and is not said again (three more samples).
+    const until = Date.now() + 6500;
+    while (Date.now() < until) { for (const o of [a, c]) others.add(await level(o)); await sleep(250); }
+    const times = await seen(b);
+    if (times !== 1) throw new Error(`bob was told ${times} times`);
+    if (await level(b) === 'poor') throw new Error('bob poor again after the network was restored');
+    for (const o of [a, c]) if (await seen(o)) throw new Error(`${o.label} was told too`);
+    log(`  alice's and carol's indicators meanwhile: ${[...others].join(', ')}; no notice`);
   });
 
   await check('bridge killed mid-call: video comes back without reload', async () => {

@@ -411,6 +411,7 @@ async function updateQuality() {
   e.title = label;
   poorRuns = q.me.level === 'poor' && media.pc?.connectionState === 'connected' ? poorRuns + 1 : 0;
   if (poorRuns === 3) notice(t('poor_connection'), { key: 'poor', level: 'warn', timeout: 10000 });
+  if (q.me.level !== 'poor') dismiss('poor'); // over: the notice goes (three poor samples say it again)
   if (statsFor) fillStats();
 }
 $('#quality').onclick = (e) => openStats({ local: true, key: 'me', name: { textContent: state.me?.name } }, e.currentTarget);

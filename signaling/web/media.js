@@ -317,7 +317,9 @@ export class Media {
     });
     return out;
   }
-  // Connection figures: ours (up/down bitrate, RTT, loss, route) and per remote source.
+  // Connection figures: ours (up/down bitrate, RTT, loss, route) and per remote source. Rates
+  // and loss are over the time since the previous call (the app samples every 2 s), not since
+  // the call began: a bad patch shows at once, and clears once it is over.
   async quality() {
     const pc = this.pc;
     if (!pc) return null;
@@ -326,6 +328,10 @@ export class Media {
     const rate = (key, bytes) => {
       const p = this.prev.get(key); this.prev.set(key, { bytes, at: now });
       return p && now > p.at ? Math.max(0, ((bytes - p.bytes) * 8) / ((now - p.at) / 1000)) : 0;
+    };
+    const since = (key, lost, recv) => { // packets lost and received since the previous call
+      const p = this.prev.get(key); this.prev.set(key, { lost, recv });
+      return p ? [Math.max(0, lost - p.lost), Math.max(0, recv - p.recv)] : [lost, recv];
     };
     const me = { up: 0, down: 0, rtt: null, loss: 0, relay: false, width: 0, height: 0, fps: 0, state: pc.connectionState };
     const remote = {}; let lost = 0; let recv = 0;
@@ -340,12 +346,13 @@ export class Media {
       }
       if (s.type === 'inbound-rtp') {
         const b = rate('i' + s.id, s.bytesReceived || 0);
-        me.down += b; lost += s.packetsLost || 0; recv += s.packetsReceived || 0;
+        const [l, n] = since('l' + s.id, s.packetsLost || 0, s.packetsReceived || 0);
+        me.down += b; lost += l; recv += n;
         const src = this.occupant(s.mid);
         if (!src?.endpoint) return;
         const key = src.endpoint + (src.kind === 'screen' ? ':screen' : '');
         const o = remote[key] || (remote[key] = { down: 0, width: 0, height: 0, fps: 0, loss: 0, lost: 0, recv: 0 });
-        o.down += b; o.lost += s.packetsLost || 0; o.recv += s.packetsReceived || 0;
+        o.down += b; o.lost += l; o.recv += n;
         if (s.kind === 'video') { o.width = s.frameWidth || 0; o.height = s.frameHeight || 0; o.fps = s.framesPerSecond || 0; }
         o.loss = o.recv + o.lost ? o.lost / (o.recv + o.lost) : 0;
       }
