@@ -7,6 +7,7 @@
 // slot plays in its own <audio> element, each video slot's track goes to the tile of the
 // participant whose camera or screen it carries now.
 import { t } from './i18n.js';
+import { watchIce } from './ice-report.js';
 
 const PREFS_KEY = 'convene.devices';
 const QUALITY = { high: ['q', 'h', 'f'], standard: ['q', 'h'], low: ['q'] };
@@ -165,7 +166,7 @@ export class Media {
     return run;
   }
   // `media` from signaling: (re)create the peer connection and offer our three m-lines.
-  start(iceServers) {
+  start(iceServers, bridge) {
     return this.enqueue(async () => {
       await this.ready; // the devices (opened while joining)
       if (this.pc) { this.migrations++; this.pc.close(); }
@@ -173,6 +174,7 @@ export class Media {
       this.clearRemote();
       const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
       this.pc = pc;
+      watchIce(pc, bridge, this.proto.iceReport);
       const stream = this.local.stream;
       const video = this.local.video;
       this.tx = {
