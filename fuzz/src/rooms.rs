@@ -276,7 +276,7 @@ impl World {
                 | ToBridge::ReceiverConstraints { id, .. }
                 | ToBridge::ExpireEndpoint { id, .. }
                 | ToBridge::ExpireConference { id, .. } => replies.push(FromBridge::Ok { id }),
-                ToBridge::Answer { .. } => {}
+                ToBridge::Answer { .. } | ToBridge::IceStats { .. } => {}
             }
         }
         let conn = b.conn.clone();

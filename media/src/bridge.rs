@@ -11,7 +11,9 @@ use str0m::net::TcpType;
 use tracing::{error, info};
 
 use crate::config::Config;
-use crate::control::{AdvertisedAddress, Drain, FromBridge, LoadReport, PROTOCOL_VERSION, ToBridge};
+use crate::control::{
+    AdvertisedAddress, Drain, FromBridge, IceCounts, LoadReport, PROTOCOL_VERSION, ToBridge,
+};
 use crate::control_queue::ControlIn;
 use crate::io::Command;
 use crate::io::latency::LatencyHistogram;
@@ -39,7 +41,12 @@ pub struct Bridge {
     drain: Mutex<Option<(Instant, Duration)>>,
     media_alive: Arc<AtomicBool>,
     load: Mutex<LoadReport>,
+    /// The clients' ICE counts signaling last sent (`ice_stats`), and when.
+    ice: Mutex<Option<(IceCounts, Instant)>>,
 }
+
+/// ICE counts older than this are not reported (signaling sends them every few seconds).
+pub const ICE_STALE: Duration = Duration::from_secs(60);
 
 impl Bridge {
     pub async fn start(cfg: Config) -> anyhow::Result<Arc<Bridge>> {
@@ -166,6 +173,7 @@ impl Bridge {
             drain: Mutex::new(None),
             media_alive,
             load: Mutex::new(LoadReport::default()),
+            ice: Mutex::new(None),
         });
         info!(
             bridge_id = %bridge.bridge_id,
@@ -185,8 +193,15 @@ impl Bridge {
         Ok(bridge)
     }
 
-    /// Hand a control message (from signaling) to the media thread.
+    /// Hand a control message (from signaling) to the media thread. The clients' ICE counts
+    /// are not its business: they are kept here for the load report.
     pub fn send(&self, msg: ToBridge) {
+        if let ToBridge::IceStats { ice } = msg {
+            if let Ok(mut i) = self.ice.lock() {
+                *i = Some((ice, Instant::now()));
+            }
+            return;
+        }
         self.command(Command::Control(msg));
     }
 
@@ -252,10 +267,12 @@ impl Bridge {
         }
     }
 
-    /// The latest load figures (rates refreshed every second), with the drain as of now.
+    /// The latest load figures (rates refreshed every second), with the drain as of now and
+    /// the clients' ICE counts signaling sent last (unless they are stale).
     pub fn load(&self) -> LoadReport {
         let figures = self.load.lock().map(|l| l.clone()).unwrap_or_default();
-        LoadReport { drain: self.drain(), ..figures }
+        let ice = self.ice.lock().ok().and_then(|i| *i).filter(|(_, at)| at.elapsed() < ICE_STALE);
+        LoadReport { drain: self.drain(), ice: ice.map(|(c, _)| c), ..figures }
     }
 }
 
@@ -296,6 +313,7 @@ async fn load_task(bridge: Arc<Bridge>) {
                 packets_out_per_s: rate(last.4, cur.4) as u64,
                 stress: s,
                 drain: None, // filled in when read: the drain is measured at that moment
+                ice: None,   // as is what signaling sent last
             };
         }
         last = cur;

@@ -14,6 +14,8 @@ pub struct BridgeLoad {
     pub stress: Option<f64>,
     /// The bridge's drain, as it reports it (None: not draining).
     pub drain: Option<convene_proto::load::Drain>,
+    /// Clients' ICE outcomes with the bridge, as signaling counted them (None: not reported).
+    pub ice: Option<convene_proto::load::IceCounts>,
 }
 
 impl BridgeLoad {
@@ -165,6 +167,7 @@ mod tests {
             mbps: Some(mbps),
             stress: Some(0.1),
             drain: None,
+            ice: None,
         }
     }
 

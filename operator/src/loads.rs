@@ -38,6 +38,8 @@ pub struct BridgeSignature {
     pub stress_percent: Option<i64>,
     pub draining: bool,
     pub deadline_passed: bool,
+    /// Clients' ICE outcomes (the status shows them, and the pool's conditions read them).
+    pub ice: Option<convene_proto::load::IceCounts>,
 }
 
 /// Pure: what in a pool's loads would change its reconcile's outcome.
@@ -53,6 +55,7 @@ pub fn signature(p: &PoolLoads) -> (Option<i32>, Vec<BridgeSignature>) {
             stress_percent: l.stress.map(|s| (s * 100.0).round() as i64),
             draining: l.drain.is_some(),
             deadline_passed: l.drain.is_some_and(|d| d.elapsed_ms >= d.deadline_ms),
+            ice: l.ice,
         })
         .collect();
     (p.decision.as_ref().map(|d| d.desired), bridges)
@@ -193,6 +196,7 @@ mod tests {
             mbps: Some(mbps),
             stress: Some(0.1),
             drain,
+            ice: None,
         }
     }
 
@@ -215,6 +219,16 @@ mod tests {
             signature(&pool(&[("a", BridgeLoad::default())], Some(2))),
             "a bridge that stops answering"
         );
+        let ice = |failed| BridgeLoad {
+            ice: Some(convene_proto::load::IceCounts { connected: 0, relayed: 0, failed }),
+            ..load(10, 20.2, None)
+        };
+        assert_ne!(
+            signature(&a),
+            signature(&pool(&[("a", ice(1))], Some(2))),
+            "ICE counts (shown, and decide conditions)"
+        );
+        assert_ne!(signature(&pool(&[("a", ice(1))], Some(2))), signature(&pool(&[("a", ice(3))], Some(2))));
     }
 
     #[test]

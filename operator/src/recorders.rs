@@ -44,6 +44,7 @@ pub fn as_load(r: &Recorder) -> BridgeLoad {
             mbps: Some(0.0),
             stress: Some(if l.capacity == 0 { 1.0 } else { f64::from(l.active) / f64::from(l.capacity) }),
             drain: None,
+            ice: None,
         },
     }
 }

@@ -91,6 +91,11 @@ OWN_LABELS = {
     "convene_signaling_disconnects_total": [{"reason": "slow_consumer"}],
     "convene_signaling_queued_frames": [{"peer": "client"}, {"peer": "bridge"}],
     "convene_signaling_queued_bytes": [{"peer": "client"}, {"peer": "bridge"}],
+    "convene_signaling_ice_total": [
+        {"bridge": "main-bridge-0", "outcome": "connected", "candidate": "host"},
+        {"bridge": "main-bridge-0", "outcome": "connected", "candidate": "relay"},
+        {"bridge": "main-bridge-1", "outcome": "failed", "candidate": "none"},
+    ],
     "convene_operator_reconciles_total": [{"kind": k} for k in KINDS],
     "convene_operator_reconcile_errors_total": [{"kind": k, "reason": "api_409"} for k in KINDS],
     "convene_operator_reconcile_duration_seconds": [{"kind": k} for k in KINDS],

@@ -196,6 +196,25 @@ def shard():
             unit="percentunit", minimum=0, maximum=1, thresholds=[(0.8, "red")])
     b.graph("Endpoints per bridge", [(f"sum by (namespace, pod) (convene_bridge_endpoints{{{S}}})", "{{pod}}")],
             stack=True)
+    b.row("Clients' connections to the bridges (ICE)")
+    ice = "convene_signaling_ice_total"
+    b.graph("Peer connections by outcome and candidate type (10 min)", [
+        (f"sum by (namespace, shard, outcome, candidate) (increase({ice}{{{S}}}[10m]))", "{{outcome}} {{candidate}}")],
+        stack=True,
+        description="The web app's report of each peer connection to a bridge: connected (with the type of the "
+                    "selected pair's local candidate: relay means through TURN) or failed (ICE failed, or no "
+                    "connection within 30 s).")
+    b.graph("Share relayed through TURN (15 min)", [
+        (f'sum by (namespace, shard) (increase({ice}{{outcome="connected", candidate="relay", {S}}}[15m])) '
+         f'/ sum by (namespace, shard) (increase({ice}{{outcome="connected", {S}}}[15m]))', "{{shard}}")],
+        unit="percentunit", minimum=0, maximum=1, thresholds=[(0.5, "red")],
+        description="Over half: UDP to the bridges is probably blocked for many clients (alert ConveneTurnRelayShareHigh).")
+    b.graph("Peer connections per bridge (10 min)", [
+        (f'sum by (namespace, shard, bridge) (increase({ice}{{outcome="connected", {S}}}[10m]))', "{{bridge}} connected"),
+        (f'sum by (namespace, shard, bridge) (increase({ice}{{outcome="failed", {S}}}[10m]))', "{{bridge}} failed"),
+    ], w=24, description="A bridge with failures and nothing connected while others connect: its advertised address "
+                         "is wrong or UDP does not reach its node (alert ConveneBridgeIceFailing; the BridgePool's "
+                         "Degraded condition says IceFailing).")
     return b
 
 
@@ -280,10 +299,20 @@ def turn():
               "TurnPools: the operator's reconciles and the coturn relays' readiness.",
               [("namespace", "Namespace", 'label_values(kube_statefulset_replicas{statefulset=~".+-turn"}, namespace)')])
     b.text("What this dashboard cannot show yet",
-           "Relay traffic, allocations and the share of participants on a relayed path are not exported yet: "
-           "coturn's Prometheus exporter is not enabled in the turnserver.conf the operator renders, and "
-           "signaling does not yet count the ICE candidate type that won. The readiness panels need "
-           "**kube-state-metrics**. See ops/README.md.", h=4)
+           "Relay traffic and allocations are not exported yet: coturn's Prometheus exporter is not enabled in "
+           "the turnserver.conf the operator renders. The share of clients on a relayed path comes from the web "
+           "app's ICE reports, counted by signaling. The readiness panels need **kube-state-metrics**. "
+           "See ops/README.md.", h=4)
+    b.row("Clients through TURN")
+    b.graph("Share of clients' connections relayed through TURN (15 min)", [
+        ('sum by (namespace, shard) (increase(convene_signaling_ice_total{outcome="connected", candidate="relay", '
+         'namespace=~"$namespace"}[15m])) / sum by (namespace, shard) (increase(convene_signaling_ice_total'
+         '{outcome="connected", namespace=~"$namespace"}[15m]))', "{{shard}}")],
+        unit="percentunit", minimum=0, maximum=1, thresholds=[(0.5, "red")],
+        description="Per shard, from the web app's ICE reports (alert ConveneTurnRelayShareHigh over half).")
+    b.graph("Relayed connections (10 min)", [
+        ('sum by (namespace, shard) (increase(convene_signaling_ice_total{outcome="connected", candidate="relay", '
+         'namespace=~"$namespace"}[10m]))', "{{shard}}")])
     b.row("Relays")
     b.graph("Ready relays (kube-state-metrics)", [
         ('sum by (namespace, statefulset) (kube_statefulset_status_replicas_ready{namespace=~"$namespace", '

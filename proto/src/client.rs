@@ -133,7 +133,60 @@ pub enum ClientMsg {
     },
     /// Moderator: end the meeting for everyone (each gets `meeting_ended`, then the socket closes).
     EndMeeting,
+    /// How the peer connection made for a `media` message went: it `connected` (`candidate`:
+    /// the type of the selected pair's local candidate; `relay` means through TURN) or ICE
+    /// `failed` (or did not connect in time). One per `media` message, naming the `bridge` that
+    /// message named. Signaling counts it for that bridge while it is still the participant's
+    /// bridge and there is a `media` message left to report on; the rest are ignored silently.
+    IceReport {
+        bridge: String,
+        outcome: IceOutcome,
+        #[serde(default)]
+        candidate: Option<CandidateType>,
+    },
     Ping,
+}
+
+/// How a peer connection's ICE ended ([`ClientMsg::IceReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IceOutcome {
+    Connected,
+    Failed,
+}
+
+impl IceOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IceOutcome::Connected => "connected",
+            IceOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// An ICE candidate type, as `RTCIceCandidateStats.candidateType` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateType {
+    /// The client's own address.
+    Host,
+    /// The client's address as a STUN server saw it (behind NAT).
+    Srflx,
+    /// Learnt from a connectivity check (behind NAT).
+    Prflx,
+    /// A TURN relay's address: the media goes through TURN.
+    Relay,
+}
+
+impl CandidateType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CandidateType::Host => "host",
+            CandidateType::Srflx => "srflx",
+            CandidateType::Prflx => "prflx",
+            CandidateType::Relay => "relay",
+        }
+    }
 }
 
 /// The reactions a client may send (the web app draws each as an icon).
@@ -553,6 +606,31 @@ mod tests {
         assert_eq!(r, ClientMsg::Reaction { reaction: ReactionKind::Clap });
         assert!(parse(r#"{"type":"reaction","reaction":"<img>"}"#).is_err(), "only known reactions");
         assert_eq!(parse(r#"{"type":"end_meeting"}"#).unwrap(), ClientMsg::EndMeeting);
+    }
+
+    #[test]
+    fn ice_reports_parse_only_known_outcomes_and_candidate_types() {
+        let m = parse(r#"{"type":"ice_report","bridge":"b1","outcome":"connected","candidate":"relay"}"#);
+        assert_eq!(
+            m.unwrap(),
+            ClientMsg::IceReport {
+                bridge: "b1".into(),
+                outcome: IceOutcome::Connected,
+                candidate: Some(CandidateType::Relay)
+            }
+        );
+        let failed =
+            ClientMsg::IceReport { bridge: "b1".into(), outcome: IceOutcome::Failed, candidate: None };
+        assert_eq!(parse(r#"{"type":"ice_report","bridge":"b1","outcome":"failed"}"#).unwrap(), failed);
+        assert_eq!(parse(&failed.to_json()).unwrap(), failed);
+        for bad in [
+            r#"{"type":"ice_report","bridge":"b1","outcome":"meh"}"#,
+            r#"{"type":"ice_report","bridge":"b1","outcome":"connected","candidate":"<b>x</b>"}"#,
+            r#"{"type":"ice_report","outcome":"failed"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!((IceOutcome::Failed.as_str(), CandidateType::Srflx.as_str()), ("failed", "srflx"));
     }
 
     #[test]

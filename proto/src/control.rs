@@ -13,7 +13,7 @@
 //! other. See `media/CONTROL.md` for the flows.
 use serde::{Deserialize, Serialize};
 
-pub use crate::load::{Drain, LoadReport};
+pub use crate::load::{Drain, IceCounts, LoadReport};
 pub use crate::media::{
     EndpointState, ReceiverConstraints, SlotInfo, SlotMedia, SlotSource, SourceInfo, SourceKind,
 };
@@ -72,6 +72,11 @@ pub enum ToBridge {
     ExpireConference { id: RequestId, conference: String },
     /// The client's answer to [`FromBridge::Offer`] `offer_id` (no reply).
     Answer { offer_id: OfferId, conference: String, endpoint: String, sdp: String },
+    /// How the clients' ICE went with this bridge over signaling's window, sent every few
+    /// seconds while the bridge is registered (no reply). The bridge only passes it on, in
+    /// its load report (`LoadReport::ice`), for the operator. A bridge older than this message
+    /// refuses it as unknown (an `error` without id, which signaling ignores).
+    IceStats { ice: IceCounts },
 }
 
 /// Bridge → signaling.
@@ -168,7 +173,7 @@ impl ToBridge {
             | ReceiverConstraints { id, .. }
             | ExpireEndpoint { id, .. }
             | ExpireConference { id, .. } => Some(*id),
-            Answer { .. } => None,
+            Answer { .. } | IceStats { .. } => None,
         }
     }
 }
@@ -239,6 +244,15 @@ mod tests {
         assert_eq!(m.request_id(), Some(7));
         let r = FromBridge::Ok { id: 7 };
         assert_eq!(parse::<FromBridge>(&to_json(&r)).unwrap().reply_to(), Some(7));
+    }
+
+    #[test]
+    fn ice_stats_get_no_reply() {
+        let m = ToBridge::IceStats { ice: IceCounts { connected: 3, relayed: 1, failed: 0 } };
+        let s = to_json(&m);
+        assert_eq!(s, r#"{"type":"ice_stats","ice":{"connected":3,"relayed":1,"failed":0}}"#);
+        assert_eq!(parse::<ToBridge>(&s).unwrap(), m);
+        assert_eq!(m.request_id(), None);
     }
 
     #[test]

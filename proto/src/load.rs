@@ -18,6 +18,51 @@ pub struct LoadReport {
     /// Present while the bridge drains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<Drain>,
+    /// How clients' ICE went with this bridge, as signaling last counted it (absent until
+    /// signaling sent counts, and when they are stale; older bridges never send it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice: Option<IceCounts>,
+}
+
+/// How long signaling keeps clients' ICE reports for a bridge: [`IceCounts`] cover this much
+/// of the recent past (to within a minute).
+pub const ICE_WINDOW_SECS: u64 = 600;
+
+/// Clients' ICE outcomes with one bridge over the last [`ICE_WINDOW_SECS`], from the web
+/// app's reports (`ice_report`, one per peer connection). Signaling counts them and sends them
+/// to the bridge (control `ice_stats`); the bridge puts them in its load report, where the
+/// operator reads them to tell a bridge that clients cannot reach (advertised address wrong,
+/// UDP blocked) and a pool whose clients mostly go through TURN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceCounts {
+    /// Peer connections that connected.
+    pub connected: u64,
+    /// Of `connected`, those whose selected pair's local candidate was a TURN relay.
+    pub relayed: u64,
+    /// Peer connections whose ICE failed or that did not connect in time.
+    pub failed: u64,
+}
+
+impl IceCounts {
+    /// The share of connections relayed through TURN (0 without any).
+    pub fn relayed_share(&self) -> f64 {
+        if self.connected == 0 {
+            0.0
+        } else {
+            self.relayed.min(self.connected) as f64 / self.connected as f64
+        }
+    }
+}
+
+impl std::ops::Add for IceCounts {
+    type Output = IceCounts;
+    fn add(self, o: IceCounts) -> IceCounts {
+        IceCounts {
+            connected: self.connected.saturating_add(o.connected),
+            relayed: self.relayed.saturating_add(o.relayed),
+            failed: self.failed.saturating_add(o.failed),
+        }
+    }
 }
 
 impl LoadReport {
@@ -93,5 +138,20 @@ mod tests {
         assert!(back.draining());
         let idle: LoadReport = serde_json::from_str(r#"{"endpoints":0,"conferences":0,"largest_conference":0,"bitrate_in_bps":0,"bitrate_out_bps":0,"packets_in_per_s":0,"packets_out_per_s":0,"stress":0.0}"#).unwrap();
         assert!(!idle.draining());
+        assert_eq!(idle.ice, None, "a report without ICE counts (an older bridge) reads as none");
+    }
+
+    #[test]
+    fn ice_counts_are_optional_on_the_wire_and_add_up() {
+        let r = LoadReport { endpoints: 1, ..Default::default() };
+        assert!(!serde_json::to_string(&r).unwrap().contains("ice"), "absent, not null");
+        let ice = IceCounts { connected: 8, relayed: 2, failed: 1 };
+        let r = LoadReport { ice: Some(ice), ..r };
+        let s = serde_json::to_string(&r).unwrap();
+        assert!(s.contains(r#""ice":{"connected":8,"relayed":2,"failed":1}"#), "{s}");
+        assert_eq!(serde_json::from_str::<LoadReport>(&s).unwrap(), r);
+        assert_eq!(ice.relayed_share(), 0.25);
+        assert_eq!(IceCounts::default().relayed_share(), 0.0);
+        assert_eq!(ice + ice, IceCounts { connected: 16, relayed: 4, failed: 2 });
     }
 }

@@ -45,6 +45,10 @@ pub async fn handle(app: Arc<App>, socket: WebSocket) {
         b.conn = Some(conn.clone());
         app.update_gauges(&inner);
     }
+    // The bridge's ICE series exist from now on, at 0 until a client reports.
+    for (outcome, candidate) in crate::ice::LABELS {
+        app.metrics.ice.with_label_values(&[bridge_id.as_str(), outcome, candidate]);
+    }
     tracing::info!(bridge = %bridge_id, region = ?region, version = %version, draining = drain.is_some(), "bridge registered");
     socket
         .run(&app, &tx, rx, &bridge_id, |t| match control::parse::<FromBridge>(t) {
@@ -232,12 +236,18 @@ pub fn move_off(app: &Arc<App>, bridge_id: &str, why: Departure) {
 }
 
 /// Every second: bridges that went silent are lost; draining bridges past the deadline they
-/// reported have their participants moved.
+/// reported have their participants moved. Every [`crate::ice::PUBLISH_EVERY`]: each bridge is
+/// sent its clients' ICE counts.
 pub async fn monitor(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ice_published = Instant::now();
     loop {
         tick.tick().await;
         let now = Instant::now();
+        if now.saturating_duration_since(ice_published) >= crate::ice::PUBLISH_EVERY {
+            ice_published = now;
+            crate::ice::publish(&app, now);
+        }
         let stale = app.stale();
         let (lost, drained): (Vec<String>, Vec<String>) = {
             let inner = app.lock();

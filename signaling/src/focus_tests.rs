@@ -72,7 +72,7 @@ pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
     }
 }
 
-async fn next_of(ws: &mut Ws, ty: &str) -> serde_json::Value {
+pub async fn next_of(ws: &mut Ws, ty: &str) -> serde_json::Value {
     loop {
         let v = next_json(ws).await;
         if v["type"] == ty {
@@ -221,7 +221,7 @@ async fn version_one_clients_are_refused() {
     assert_eq!(next_of(&mut client, "error").await["code"], "unsupported_version");
 }
 
-async fn join(addr: &str, room: &str) -> Ws {
+pub async fn join(addr: &str, room: &str) -> Ws {
     let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
     let j = format!(r#"{{"type":"join","v":2,"room":"{room}","name":"Ada"}}"#);
     client.send(tungstenite::Message::text(j)).await.unwrap();
@@ -229,7 +229,7 @@ async fn join(addr: &str, room: &str) -> Ws {
     client
 }
 
-async fn allocate_on(b: &mut Ws) {
+pub async fn allocate_on(b: &mut Ws) {
     loop {
         if let ToBridge::AllocateEndpoint { id, conference, endpoint } = next_control(b).await {
             let r = FromBridge::Allocated { id, conference, endpoint, candidates: vec![], ice_lite: true };

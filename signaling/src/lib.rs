@@ -12,6 +12,9 @@ pub mod config;
 pub mod control_socket;
 #[cfg(test)]
 mod focus_tests;
+pub mod ice;
+#[cfg(test)]
+mod ice_tests;
 #[cfg(test)]
 mod limits_tests;
 pub mod metrics;

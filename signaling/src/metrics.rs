@@ -37,6 +37,10 @@ pub struct Metrics {
     pub routing_redirects: IntCounterVec,
     /// Participants in rooms, by their region (`unknown` without one).
     pub participants_by_region: IntGaugeVec,
+    /// Clients' peer connections to bridges, by bridge, outcome (`connected`, `failed`) and
+    /// the selected pair's local candidate type (`host`, `srflx`, `prflx`, `relay`: through
+    /// TURN; `unknown`; `none` for a failure), from the web app's `ice_report`s.
+    pub ice: IntCounterVec,
 }
 
 /// The `reason`s of the auth failure and disconnect counters that are not an [`AuthError`] or
@@ -113,6 +117,18 @@ impl Metrics {
                 "Joins redirected to another shard, by why",
                 "why",
             ),
+            ice: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "ice_total",
+                        "Clients' peer connections to bridges, by bridge, ICE outcome and local candidate type",
+                    ),
+                    &["bridge", "outcome", "candidate"],
+                )
+                .expect("static metric definition");
+                let _ = registry.register(Box::new(c.clone()));
+                c
+            },
             participants_by_region: gvec(
                 "participants_by_region",
                 "Participants in rooms, by region (edge header, token claim or the shard's)",

@@ -1,7 +1,8 @@
 //! Shard-wide state: the bridge registry (one mutex) and the room index (name → room handle,
 //! another mutex). Each room has its own lock (`crate::room`), so rooms proceed in parallel.
 //! No lock is held across an await. Lock order: a room lock may take the bridge lock (to pick a
-//! bridge for the conference); the bridge lock and the index lock are leaves.
+//! bridge for the conference) or the ICE counts' lock (to count a report); the bridge lock, the
+//! ICE counts' lock and the index lock are leaves.
 //! Bridge requests are answered through per-connection pending maps.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,6 +205,8 @@ pub struct App {
     pub tcp_conns: Arc<UnauthLimiter>,
     /// This shard is a member of a group (`routing` in the config).
     pub routing: Option<Arc<crate::routing::Routing>>,
+    /// Clients' ICE outcomes per bridge over the last minutes (`crate::ice`).
+    pub ice: Mutex<crate::ice::IceStats>,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -234,6 +237,7 @@ impl App {
             unauth: Arc::default(),
             tcp_conns: Arc::default(),
             routing: routing.map(Arc::new),
+            ice: Mutex::new(crate::ice::IceStats::new(Instant::now())),
         }))
     }
 

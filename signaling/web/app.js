@@ -196,7 +196,7 @@ async function onMessage(m) {
       // instead of switching layers (and waiting for a keyframe) right after.
       stage.mediaReady = true; stage.resetConstraints();
       await keyReady; // an E2EE room's first frames go out encrypted
-      await media.start(state.iceServers);
+      await media.start(state.iceServers, m.bridge);
       changed();
       break;
     case 'answer': await media.onAnswer(m.sdp); break;

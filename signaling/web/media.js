@@ -7,6 +7,7 @@
 // slot plays in its own <audio> element, each video slot's track goes to the tile of the
 // participant whose camera or screen it carries now.
 import { t } from './i18n.js';
+import { watchIce } from './ice-report.js';
 
 const PREFS_KEY = 'convene.devices';
 const QUALITY = { high: ['q', 'h', 'f'], standard: ['q', 'h'], low: ['q'] };
@@ -182,13 +183,14 @@ export class Media {
   }
   // `media` from signaling: (re)create the peer connection and offer our three m-lines, with
   // our tracks if they are ready (else `acquire` puts them on the senders when they are).
-  start(iceServers) {
+  start(iceServers, bridge) {
     return this.enqueue(async () => {
       if (this.pc) { this.migrations++; this.pc.close(); }
       this.transformed = false;
       this.clearRemote();
       const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
       this.pc = pc;
+      watchIce(pc, bridge, this.proto.iceReport);
       const stream = this.local.stream;
       const ready = this.localReady;
       const video = ready && this.local.video;

@@ -34,6 +34,8 @@ impl Sfu {
                     Err((code, why)) => FromBridge::error(Some(id), code, why),
                 }
             }
+            // Kept by the bridge for its load report (`Bridge::send`); nothing for the core.
+            ToBridge::IceStats { .. } => return,
             ToBridge::Answer { offer_id, conference, endpoint, sdp } => {
                 // Answers get no reply: a refused one leaves our offer to be made again.
                 if let Err((_, why)) = self.on_answer(offer_id, &conference, &endpoint, &sdp, now) {

@@ -62,6 +62,13 @@ pub struct BridgePoolSpec {
     /// Load one bridge is sized for; the bridge's stress (0..1) is its load against this.
     #[serde(default)]
     pub capacity: BridgeCapacity,
+    /// The pool is Degraded (reason `RelayShareHigh`) while more than this percent of the
+    /// clients' peer connections to its bridges in the last 10 minutes went through TURN (of at
+    /// least 10): UDP to the bridges is probably blocked for many clients. 100 turns this off,
+    /// for pools whose clients are expected to come through TURN.
+    #[serde(default = "default_relay_share")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("relayShareWarningPercent must be between 1 and 100"))]
+    pub relay_share_warning_percent: i32,
     /// Image, resources and placement of the bridge pods.
     #[serde(default)]
     pub bridge: WorkloadSpec,
@@ -69,6 +76,9 @@ pub struct BridgePoolSpec {
 
 fn one() -> i32 {
     1
+}
+fn default_relay_share() -> i32 {
+    50
 }
 
 /// Autoscaling targets. The operator keeps enough bridges that the load per bridge stays under
@@ -313,6 +323,29 @@ pub struct BridgeState {
     /// The tag of the image the bridge pod runs (the whole image when it has no tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Clients' peer connections to the bridge in the last 10 minutes, as signaling counted the
+    /// clients' reports; absent when the bridge did not report them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice: Option<BridgeIce>,
+}
+
+/// How clients' ICE went with one bridge (the last 10 minutes).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BridgeIce {
+    /// Peer connections that connected.
+    pub connected: i64,
+    /// Of those, the ones relayed through TURN (the client's side of the selected pair).
+    pub relayed: i64,
+    /// Peer connections whose ICE failed or that did not connect in time.
+    pub failed: i64,
+}
+
+impl From<convene_proto::load::IceCounts> for BridgeIce {
+    fn from(c: convene_proto::load::IceCounts) -> Self {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Self { connected: n(c.connected), relayed: n(c.relayed), failed: n(c.failed) }
+    }
 }
 
 /// A scaling decision.

@@ -225,6 +225,7 @@ async fn run(pool: &BridgePool, ctx: &Context, ns: &str) -> Result<Action> {
             b.mbps = l.mbps.map(|m| m.round() as i64);
             b.stress = l.stress.map(|s| (s * 100.0).round() / 100.0);
             b.draining |= l.drain.is_some();
+            b.ice = l.ice.map(Into::into);
         }
     }
     let mut health = health(pool, run_count, &sts, &g.pods, &bridges, rolling);
@@ -479,8 +480,110 @@ pub fn ordinal(pod: &str) -> u32 {
     pod.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(u32::MAX)
 }
 
+/// A bridge whose clients never complete ICE: at least this many of its peer connections failed
+/// in the window, and none connected, while another bridge of the pool connects its clients.
+pub const ICE_FAILURES_MIN: u64 = 3;
+/// No bridge of the pool connects any client: at least this many failures across the pool (a
+/// single client that cannot connect anywhere, and retries, should not make it).
+pub const ICE_FAILURES_POOL_MIN: u64 = 5;
+/// The share of connections relayed through TURN is judged on at least this many.
+pub const RELAY_SAMPLE_MIN: u64 = 10;
+
+/// An address source as the BridgePool spec spells it (`NodeExternalIP`).
+fn spelled(source: AddressSource) -> String {
+    serde_json::to_value(source)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| format!("{source:?}"))
+}
+
+/// Pure: what the clients' ICE reports (`BridgeState::ice`, the last 10 minutes as signaling
+/// counted them) say is wrong: clients that reach some bridges but never one of them (its
+/// advertised address is wrong or UDP does not reach its node), or no bridge at all; and too
+/// many connections going through TURN (UDP blocked for many clients). Bridges that reported
+/// no counts are left out.
+pub fn ice_health(pool: &BridgePool, bridges: &[BridgeState]) -> (Option<Observed>, Option<Observed>) {
+    let counted: Vec<(&BridgeState, crate::crd::bridgepool::BridgeIce)> =
+        bridges.iter().filter_map(|b| Some((b, b.ice?))).collect();
+    let media = pool.spec.ports.media;
+    let source = spelled(pool.spec.public_address.source);
+    let stun = pool.spec.public_address.source == AddressSource::Stun;
+    let node = |b: &BridgeState| b.node.clone().unwrap_or_else(|| "(no node)".into());
+    let address = |b: &BridgeState| match &b.address {
+        Some(a) => a.clone(),
+        None if stun => "its STUN-discovered address (see convene_bridge_advertised_address_info)".into(),
+        None => "no address".into(),
+    };
+    let connected: i64 = counted.iter().map(|(_, i)| i.connected.max(0)).sum();
+    let relayed: i64 = counted.iter().map(|(_, i)| i.relayed.clamp(0, i.connected.max(0))).sum();
+    let failed: i64 = counted.iter().map(|(_, i)| i.failed.max(0)).sum();
+    let bad: Vec<_> =
+        counted.iter().filter(|(_, i)| i.connected <= 0 && i.failed >= ICE_FAILURES_MIN as i64).collect();
+    let good: Vec<_> = counted.iter().filter(|(_, i)| i.connected > 0).collect();
+    let failing = if !bad.is_empty() && !good.is_empty() {
+        let each: Vec<String> = bad
+            .iter()
+            .map(|(b, i)| {
+                format!(
+                    "bridge {} (node {}, advertises {}): {} failed, none connected",
+                    b.name,
+                    node(b),
+                    address(b),
+                    i.failed
+                )
+            })
+            .collect();
+        let others: Vec<String> = good.iter().map(|(b, i)| format!("{} {}", b.name, i.connected)).collect();
+        let nodes: Vec<String> = bad.iter().map(|(b, _)| node(b)).collect();
+        Some(Observed::new(
+            "Degraded",
+            true,
+            "IceFailing",
+            format!(
+                "clients never complete ICE with {} in the last 10 minutes, while other bridges of the pool connect theirs (connected: {}): the advertised address is wrong or UDP is blocked. Check that the address is the one clients reach node {} at (spec.publicAddress.source {source}) and that UDP port {media} reaches the node from outside (firewall, cloud security group)",
+                each.join("; "),
+                others.join(", "),
+                nodes.join(", "),
+            ),
+        ))
+    } else if !counted.is_empty() && connected == 0 && failed >= ICE_FAILURES_POOL_MIN as i64 {
+        let addresses: Vec<String> =
+            counted.iter().map(|(b, _)| format!("{} {}", b.name, address(b))).collect();
+        Some(Observed::new(
+            "Degraded",
+            true,
+            "IceFailingEverywhere",
+            format!(
+                "no client completed ICE with any bridge of the pool: {failed} peer connection(s) failed and none connected in the last 10 minutes. Check that UDP port {media} (and TCP {} for ICE-TCP) reaches the bridges' nodes from outside, that the advertised addresses ({}) are where clients reach the nodes (spec.publicAddress.source {source}), and the shard's TURN servers",
+                pool.spec.ports.tcp_fallback,
+                addresses.join(", "),
+            ),
+        ))
+    } else {
+        None
+    };
+    let threshold = i64::from(pool.spec.relay_share_warning_percent.clamp(1, 100));
+    let relay = (connected >= RELAY_SAMPLE_MIN as i64 && relayed * 100 > connected * threshold).then(|| {
+        let nodes: Vec<String> = counted.iter().map(|(b, _)| node(b)).collect();
+        Observed::new(
+            "Degraded",
+            true,
+            "RelayShareHigh",
+            format!(
+                "{relayed} of {connected} clients' peer connections in the last 10 minutes ({}%) went through TURN (more than {threshold}%): UDP is probably blocked for many clients. Check the firewall in front of the bridges' UDP port {media} (nodes {}); if these clients are expected to come through TURN, raise spec.relayShareWarningPercent",
+                relayed * 100 / connected,
+                nodes.join(", "),
+            ),
+        )
+    });
+    (failing, relay)
+}
+
 /// Pure: the pool's conditions. Pods the scheduler cannot place (port taken, too few nodes for
-/// one bridge each) and nodes without the address the pool advertises make it Degraded.
+/// one bridge each), nodes without the address the pool advertises, clients that cannot
+/// complete ICE with a bridge ([`ice_health`]), bridges left on another version after a rollout
+/// and clients mostly relayed through TURN make it Degraded, in this order: the first gives
+/// the reason, every one adds its message.
 pub fn health(
     pool: &BridgePool,
     desired: i32,
@@ -500,40 +603,49 @@ pub fn health(
     let skew = super::conditions::version_skew(
         bridges.iter().filter_map(|b| Some((b.name.as_str(), b.version.as_deref()?))),
     );
-    let degraded = if !unschedulable.is_empty() {
-        Observed::new(
-            "Degraded",
-            true,
-            "Unschedulable",
-            format!(
-                "{} bridge pod(s) cannot be placed (each bridge needs a node of its own with its ports free): {}",
-                unschedulable.len(),
-                unschedulable.join("; ")
-            ),
-        )
-    } else if !no_address.is_empty() {
-        Observed::new(
-            "Degraded",
-            true,
-            "NoAdvertisedAddress",
-            format!(
-                "node(s) {} have no {:?} address; clients could not reach these bridges. Set spec.publicAddress.source to match your nodes",
-                no_address.join(", "),
-                source
-            ),
-        )
-    } else if let Some(skew) = skew.filter(|_| rolling.is_none() && rolled_out) {
-        Observed::new(
-            "Degraded",
-            true,
-            "MixedVersions",
-            format!(
-                "the bridges run different versions after the rollout ended: {skew}. Delete the stragglers' pods or pin one image"
-            ),
-        )
-    } else {
-        Observed::new("Degraded", false, "AsExpected", "all bridges placed with an address")
-    };
+    let (ice_failing, relay_high) = ice_health(pool, bridges);
+    let problems = [
+        (!unschedulable.is_empty()).then(|| {
+            Observed::new(
+                "Degraded",
+                true,
+                "Unschedulable",
+                format!(
+                    "{} bridge pod(s) cannot be placed (each bridge needs a node of its own with its ports free): {}",
+                    unschedulable.len(),
+                    unschedulable.join("; ")
+                ),
+            )
+        }),
+        (!no_address.is_empty()).then(|| {
+            Observed::new(
+                "Degraded",
+                true,
+                "NoAdvertisedAddress",
+                format!(
+                    "node(s) {} have no {} address; clients could not reach these bridges. Set spec.publicAddress.source to match your nodes",
+                    no_address.join(", "),
+                    spelled(source)
+                ),
+            )
+        }),
+        ice_failing,
+        skew.filter(|_| rolling.is_none() && rolled_out).map(|skew| {
+            Observed::new(
+                "Degraded",
+                true,
+                "MixedVersions",
+                format!(
+                    "the bridges run different versions after the rollout ended: {skew}. Delete the stragglers' pods or pin one image"
+                ),
+            )
+        }),
+        relay_high,
+    ];
+    let degraded = super::degraded_of(
+        problems.into_iter().flatten().collect(),
+        Observed::new("Degraded", false, "AsExpected", "all bridges placed with an address"),
+    );
     let progressing = if let Some(msg) = rolling {
         Observed::new("Progressing", true, "RollingUpdate", msg)
     } else if rolled_out {

@@ -57,6 +57,7 @@ pub fn parse(body: &[u8]) -> BridgeLoad {
             mbps: Some(r.mbps()),
             stress: Some(r.stress),
             drain: r.drain,
+            ice: r.ice,
         },
         Err(_) => BridgeLoad::default(),
     }
@@ -107,6 +108,10 @@ mod tests {
         assert_eq!(l.stress, Some(0.25));
         assert_eq!(l.drain, Some(Drain { elapsed_ms: 1, deadline_ms: 2 }));
         assert!(l.known());
+        assert_eq!(l.ice, None, "a bridge that reports no ICE counts");
+        let ice = convene_proto::load::IceCounts { connected: 5, relayed: 2, failed: 1 };
+        let with = LoadReport { ice: Some(ice), ..report };
+        assert_eq!(parse(serde_json::to_string(&with).unwrap().as_bytes()).ice, Some(ice));
     }
 
     #[test]

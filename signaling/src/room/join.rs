@@ -198,7 +198,8 @@ pub fn admit(
         .participants_by_region
         .with_label_values(&[crate::select::region_label(region.as_deref())])
         .inc();
-    r.participants.insert(pid.clone(), Participant { info, tx, seq, bridge: None, fixed_identity, region });
+    r.participants
+        .insert(pid.clone(), Participant { info, tx, seq, bridge: None, fixed_identity, region, ice_due: 0 });
     // After the insert: a recording's participant list includes them.
     r.broadcast(&joined, Some(&pid));
     app.metrics.joins.inc();

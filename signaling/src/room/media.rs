@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use convene_proto::client::{CandidateType, IceOutcome};
 use convene_proto::control::{self, FromBridge, ToBridge};
 
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
-use crate::room::refuse;
+use crate::room::{Room, refuse};
 use crate::state::{App, Tx, lock};
 use crate::turn::{self, IceServer};
 
@@ -79,6 +80,8 @@ pub async fn setup_media(app: Arc<App>, room: String, pid: String, migration: bo
                     match r.participants.get_mut(&pid) {
                         Some(p) => {
                             p.bridge = Some(bridge.clone());
+                            // The client makes a peer connection for it and reports how it went.
+                            p.ice_due = (p.ice_due + 1).min(crate::ice::MAX_DUE);
                             let ice_servers = ice_servers(&app, &pid);
                             let _ = p.tx.send(ServerMsg::Media { bridge, migration, ice_servers });
                             true
@@ -118,6 +121,32 @@ pub async fn setup_media(app: Arc<App>, room: String, pid: String, migration: bo
         }
     }
     send_to(&app, &room, &pid, ServerMsg::error(ErrorCode::NoBridge, "could not allocate media"));
+}
+
+/// A participant's `ice_report`: counted for `bridge` when that is still the bridge holding its
+/// endpoint and a `media` message is left unreported (one report per peer connection); any
+/// other is ignored without a reply (a report overtaken by a migration, a repeated one, one
+/// from a client that never got media), so no client can add more than its peer connections.
+pub fn ice_report(
+    app: &App,
+    r: &mut Room,
+    pid: &str,
+    bridge: &str,
+    outcome: IceOutcome,
+    candidate: Option<CandidateType>,
+) {
+    let Some(p) = r.participants.get_mut(pid) else { return };
+    if p.ice_due == 0 || p.bridge.as_deref() != Some(bridge) {
+        tracing::debug!(participant = %pid, %bridge, on = ?p.bridge, due = p.ice_due, "ICE report ignored");
+        return;
+    }
+    p.ice_due -= 1;
+    let label = crate::ice::candidate_label(outcome, candidate);
+    app.metrics.ice.with_label_values(&[bridge, outcome.as_str(), label]).inc();
+    lock(&app.ice).record(bridge, outcome, candidate, std::time::Instant::now());
+    if outcome == IceOutcome::Failed {
+        tracing::info!(participant = %pid, room = %r.name, %bridge, "a client's ICE with its bridge failed");
+    }
 }
 
 fn send_to(app: &App, room: &str, pid: &str, msg: ServerMsg) {

@@ -35,6 +35,9 @@ pub struct Participant {
     /// Where the participant is (edge header, token claim, or the shard's region): the room's
     /// bridge is chosen in the region of the participant who starts its conference.
     pub region: Option<String>,
+    /// `media` messages sent whose peer connection the client has not reported on yet
+    /// (`ice_report`; at most [`crate::ice::MAX_DUE`]).
+    pub ice_due: u8,
 }
 
 pub struct Waiter {
@@ -302,6 +305,9 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
         }
         ClientMsg::Reaction { reaction } => reaction::send(r, pid, reaction),
         ClientMsg::EndMeeting => return reaction::end_meeting(app, r, my_name),
+        ClientMsg::IceReport { bridge, outcome, candidate } => {
+            media::ice_report(app, r, pid, &bridge, outcome, candidate)
+        }
         ClientMsg::Mute { target, kind } => moderation::mute(app, r, tx, my_name, &target, kind),
         ClientMsg::MuteAll { kind } => moderation::mute_all(r, pid, my_name, kind),
         ClientMsg::Kick { target } => return moderation::kick(app, r, tx, my_name, &target),
