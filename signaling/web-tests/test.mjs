@@ -261,6 +261,15 @@ try {
     main = await threeDecode('standup');
   });
 
+  await check('each participant reports its ICE once, connected over a host candidate (signaling counts it per bridge)', async () => {
+    if (main.length < 3) throw new Error('no call');
+    // Loopback: host candidates win (the relay check below sees relayed ones).
+    const host = () => counter(BASE, 'convene_signaling_ice_total', { outcome: 'connected', candidate: 'host' });
+    await waitFor('three host reports', async () => (await host()) >= 3, 10000, 250);
+    const failed = await counter(BASE, 'convene_signaling_ice_total', { outcome: 'failed' });
+    if (failed !== 0) throw new Error(`${failed} failed ICE report(s) on loopback`);
+  });
+
   await check('mute state reaches the others', async () => {
     if (main.length < 3) throw new Error('no call');
     const [a, b, c] = main;
@@ -939,10 +948,14 @@ await check('e2ee: same passphrase decodes, none shows the passphrase tile, reco
   } finally { for (const p of pages) await close(p); }
 });
 
-await check('relay-only (coturn, ephemeral credentials) still decodes', async () => {
+await check('relay-only (coturn, ephemeral credentials) still decodes, and the ICE reports say relayed', async () => {
   let pages = [];
+  const relayed = () => counter(BASE, 'convene_signaling_ice_total', { outcome: 'connected', candidate: 'relay' });
+  const before = await relayed();
   try {
     pages = await threeDecode('relayroom', '&relay=1');
+    // Each page reports its peer connection once, with the selected pair's local type.
+    await waitFor('three relayed ICE reports counted by signaling', async () => (await relayed()) - before === 3, 10000, 250);
     for (const p of pages) {
       const types = await p.page.evaluate(async () => {
         const r = await window.convene.pc.getStats();
@@ -1135,10 +1148,12 @@ await check('prejoin page: accessible, German strings with ?lang=de', async () =
   } finally { await close(p); }
 });
 
-// The sum of a counter over all its label sets in a signaling's /metrics.
-async function counter(base, name) {
+// The sum of a counter over its label sets in a signaling's /metrics (those with `labels`).
+async function counter(base, name, labels = {}) {
   const text = await (await fetch(new URL('metrics', base))).text();
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   return text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+    .filter((l) => want.every((w) => l.includes(w)))
     .reduce((sum, l) => sum + Number(l.trim().split(/\s+/).pop()), 0);
 }
 
