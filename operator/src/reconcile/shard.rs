@@ -156,10 +156,10 @@ fn publish_certificate(ctx: &Context, ns: &str, shard: &Shard, cert: Option<(&st
         gauge.with_label_values(&[ns, &name, secret]).set(t);
     }
     let live: Vec<String> = ctx.stores.shards.in_namespace(ns).iter().map(|s| s.name_any()).collect();
-    let stale: Vec<[String; 2]> = prometheus::core::Collector::collect(gauge)
+    let series: Vec<[String; 3]> = prometheus::core::Collector::collect(gauge)
         .iter()
         .flat_map(|f| f.get_metric())
-        .filter_map(|m| {
+        .map(|m| {
             let label = |k: &str| {
                 m.get_label()
                     .iter()
@@ -167,15 +167,30 @@ fn publish_certificate(ctx: &Context, ns: &str, shard: &Shard, cert: Option<(&st
                     .map(|l| l.value().to_string())
                     .unwrap_or_default()
             };
-            let (shard, secret) = (label("shard"), label("secret"));
-            let current = shard == name && cert.is_some_and(|(s, _)| s == secret);
-            let gone = shard != name && !live.contains(&shard);
-            (label("namespace") == ns && (gone || (shard == name && !current))).then_some([shard, secret])
+            [label("namespace"), label("shard"), label("secret")]
         })
         .collect();
-    for [shard, secret] in stale {
+    for [shard, secret] in stale_series(&series, ns, &name, cert.map(|(s, _)| s), &live) {
         let _ = gauge.remove_label_values(&[ns, &shard, &secret]);
     }
+}
+
+/// Pure: the certificate series (`[namespace, shard, secret]`) of namespace `ns` to remove:
+/// `shard`'s for a Secret other than `current`, and those of Shards not in `live`.
+fn stale_series(
+    series: &[[String; 3]],
+    ns: &str,
+    shard: &str,
+    current: Option<&str>,
+    live: &[String],
+) -> Vec<[String; 2]> {
+    series
+        .iter()
+        .filter(|[n, s, secret]| {
+            n == ns && if s == shard { current != Some(secret.as_str()) } else { !live.contains(s) }
+        })
+        .map(|[_, s, secret]| [s.clone(), secret.clone()])
+        .collect()
 }
 
 /// A group member's share of the group: the generated group secrets (once), the membership
@@ -425,4 +440,28 @@ fn health(g: &Gathered, sts: Option<&StatefulSet>, failed: &Failures) -> Health 
         Observed::new("Ready", true, "Ready", format!("signaling ready, {} bridges ready", g.bridges_ready))
     };
     Health { ready, progressing, degraded }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stale_series;
+
+    #[test]
+    fn certificate_series_of_other_secrets_and_gone_shards_are_stale() {
+        let row = |n: &str, s: &str, secret: &str| [n.to_string(), s.to_string(), secret.to_string()];
+        let series = [
+            row("ns", "meet", "meet-tls"),
+            row("ns", "meet", "old-tls"),
+            row("ns", "gone", "gone-tls"),
+            row("ns", "other", "other-tls"),
+            row("elsewhere", "gone", "gone-tls"),
+        ];
+        let live = ["meet".to_string(), "other".to_string()];
+        let stale = stale_series(&series, "ns", "meet", Some("meet-tls"), &live);
+        let want = |s: &str, secret: &str| [s.to_string(), secret.to_string()];
+        assert_eq!(stale, vec![want("meet", "old-tls"), want("gone", "gone-tls")]);
+        // No certificate read (or ingress TLS off): none of the shard's series stays.
+        let stale = stale_series(&series, "ns", "meet", None, &live);
+        assert_eq!(stale, vec![want("meet", "meet-tls"), want("meet", "old-tls"), want("gone", "gone-tls")]);
+    }
 }
