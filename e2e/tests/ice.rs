@@ -54,8 +54,12 @@ async fn clients_ice_reports_reach_each_bridges_load_report() {
         }
     }
     assert_eq!(by_bridge.len(), 2, "rooms on both bridges: {:?}", by_bridge.keys());
-    let report =
-        |bridge: &str, outcome, candidate| ClientMsg::IceReport { bridge: bridge.into(), outcome, candidate };
+    let report = |bridge: &str, outcome, candidate| ClientMsg::IceReport {
+        bridge: bridge.into(),
+        outcome,
+        candidate,
+        turn_error: None,
+    };
     // bridge-a: its client connected through TURN, and says so three times.
     let a = by_bridge.get_mut("bridge-a").unwrap();
     for _ in 0..3 {

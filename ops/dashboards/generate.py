@@ -299,9 +299,9 @@ def turn():
               "TurnPools: the operator's reconciles and the coturn relays' readiness.",
               [("namespace", "Namespace", 'label_values(kube_statefulset_replicas{statefulset=~".+-turn"}, namespace)')])
     b.text("What this dashboard cannot show yet",
-           "Relay traffic and allocations are not exported yet: coturn's Prometheus exporter is not enabled in "
-           "the turnserver.conf the operator renders. The share of clients on a relayed path comes from the web "
-           "app's ICE reports, counted by signaling. The readiness panels need **kube-state-metrics**. "
+           "Relay traffic is not exported yet: coturn's Prometheus exporter is not enabled in the "
+           "turnserver.conf the operator renders. The share of clients on a relayed path and the allocations "
+           "the relays refused come from the web app's ICE reports, counted by signaling. The readiness panels need **kube-state-metrics**. "
            "See ops/README.md.", h=4)
     b.row("Clients through TURN")
     b.graph("Share of clients' connections relayed through TURN (15 min)", [
@@ -313,6 +313,11 @@ def turn():
     b.graph("Relayed connections (10 min)", [
         ('sum by (namespace, shard) (increase(convene_signaling_ice_total{outcome="connected", candidate="relay", '
          'namespace=~"$namespace"}[10m]))', "{{shard}}")])
+    b.graph("Allocations the relays refused, as clients report (10 min)", [
+        ('sum by (namespace, shard, reason) (increase(convene_signaling_turn_errors_total{namespace=~"$namespace"}'
+         '[10m]))', "{{shard}} {{reason}}")],
+        description="auth: the relays refuse the credentials signaling mints (secret mismatch); refused: quota or "
+                    "capacity; unreachable: no answer (alert ConveneTurnAllocationFailures at 3 in 10 min).")
     b.row("Relays")
     b.graph("Ready relays (kube-state-metrics)", [
         ('sum by (namespace, statefulset) (kube_statefulset_status_replicas_ready{namespace=~"$namespace", '

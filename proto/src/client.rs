@@ -143,6 +143,11 @@ pub enum ClientMsg {
         outcome: IceOutcome,
         #[serde(default)]
         candidate: Option<CandidateType>,
+        /// The first TURN relay error this peer connection saw (`icecandidateerror` for a
+        /// `turn:`/`turns:` URL), whatever the outcome: a client may connect directly while
+        /// every relay refuses it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        turn_error: Option<TurnError>,
     },
     Ping,
 }
@@ -160,6 +165,32 @@ impl IceOutcome {
         match self {
             IceOutcome::Connected => "connected",
             IceOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Why a TURN relay gave a client no allocation, from the STUN error code of its
+/// `icecandidateerror` ([`ClientMsg::IceReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnError {
+    /// 401 or 438: the relay refused the credentials signaling minted (its shared secret
+    /// differs from the TurnPool's Secret, or the clocks differ).
+    Auth,
+    /// Another STUN error (403, 486 quota, 508 capacity, ...): the relay refused the allocation.
+    Refused,
+    /// 701: the relay did not answer (firewall, wrong address, relay down).
+    Unreachable,
+}
+
+impl TurnError {
+    pub const ALL: [TurnError; 3] = [TurnError::Auth, TurnError::Refused, TurnError::Unreachable];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnError::Auth => "auth",
+            TurnError::Refused => "refused",
+            TurnError::Unreachable => "unreachable",
         }
     }
 }
@@ -616,20 +647,29 @@ mod tests {
             ClientMsg::IceReport {
                 bridge: "b1".into(),
                 outcome: IceOutcome::Connected,
-                candidate: Some(CandidateType::Relay)
+                candidate: Some(CandidateType::Relay),
+                turn_error: None,
             }
         );
-        let failed =
-            ClientMsg::IceReport { bridge: "b1".into(), outcome: IceOutcome::Failed, candidate: None };
+        let failed = ClientMsg::IceReport {
+            bridge: "b1".into(),
+            outcome: IceOutcome::Failed,
+            candidate: None,
+            turn_error: None,
+        };
         assert_eq!(parse(r#"{"type":"ice_report","bridge":"b1","outcome":"failed"}"#).unwrap(), failed);
         assert_eq!(parse(&failed.to_json()).unwrap(), failed);
         for bad in [
             r#"{"type":"ice_report","bridge":"b1","outcome":"meh"}"#,
             r#"{"type":"ice_report","bridge":"b1","outcome":"connected","candidate":"<b>x</b>"}"#,
             r#"{"type":"ice_report","outcome":"failed"}"#,
+            r#"{"type":"ice_report","bridge":"b1","outcome":"failed","turn_error":"401"}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+        let refused =
+            parse(r#"{"type":"ice_report","bridge":"b1","outcome":"connected","turn_error":"auth"}"#);
+        assert!(matches!(refused.unwrap(), ClientMsg::IceReport { turn_error: Some(TurnError::Auth), .. }));
         assert_eq!((IceOutcome::Failed.as_str(), CandidateType::Srflx.as_str()), ("failed", "srflx"));
     }
 

@@ -103,3 +103,29 @@ async fn a_report_per_media_message_is_counted_for_the_bridge_and_reaches_it() {
         tokio::time::timeout(crate::ice::PUBLISH_EVERY * 3, ice_stats(&mut b2)).await.expect("ice_stats");
     assert_eq!(ice, IceCounts { connected: 0, relayed: 0, failed: 1 });
 }
+
+#[tokio::test]
+async fn a_turn_error_is_counted_once_with_its_report_and_only_then() {
+    let (addr, app) = server().await;
+    let mut b1 = bridge(&addr, "b1", "s3cret").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let turn = |reason: &str| app.metrics.turn_errors.with_label_values(&[reason]).get();
+    let text = app.metrics.render();
+    for reason in ["auth", "refused", "unreachable"] {
+        let series = format!(r#"convene_signaling_turn_errors_total{{reason="{reason}"}} 0"#);
+        assert!(text.contains(&series), "every reason exists at 0: {text}");
+    }
+    let mut client = join(&addr, "turn").await;
+    let (_, ()) = tokio::join!(next_of(&mut client, "media"), allocate_on(&mut b1));
+    // Connected directly while the relay refused the minted credentials: both are said.
+    let with =
+        |e: &str| report("b1", "connected", Some("host")).replace('}', &format!(r#","turn_error":"{e}"}}"#));
+    say(&mut client, &with("auth")).await;
+    // One per `media` message: more reports add no TURN errors, whatever they say.
+    for _ in 0..20 {
+        say(&mut client, &with("unreachable")).await;
+    }
+    quiet(&mut client).await;
+    assert_eq!((turn("auth"), turn("unreachable"), turn("refused")), (1, 0, 0));
+    assert_eq!(series(&app, "b1", "connected", "host"), 1);
+}

@@ -1,7 +1,7 @@
 //! Prometheus metrics (`convene_signaling_*`).
 use crate::auth::AuthError;
 use crate::outbox::CloseReason;
-use convene_proto::client::ErrorCode;
+use convene_proto::client::{ErrorCode, TurnError};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub struct Metrics {
@@ -41,6 +41,8 @@ pub struct Metrics {
     /// the selected pair's local candidate type (`host`, `srflx`, `prflx`, `relay`: through
     /// TURN; `unknown`; `none` for a failure), from the web app's `ice_report`s.
     pub ice: IntCounterVec,
+    /// TURN relay errors clients reported, by reason (auth, refused, unreachable).
+    pub turn_errors: IntCounterVec,
 }
 
 /// The `reason`s of the auth failure and disconnect counters that are not an [`AuthError`] or
@@ -129,6 +131,11 @@ impl Metrics {
                 let _ = registry.register(Box::new(c.clone()));
                 c
             },
+            turn_errors: vec(
+                "turn_errors_total",
+                "TURN relays that gave a client no allocation, by why (auth, refused, unreachable), as clients report",
+                "reason",
+            ),
             participants_by_region: gvec(
                 "participants_by_region",
                 "Participants in rooms, by region (edge header, token claim or the shard's)",
@@ -153,6 +160,9 @@ impl Metrics {
         }
         for c in ErrorCode::ALL {
             m.refusals.with_label_values(&[c.as_str()]);
+        }
+        for e in TurnError::ALL {
+            m.turn_errors.with_label_values(&[e.as_str()]);
         }
         m
     }

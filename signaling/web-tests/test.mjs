@@ -265,7 +265,7 @@ try {
     if (main.length < 3) throw new Error('no call');
     // Loopback: host candidates win (the relay check below sees relayed ones).
     const host = () => counter(BASE, 'convene_signaling_ice_total', { outcome: 'connected', candidate: 'host' });
-    await waitFor('three host reports', async () => (await host()) >= 3, 10000, 250);
+    await waitFor('three host reports', async () => (await host()) >= 3, 15000, 250);
     const failed = await counter(BASE, 'convene_signaling_ice_total', { outcome: 'failed' });
     if (failed !== 0) throw new Error(`${failed} failed ICE report(s) on loopback`);
   });
@@ -955,7 +955,7 @@ await check('relay-only (coturn, ephemeral credentials) still decodes, and the I
   try {
     pages = await threeDecode('relayroom', '&relay=1');
     // Each page reports its peer connection once, with the selected pair's local type.
-    await waitFor('three relayed ICE reports counted by signaling', async () => (await relayed()) - before === 3, 10000, 250);
+    await waitFor('three relayed ICE reports counted by signaling', async () => (await relayed()) - before === 3, 15000, 250);
     for (const p of pages) {
       const types = await p.page.evaluate(async () => {
         const r = await window.convene.pc.getStats();
@@ -1156,6 +1156,19 @@ async function counter(base, name, labels = {}) {
     .filter((l) => want.every((w) => l.includes(w)))
     .reduce((sum, l) => sum + Number(l.trim().split(/\s+/).pop()), 0);
 }
+
+await check('a relay that refuses the minted TURN credentials is reported (the group\'s TURN secret is wrong)', async () => {
+  // The room lives on one of the group's shards: count on both.
+  const auth = async () => (await Promise.all(GROUP.map((b) => counter(b, 'convene_signaling_turn_errors_total', { reason: 'auth' })))).reduce((a, b) => a + b, 0);
+  const before = await auth();
+  let pages = [];
+  try {
+    pages = await Promise.all(['olga', 'pia'].map((n) => open(`${GROUP[0]}turn-refused?name=${n}&autojoin=1`, n)));
+    await allDecode(pages); // directly: only the relay is refused
+    // coturn answers each allocation with 401; each page's ICE report says so once.
+    await waitFor('two TURN auth errors counted by signaling', async () => (await auth()) - before === 2, 15000, 250);
+  } finally { for (const p of pages) await close(p); }
+});
 
 await check('group of shards: two participants entering through different shards meet in one room', async () => {
   if (GROUP.length !== 2) throw new Error(`two group signalings expected, GROUP_URLS=${GROUP}`);

@@ -16,16 +16,41 @@ export function selectedLocalType(report) {
   return TYPES.includes(type) ? type : null;
 }
 
-// Watch `pc` (made for bridge `bridge`) and call `report(bridge, outcome, candidate)` once.
+// A TURN relay's `icecandidateerror` code as the report names it, or null (not a TURN error).
+export function turnError(url, code) {
+  if (!/^turns?:/.test(url || '')) return null;
+  if (code === 401 || code === 438) return 'auth'; // the credentials signaling minted
+  if (code === 701) return 'unreachable'; // no answer from the relay
+  return code >= 300 && code < 700 ? 'refused' : null;
+}
+
+// Until ICE gathering is complete (every relay allocated or refused), at most `ms`.
+function gathered(pc, ms) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === 'complete') { pc.removeEventListener('icegatheringstatechange', done); resolve(); } };
+    pc.addEventListener('icegatheringstatechange', done);
+    setTimeout(resolve, ms);
+  });
+}
+
+// Watch `pc` (made for bridge `bridge`) and call `report(bridge, outcome, candidate,
+// turnError)` once, after gathering has ended so that a relay's refusal is in it too.
 export function watchIce(pc, bridge, report) {
   let done = false;
+  let turn = null; // the first TURN error
+  const onError = (e) => { turn = turn || turnError(e.url, e.errorCode); };
+  pc.addEventListener('icecandidateerror', onError);
   const finish = async (outcome) => {
     if (done || pc.connectionState === 'closed') return;
     done = true;
     clearTimeout(timer);
     pc.removeEventListener('connectionstatechange', onState);
+    await gathered(pc, 10000);
+    pc.removeEventListener('icecandidateerror', onError);
+    if (pc.connectionState === 'closed') return;
     const candidate = outcome === 'connected' ? selectedLocalType(await pc.getStats().catch(() => new Map())) : null;
-    report(bridge, outcome, candidate);
+    report(bridge, outcome, candidate, turn);
   };
   const onState = () => {
     if (pc.connectionState === 'connected') finish('connected');

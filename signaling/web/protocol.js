@@ -39,7 +39,7 @@ export function makeProtocol(send) {
     setE2ee: (enabled) => send({ type: 'set_e2ee', enabled: !!enabled }),
     spotlight: (target) => send({ type: 'spotlight', target: target || null }),
     endMeeting: () => send({ type: 'end_meeting' }),
-    iceReport: (bridge, outcome, candidate) => send({ type: 'ice_report', bridge, outcome, candidate: candidate || undefined }),
+    iceReport: (bridge, outcome, candidate, turnError) => send({ type: 'ice_report', bridge, outcome, candidate: candidate || undefined, turn_error: turnError || undefined }),
     ping: () => send({ type: 'ping' }),
   };
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use convene_proto::client::{CandidateType, IceOutcome};
+use convene_proto::client::{CandidateType, IceOutcome, TurnError};
 use convene_proto::control::{self, FromBridge, ToBridge};
 
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
@@ -134,6 +134,7 @@ pub fn ice_report(
     bridge: &str,
     outcome: IceOutcome,
     candidate: Option<CandidateType>,
+    turn_error: Option<TurnError>,
 ) {
     let Some(p) = r.participants.get_mut(pid) else { return };
     if p.ice_due == 0 || p.bridge.as_deref() != Some(bridge) {
@@ -146,6 +147,10 @@ pub fn ice_report(
     lock(&app.ice).record(bridge, outcome, candidate, std::time::Instant::now());
     if outcome == IceOutcome::Failed {
         tracing::info!(participant = %pid, room = %r.name, %bridge, "a client's ICE with its bridge failed");
+    }
+    if let Some(e) = turn_error {
+        app.metrics.turn_errors.with_label_values(&[e.as_str()]).inc();
+        tracing::info!(participant = %pid, room = %r.name, reason = e.as_str(), "a TURN relay gave a client no allocation");
     }
 }
 

@@ -305,8 +305,8 @@ fn in_room(app: &Arc<App>, pid: &str, r: &mut Room, tx: &Tx, msg: ClientMsg) -> 
         }
         ClientMsg::Reaction { reaction } => reaction::send(r, pid, reaction),
         ClientMsg::EndMeeting => return reaction::end_meeting(app, r, my_name),
-        ClientMsg::IceReport { bridge, outcome, candidate } => {
-            media::ice_report(app, r, pid, &bridge, outcome, candidate)
+        ClientMsg::IceReport { bridge, outcome, candidate, turn_error } => {
+            media::ice_report(app, r, pid, &bridge, outcome, candidate, turn_error)
         }
         ClientMsg::Mute { target, kind } => moderation::mute(app, r, tx, my_name, &target, kind),
         ClientMsg::MuteAll { kind } => moderation::mute_all(r, pid, my_name, kind),
