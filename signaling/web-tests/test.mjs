@@ -851,10 +851,28 @@ await check('e2ee: same passphrase decodes, none shows the passphrase tile, reco
   } finally { for (const p of pages) await close(p); }
 });
 
+// Signaling's counts of the pages' ice_report (issue 15 item 5): the series, and the relayed
+// connections among them.
+async function iceCounts() {
+  const text = await (await fetch(BASE + 'metrics')).text();
+  const lines = text.split('\n').filter((l) => l.startsWith('convene_signaling_ice_total{') && !l.endsWith(' 0'));
+  const relayed = lines.filter((l) => l.includes('candidate="relay"') && l.includes('outcome="connected"'))
+    .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  return { lines, relayed };
+}
+
 await check('relay-only (coturn, ephemeral credentials) still decodes', async () => {
   let pages = [];
   try {
+    const before = (await iceCounts()).relayed;
     pages = await threeDecode('relayroom', '&relay=1');
+    // Each page reported its connection as relayed; signaling counted it for the bridge.
+    let seen = [];
+    await waitFor('signaling counted 3 relayed connections', async () => {
+      const c = await iceCounts();
+      seen = c.lines;
+      return c.relayed - before >= 3;
+    }, 10000, 250).catch((e) => { throw new Error(`${e.message}; counted since ${before}: ${seen.join(', ')}`); });
     for (const p of pages) {
       const types = await p.page.evaluate(async () => {
         const r = await window.convene.pc.getStats();
