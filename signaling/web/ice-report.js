@@ -49,7 +49,12 @@ export function watchIce(pc, bridge, report) {
     await gathered(pc, 10000);
     pc.removeEventListener('icecandidateerror', onError);
     if (pc.connectionState === 'closed') return;
-    const candidate = outcome === 'connected' ? selectedLocalType(await pc.getStats().catch(() => new Map())) : null;
+    let candidate = null;
+    // The selected pair is in the stats once connected; a few tries in case it lags.
+    for (let i = 0; outcome === 'connected' && !candidate && i < 5; i++) {
+      if (i) await new Promise((r) => setTimeout(r, 200));
+      candidate = selectedLocalType(await pc.getStats().catch(() => new Map()));
+    }
     report(bridge, outcome, candidate, turn);
   };
   const onState = () => {
