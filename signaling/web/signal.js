@@ -21,7 +21,9 @@ export class Signal {
   connect() {
     const early = window.conveneEarlyWs; // opened by index.html while the modules loaded
     window.conveneEarlyWs = null;
-    const adopt = early && early.ws.readyState <= WebSocket.OPEN && early.ws.url === String(this.url);
+    // A socket boot.js joined on is ours even if it has closed since (a redirect closes it): what
+    // arrived on it is replayed.
+    const adopt = early && early.ws.url === String(this.url) && (early.ws.readyState <= WebSocket.OPEN || !!early.joinedAt);
     if (early) early.adopted = true; // boot.js no longer joins on it
     if (early && !adopt) early.ws.close();
     const ws = adopt ? early.ws : new WebSocket(this.url);
@@ -46,8 +48,9 @@ export class Signal {
     };
     if (adopt) {
       for (const e of early.buf) ws.onmessage(e);
-      // Open already: joined on it too if boot.js did (early.joinedAt).
-      if (ws.readyState === WebSocket.OPEN) { this.attempt = 0; this.onOpen(early); }
+      // Open already (joined on it too if boot.js did: early.joinedAt), or closed after the join.
+      if (ws.readyState === WebSocket.OPEN || early.joinedAt) { this.attempt = 0; this.onOpen(early); }
+      if (ws.readyState === WebSocket.CLOSED) ws.onclose();
     }
     clearInterval(this.pinger);
     this.pinger = setInterval(() => this.proto.ping(), 20000); // proxies/ingress must not idle us out
