@@ -83,6 +83,9 @@ impl Sfu {
     ) {
         match super::probe::binding_answer(buf, source) {
             Some(answer) if proto == Protocol::Udp => {
+                // Received and handled: every packet is counted once, in or dropped.
+                self.counters.packets_in += 1;
+                self.counters.bytes_in += buf.len() as u64;
                 self.counters.packets_out += 1;
                 self.counters.bytes_out += answer.len() as u64;
                 let contents = answer.into();
