@@ -104,10 +104,7 @@ for s in "${GROUP_SHARDS[@]}"; do
   name="${s%%:*}" port="${s##*:}"
   printf '%s\n' "web:" "  notesUrl: \"https://pad.example.com/p/convene-{room}\"" "routing:" "  group: meet" \
     "  shard: $name" "  membersFile: $WORK/group.json" "  secretFile: $WORK/group.key" > "$WORK/$name.yaml"
-  # A misconfigured group: its TURN secret is not coturn's, so the relay refuses the
-  # credentials it mints (clients still connect directly, and report the refusal).
   "$BIN/convene-signaling" --config "$WORK/$name.yaml" --listen "127.0.0.1:$port" --bridge-secret "$SECRET" \
-    --turn-uris "turn:127.0.0.1:3478?transport=udp" --turn-secret "not-$TURN_SECRET" \
     > "$WORK/signaling-$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
