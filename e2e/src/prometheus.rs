@@ -225,6 +225,28 @@ pub struct Prometheus {
     pub dir: PathBuf,
 }
 
+/// Wait up to 30 s until `check` passes, failing early if `process` (`what`, logging to `log`
+/// under the cluster dir) exits.
+async fn ready<F, Fut>(process: &mut Process, what: &str, log: &str, check: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Ok(());
+        }
+        if !matches!(process.0.try_wait(), Ok(None)) {
+            bail!("{what} exited (see {log})");
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("{what} not ready within 30 s (see {log})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// kube-state-metrics against the test cluster's API server, serving the `kube_*` series of
 /// `namespaces` on a free port of 127.0.0.1 (the dashboards' and kubernetes alerts' inputs).
 pub struct KubeStateMetrics {
@@ -249,21 +271,11 @@ impl KubeStateMetrics {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut ksm = KubeStateMetrics { _process: Process(child), port };
-        let start = Instant::now();
-        loop {
-            if http_get(port, "/metrics").await.is_ok_and(|m| m.contains("kube_statefulset_replicas")) {
-                return Ok(ksm);
-            }
-            if !matches!(ksm._process.0.try_wait(), Ok(None)) {
-                bail!("kube-state-metrics exited (see logs/kube-state-metrics.log)");
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!(
-                    "kube-state-metrics serves no StatefulSet within 30 s (see logs/kube-state-metrics.log)"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let serves = || async {
+            http_get(port, "/metrics").await.is_ok_and(|m| m.contains("kube_statefulset_replicas"))
+        };
+        ready(&mut ksm._process, "kube-state-metrics", "logs/kube-state-metrics.log", serves).await?;
+        Ok(ksm)
     }
 }
 
@@ -299,19 +311,10 @@ impl Prometheus {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut prom = Prometheus { _process: Process(child), port, dir };
-        let start = Instant::now();
-        loop {
-            if http_get(port, "/-/ready").await.is_ok() {
-                return Ok(prom);
-            }
-            if !matches!(prom._process.0.try_wait(), Ok(None)) {
-                bail!("prometheus exited (see logs/prometheus-{name}.log)");
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("prometheus not ready within 30 s (see logs/prometheus-{name}.log)");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let log = format!("logs/prometheus-{name}.log");
+        ready(&mut prom._process, "prometheus", &log, || async { http_get(port, "/-/ready").await.is_ok() })
+            .await?;
+        Ok(prom)
     }
 
     /// An instant query: the `data.result` vector.
