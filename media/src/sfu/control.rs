@@ -136,6 +136,8 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .set_ice_lite(true)
+            // Forward RTP packets as they come (no depacketizing, no re-packetizing per receiver).
+            .set_rtp_mode(true)
             .set_local_ice_credentials(creds)
             .set_stats_interval(self.cfg.stats_interval);
         builder.codec_config().add_h264(108.into(), Some(109.into()), true, 0x42e01f);

@@ -4,9 +4,10 @@ use std::time::{Duration, Instant};
 
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
-use str0m::media::{MediaKind, MediaTime, Mid, Rid};
+use str0m::media::{MediaKind, Mid, Pt, Rid};
 
 use super::EpId;
+use super::rewrite::Rewriter;
 use super::simulcast::{LayerInfo, assumed_height, rid_rank};
 use crate::control::{ReceiverConstraints, SlotSource, SourceKind};
 
@@ -147,9 +148,11 @@ pub struct Slot {
     /// Source layer forwarded now, and the one wanted (switched to on its next keyframe).
     pub current: Option<Feed>,
     pub target: Option<Feed>,
-    /// RTP time continuity across switches (sources and layers have their own time bases).
-    pub time_offset: i64,
-    pub last_out: Option<(u64, Instant, u32)>,
+    /// One continuous outgoing stream across switches (sequence numbers, RTP time, VP8
+    /// picture ids: every source layer has its own).
+    pub rewrite: Rewriter,
+    /// Payload type map of the current source: (incoming, ours to this receiver).
+    pub pt_map: Option<(EpId, Pt, Pt)>,
     /// The source track the client was last told this slot carries.
     pub announced: Option<(EpId, Mid)>,
 }
@@ -161,8 +164,8 @@ impl Slot {
             state: SlotState::ToOpen,
             current: None,
             target: None,
-            time_offset: 0,
-            last_out: None,
+            rewrite: Rewriter::default(),
+            pt_map: None,
             announced: None,
         }
     }
@@ -186,24 +189,6 @@ impl Slot {
         let c = self.current.map(|f| f.track());
         let t = self.target.map(|f| f.track()).filter(|t| Some(*t) != c);
         c.into_iter().chain(t)
-    }
-
-    /// Media time to send for an incoming frame time, continuous across switches.
-    pub fn rewrite_time(&mut self, t: MediaTime, switched: bool, now: Instant) -> MediaTime {
-        let freq = t.frequency();
-        let hz = freq.get();
-        let numer = t.numer() as i64;
-        if switched
-            && let Some((last, at, last_hz)) = self.last_out
-            && last_hz == hz
-        {
-            let elapsed = now.saturating_duration_since(at).as_secs_f64();
-            let expected = last as i64 + ((elapsed * hz as f64) as i64).max(1);
-            self.time_offset = expected - numer;
-        }
-        let out = (numer + self.time_offset).max(0) as u64;
-        self.last_out = Some((out, now, hz));
-        MediaTime::new(out, freq)
     }
 }
 
@@ -280,27 +265,5 @@ impl Endpoint {
     pub fn slot_source(&self, mid: Mid) -> Option<SlotSource> {
         let t = self.tracks_in.iter().find(|t| t.mid == mid)?;
         Some(SlotSource { endpoint: self.name.clone(), name: t.name.clone(), kind: t.source_kind })
-    }
-}
-
-/// Height of a VP8 keyframe (RFC 6386 §9.1), from the depacketized frame.
-pub fn vp8_keyframe_height(frame: &[u8]) -> Option<u32> {
-    if frame.len() < 10 || frame[0] & 1 != 0 || frame[3..6] != [0x9d, 0x01, 0x2a] {
-        return None;
-    }
-    Some(u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vp8_height() {
-        let mut kf = vec![0x10, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xd0, 0x02];
-        assert_eq!(vp8_keyframe_height(&kf), Some(720));
-        kf[0] = 0x11; // interframe
-        assert_eq!(vp8_keyframe_height(&kf), None);
-        assert_eq!(vp8_keyframe_height(&[0; 4]), None);
     }
 }

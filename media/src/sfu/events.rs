@@ -14,7 +14,7 @@ use crate::control::EndpointState;
 impl Sfu {
     pub(super) fn on_event(&mut self, id: EpId, event: Event, now: Instant) {
         match event {
-            Event::MediaData(data) => self.on_media(id, data, now),
+            Event::RtpPacket(pkt) => self.on_rtp(id, pkt, now),
             Event::Connected => {
                 if let Some(ep) = self.endpoints.get_mut(&id) {
                     ep.connected = true;

@@ -1,53 +1,64 @@
-//! Media to receivers: each frame a source sends goes to the receive slots listening to it
-//! (the routes), each slot forwarding one source layer at a time with RTP time kept continuous
-//! across switches (str0m numbers the packets of a slot's stream itself, so sequence numbers
-//! are continuous too); a video slot switches source or layer on a keyframe of the new one.
-//! Keyframe requests go back to the sender, rate-limited per layer. Audio feeds the speaker
-//! detection and the conference's audible set.
+//! Media to receivers, packet by packet (str0m's RTP mode: nothing is depacketized or
+//! re-packetized). Each RTP packet a source sends goes to the receive slots listening to it
+//! (the routes); a slot forwards one source layer at a time and rewrites sequence number, RTP
+//! time and VP8 picture ids so its stream stays continuous across switches (`rewrite.rs`); a
+//! video slot switches source or layer at the first packet of a keyframe of the new one. The
+//! payload is shared by every receiver (`Arc<[u8]>`; str0m patches the VP8 descriptor while
+//! serialising). Keyframe requests go back to the sender, rate-limited per layer. Audio feeds
+//! the speaker detection and the conference's audible set.
 use std::time::Instant;
 
-use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use tracing::debug;
 
+use super::codec::{starts_keyframe, vp8_keyframe_height, vp8_wide_picture_id};
 use super::control;
-use super::endpoint::{Feed, Track, vp8_keyframe_height};
+use super::endpoint::{Feed, Track};
+use super::rewrite::{self, Vp8Ids};
 use super::router::{self, Decision};
 use super::{EpId, Sfu};
 
 impl Sfu {
-    pub(super) fn on_media(&mut self, id: EpId, data: MediaData, now: Instant) {
+    pub(super) fn on_rtp(&mut self, id: EpId, pkt: RtpPacket, now: Instant) {
         let Some(p) = self.endpoints.get_mut(&id) else {
             return;
         };
-        let keyframe = data.is_keyframe();
-        let height = if keyframe { vp8_keyframe_height(&data.data) } else { None };
-        let Some(track) = p.track_in(data.mid) else {
+        let Some((mid, rid)) = p.rtc.direct_api().stream_rx(&pkt.header.ssrc).map(|s| (s.mid(), s.rid()))
+        else {
+            return;
+        };
+        let pt_in = pkt.header.payload_type;
+        let Some(params) = p.rtc.codec_config().find(|c| c.pt() == pt_in).copied() else {
+            return;
+        };
+        let codec = params.spec().codec;
+        let vp8 = (codec == Codec::Vp8).then(|| Vp8Descriptor::parse(&pkt.payload).ok()).flatten();
+        let keyframe = starts_keyframe(codec, &pkt.payload, vp8.as_ref());
+        let height = if keyframe && codec == Codec::Vp8 { vp8_keyframe_height(&pkt.payload) } else { None };
+        let Some(track) = p.track_in(mid) else {
             return;
         };
         let kind = track.kind;
-        let new_layer = track.observe(data.rid, data.data.len(), height, now);
+        let new_layer = track.observe(rid, pkt.payload.len(), height, now);
         if new_layer && kind == MediaKind::Video {
             // Allocate before routing: receivers that want the source (or layer) now can start
-            // on this very frame, often the keyframe it begins with, instead of the next one.
-            self.allocate_for_new_video(id, data.mid, now);
+            // on this very packet, often the keyframe it begins with, instead of the next one.
+            self.allocate_for_new_video(id, mid, now);
         }
         let Some(p) = self.endpoints.get_mut(&id) else {
             return;
         };
         let mut kf_requests: Vec<(EpId, Mid, Option<Rid>)> = Vec::new();
-        if kind == MediaKind::Video && !data.contiguous {
-            // Loss the sender could not repair: the decoder needs a fresh keyframe.
-            kf_requests.push((id, data.mid, data.rid));
-        }
         let Some(conf) = self.conferences.get_mut(&p.conference) else {
             return;
         };
         let mut speaker_changed = None;
         let mut audible_changed = false;
-        let audio_level = data.ext_vals.audio_level;
-        let voice = data.ext_vals.voice_activity.unwrap_or(false);
+        let ext = &pkt.header.ext_vals;
         if kind == MediaKind::Audio {
-            if let Some(level) = audio_level {
+            if let Some(level) = ext.audio_level {
                 speaker_changed = conf.speaker.observe(&p.name, level, now);
             }
             if !conf.audible.contains(&p.name) {
@@ -60,11 +71,26 @@ impl Sfu {
         }
         let conference =
             (speaker_changed.is_some() || audible_changed || new_layer).then(|| conf.name.clone());
-        let key = (id, data.mid);
+        // What every receiver's copy carries over: the payload (shared), marker, audio level
+        // and orientation. str0m adds the receiver's own mid, abs-send-time and TWCC number.
+        let ext_out = ExtensionValues {
+            audio_level: ext.audio_level,
+            voice_activity: ext.voice_activity,
+            video_orientation: ext.video_orientation,
+            ..Default::default()
+        };
+        let rewrite_in = rewrite::In {
+            seq: *pkt.seq_no,
+            time: pkt.time.numer(),
+            clock_rate: params.spec().clock_rate.get(),
+            vp8: vp8.as_ref().map(|d| Vp8Ids {
+                picture_id: d.picture_id().map(|id| (id, vp8_wide_picture_id(&pkt.payload))),
+                tl0_pic_idx: d.tl0_pic_idx(),
+            }),
+        };
+        let key = (id, mid);
         if let Some(subs) = self.routes.remove(&key) {
-            let this = Feed { src: id, mid: data.mid, rid: data.rid };
-            // Any audio packet can start a stream; video needs a keyframe.
-            let starts = keyframe || kind == MediaKind::Audio;
+            let this = Feed { src: id, mid, rid };
             let mut moved: Vec<(EpId, usize, Vec<Track>)> = Vec::new();
             for &(rx, si) in &subs {
                 let Some(r) = self.endpoints.get_mut(&rx) else {
@@ -73,8 +99,8 @@ impl Sfu {
                 let Some(slot) = r.slots.get_mut(si) else {
                     continue;
                 };
-                let Some(mid) = slot.open_mid() else { continue };
-                let (d, cur) = router::decide(slot.current, slot.target, this, starts);
+                let Some(out_mid) = slot.open_mid() else { continue };
+                let (d, cur) = router::decide(slot.current, slot.target, this, keyframe);
                 if cur != slot.current {
                     let same_track = cur.map(|f| f.track()) == slot.current.map(|f| f.track());
                     if same_track && kind == MediaKind::Video && cur.is_some() {
@@ -92,25 +118,46 @@ impl Sfu {
                     Decision::Forward { switched } => switched,
                     Decision::Drop => continue,
                     Decision::NeedKeyframe => {
-                        kf_requests.push((id, data.mid, data.rid));
+                        kf_requests.push((id, mid, rid));
                         continue;
                     }
                 };
-                let Some(slot) = r.slots.get_mut(si) else { continue };
-                let time = slot.rewrite_time(data.time, switched, now);
-                let Some(mut writer) = r.rtc.writer(mid) else {
+                let Some(out) = slot.rewrite.rewrite(rewrite_in, switched, now) else {
                     continue;
                 };
-                let Some(pt) = writer.match_params(data.params) else {
+                let pt_out = match slot.pt_map {
+                    Some((src, i, o)) if src == id && i == pt_in => o,
+                    _ => {
+                        let Some(o) = r.rtc.codec_config().match_params(params).map(|p| p.pt()) else {
+                            continue;
+                        };
+                        slot.pt_map = Some((id, pt_in, o));
+                        o
+                    }
+                };
+                let mut write =
+                    RtpWrite::new(pt_out, out.seq.into(), out.time, pkt.timestamp, pkt.payload.clone())
+                        .marker(pkt.header.marker)
+                        .nackable(kind == MediaKind::Video)
+                        .ext_vals(ext_out.clone());
+                if let Some(d) = &vp8 {
+                    let mut patch = d.patch();
+                    if let Some(id) = out.picture_id {
+                        patch = patch.picture_id(id);
+                    }
+                    if let Some(t) = out.tl0_pic_idx {
+                        patch = patch.tl0_pic_idx(t);
+                    }
+                    match patch.build() {
+                        Ok(p) => write = write.vp8_patch(p),
+                        Err(e) => debug!("VP8 descriptor not rewritten: {e}"),
+                    }
+                }
+                let mut api = r.rtc.direct_api();
+                let Some(stream) = api.stream_tx_by_mid(out_mid, None) else {
                     continue;
                 };
-                if let Some(level) = audio_level {
-                    writer = writer.audio_level(level, voice);
-                }
-                if let Err(e) = writer.write(pt, data.network_time, time, data.data.clone()) {
-                    debug!(endpoint = %r.name, "write failed: {e}");
-                    continue;
-                }
+                stream.write_rtp(write);
                 if !r.dirty {
                     r.dirty = true;
                     self.dirty.push(rx);
@@ -145,20 +192,14 @@ impl Sfu {
         if !t.may_request_keyframe(rid, now, gap) {
             return;
         }
-        let Some(mut w) = e.rtc.writer(mid) else {
+        // PLI: every WebRTC sender answers it (FIR is the older, heavier request).
+        let mut api = e.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(mid, rid) else {
+            debug!("keyframe request: no receive stream for {mid} {rid:?}");
             return;
         };
-        let kind = if w.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
-            KeyframeRequestKind::Pli
-        } else {
-            KeyframeRequestKind::Fir
-        };
-        match w.request_keyframe(rid, kind) {
-            Ok(()) => {
-                self.counters.keyframe_requests += 1;
-                self.mark_dirty(ep);
-            }
-            Err(e) => debug!("keyframe request failed: {e}"),
-        }
+        stream.request_keyframe(KeyframeRequestKind::Pli);
+        self.counters.keyframe_requests += 1;
+        self.mark_dirty(ep);
     }
 }

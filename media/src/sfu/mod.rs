@@ -24,6 +24,7 @@ pub mod slots;
 pub mod speaker;
 
 mod allocate;
+mod codec;
 mod control;
 mod events;
 mod expiry;
@@ -32,6 +33,7 @@ mod ingress;
 mod negotiate;
 mod poll;
 mod probe;
+mod rewrite;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
