@@ -1,14 +1,13 @@
 //! Wiring: sockets, the media thread, HTTP, load reporting and the control client.
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use str0m::Candidate;
 use str0m::net::TcpType;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::config::Config;
 use crate::control::{
@@ -16,8 +15,11 @@ use crate::control::{
 };
 use crate::control_queue::ControlIn;
 use crate::io::Command;
+use crate::io::batch::BatchSocket;
+use crate::io::dispatch::{Dispatch, Shared, Worker};
 use crate::io::latency::LatencyHistogram;
-use crate::io::udp::{MediaLoop, TcpWriters, Waker};
+use crate::io::steer::{SteerLoop, ufrag_prefix};
+use crate::io::udp::{Input, MediaLoop, TcpWriters, Waker};
 use crate::metrics::{Metrics, stress};
 use crate::sfu::{Sfu, SfuConfig, SfuCounters};
 
@@ -33,13 +35,15 @@ pub struct Bridge {
     pub advertised: Vec<AdvertisedAddress>,
     pub metrics: Arc<Metrics>,
     pub latency: Arc<LatencyHistogram>,
-    commands: Mutex<Sender<Command>>,
-    waker: Waker,
+    dispatch: Arc<Dispatch>,
+    /// Media workers running (`--workers`).
+    pub workers: usize,
     events: Mutex<Option<ControlIn>>,
     /// While draining: when it began and its deadline. The bridge owns the drain deadline;
     /// signaling and the operator read it from the load reports.
     drain: Mutex<Option<(Instant, Duration)>>,
-    media_alive: Arc<AtomicBool>,
+    /// Media workers still running.
+    media_alive: Arc<AtomicUsize>,
     load: Mutex<LoadReport>,
     /// The clients' ICE counts signaling last sent (`ice_stats`), and when.
     ice: Mutex<Option<(IceCounts, Instant)>>,
@@ -114,47 +118,105 @@ impl Bridge {
             initial_bwe: cfg.bwe.then(|| str0m::bwe::Bitrate::kbps(2_500)),
             ..SfuConfig::default()
         };
-        let sfu = Sfu::new(sfu_cfg, Instant::now());
-        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel();
         let (ev_tx, ev_rx) = crate::control_queue::queue(cfg.control_queue, metrics.clone());
         let waker = Waker::new(udp_addr).context("waker socket")?;
         let tcp_writers: TcpWriters = Arc::default();
-        let media_alive = Arc::new(AtomicBool::new(true));
-        let media = MediaLoop {
-            sfu,
-            socket: crate::io::batch::BatchSocket::new(udp)
-                .context("batched media socket (recvmmsg/GSO, epoll)")?,
-            commands: cmd_rx,
-            control_out: ev_tx,
-            tcp_writers: tcp_writers.clone(),
-            waker_addr: waker.local_addr(),
-            udp_local_v4: v4,
-            udp_local_v6: v6,
-            latency: latency.clone(),
-            metrics: metrics.clone(),
-            exported: SfuCounters::default(),
-            pacing_quantum: Duration::from_micros(cfg.pacing_quantum_us),
+        let workers = cfg.media_workers();
+        for w in 0..workers {
+            metrics.worker_endpoints.with_label_values(&[&w.to_string()]).set(0);
+        }
+        let media_alive = Arc::new(AtomicUsize::new(workers));
+        let shared = (workers > 1).then(|| Arc::new(Shared::new(workers)));
+        let pacing_quantum = Duration::from_micros(cfg.pacing_quantum_us);
+        let (dispatch, loops) = match &shared {
+            None => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let media = MediaLoop {
+                    sfu: Sfu::new(sfu_cfg, Instant::now()),
+                    socket: BatchSocket::new(udp).context("batched media socket (recvmmsg/GSO, epoll)")?,
+                    input: Input::Socket { commands: rx, waker_addr: waker.local_addr() },
+                    control_out: ev_tx,
+                    tcp_writers: tcp_writers.clone(),
+                    udp_local_v4: v4,
+                    udp_local_v6: v6,
+                    latency: latency.clone(),
+                    metrics: metrics.clone(),
+                    worker: 0,
+                    shared: None,
+                    own_census: Default::default(),
+                    exported: SfuCounters::default(),
+                    pacing_quantum,
+                };
+                (Dispatch::One { tx, waker: waker.clone() }, vec![media])
+            }
+            Some(shared) => {
+                let mut txs = Vec::new();
+                let mut loops = Vec::new();
+                for index in 0..workers {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    txs.push(tx);
+                    let cfg = SfuConfig { steering: Some(ufrag_prefix(index)), ..sfu_cfg.clone() };
+                    // Each worker sends on its own handle of the port; only the steering reads it.
+                    let send = udp.try_clone().context("a media worker's handle of the UDP port")?;
+                    loops.push(MediaLoop {
+                        sfu: Sfu::new(cfg, Instant::now()),
+                        socket: BatchSocket::new(send).context("batched media socket (GSO)")?,
+                        input: Input::Steered(Worker { index, input: rx, shared: shared.clone() }),
+                        control_out: ev_tx.clone(),
+                        tcp_writers: tcp_writers.clone(),
+                        udp_local_v4: v4,
+                        udp_local_v6: v6,
+                        latency: latency.clone(),
+                        metrics: metrics.clone(),
+                        worker: index,
+                        shared: Some(shared.clone()),
+                        own_census: Default::default(),
+                        exported: SfuCounters::default(),
+                        pacing_quantum,
+                    });
+                }
+                let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+                let steer = SteerLoop {
+                    socket: BatchSocket::new(udp).context("batched media socket (recvmmsg, epoll)")?,
+                    shared: shared.clone(),
+                    workers: txs.clone(),
+                    waker_addr: waker.local_addr(),
+                    stop: stop_rx,
+                    metrics: metrics.clone(),
+                };
+                std::thread::Builder::new()
+                    .name("convene-steer".into())
+                    .spawn(move || {
+                        steer.run();
+                        drop(stop_tx);
+                    })
+                    .context("spawning the steering thread")?;
+                let dispatch = Dispatch::Many {
+                    workers: txs,
+                    shared: shared.clone(),
+                    control_out: ev_tx,
+                    max_endpoints: cfg.max_endpoints,
+                };
+                (dispatch, loops)
+            }
         };
-        let alive = media_alive.clone();
-        std::thread::Builder::new()
-            .name("convene-media".into())
-            .spawn(move || {
-                media.run();
-                alive.store(false, Ordering::SeqCst);
-            })
-            .context("spawning the media thread")?;
+        for media in loops {
+            let alive = media_alive.clone();
+            // Every worker's thread has the same name: tools count them as one kind.
+            std::thread::Builder::new()
+                .name("convene-media".into())
+                .spawn(move || {
+                    media.run();
+                    alive.fetch_sub(1, Ordering::SeqCst);
+                })
+                .context("spawning a media worker")?;
+        }
+        let dispatch = Arc::new(dispatch);
 
         if let (Some(listener), Some(adv)) = (tcp, tcp_cand) {
             let limits = cfg.tcp_limits();
-            let serve = crate::io::tcp::serve(
-                listener,
-                adv,
-                cmd_tx.clone(),
-                tcp_writers,
-                waker.clone(),
-                limits,
-                metrics.clone(),
-            );
+            let serve =
+                crate::io::tcp::serve(listener, adv, dispatch.clone(), tcp_writers, limits, metrics.clone());
             tokio::spawn(serve);
         }
 
@@ -167,8 +229,8 @@ impl Bridge {
             advertised,
             metrics,
             latency,
-            commands: Mutex::new(cmd_tx),
-            waker,
+            dispatch,
+            workers,
             events: Mutex::new(Some(ev_rx)),
             drain: Mutex::new(None),
             media_alive,
@@ -180,6 +242,7 @@ impl Bridge {
             udp = %udp_addr,
             tcp = ?tcp_addr,
             http = %http_addr,
+            workers = bridge.workers,
             "bridge started"
         );
 
@@ -206,11 +269,7 @@ impl Bridge {
     }
 
     fn command(&self, c: Command) {
-        let sent = self.commands.lock().map(|tx| tx.send(c).is_ok()).unwrap_or(false);
-        if !sent {
-            error!("media thread is gone");
-        }
-        self.waker.wake();
+        self.dispatch.send(c);
     }
 
     /// The stream of messages for signaling (once).
@@ -247,7 +306,7 @@ impl Bridge {
     }
 
     pub fn is_alive(&self) -> bool {
-        self.media_alive.load(Ordering::SeqCst)
+        self.media_alive.load(Ordering::SeqCst) == self.workers
     }
 
     pub fn shutdown(&self) {

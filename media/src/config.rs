@@ -100,6 +100,10 @@ pub struct Config {
     /// fewer — media/BENCHMARKS.md, 2026-12-06). Not in the operator's contract: a tuning knob.
     #[arg(long, env = env::PACING_QUANTUM_US, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=20_000))]
     pub pacing_quantum_us: u64,
+    /// Media workers (threads forwarding media; a conference lives on one). 0: as many as the
+    /// cores this process may use (its cgroup's CPU quota and affinity).
+    #[arg(long, env = env::WORKERS, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub workers: u16,
     /// Seconds between load reports to signaling.
     #[arg(long, env = env::LOAD_INTERVAL, default_value_t = 5)]
     pub load_interval_s: u64,
@@ -148,6 +152,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// The media workers to run (`--workers`, or the cores available).
+    pub fn media_workers(&self) -> usize {
+        match self.workers {
+            0 => {
+                std::thread::available_parallelism().map_or(1, |n| n.get()).min(crate::io::steer::MAX_WORKERS)
+            }
+            n => usize::from(n),
+        }
+    }
+
     pub fn tcp_limits(&self) -> crate::io::tcp::TcpLimits {
         crate::io::tcp::TcpLimits {
             max_connections: self.ice_tcp_max_connections.max(1),
@@ -220,6 +234,7 @@ impl Config {
             recorder_video_slots: 48,
             bwe: true,
             pacing_quantum_us: 0,
+            workers: 0,
             drain_deadline_seconds: 60,
             ice_tcp_max_connections: 4096,
             ice_tcp_max_per_source: 16,

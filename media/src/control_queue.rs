@@ -10,7 +10,8 @@ use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use crate::control::FromBridge;
 use crate::metrics::{DropReason, Metrics};
 
-/// The media thread's end.
+/// The media threads' end (one clone per worker).
+#[derive(Clone)]
 pub struct ControlOut {
     tx: mpsc::Sender<FromBridge>,
     overflowed: Arc<AtomicBool>,

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use convene_proto::load::metric;
@@ -40,6 +40,7 @@ pub struct Metrics {
     pub keyframe_requests: IntCounter,
     pub layer_switches: IntCounter,
     pub forward_latency: Histogram,
+    pub worker_endpoints: IntGaugeVec,
 }
 
 impl Metrics {
@@ -110,6 +111,13 @@ impl Metrics {
                     "Receive to send of forwarded media, sampled"
                 )
                 .buckets(vec![1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2])
+            )),
+            worker_endpoints: reg!(IntGaugeVec::new(
+                Opts::new(
+                    metric::WORKER_ENDPOINTS,
+                    "Endpoints on each media worker (a conference lives on one)"
+                ),
+                &["worker"]
             )),
             registry,
         };

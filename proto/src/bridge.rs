@@ -34,6 +34,7 @@ pub mod env {
     /// Microseconds between the media thread's wake-ups for timers alone (a tuning knob the
     /// operator does not render; the benchmark passes it through).
     pub const PACING_QUANTUM_US: &str = "CONVENE_BRIDGE_PACING_QUANTUM_US";
+    pub const WORKERS: &str = "CONVENE_BRIDGE_WORKERS";
     pub const LOAD_INTERVAL: &str = "CONVENE_BRIDGE_LOAD_INTERVAL";
     pub const ICE_TCP_MAX_CONNECTIONS: &str = "CONVENE_BRIDGE_ICE_TCP_MAX_CONNECTIONS";
     pub const ICE_TCP_MAX_PER_SOURCE: &str = "CONVENE_BRIDGE_ICE_TCP_MAX_PER_SOURCE";

@@ -120,6 +120,8 @@ pub mod metric {
     pub const KEYFRAME_REQUESTS_TOTAL: &str = "convene_bridge_keyframe_requests_total";
     pub const LAYER_SWITCHES_TOTAL: &str = "convene_bridge_layer_switches_total";
     pub const FORWARD_LATENCY_SECONDS: &str = "convene_bridge_forward_latency_seconds";
+    /// Endpoints per media worker (`worker` label: its index); the sum is `ENDPOINTS`.
+    pub const WORKER_ENDPOINTS: &str = "convene_bridge_worker_endpoints";
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The thin I/O around the sans-IO core: the media thread (UDP + commands) and ICE-TCP.
 pub mod admission;
 pub mod batch;
+pub mod dispatch;
 pub mod latency;
+pub mod steer;
 pub mod tcp;
 pub mod udp;
 

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +19,8 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Command;
-use super::udp::{TcpWriters, Waker};
+use super::dispatch::Dispatch;
+use super::udp::TcpWriters;
 use crate::io::admission::{self, Admission, Held};
 use crate::metrics::{DropReason, Metrics};
 
@@ -97,9 +97,8 @@ impl Table {
 pub async fn serve(
     listener: TcpListener,
     advertised: SocketAddr,
-    commands: Sender<Command>,
+    dispatch: Arc<Dispatch>,
     writers: TcpWriters,
-    waker: Waker,
     limits: TcpLimits,
     metrics: Arc<Metrics>,
 ) {
@@ -141,8 +140,8 @@ pub async fn serve(
                 }
             }
         });
-        let (commands, waker, table_r, answered_r, metrics) =
-            (commands.clone(), waker.clone(), table.clone(), answered.clone(), metrics.clone());
+        let (dispatch, table_r, answered_r, metrics) =
+            (dispatch.clone(), table.clone(), answered.clone(), metrics.clone());
         let opened = Instant::now();
         let reader = tokio::spawn(async move {
             let deadline = opened + limits.handshake_timeout;
@@ -179,10 +178,7 @@ pub async fn serve(
                 };
                 let cmd =
                     Command::TcpPacket { source: peer, destination: advertised, data: buf[..n].to_vec() };
-                if commands.send(cmd).is_err() {
-                    break;
-                }
-                waker.wake();
+                dispatch.send(cmd);
             }
             if let Ok(mut t) = table_r.lock() {
                 t.close(&peer);

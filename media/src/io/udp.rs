@@ -10,7 +10,7 @@
 //! the thread on its own; timers that are due when the thread is awake anyway run at once.
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,12 @@ use tracing::{info, warn};
 
 use super::Command;
 use super::batch::{BatchSocket, RecvBatch};
+use super::dispatch::Worker;
 use super::latency::LatencyHistogram;
+use super::steer::WorkerInput;
 use crate::metrics::Metrics;
 use crate::sfu::ratelimit::TokenBucket;
-use crate::sfu::{Sfu, SfuCounters};
+use crate::sfu::{Census, Sfu, SfuCounters, SteerChange};
 
 /// Frames to send on ICE-TCP connections, by the client's address.
 pub type TcpWriters = Arc<Mutex<HashMap<SocketAddr, Sender<Vec<u8>>>>>;
@@ -62,21 +64,37 @@ impl Waker {
 pub struct MediaLoop {
     pub sfu: Sfu,
     /// Set up for batches by the caller, so that a socket the kernel refuses fails start-up.
+    /// One of several workers only sends on it (the steering reads the port).
     pub socket: BatchSocket,
-    pub commands: Receiver<Command>,
+    pub input: Input,
     pub control_out: crate::control_queue::ControlOut,
     pub tcp_writers: TcpWriters,
-    pub waker_addr: Option<SocketAddr>,
     /// Local candidate address per IP family (passed as the datagram destination to str0m).
     pub udp_local_v4: Option<SocketAddr>,
     pub udp_local_v6: Option<SocketAddr>,
     pub latency: Arc<LatencyHistogram>,
     pub metrics: Arc<Metrics>,
+    /// This worker's index (`worker` label), and with several workers what they share (the
+    /// bridge's census is then the sum of all).
+    pub worker: usize,
+    pub shared: Option<Arc<super::dispatch::Shared>>,
+    /// This worker's own census as last exported.
+    pub own_census: Census,
     /// The core's counters as last copied into `metrics`.
     pub exported: SfuCounters,
     /// The thread wakes for the core's timers alone at most once per this (see
     /// [`timers_due`]); zero: at each deadline. The bridge's default is [`PACING_QUANTUM`].
     pub pacing_quantum: Duration,
+}
+
+/// Where a worker's datagrams and commands come from.
+pub enum Input {
+    /// The only worker: it reads the UDP port itself; commands come on a channel, and a
+    /// datagram from the waker socket wakes it for them.
+    Socket { commands: Receiver<Command>, waker_addr: Option<SocketAddr> },
+    /// One of several (`io::steer`): datagrams from the steering thread and commands from
+    /// the dispatcher, on one channel.
+    Steered(Worker),
 }
 
 /// The default pacing quantum (`--pacing-quantum-us`): none, every deadline as it comes.
@@ -86,6 +104,16 @@ const MAX_WAIT: Duration = Duration::from_millis(20);
 
 impl MediaLoop {
     pub fn run(mut self) {
+        match std::mem::replace(
+            &mut self.input,
+            Input::Socket { commands: std::sync::mpsc::channel().1, waker_addr: None },
+        ) {
+            Input::Socket { commands, waker_addr } => self.run_socket(commands, waker_addr),
+            Input::Steered(w) => self.run_steered(w),
+        }
+    }
+
+    fn run_socket(mut self, commands: Receiver<Command>, waker_addr: Option<SocketAddr>) {
         let mut batch = RecvBatch::allocate();
         let mut err_log = TokenBucket::new(1.0, 5.0, Instant::now());
         let local = self.socket.local_addr().ok();
@@ -93,26 +121,15 @@ impl MediaLoop {
         // Start one quantum ago: the first deadline is not held back.
         let mut timers_ran = Instant::now().checked_sub(self.pacing_quantum).unwrap_or_else(Instant::now);
         loop {
-            if !self.drain_commands() {
+            if !self.drain_commands(&commands) {
                 info!("media loop stopping");
                 return;
             }
             // Control replies go out now, not at the next datagram or timer.
             self.flush_output(None);
-            // Awake anyway (a datagram, a command or the last timer wake-up): timers that are
-            // due run now, which costs no wake-up. Waking for timers alone is what the quantum
-            // spaces out. (Holding due timers back while awake only added a wake-up per
-            // received burst: str0m's pacer releases forwarded video on a timeout.)
-            let now = Instant::now();
-            if self.sfu.next_timeout() <= now {
-                timers_ran = now;
-                self.sfu.handle_timeout(now);
-                self.flush_output(None);
-            }
-            let due = timers_due(self.sfu.next_timeout(), timers_ran, self.pacing_quantum);
-            let wait = due.saturating_duration_since(Instant::now()).min(MAX_WAIT);
+            let wait = self.run_timers(&mut timers_ran);
             match self.socket.wait(wait) {
-                Ok(true) => self.receive_batch(&mut batch, &mut err_log),
+                Ok(true) => self.receive_batch(&mut batch, &mut err_log, waker_addr),
                 Ok(false) => {}
                 Err(e) => {
                     if err_log.allow(Instant::now()) {
@@ -123,13 +140,78 @@ impl MediaLoop {
         }
     }
 
+    /// One of several workers: wait on the channel (datagram batches and commands) or the
+    /// core's timers.
+    fn run_steered(mut self, w: Worker) {
+        info!(worker = w.index, quantum = ?self.pacing_quantum, "media worker running");
+        let mut timers_ran = Instant::now().checked_sub(self.pacing_quantum).unwrap_or_else(Instant::now);
+        let mut processed: u64 = 0;
+        let mut ended: Vec<String> = Vec::new();
+        loop {
+            let wait = self.run_timers(&mut timers_ran);
+            let got = match w.input.recv_timeout(wait) {
+                Ok(i) => Some(i),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            // Take what else is queued too: one wake-up, many inputs.
+            for input in got.into_iter().chain(std::iter::from_fn(|| w.input.try_recv().ok())) {
+                match input {
+                    WorkerInput::Datagrams(d) => {
+                        w.shared.dequeued(w.index);
+                        for (source, datagram) in d.iter() {
+                            let t = Instant::now();
+                            let dest = destination_for(source, self.udp_local_v4, self.udp_local_v6);
+                            self.sfu.handle_packet(t, Protocol::Udp, source, dest, datagram);
+                            self.flush_output(d.received.or(Some(t)));
+                        }
+                    }
+                    WorkerInput::Command(c) => {
+                        processed += 1;
+                        if !self.handle_command(c) {
+                            info!(worker = w.index, "media worker stopping");
+                            return;
+                        }
+                        self.flush_output(None);
+                    }
+                }
+            }
+            for change in self.sfu.take_steer_changes() {
+                match change {
+                    SteerChange::Learned(a) => w.shared.steering.learn(a, w.index),
+                    SteerChange::Forgotten(a) => w.shared.steering.forget(a, w.index),
+                    SteerChange::ConferenceEnded(c) => ended.push(c),
+                }
+            }
+            if !ended.is_empty() {
+                let sfu = &self.sfu;
+                w.shared.release(w.index, processed, &mut ended, |c| sfu.has_conference(c));
+            }
+        }
+    }
+
+    /// Awake anyway (a datagram, a command or the last timer wake-up): timers that are due run
+    /// now, which costs no wake-up. Waking for timers alone is what the quantum spaces out.
+    /// (Holding due timers back while awake only added a wake-up per received burst: str0m's
+    /// pacer releases forwarded video on a timeout.) Returns how long to sleep at most.
+    fn run_timers(&mut self, timers_ran: &mut Instant) -> Duration {
+        let now = Instant::now();
+        if self.sfu.next_timeout() <= now {
+            *timers_ran = now;
+            self.sfu.handle_timeout(now);
+            self.flush_output(None);
+        }
+        let due = timers_due(self.sfu.next_timeout(), *timers_ran, self.pacing_quantum);
+        due.saturating_duration_since(Instant::now()).min(MAX_WAIT)
+    }
+
     /// One `recvmmsg` of datagrams into the core. What each datagram makes the core send goes
     /// out before the next one is handled: a batch adds no forwarding delay.
-    fn receive_batch(&mut self, batch: &mut RecvBatch, err_log: &mut TokenBucket) {
+    fn receive_batch(&mut self, batch: &mut RecvBatch, err_log: &mut TokenBucket, waker: Option<SocketAddr>) {
         match self.socket.recv(batch) {
             Ok(_) => {
                 for (source, datagram) in batch.datagrams() {
-                    if Some(source) == self.waker_addr {
+                    if Some(source) == waker {
                         continue;
                     }
                     let t = Instant::now();
@@ -148,27 +230,50 @@ impl MediaLoop {
     }
 
     /// Returns false on shutdown.
-    fn drain_commands(&mut self) -> bool {
+    fn drain_commands(&mut self, commands: &Receiver<Command>) -> bool {
         loop {
-            match self.commands.try_recv() {
-                Ok(Command::Control(m)) => self.sfu.handle_control(m, Instant::now()),
-                Ok(Command::TcpPacket { source, destination, data }) => {
-                    let t = Instant::now();
-                    self.sfu.handle_packet(t, Protocol::Tcp, source, destination, &data);
-                    self.flush_output(Some(t));
+            match commands.try_recv() {
+                Ok(c) => {
+                    if !self.handle_command(c) {
+                        return false;
+                    }
                 }
-                Ok(Command::SetDraining(drain)) => self.sfu.set_draining(drain),
-                Ok(Command::Shutdown) => return false,
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
         }
     }
 
+    /// Returns false on shutdown.
+    fn handle_command(&mut self, c: Command) -> bool {
+        match c {
+            Command::Control(m) => self.sfu.handle_control(m, Instant::now()),
+            Command::TcpPacket { source, destination, data } => {
+                let t = Instant::now();
+                self.sfu.handle_packet(t, Protocol::Tcp, source, destination, &data);
+                self.flush_output(Some(t));
+            }
+            Command::SetDraining(drain) => self.sfu.set_draining(drain),
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
     /// Send what the core produced. `received` is when the triggering packet arrived.
     fn flush_output(&mut self, received: Option<Instant>) {
         // Counters first, so whoever sees what this sends also sees it counted.
-        let counters = *self.sfu.counters();
+        let mut counters = *self.sfu.counters();
+        if counters.census != self.own_census {
+            self.own_census = counters.census;
+            let endpoints = counters.census.endpoints as i64;
+            self.metrics.worker_endpoints.with_label_values(&[&self.worker.to_string()]).set(endpoints);
+            if let Some(shared) = &self.shared {
+                shared.set_census(self.worker, counters.census);
+            }
+        }
+        if let Some(shared) = &self.shared {
+            counters.census = shared.total_census();
+        }
         self.metrics.export(&counters, &mut self.exported, self.sfu.drain_rtt_samples());
         while let Some(t) = self.sfu.poll_transmit() {
             match t.proto {

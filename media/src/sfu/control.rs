@@ -127,7 +127,9 @@ impl Sfu {
         if self.by_name.contains_key(&key) {
             return FromBridge::error(Some(req), ErrorCode::Conflict, "endpoint exists");
         }
-        let ufrag = random_token(16);
+        // With several workers the ufrag's prefix names this one (the steering reads it).
+        let prefix = self.cfg.steering.as_deref().unwrap_or("");
+        let ufrag = format!("{prefix}{}", random_token(16 - prefix.len().min(8)));
         let creds = IceCreds { ufrag: ufrag.clone(), pass: random_token(24) };
         // Opus, VP8 and constrained-baseline H.264 only: every receive slot m-line lists each
         // codec (str0m's default list makes a video m-line ~4 KB of SDP).

@@ -36,11 +36,14 @@ pub enum DropReason {
     /// A message for signaling dropped because the control queue was full (the connection
     /// is then reset; signaling resyncs on `register`).
     ControlQueue,
+    /// A batch of datagrams for a media worker dropped: that worker had too many queued
+    /// already (several workers only; see `io::steer`).
+    Overload,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Unparseable,
         DropReason::UnknownUfrag,
         DropReason::MalformedStun,
@@ -54,6 +57,7 @@ impl DropReason {
         DropReason::HttpRefused,
         DropReason::HttpIdle,
         DropReason::ControlQueue,
+        DropReason::Overload,
     ];
 
     pub fn label(self) -> &'static str {
@@ -71,6 +75,7 @@ impl DropReason {
             DropReason::HttpRefused => "http_refused",
             DropReason::HttpIdle => "http_idle",
             DropReason::ControlQueue => "control_queue",
+            DropReason::Overload => "overload",
         }
     }
 }

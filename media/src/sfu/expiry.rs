@@ -40,6 +40,7 @@ impl Sfu {
         self.by_ufrag.remove(&ep.ufrag);
         for a in &ep.addrs {
             self.by_addr.remove(a);
+            self.steer_change(super::SteerChange::Forgotten(*a));
         }
         self.by_name.remove(&(ep.conference.clone(), ep.name.clone()));
         self.nack_totals.retain(|k, _| k.0 != id);
@@ -79,6 +80,7 @@ impl Sfu {
             was_audible = c.remove(id, &ep.name);
             if c.is_empty() {
                 self.conferences.remove(&ep.conference);
+                self.steer_change(super::SteerChange::ConferenceEnded(ep.conference.clone()));
                 info!(conference = %ep.conference, "conference ended");
             }
         }

@@ -64,6 +64,7 @@ impl Sfu {
         if kind == Kind::Stun && !ep.addrs.contains(&source) {
             ep.addrs.push(source);
             self.by_addr.insert(source, id);
+            self.steer_change(super::SteerChange::Learned(source));
         }
         self.counters.packets_in += 1;
         self.counters.bytes_in += buf.len() as u64;

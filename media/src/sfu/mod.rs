@@ -77,6 +77,20 @@ pub struct SfuConfig {
     /// Start estimate for TWCC bandwidth estimation; `None` disables BWE (and str0m's pacer):
     /// layers are then chosen by receiver constraints only.
     pub initial_bwe: Option<Bitrate>,
+    /// Several workers share the bridge's UDP port (`io::steer`): every ICE ufrag starts with
+    /// this worker's prefix, and the core records what the steering must learn
+    /// ([`Sfu::take_steer_changes`]). `None`: one worker, nothing recorded.
+    pub steering: Option<String>,
+}
+
+/// What the steering in front of several workers must learn from this one's core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SteerChange {
+    /// An endpoint of this worker did ICE from this address: its DTLS/RTP come here.
+    Learned(SocketAddr),
+    Forgotten(SocketAddr),
+    /// The conference has no endpoint left here (another worker may host it next time).
+    ConferenceEnded(String),
 }
 
 impl Default for SfuConfig {
@@ -93,6 +107,7 @@ impl Default for SfuConfig {
             disconnect_grace: Duration::from_secs(60),
             stats_interval: Some(Duration::from_secs(2)),
             initial_bwe: Some(Bitrate::kbps(2_500)),
+            steering: None,
         }
     }
 }
@@ -134,6 +149,8 @@ pub struct Sfu {
     log_limit: TokenBucket,
     /// Cumulative NACK counters per (endpoint, mid, rid, egress) to turn str0m totals into deltas.
     nack_totals: HashMap<(EpId, Mid, Option<Rid>, bool), u64>,
+    /// Recorded only with `SfuConfig::steering`; taken after every call by the I/O layer.
+    steer_changes: Vec<SteerChange>,
 }
 
 impl Sfu {
@@ -161,6 +178,7 @@ impl Sfu {
             last_housekeeping: now,
             log_limit: TokenBucket::new(2.0, 10.0, now),
             nack_totals: HashMap::new(),
+            steer_changes: Vec::new(),
         }
     }
 
@@ -259,6 +277,21 @@ impl Sfu {
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// What the steering must learn since the last call (always empty with one worker).
+    pub fn take_steer_changes(&mut self) -> std::vec::Drain<'_, SteerChange> {
+        self.steer_changes.drain(..)
+    }
+
+    pub fn has_conference(&self, name: &str) -> bool {
+        self.conferences.contains_key(name)
+    }
+
+    fn steer_change(&mut self, c: SteerChange) {
+        if self.cfg.steering.is_some() {
+            self.steer_changes.push(c);
+        }
     }
 
     pub fn poll_control(&mut self) -> Option<FromBridge> {

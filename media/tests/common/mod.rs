@@ -342,6 +342,8 @@ pub struct Harness {
     pub conference: String,
     pub log: Vec<FromBridge>,
     next_id: u64,
+    /// The conference each client joined (`conference` when it joined).
+    member_of: std::collections::HashMap<String, String>,
 }
 
 impl Harness {
@@ -360,6 +362,7 @@ impl Harness {
             conference: conference.into(),
             log: Vec::new(),
             next_id: 100,
+            member_of: Default::default(),
         }
     }
 
@@ -391,6 +394,7 @@ impl Harness {
             sdp,
             sources,
         });
+        self.member_of.insert(c.name.clone(), self.conference.clone());
         self.clients.push(c);
         self.clients.len() - 1
     }
@@ -469,9 +473,10 @@ impl Harness {
                 let answer =
                     self.clients.iter_mut().find(|c| &c.name == endpoint).map(|c| c.accept_offer(sdp, slots));
                 if let Some(sdp) = answer {
+                    let conference = self.member_of.get(endpoint).unwrap_or(&self.conference).clone();
                     self.bridge.send(ToBridge::Answer {
                         offer_id: *offer_id,
-                        conference: self.conference.clone(),
+                        conference,
                         endpoint: endpoint.clone(),
                         sdp,
                     });
