@@ -234,6 +234,10 @@ def pool():
         (f"sum by (namespace, pod) (convene_bridge_conferences{{{P}}})", "{{pod}}"),
         (f"max by (namespace, pod) (convene_bridge_largest_conference{{{P}}})", "{{pod}} largest"),
     ])
+    b.graph("Endpoints per media worker", [
+        (f"sum by (namespace, pod, worker) (convene_bridge_worker_endpoints{{{P}}})", "{{pod}} worker {{worker}}")],
+        description="A bridge runs a media worker per core it may use; each conference lives whole on one worker. "
+                    "One busy worker beside idle ones: one large conference (it cannot be split).")
     b.graph("Mbps in", [(f"sum by (namespace, pod) (convene_bridge_bitrate_in_bps{{{P}}}) / 1e6", "{{pod}}")],
             unit="Mbits", stack=True)
     b.graph("Mbps out", [
