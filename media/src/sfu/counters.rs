@@ -39,11 +39,14 @@ pub enum DropReason {
     /// A batch of datagrams for a media worker dropped: that worker had too many queued
     /// already (several workers only; see `io::steer`).
     Overload,
+    /// A forwarded packet not queued for a receiver: its send queue in str0m already holds
+    /// `MAX_EGRESS_QUEUE` packets (it takes less than it is sent; the pacer cannot keep up).
+    EgressQueue,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (`reason as usize` indexes this).
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Unparseable,
         DropReason::UnknownUfrag,
         DropReason::MalformedStun,
@@ -58,6 +61,7 @@ impl DropReason {
         DropReason::HttpIdle,
         DropReason::ControlQueue,
         DropReason::Overload,
+        DropReason::EgressQueue,
     ];
 
     pub fn label(self) -> &'static str {
@@ -76,6 +80,7 @@ impl DropReason {
             DropReason::HttpIdle => "http_idle",
             DropReason::ControlQueue => "control_queue",
             DropReason::Overload => "overload",
+            DropReason::EgressQueue => "egress_queue",
         }
     }
 }

@@ -15,10 +15,14 @@ use tracing::debug;
 
 use super::codec::{starts_keyframe, vp8_keyframe_height, vp8_wide_picture_id};
 use super::control;
+use super::counters::DropReason;
 use super::endpoint::{Feed, Track};
 use super::rewrite::{self, Vp8Ids};
 use super::router::{self, Decision};
 use super::{EpId, Sfu};
+
+/// Packets queued towards one receive slot at most (~3 s of the top simulcast layer).
+pub const MAX_EGRESS_QUEUE: usize = 1000;
 
 impl Sfu {
     pub(super) fn on_rtp(&mut self, id: EpId, pkt: RtpPacket, now: Instant) {
@@ -100,6 +104,10 @@ impl Sfu {
                     continue;
                 };
                 let Some(out_mid) = slot.open_mid() else { continue };
+                // Nothing for a receiver that cannot take it now (str0m would queue it).
+                if !r.connected || r.disconnected_since.is_some() {
+                    continue;
+                }
                 let (d, cur) = router::decide(slot.current, slot.target, this, keyframe);
                 if cur != slot.current {
                     let same_track = cur.map(|f| f.track()) == slot.current.map(|f| f.track());
@@ -157,6 +165,12 @@ impl Sfu {
                 let Some(stream) = api.stream_tx_by_mid(out_mid, None) else {
                     continue;
                 };
+                // str0m's send queue is unbounded: a receiver that falls behind loses packets
+                // here rather than growing the bridge's memory.
+                if stream.queue_info().is_some_and(|q| q.packet_count() >= MAX_EGRESS_QUEUE) {
+                    self.counters.count_drop(DropReason::EgressQueue);
+                    continue;
+                }
                 stream.write_rtp(write);
                 if !r.dirty {
                     r.dirty = true;
