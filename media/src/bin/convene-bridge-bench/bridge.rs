@@ -149,7 +149,8 @@ pub struct BridgeRun {
     pub bridge_dropped: u64,
     /// Datagrams the bridge reports sent over the window (`packets_out` delta).
     pub bridge_out: u64,
-    pub dt: f64,
+    /// Length of the bench's window (the clients' counters and the bench's CPU).
+    pub bench_dt: f64,
     /// Clients that received all the video they should before the warm-up, of all.
     pub ready_at_start: u64,
     pub clients_total: u64,
@@ -302,8 +303,23 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
         let (tally, cpu) = threads.tallies();
         (tally, cpu, process_cpu_seconds("self"), udp_drops("self"), udp_drops(&bridge_pid))
     };
+    // The bench's window encloses the bridge's: its counters are read before the first and
+    // after the last `/stats` call, so nothing the bridge counted as sent can be missing from
+    // what the bench counted as received just because an HTTP answer was slow.
     let (c0, tcpu0, bench0, bd0, brd0) = snapshot(&threads);
-    let (out0, _, _) = bridge_stats(bridge.http);
+    let tb0 = Instant::now();
+    // `/stats` answers on the bridge's HTTP runtime, late when the machine is busy: its
+    // counter is taken as read halfway through the call.
+    let timed_stats = || {
+        let t = Instant::now();
+        let s = bridge_stats(bridge.http);
+        let took = t.elapsed();
+        if took > Duration::from_millis(50) {
+            eprintln!("  (GET /stats took {} ms: the window's edges are that uncertain)", took.as_millis());
+        }
+        (s, t + took / 2)
+    };
+    let ((out0, _, _), ts0) = timed_stats();
     let dropped0 = bridge_dropped(bridge.http);
     let cpu0 = process_cpu_seconds(&bridge_pid);
     let (vol0, invol0) = ctxt_switches(&media);
@@ -312,14 +328,15 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
     let dt = t0.elapsed().as_secs_f64();
     let cpu = (process_cpu_seconds(&bridge_pid) - cpu0) / dt;
     let (vol1, invol1) = ctxt_switches(&media);
-    let (c1, tcpu1, bench1, bd1, brd1) = snapshot(&threads);
-    let (out1, p50, p99) = bridge_stats(bridge.http);
+    let ((out1, p50, p99), ts1) = timed_stats();
     let dropped1 = bridge_dropped(bridge.http);
+    let (c1, tcpu1, bench1, bd1, brd1) = snapshot(&threads);
+    let bench_dt = tb0.elapsed().as_secs_f64();
     threads.stop()?;
-    let busiest = tcpu1.iter().zip(&tcpu0).map(|(a, b)| (a - b) as f64 / 1e9 / dt).fold(0.0, f64::max);
+    let busiest = tcpu1.iter().zip(&tcpu0).map(|(a, b)| (a - b) as f64 / 1e9 / bench_dt).fold(0.0, f64::max);
     Ok(BridgeRun {
         run: Run {
-            pps: (out1 - out0) as f64 / dt,
+            pps: (out1 - out0) as f64 / ts1.duration_since(ts0).as_secs_f64(),
             cpu,
             wakeups: (vol1 - vol0) as f64 / dt,
             preempted: (invol1 - invol0) as f64 / dt,
@@ -327,13 +344,13 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
         p50,
         p99,
         clients: c1.since(&c0),
-        bench_cpu: (bench1 - bench0) / dt,
+        bench_cpu: (bench1 - bench0) / bench_dt,
         busiest_thread: busiest,
         bench_drops: bd1 - bd0,
         bridge_kernel_drops: brd1 - brd0,
         bridge_dropped: dropped1.saturating_sub(dropped0),
         bridge_out: out1 - out0,
-        dt,
+        bench_dt,
         ready_at_start: ready,
         clients_total: total,
         client_threads: n_threads,

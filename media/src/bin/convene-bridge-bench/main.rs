@@ -128,9 +128,9 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
     // nominal forwarded rate and the baseline's input.
     let mut rates = [0f64; 4];
     for (i, r) in rates.iter_mut().enumerate().take(3) {
-        *r = c.pub_video[i] as f64 / b.dt / sources;
+        *r = c.pub_video[i] as f64 / b.bench_dt / sources;
     }
-    rates[3] = c.pub_audio as f64 / b.dt / sources;
+    rates[3] = c.pub_audio as f64 / b.bench_dt / sources;
     if rates.contains(&0.0) {
         // Should not happen (the publishers' SSRCs were not learnt): estimate from the shape.
         let m = scn.media;
@@ -178,7 +178,7 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
         invalid.push("bridge drops");
     }
     // RTP (media, retransmissions, padding) the subscribers received against the shape's.
-    let of_nominal = 100.0 * c.rtp_received as f64 / b.dt / nominal.max(1e-9);
+    let of_nominal = 100.0 * c.rtp_received as f64 / b.bench_dt / nominal.max(1e-9);
     if of_nominal < 95.0 {
         invalid.push("subscribers got < 95% of nominal");
     }
