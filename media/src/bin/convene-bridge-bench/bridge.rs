@@ -165,6 +165,18 @@ struct Threads {
     outbox: mpsc::Receiver<ToBridge>,
 }
 
+/// A run that ends early (an error) still stops its client threads.
+impl Drop for Threads {
+    fn drop(&mut self) {
+        for s in &self.shared {
+            s.stop.store(true, Ordering::Relaxed);
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
 impl Threads {
     fn tallies(&self) -> (Tally, Vec<u64>) {
         let mut sum = Tally::default();
@@ -177,11 +189,11 @@ impl Threads {
         (sum, cpu)
     }
 
-    fn stop(self) -> anyhow::Result<()> {
+    fn stop(mut self) -> anyhow::Result<()> {
         for s in &self.shared {
             s.stop.store(true, Ordering::Relaxed);
         }
-        for h in self.handles {
+        for h in std::mem::take(&mut self.handles) {
             h.join().map_err(|_| anyhow!("client thread panicked"))??;
         }
         Ok(())
