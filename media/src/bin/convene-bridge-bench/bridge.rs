@@ -155,6 +155,8 @@ pub struct BridgeRun {
     pub ready_at_start: u64,
     pub clients_total: u64,
     pub client_threads: usize,
+    /// RTP packets/s each receiving client got, ascending.
+    pub per_receiver: Vec<f64>,
 }
 
 struct Threads {
@@ -178,6 +180,15 @@ impl Drop for Threads {
 }
 
 impl Threads {
+    /// RTP received so far per receiving client (all threads, a fixed order).
+    fn per_receiver(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for s in &self.shared {
+            out.extend(s.per_receiver.lock().unwrap_or_else(|e| e.into_inner()).iter().copied());
+        }
+        out
+    }
+
     fn tallies(&self) -> (Tally, Vec<u64>) {
         let mut sum = Tally::default();
         let mut cpu = Vec::new();
@@ -313,12 +324,13 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
     let media = media_thread_status(pid)?;
     let snapshot = |threads: &Threads| {
         let (tally, cpu) = threads.tallies();
-        (tally, cpu, process_cpu_seconds("self"), udp_drops("self"), udp_drops(&bridge_pid))
+        let per = threads.per_receiver();
+        (tally, cpu, per, process_cpu_seconds("self"), udp_drops("self"), udp_drops(&bridge_pid))
     };
     // The bench's window encloses the bridge's: its counters are read before the first and
     // after the last `/stats` call, so nothing the bridge counted as sent can be missing from
     // what the bench counted as received just because an HTTP answer was slow.
-    let (c0, tcpu0, bench0, bd0, brd0) = snapshot(&threads);
+    let (c0, tcpu0, per0, bench0, bd0, brd0) = snapshot(&threads);
     let tb0 = Instant::now();
     // `/stats` answers on the bridge's HTTP runtime, late when the machine is busy: its
     // counter is taken as read halfway through the call.
@@ -342,9 +354,12 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
     let (vol1, invol1) = ctxt_switches(&media);
     let ((out1, p50, p99), ts1) = timed_stats();
     let dropped1 = bridge_dropped(bridge.http);
-    let (c1, tcpu1, bench1, bd1, brd1) = snapshot(&threads);
+    let (c1, tcpu1, per1, bench1, bd1, brd1) = snapshot(&threads);
     let bench_dt = tb0.elapsed().as_secs_f64();
     threads.stop()?;
+    let mut per_receiver: Vec<f64> =
+        per1.iter().zip(&per0).map(|(a, b)| a.saturating_sub(*b) as f64 / bench_dt).collect();
+    per_receiver.sort_by(f64::total_cmp);
     let busiest = tcpu1.iter().zip(&tcpu0).map(|(a, b)| (a - b) as f64 / 1e9 / bench_dt).fold(0.0, f64::max);
     Ok(BridgeRun {
         run: Run {
@@ -366,5 +381,6 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
         ready_at_start: ready,
         clients_total: total,
         client_threads: n_threads,
+        per_receiver,
     })
 }

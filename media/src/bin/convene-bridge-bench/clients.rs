@@ -111,6 +111,8 @@ pub struct Peer {
     want_videos: usize,
     ready: bool,
     rx: HashMap<u32, SeqTrack>,
+    /// RTP packets received (all SSRCs).
+    rtp_received: u64,
 }
 
 impl Peer {
@@ -159,6 +161,7 @@ impl Peer {
             want_videos: spec.receive_videos,
             ready: spec.receive_videos == 0,
             rx: HashMap::new(),
+            rtp_received: 0,
         })
     }
 
@@ -196,6 +199,7 @@ impl Peer {
         t.rx_dgrams += 1;
         let Some((ssrc, seq)) = rtp_header(b) else { return };
         t.rtp_received += 1;
+        self.rtp_received += 1;
         let seq = u64::from(seq);
         match self.rx.get_mut(&ssrc) {
             None => {
@@ -329,6 +333,8 @@ impl Peer {
 #[derive(Default)]
 pub struct Shared {
     pub tally: Mutex<Tally>,
+    /// RTP packets received so far by each client of the thread that should receive video.
+    pub per_receiver: Mutex<Vec<u64>>,
     pub stop: AtomicBool,
 }
 
@@ -363,6 +369,11 @@ pub fn run(
         t.ready = peers.iter().filter(|p| p.ready).count() as u64;
         t.cpu_ns = ((crate::procfs::thread_cpu_seconds() - cpu0) * 1e9) as u64;
         *shared.tally.lock().map_err(|_| anyhow!("poisoned"))? = t;
+        {
+            let mut v = shared.per_receiver.lock().map_err(|_| anyhow!("poisoned"))?;
+            v.clear();
+            v.extend(peers.iter().filter(|p| p.want_videos > 0).map(|p| p.rtp_received));
+        }
         std::thread::sleep(Duration::from_micros(500));
     }
     Ok(())

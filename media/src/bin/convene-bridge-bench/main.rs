@@ -117,7 +117,7 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-const HEADER: &str = "| scenario | size | forwarded pkt/s | sub RTP rx of nominal | bridge CPU s/s | pkt/s per core | wake-ups/s | preempted/s | latency p50 | latency p99 | baseline pkt/s | baseline CPU s/s | baseline pkt/s per core | ratio | sub RTP rx / expected | sub loss | bench rx of bridge out | socket drops bench / bridge | bench CPU s/s (busiest client thread, threads) | load avg | valid |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| scenario | size | forwarded pkt/s | sub RTP rx of nominal | bridge CPU s/s | pkt/s per core | wake-ups/s | preempted/s | latency p50 | latency p99 | baseline pkt/s | baseline CPU s/s | baseline pkt/s per core | ratio | per-receiver RTP pkt/s min / median / max | sub RTP rx / expected | sub loss | bench rx of bridge out | socket drops bench / bridge | bench CPU s/s (busiest client thread, threads) | load avg | valid |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String> {
     eprintln!("{} {}: bridge ({} clients) …", scn.kind.name(), scn.size, scn.peers.len());
@@ -201,8 +201,14 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
     } else {
         b.bridge_kernel_drops.to_string()
     };
+    // Who got less: one slow client, or every client a lower layer?
+    let pr = &b.per_receiver;
+    let spread = match (pr.first(), pr.get(pr.len() / 2), pr.last()) {
+        (Some(a), Some(m), Some(z)) => format!("{a:.0} / {m:.0} / {z:.0}"),
+        _ => "—".into(),
+    };
     Ok(format!(
-        "| {} | {} | {:.0} | {:.0}% | {:.3} | {:.0} | {:.0} | {:.0} | {} µs | {} µs | {} | {} | {} | {} | {} / {} | {} ({:.2}%) | {:.1}% | {}{} / {} | {:.2} ({:.2}, {}) | {} | {} |",
+        "| {} | {} | {:.0} | {:.0}% | {:.3} | {:.0} | {:.0} | {:.0} | {} µs | {} µs | {} | {} | {} | {} | {} | {} / {} | {} ({:.2}%) | {:.1}% | {}{} / {} | {:.2} ({:.2}, {}) | {} | {} |",
         scn.kind.name(),
         scn.size,
         b.run.pps,
@@ -217,6 +223,7 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
         base_cpu,
         base_per_core,
         ratio,
+        spread,
         c.rtp_received,
         c.rtp_expected,
         loss,
