@@ -15,7 +15,7 @@ use convene_media::control::{self, FromBridge, ReceiverConstraints, ToBridge};
 use tokio_tungstenite::tungstenite::{self, WebSocket};
 
 use crate::clients::{self, Peer, Shared, Tally};
-use crate::procfs::{ctxt_switches, media_thread_status, process_cpu_seconds, udp_drops};
+use crate::procfs::{ctxt_switches, media_thread_status, process_cpu_seconds, udp_drops, udp_snmp};
 use crate::scenario::Scenario;
 use crate::{Opts, Run};
 
@@ -147,6 +147,9 @@ pub struct BridgeRun {
     pub bench_drops: u64,
     pub bridge_kernel_drops: u64,
     pub bridge_dropped: u64,
+    /// The namespace's UDP NoPorts and SndbufErrors over the window (anyone's, not only ours).
+    pub no_ports: u64,
+    pub sndbuf_errors: u64,
     /// Datagrams the bridge reports sent over the window (`packets_out` delta).
     pub bridge_out: u64,
     /// Length of the bench's window (the clients' counters and the bench's CPU).
@@ -325,12 +328,13 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
     let snapshot = |threads: &Threads| {
         let (tally, cpu) = threads.tallies();
         let per = threads.per_receiver();
-        (tally, cpu, per, process_cpu_seconds("self"), udp_drops("self"), udp_drops(&bridge_pid))
+        let drops = (udp_drops("self"), udp_drops(&bridge_pid), udp_snmp());
+        (tally, cpu, per, process_cpu_seconds("self"), drops)
     };
     // The bench's window encloses the bridge's: its counters are read before the first and
     // after the last `/stats` call, so nothing the bridge counted as sent can be missing from
     // what the bench counted as received just because an HTTP answer was slow.
-    let (c0, tcpu0, per0, bench0, bd0, brd0) = snapshot(&threads);
+    let (c0, tcpu0, per0, bench0, (bd0, brd0, snmp0)) = snapshot(&threads);
     let tb0 = Instant::now();
     // `/stats` answers on the bridge's HTTP runtime, late when the machine is busy: its
     // counter is taken as read halfway through the call.
@@ -354,7 +358,7 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
     let (vol1, invol1) = ctxt_switches(&media);
     let ((out1, p50, p99), ts1) = timed_stats();
     let dropped1 = bridge_dropped(bridge.http);
-    let (c1, tcpu1, per1, bench1, bd1, brd1) = snapshot(&threads);
+    let (c1, tcpu1, per1, bench1, (bd1, brd1, snmp1)) = snapshot(&threads);
     let bench_dt = tb0.elapsed().as_secs_f64();
     threads.stop()?;
     let mut per_receiver: Vec<f64> =
@@ -376,6 +380,8 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
         bench_drops: bd1 - bd0,
         bridge_kernel_drops: brd1 - brd0,
         bridge_dropped: dropped1.saturating_sub(dropped0),
+        no_ports: snmp1.0.saturating_sub(snmp0.0),
+        sndbuf_errors: snmp1.1.saturating_sub(snmp0.1),
         bridge_out: out1 - out0,
         bench_dt,
         ready_at_start: ready,

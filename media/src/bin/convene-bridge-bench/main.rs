@@ -117,7 +117,7 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-const HEADER: &str = "| scenario | size | forwarded pkt/s | sub RTP rx of nominal | bridge CPU s/s | pkt/s per core | wake-ups/s | preempted/s | latency p50 | latency p99 | baseline pkt/s | baseline CPU s/s | baseline pkt/s per core | ratio | per-receiver RTP pkt/s min / median / max | sub RTP rx / expected | sub loss | bench rx of bridge out | socket drops bench / bridge | bench CPU s/s (busiest client thread, threads) | load avg | valid |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| scenario | size | forwarded pkt/s | sub RTP rx of nominal | bridge CPU s/s | pkt/s per core | wake-ups/s | preempted/s | latency p50 | latency p99 | baseline pkt/s | baseline CPU s/s | baseline pkt/s per core | ratio | per-receiver RTP pkt/s min / median / max | sub RTP rx / expected | sub loss | bench rx of bridge out | socket drops bench / bridge | UDP NoPorts / SndbufErrors (netns) | bench CPU s/s (busiest client thread, threads) | load avg | valid |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String> {
     eprintln!("{} {}: bridge ({} clients) …", scn.kind.name(), scn.size, scn.peers.len());
@@ -208,7 +208,7 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
         _ => "—".into(),
     };
     Ok(format!(
-        "| {} | {} | {:.0} | {:.0}% | {:.3} | {:.0} | {:.0} | {:.0} | {} µs | {} µs | {} | {} | {} | {} | {} | {} / {} | {} ({:.2}%) | {:.1}% | {}{} / {} | {:.2} ({:.2}, {}) | {} | {} |",
+        "| {} | {} | {:.0} | {:.0}% | {:.3} | {:.0} | {:.0} | {:.0} | {} µs | {} µs | {} | {} | {} | {} | {} | {} / {} | {} ({:.2}%) | {:.1}% | {}{} / {} | {} / {} | {:.2} ({:.2}, {}) | {} | {} |",
         scn.kind.name(),
         scn.size,
         b.run.pps,
@@ -232,6 +232,8 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
         b.bench_drops,
         if c.tx_errors > 0 { format!(" (+{} send errors)", c.tx_errors) } else { String::new() },
         bridge_drops,
+        b.no_ports,
+        b.sndbuf_errors,
         b.bench_cpu,
         b.busiest_thread,
         b.client_threads,

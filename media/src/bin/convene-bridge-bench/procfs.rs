@@ -83,3 +83,20 @@ pub fn udp_drops(pid: &str) -> u64 {
     }
     total
 }
+
+/// The network namespace's UDP `NoPorts` (datagrams to a port nobody listens on) and
+/// `SndbufErrors` (sends refused for a full send buffer) from `/proc/net/snmp`: not per
+/// process, so anything else on the machine's loopback counts too.
+pub fn udp_snmp() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut lines = s.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else { return (0, 0) };
+    let get = |k: &str| {
+        names
+            .split_whitespace()
+            .position(|n| n == k)
+            .and_then(|i| values.split_whitespace().nth(i)?.parse().ok())
+            .unwrap_or(0)
+    };
+    (get("NoPorts"), get("SndbufErrors"))
+}
