@@ -66,6 +66,7 @@ impl Bridge {
         let udp = UdpSocket::bind(SocketAddr::new(cfg.bind, cfg.udp_port))
             .with_context(|| format!("binding UDP {}:{}", cfg.bind, cfg.udp_port))?;
         let udp_addr = udp.local_addr()?;
+        set_socket_buffers(&udp);
         // ICE-TCP is always on (port 0 = an ephemeral port, as for UDP; used by tests).
         let tcp = Some(
             tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.tcp_port))
@@ -333,6 +334,24 @@ impl Bridge {
         let ice = self.ice.lock().ok().and_then(|i| *i).filter(|(_, at)| at.elapsed() < ICE_STALE);
         LoadReport { drain: self.drain(), ice: ice.map(|(c, _)| c), ..figures }
     }
+}
+
+/// Room for bursts on the media port: the kernel's default (~200 KB) holds ~150 datagrams,
+/// less than one receive batch of a busy bridge. The kernel caps the request at
+/// `net.core.rmem_max`/`wmem_max` (raise them on media nodes for big bridges); what it granted
+/// is logged.
+const UDP_BUFFER_BYTES: usize = 4 << 20;
+
+fn set_socket_buffers(udp: &UdpSocket) {
+    let s = socket2::SockRef::from(udp);
+    let _ = s.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = s.set_send_buffer_size(UDP_BUFFER_BYTES);
+    info!(
+        receive = s.recv_buffer_size().ok(),
+        send = s.send_buffer_size().ok(),
+        asked = UDP_BUFFER_BYTES,
+        "media port socket buffers (bytes; capped by net.core.rmem_max/wmem_max)"
+    );
 }
 
 fn drain_report(drain: Option<(Instant, Duration)>, now: Instant) -> Option<Drain> {
