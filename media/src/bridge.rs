@@ -336,8 +336,8 @@ impl Bridge {
     }
 }
 
-/// Room for bursts on the media port: the kernel's default (~200 KB) holds ~150 datagrams,
-/// less than one receive batch of a busy bridge. The kernel caps the request at
+/// Room for bursts on the media port: the kernel's default (~200 KB) holds ~100 datagrams,
+/// a few milliseconds of a busy bridge's input. The kernel caps the request at
 /// `net.core.rmem_max`/`wmem_max` (raise them on media nodes for big bridges); what it granted
 /// is logged.
 const UDP_BUFFER_BYTES: usize = 4 << 20;
