@@ -159,12 +159,10 @@ impl MediaLoop {
                 match input {
                     WorkerInput::Datagrams(d) => {
                         w.shared.dequeued(w.index);
-                        for (source, datagram) in d.iter() {
-                            let t = Instant::now();
-                            let dest = destination_for(source, self.udp_local_v4, self.udp_local_v6);
-                            self.sfu.handle_packet(t, Protocol::Udp, source, dest, datagram);
-                            self.flush_output(d.received.or(Some(t)));
-                        }
+                        let t = Instant::now();
+                        let (v4, v6) = (self.udp_local_v4, self.udp_local_v6);
+                        self.sfu.handle_datagrams(t, Protocol::Udp, |s| destination_for(s, v4, v6), d.iter());
+                        self.flush_output(d.received.or(Some(t)));
                     }
                     WorkerInput::Command(c) => {
                         processed += 1;
@@ -205,20 +203,17 @@ impl MediaLoop {
         due.saturating_duration_since(Instant::now()).min(MAX_WAIT)
     }
 
-    /// One `recvmmsg` of datagrams into the core. What each datagram makes the core send goes
-    /// out before the next one is handled: a batch adds no forwarding delay.
+    /// One `recvmmsg` of datagrams into the core, driven as one batch: every receiver is
+    /// polled once for it, and what the batch made the core send goes out together (GSO).
     fn receive_batch(&mut self, batch: &mut RecvBatch, err_log: &mut TokenBucket, waker: Option<SocketAddr>) {
         match self.socket.recv(batch) {
             Ok(_) => {
-                for (source, datagram) in batch.datagrams() {
-                    if Some(source) == waker {
-                        continue;
-                    }
-                    let t = Instant::now();
-                    let dest = destination_for(source, self.udp_local_v4, self.udp_local_v6);
-                    self.sfu.handle_packet(t, Protocol::Udp, source, dest, datagram);
-                    self.flush_output(Some(t));
-                }
+                // The latency clock starts when the batch left the kernel.
+                let t = Instant::now();
+                let (v4, v6) = (self.udp_local_v4, self.udp_local_v6);
+                let datagrams = batch.datagrams().filter(|(source, _)| Some(*source) != waker);
+                self.sfu.handle_datagrams(t, Protocol::Udp, |s| destination_for(s, v4, v6), datagrams);
+                self.flush_output(Some(t));
             }
             // ICMP errors surface here on Linux (ConnectionRefused); never fatal.
             Err(e) => {

@@ -68,8 +68,9 @@ impl Sfu {
         }
         self.counters.packets_in += 1;
         self.counters.bytes_in += buf.len() as u64;
-        self.mark_dirty(id);
-        self.flush(now);
+        // The source's own output now (str0m holds one received RTP packet until polled); the
+        // receivers it wrote to are polled by the caller's `flush`, once for a whole batch.
+        self.poll_endpoint(id, now);
     }
 
     /// A datagram without an ICE USERNAME: a plain Binding request (a reachability probe,

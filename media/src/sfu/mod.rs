@@ -225,6 +225,23 @@ impl Sfu {
         buf: &[u8],
     ) {
         self.receive(now, proto, source, destination, buf);
+        self.flush(now);
+    }
+
+    /// Datagrams read together (one `recvmmsg`): each is handed to its endpoint as it comes,
+    /// and every receiver the batch wrote to is polled once at the end, not once per packet
+    /// (str0m's per-poll work grows with an endpoint's streams).
+    pub fn handle_datagrams<'a>(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        destination: impl Fn(SocketAddr) -> SocketAddr,
+        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
+    ) {
+        for (source, buf) in datagrams {
+            self.receive(now, proto, source, destination(source), buf);
+        }
+        self.flush(now);
     }
 
     /// Handle one control message from signaling; replies go to `poll_control`.

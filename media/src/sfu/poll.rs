@@ -66,7 +66,7 @@ impl Sfu {
         }
     }
 
-    fn poll_endpoint(&mut self, id: EpId, now: Instant) {
+    pub(super) fn poll_endpoint(&mut self, id: EpId, now: Instant) {
         let mut events = Vec::new();
         let Some(ep) = self.endpoints.get_mut(&id) else {
             return;

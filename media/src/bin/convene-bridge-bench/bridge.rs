@@ -15,7 +15,7 @@ use convene_media::control::{self, FromBridge, ReceiverConstraints, ToBridge};
 use tokio_tungstenite::tungstenite::{self, WebSocket};
 
 use crate::clients::{self, Peer, Shared, Tally};
-use crate::procfs::{ctxt_switches, media_thread_status, process_cpu_seconds, udp_drops, udp_snmp};
+use crate::procfs::{ctxt_switches_sum, media_thread_status, process_cpu_seconds, udp_drops, udp_snmp};
 use crate::scenario::Scenario;
 use crate::{Opts, Run};
 
@@ -350,12 +350,12 @@ pub fn run(scn: &Scenario, opts: &Opts) -> anyhow::Result<BridgeRun> {
     let ((out0, _, _), ts0) = timed_stats();
     let dropped0 = bridge_dropped(bridge.http);
     let cpu0 = process_cpu_seconds(&bridge_pid);
-    let (vol0, invol0) = ctxt_switches(&media);
+    let (vol0, invol0) = ctxt_switches_sum(&media);
     let t0 = Instant::now();
     threads.pump(&mut sig, t0 + opts.measure, |_| false)?;
     let dt = t0.elapsed().as_secs_f64();
     let cpu = (process_cpu_seconds(&bridge_pid) - cpu0) / dt;
-    let (vol1, invol1) = ctxt_switches(&media);
+    let (vol1, invol1) = ctxt_switches_sum(&media);
     let ((out1, p50, p99), ts1) = timed_stats();
     let dropped1 = bridge_dropped(bridge.http);
     let (c1, tcpu1, per1, bench1, (bd1, brd1, snmp1)) = snapshot(&threads);

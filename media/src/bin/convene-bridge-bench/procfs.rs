@@ -37,14 +37,25 @@ pub fn ctxt_switches(status_path: &str) -> (u64, u64) {
     (field("voluntary_ctxt_switches:"), field("nonvoluntary_ctxt_switches:"))
 }
 
-/// The bridge's media thread (named `convene-media`): the status file to read its switches from.
-pub fn media_thread_status(pid: u32) -> anyhow::Result<String> {
+/// The bridge's media threads: its workers (`convene-media`, one per worker) and, with
+/// several, the steering thread (`convene-steer`): the status files to read switches from.
+pub fn media_thread_status(pid: u32) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
     for t in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
-        if std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "convene-media") {
-            return Ok(t.path().join("status").to_string_lossy().into_owned());
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if matches!(comm.trim(), "convene-media" | "convene-steer") {
+            out.push(t.path().join("status").to_string_lossy().into_owned());
         }
     }
-    bail!("no convene-media thread in bridge process {pid}")
+    if out.is_empty() {
+        bail!("no convene-media thread in bridge process {pid}");
+    }
+    Ok(out)
+}
+
+/// Voluntary and involuntary switches summed over threads.
+pub fn ctxt_switches_sum(status_paths: &[String]) -> (u64, u64) {
+    status_paths.iter().map(|p| ctxt_switches(p)).fold((0, 0), |(a, b), (v, i)| (a + v, b + i))
 }
 
 /// Inodes of the sockets `pid` (`self` for the bench) holds open.
