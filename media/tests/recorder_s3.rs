@@ -62,11 +62,16 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let moto = Moto { child, port };
+        let mut moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
             std::thread::sleep(Duration::from_millis(100));
+        }
+        // Listening, and it is ours: a server that failed to bind (the port taken meanwhile)
+        // has exited, and something else answered.
+        if let Ok(Some(status)) = moto.child.try_wait() {
+            panic!("moto_server exited ({status}) while port {port} answered");
         }
         moto
     }
@@ -143,7 +148,19 @@ fn tag(xml: &str, name: &str) -> Option<String> {
 
 /// HTTP/1.1 with `Connection: close`: status and body (chunked or not).
 fn http(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // moto's server can refuse for a moment right after it first listened (CI saw one
+    // ConnectionRefused on the first request of a test); a few retries, then fail.
+    let mut tries = 0;
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("connecting to moto on {port}: {e}"),
+        }
+    };
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
