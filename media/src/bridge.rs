@@ -129,26 +129,29 @@ impl Bridge {
         let media_alive = Arc::new(AtomicUsize::new(workers));
         let shared = (workers > 1).then(|| Arc::new(Shared::new(workers)));
         let pacing_quantum = Duration::from_micros(cfg.pacing_quantum_us);
+        // What every worker's loop shares; each has its own core, socket handle and index.
+        let media_loop = |sfu: SfuConfig, socket, control_out, worker, shared| MediaLoop {
+            sfu: Sfu::new(sfu, Instant::now()),
+            socket,
+            control_out,
+            tcp_writers: tcp_writers.clone(),
+            udp_local_v4: v4,
+            udp_local_v6: v6,
+            latency: latency.clone(),
+            metrics: metrics.clone(),
+            worker,
+            shared,
+            own_census: Default::default(),
+            exported: SfuCounters::default(),
+            pacing_quantum,
+        };
         let (dispatch, loops) = match &shared {
             None => {
                 let (tx, rx) = std::sync::mpsc::channel();
-                let media = MediaLoop {
-                    sfu: Sfu::new(sfu_cfg, Instant::now()),
-                    socket: BatchSocket::new(udp).context("batched media socket (recvmmsg/GSO, epoll)")?,
-                    input: Input::Socket { commands: rx, waker_addr: waker.local_addr() },
-                    control_out: ev_tx,
-                    tcp_writers: tcp_writers.clone(),
-                    udp_local_v4: v4,
-                    udp_local_v6: v6,
-                    latency: latency.clone(),
-                    metrics: metrics.clone(),
-                    worker: 0,
-                    shared: None,
-                    own_census: Default::default(),
-                    exported: SfuCounters::default(),
-                    pacing_quantum,
-                };
-                (Dispatch::One { tx, waker: waker.clone() }, vec![media])
+                let socket = BatchSocket::new(udp).context("batched media socket (recvmmsg/GSO, epoll)")?;
+                let media = media_loop(sfu_cfg, socket, ev_tx, 0, None);
+                let input = Input::Socket { commands: rx, waker_addr: waker.local_addr() };
+                (Dispatch::One { tx, waker: waker.clone() }, vec![(media, input)])
             }
             Some(shared) => {
                 let mut txs = Vec::new();
@@ -159,22 +162,9 @@ impl Bridge {
                     let cfg = SfuConfig { steering: Some(ufrag_prefix(index)), ..sfu_cfg.clone() };
                     // Each worker sends on its own handle of the port; only the steering reads it.
                     let send = udp.try_clone().context("a media worker's handle of the UDP port")?;
-                    loops.push(MediaLoop {
-                        sfu: Sfu::new(cfg, Instant::now()),
-                        socket: BatchSocket::new(send).context("batched media socket (GSO)")?,
-                        input: Input::Steered(Worker { index, input: rx, shared: shared.clone() }),
-                        control_out: ev_tx.clone(),
-                        tcp_writers: tcp_writers.clone(),
-                        udp_local_v4: v4,
-                        udp_local_v6: v6,
-                        latency: latency.clone(),
-                        metrics: metrics.clone(),
-                        worker: index,
-                        shared: Some(shared.clone()),
-                        own_census: Default::default(),
-                        exported: SfuCounters::default(),
-                        pacing_quantum,
-                    });
+                    let socket = BatchSocket::new(send).context("batched media socket (GSO)")?;
+                    let media = media_loop(cfg, socket, ev_tx.clone(), index, Some(shared.clone()));
+                    loops.push((media, Input::Steered(Worker { index, input: rx, shared: shared.clone() })));
                 }
                 let (stop_tx, stop_rx) = std::sync::mpsc::channel();
                 let steer = SteerLoop {
@@ -201,13 +191,13 @@ impl Bridge {
                 (dispatch, loops)
             }
         };
-        for media in loops {
+        for (media, input) in loops {
             let alive = media_alive.clone();
             // Every worker's thread has the same name: tools count them as one kind.
             std::thread::Builder::new()
                 .name("convene-media".into())
                 .spawn(move || {
-                    media.run();
+                    media.run(input);
                     alive.fetch_sub(1, Ordering::SeqCst);
                 })
                 .context("spawning a media worker")?;

@@ -66,7 +66,6 @@ pub struct MediaLoop {
     /// Set up for batches by the caller, so that a socket the kernel refuses fails start-up.
     /// One of several workers only sends on it (the steering reads the port).
     pub socket: BatchSocket,
-    pub input: Input,
     pub control_out: crate::control_queue::ControlOut,
     pub tcp_writers: TcpWriters,
     /// Local candidate address per IP family (passed as the datagram destination to str0m).
@@ -103,11 +102,8 @@ pub const PACING_QUANTUM: Duration = Duration::ZERO;
 const MAX_WAIT: Duration = Duration::from_millis(20);
 
 impl MediaLoop {
-    pub fn run(mut self) {
-        match std::mem::replace(
-            &mut self.input,
-            Input::Socket { commands: std::sync::mpsc::channel().1, waker_addr: None },
-        ) {
+    pub fn run(self, input: Input) {
+        match input {
             Input::Socket { commands, waker_addr } => self.run_socket(commands, waker_addr),
             Input::Steered(w) => self.run_steered(w),
         }

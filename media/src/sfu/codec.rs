@@ -6,6 +6,8 @@
 use str0m::format::Codec;
 use str0m::rtp::Vp8Descriptor;
 
+use crate::recorder::Codec as RecorderCodec;
+
 /// The packet is the first of a keyframe (audio: any packet starts a stream).
 pub fn starts_keyframe(codec: Codec, payload: &[u8], vp8: Option<&Vp8Descriptor>) -> bool {
     match codec {
@@ -45,15 +47,11 @@ fn h264_starts_keyframe(payload: &[u8]) -> bool {
     }
 }
 
-/// Height of a VP8 keyframe from the first packet of the frame (RFC 6386 §9.1: the frame tag,
-/// the start code 9d 01 2a, then width and height). The payload descriptor before it is 1 to 6
-/// bytes; the start code finds where the frame begins.
+/// Height of a VP8 keyframe from the first packet of the frame. The payload descriptor
+/// before the frame is 1 to 6 bytes; the frame header (the recorder's parser: RFC 6386 §9.1
+/// frame tag, start code, size) finds where the frame begins.
 pub fn vp8_keyframe_height(payload: &[u8]) -> Option<u32> {
-    (1..=6).find_map(|off| {
-        let frame = payload.get(off..off + 10)?;
-        (frame[0] & 1 == 0 && frame[3..6] == [0x9d, 0x01, 0x2a])
-            .then(|| u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff))
-    })
+    (1..=6).find_map(|off| RecorderCodec::Vp8.keyframe_size(payload.get(off..)?).map(|(_, h)| h))
 }
 
 /// The VP8 picture id is 15 bits wide (RFC 7741 §4.2: X, then I, then M set); str0m's
