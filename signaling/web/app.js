@@ -58,7 +58,7 @@ const media = new Media({
   onRemoteGone: (src, track) => { stage.unsetTrack(src, track); changed(); },
   onChange: () => { changed(); if ($('#settings-dialog').open) settings.fill(); if (!$('#prejoin').classList.contains('hidden')) fillPrejoinDevices(); },
 });
-const stage = new Stage({ proto, media, onStats: (tl, anchor) => openStats(tl, anchor) });
+const stage = new Stage({ proto, media, onStats: (tl, anchor) => openStats(tl, anchor), onFrame: () => mark('frame') });
 const chat = new Chat({ proto });
 const people = new People({ proto, notice });
 const settings = new Settings({ media, proto, onName: (n) => proto.profile(n), onLang: () => { translate(); changed(); } });

@@ -188,7 +188,7 @@ export class Media {
       if (this.pc) { this.migrations++; this.pc.close(); }
       this.transformed = false;
       this.clearRemote();
-      const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: this.relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
+      const pc = this.newConnection({ iceServers, iceTransportPolicy: this.relay ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
       this.pc = pc;
       watchIce(pc, bridge, this.proto.iceReport);
       const stream = this.local.stream;
@@ -209,14 +209,26 @@ export class Media {
       this.encrypt();
       pc.onicecandidate = (e) => { if (e.candidate && e.candidate.candidate) this.proto.ice(e.candidate.candidate); };
       pc.ontrack = (e) => this.slotTrack(e.transceiver.mid, e.track);
-      pc.onconnectionstatechange = () => { if (pc.connectionState === 'connected') window.convene?.marks && (window.convene.marks.pc_connected ??= Math.round(performance.now())); this.onChange?.(); };
+      const mark = (n) => window.convene?.marks && (window.convene.marks[n] ??= Math.round(performance.now()));
+      pc.oniceconnectionstatechange = () => { if (pc.iceConnectionState === 'connected') mark('ice_connected'); };
+      pc.onconnectionstatechange = () => { if (pc.connectionState === 'connected') mark('pc_connected'); this.onChange?.(); };
       await pc.setLocalDescription(await pc.createOffer());
-      window.convene?.marks && (window.convene.marks.offer_sent ??= Math.round(performance.now()));
+      mark('offer_sent');
       this.proto.offer(pc.localDescription.sdp, [
         { mid: this.tx.audio.mid, kind: 'audio' }, { mid: this.tx.camera.mid, kind: 'camera' }, { mid: this.tx.screen.mid, kind: 'screen' },
       ]);
       this.applyQuality();
     });
+  }
+  // The connection index.html made early (unused yet: no description set) if there is one,
+  // else a new one.
+  newConnection(config) {
+    const early = window.conveneEarlyPc; window.conveneEarlyPc = null;
+    if (early && early.signalingState === 'stable' && !early.localDescription) {
+      try { early.setConfiguration(config); return early; } catch (e) { console.warn('early peer connection', e); }
+    }
+    early?.close();
+    return new RTCPeerConnection(config);
   }
   onAnswer(sdp) {
     return this.enqueue(async () => { if (this.pc) await this.pc.setRemoteDescription({ type: 'answer', sdp }); });

@@ -18,8 +18,8 @@ const snapCam = (h) => (h <= 200 ? 180 : h <= 400 ? 360 : 720);
 const snapScreen = (h) => (h <= 200 ? 360 : h <= 500 ? 720 : 1080); // text on screens needs more pixels
 
 export class Stage {
-  constructor({ proto, media, onStats }) {
-    this.proto = proto; this.media = media; this.onStats = onStats;
+  constructor({ proto, media, onStats, onFrame }) {
+    this.proto = proto; this.media = media; this.onStats = onStats; this.onFrame = onFrame;
     this.tiles = new Map(); this.tracks = new Map(); this.quality = null; this.lastConstraints = ''; this.override = null;
     this.grid = $('#grid'); this.stage = $('#stage'); this.film = $('#filmstrip');
     const relayout = () => this.layout();
@@ -47,7 +47,7 @@ export class Stage {
     tl.lock.querySelector('button').onclick = () => this.onPassphrase?.();
     // A track can arrive before the presence that makes its tile (or outlive a redraw).
     const known = this.tracks.get(key);
-    if (known && known.readyState === 'live') tl.video.srcObject = new MediaStream([known]);
+    if (known && known.readyState === 'live') this.show(tl, known);
     tl.pin.onclick = () => { state.pinned = state.pinned === key ? null : key; if (state.pinned) state.layout = 'stage'; changed(); };
     tl.conn.onclick = (e) => this.onStats(tl, e.currentTarget);
     this.tiles.set(key, tl);
@@ -57,8 +57,14 @@ export class Stage {
   setTrack(src, track) {
     this.tracks.set(src.endpoint + (src.kind === 'screen' ? ':screen' : ''), track);
     const tl = this.tile(src.endpoint, src.kind === 'screen');
-    if (tl.video.srcObject?.getTracks()[0] !== track) tl.video.srcObject = new MediaStream([track]);
+    if (tl.video.srcObject?.getTracks()[0] !== track) this.show(tl, track);
     tl.source = src.name;
+  }
+  // A remote track onto a tile; its first picture on screen is reported (`onFrame`: the
+  // page-open → first remote frame figure).
+  show(tl, track) {
+    tl.video.srcObject = new MediaStream([track]);
+    if (!tl.local && this.onFrame && tl.video.requestVideoFrameCallback) tl.video.requestVideoFrameCallback(() => this.onFrame());
   }
   // The slot `track` no longer carries `src` (another participant took it, or nobody).
   unsetTrack(src, track) {
