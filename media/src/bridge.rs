@@ -127,7 +127,8 @@ impl Bridge {
             metrics.worker_endpoints.with_label_values(&[&w.to_string()]).set(0);
         }
         let media_alive = Arc::new(AtomicUsize::new(workers));
-        let shared = (workers > 1).then(|| Arc::new(Shared::new(workers)));
+        let shared =
+            (workers > 1).then(|| Arc::new(Shared::new(workers, metrics.worker_conferences.clone())));
         let pacing_quantum = Duration::from_micros(cfg.pacing_quantum_us);
         // What every worker's loop shares; each has its own core, socket handle and index.
         let media_loop = |sfu: SfuConfig, socket, control_out, worker, shared| MediaLoop {

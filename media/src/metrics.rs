@@ -41,6 +41,7 @@ pub struct Metrics {
     pub layer_switches: IntCounter,
     pub forward_latency: Histogram,
     pub worker_endpoints: IntGaugeVec,
+    pub worker_conferences: IntGaugeVec,
 }
 
 impl Metrics {
@@ -116,6 +117,13 @@ impl Metrics {
                 Opts::new(
                     metric::WORKER_ENDPOINTS,
                     "Endpoints on each media worker (a conference lives on one)"
+                ),
+                &["worker"]
+            )),
+            worker_conferences: reg!(IntGaugeVec::new(
+                Opts::new(
+                    metric::WORKER_CONFERENCES,
+                    "Conferences the dispatcher assigns to each media worker (several workers only)"
                 ),
                 &["worker"]
             )),

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use convene_media::control::{FromBridge, ReceiverConstraints, SlotInfo, SourceInfo, SourceKind, ToBridge};
-use convene_media::sfu::{Sfu, SfuConfig};
+use convene_media::metrics::Metrics;
+use convene_media::sfu::{DropReason, MAX_EGRESS_QUEUE, Sfu, SfuConfig, SfuCounters};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
@@ -567,4 +568,114 @@ fn hidden_endpoint_receives_everything_and_is_nobody_s_source() {
     );
     w.run(300);
     assert!(w.peer("rec").slot_src.values().all(|s| !s.starts_with("b-")), "{:?}", w.peer("rec").slot_src);
+}
+
+/// The SSRC of an RTP datagram; `None` for anything else (RTCP's packet types 192..=223 sit
+/// where RTP has its marker bit and payload type).
+fn rtp_ssrc(d: &[u8]) -> Option<u32> {
+    (d.len() >= 12 && d[0] >> 6 == 2 && !(192..=223).contains(&d[1]))
+        .then(|| u32::from_be_bytes([d[8], d[9], d[10], d[11]]))
+}
+
+/// A receiver's send queue in str0m is capped by the bridge: a publisher's burst far beyond
+/// what the receiver's pacer releases at once fills it to `MAX_EGRESS_QUEUE` packets, the rest
+/// is dropped and counted (`egress_queue`), and once time moves the receiver gets media again.
+/// The burst is fed as the one-worker loop feeds it: a `recvmmsg` batch, then the due timers,
+/// all at one instant. The cap reads str0m's queue snapshot, which the receiver's timer
+/// refreshes: within one batch the queue may pass the cap by the batch, no more.
+#[test]
+fn egress_queue_is_bounded_and_drains() {
+    const BATCH: usize = 32; // quinn-udp's recvmmsg batch on Linux
+    // p sends one video m-line only (its "screen", undeclared: a camera to the bridge).
+    const SRC: &str = "p-v0";
+    let bound = (MAX_EGRESS_QUEUE + BATCH - 1) as u64;
+    let mut w = world();
+    w.join_with_screen("p", 5001, false, true);
+    w.join("r", 5002, false);
+    w.run_until(3000, "r gets p's video", |w| w.peer("r").frames_from(SRC) >= 10);
+    let bridge: SocketAddr = BRIDGE.parse().unwrap();
+    let screen = w.peer("p").screen.unwrap();
+    let in_ssrc = *w.peer_mut("p").rtc.direct_api().stream_tx_by_mid(screen, None).unwrap().ssrc();
+    let slot = w.peer("r").slot_of(SRC).unwrap();
+    let out_ssrc = *w.peer_mut("r").rtc.direct_api().stream_rx_by_mid(slot, None).unwrap().ssrc();
+
+    // One delta frame of ~3 × the cap in packets; the publisher has no pacer: all at once.
+    let (now, frame) = (w.now, w.frame);
+    let p = w.peer_mut("p");
+    let mut f = vec![0u8; 3 * MAX_EGRESS_QUEUE * 1100];
+    f[0] = 0x11;
+    write(&mut p.rtc, screen, now, MediaTime::new(frame * 90 + 45, Frequency::NINETY_KHZ), f);
+    let mut burst = Vec::new();
+    loop {
+        let _ = p.rtc.handle_input(Input::Timeout(now));
+        let before = burst.len();
+        while let Ok(o) = p.rtc.poll_output() {
+            match o {
+                Output::Timeout(_) => break,
+                Output::Transmit(t) if t.destination == bridge => burst.push(t),
+                Output::Event(Event::KeyframeRequest(_)) => p.keyframe_wanted = true,
+                _ => {}
+            }
+        }
+        if burst.len() == before {
+            break;
+        }
+    }
+    let fed_total = burst.iter().filter(|t| rtp_ssrc(&t.contents) == Some(in_ssrc)).count() as u64;
+    assert!(fed_total >= 2 * bound, "the burst is {fed_total} packets");
+
+    let before = *w.sfu.counters();
+    let egress_drops = |w: &World| {
+        w.sfu.counters().dropped(DropReason::EgressQueue) - before.dropped(DropReason::EgressQueue)
+    };
+    let (mut fed, mut sent, mut peak) = (0u64, 0u64, 0u64);
+    let mut out = Vec::new();
+    for batch in burst.chunks(BATCH) {
+        fed += batch.iter().filter(|t| rtp_ssrc(&t.contents) == Some(in_ssrc)).count() as u64;
+        w.sfu.handle_datagrams(
+            now,
+            Protocol::Udp,
+            |_| bridge,
+            batch.iter().map(|t| (t.source, &*t.contents)),
+        );
+        if w.sfu.next_timeout() <= now {
+            w.sfu.handle_timeout(now);
+        }
+        while let Some(t) = w.sfu.poll_transmit() {
+            sent += u64::from(rtp_ssrc(&t.contents) == Some(out_ssrc));
+            out.push(t);
+        }
+        // Forwarded to r's slot, neither dropped nor sent yet: in str0m's queue.
+        let queued = fed - egress_drops(&w) - sent;
+        assert!(queued <= bound, "r's send queue holds {queued} packets (cap {MAX_EGRESS_QUEUE})");
+        peak = peak.max(queued);
+    }
+    let dropped = egress_drops(&w);
+    assert!(peak >= MAX_EGRESS_QUEUE as u64, "the burst filled the queue to the cap: {peak}");
+    assert!(sent < fed_total / 10, "the pacer held the burst back: {sent} of {fed_total} sent");
+    assert!(dropped >= fed_total - sent - bound, "{dropped} dropped of {fed_total} ({sent} sent)");
+    // Nothing else dropped the burst, and the drops reach the metric under their reason.
+    for r in DropReason::ALL.into_iter().filter(|&r| r != DropReason::EgressQueue) {
+        assert_eq!(w.sfu.counters().dropped(r), before.dropped(r), "{}", r.label());
+    }
+    let m = Metrics::new();
+    m.export(w.sfu.counters(), &mut SfuCounters::default(), std::iter::empty());
+    let total = w.sfu.counters().dropped(DropReason::EgressQueue);
+    let line = format!("convene_bridge_dropped_packets_total{{reason=\"egress_queue\"}} {total}");
+    assert!(m.render().lines().any(|l| l == line), "missing {line}");
+
+    // Time moves: the queue drains, p's next frames reach r, and nothing more is dropped.
+    for t in out {
+        if let Some(p) = w.peers.iter_mut().find(|p| p.addr == t.destination)
+            && let Ok(r) = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+        {
+            let _ = p.rtc.handle_input(Input::Receive(now, r));
+        }
+    }
+    let got = w.peer("r").frames_from(SRC);
+    let took = w.run_until(5000, "r gets p's video again", |w| w.peer("r").frames_from(SRC) >= got + 5);
+    let (got, dropped) = (w.peer("r").frames_from(SRC), egress_drops(&w));
+    w.run(1000);
+    assert_eq!(egress_drops(&w), dropped, "drained: nothing dropped once r got media again ({took:?})");
+    assert!(w.peer("r").frames_from(SRC) >= got + 20, "r gets p's video at its rate");
 }

@@ -238,6 +238,10 @@ def pool():
         (f"sum by (namespace, pod, worker) (convene_bridge_worker_endpoints{{{P}}})", "{{pod}} worker {{worker}}")],
         description="A bridge runs a media worker per core it may use; each conference lives whole on one worker. "
                     "One busy worker beside idle ones: one large conference (it cannot be split).")
+    b.graph("Conferences per media worker", [
+        (f"sum by (namespace, pod, worker) (convene_bridge_worker_conferences{{{P}}})", "{{pod}} worker {{worker}}")],
+        description="Conferences the bridge's dispatcher assigns to each worker (bridges with several workers). "
+                    "Growing while endpoints do not: conferences not given back to the dispatcher.")
     b.graph("Mbps in", [(f"sum by (namespace, pod) (convene_bridge_bitrate_in_bps{{{P}}}) / 1e6", "{{pod}}")],
             unit="Mbits", stack=True)
     b.graph("Mbps out", [

@@ -122,6 +122,9 @@ pub mod metric {
     pub const FORWARD_LATENCY_SECONDS: &str = "convene_bridge_forward_latency_seconds";
     /// Endpoints per media worker (`worker` label: its index); the sum is `ENDPOINTS`.
     pub const WORKER_ENDPOINTS: &str = "convene_bridge_worker_endpoints";
+    /// Conferences the dispatcher assigns to each media worker (several workers only): its
+    /// owner table, which must shrink when conferences end or their allocation is refused.
+    pub const WORKER_CONFERENCES: &str = "convene_bridge_worker_conferences";
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
+use prometheus::IntGaugeVec;
 use tracing::error;
 
 use super::Command;
@@ -29,6 +30,8 @@ pub struct Shared {
     census: Vec<[AtomicU64; 3]>,
     /// Per worker: datagram batches queued and not yet taken.
     queued: Vec<AtomicUsize>,
+    /// `Owners::owned` per worker, exported (set under the owners lock, so never stale).
+    owned_gauge: IntGaugeVec,
 }
 
 #[derive(Default)]
@@ -41,7 +44,11 @@ struct Owners {
 }
 
 impl Shared {
-    pub fn new(workers: usize) -> Shared {
+    /// `owned_gauge`: labelled by worker index (`Metrics::worker_conferences`).
+    pub fn new(workers: usize, owned_gauge: IntGaugeVec) -> Shared {
+        for w in 0..workers {
+            owned_gauge.with_label_values(&[&w.to_string()]).set(0);
+        }
         Shared {
             steering: Arc::new(Steering::new(workers)),
             owners: Mutex::new(Owners {
@@ -51,7 +58,13 @@ impl Shared {
             }),
             census: (0..workers).map(|_| Default::default()).collect(),
             queued: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            owned_gauge,
         }
+    }
+
+    fn set_owned(&self, o: &mut Owners, worker: usize, owned: usize) {
+        o.owned[worker] = owned;
+        self.owned_gauge.with_label_values(&[&worker.to_string()]).set(owned as i64);
     }
 
     pub fn set_census(&self, worker: usize, c: Census) {
@@ -109,7 +122,8 @@ impl Shared {
                     return true;
                 }
                 o.by_conference.remove(c);
-                o.owned[worker] -= 1;
+                let owned = o.owned[worker] - 1;
+                self.set_owned(&mut o, worker, owned);
                 false
             }
             _ => false,
@@ -130,7 +144,8 @@ impl Shared {
         if (allocate || o.by_conference.contains_key(conference))
             && o.by_conference.insert(conference.to_string(), (w, o.sent[w])).is_none()
         {
-            o.owned[w] += 1;
+            let owned = o.owned[w] + 1;
+            self.set_owned(o, w, owned);
         }
         w
     }
@@ -228,13 +243,17 @@ fn request_id(m: &ToBridge) -> Option<crate::control::RequestId> {
 mod tests {
     use super::*;
 
+    fn gauge() -> IntGaugeVec {
+        crate::metrics::Metrics::new().worker_conferences
+    }
+
     fn census(endpoints: u64) -> Census {
         Census { endpoints, conferences: 1, largest_conference: endpoints }
     }
 
     #[test]
     fn conferences_spread_and_stay_with_their_worker() {
-        let s = Shared::new(2);
+        let s = Shared::new(2, gauge());
         let a = s.route("a", true);
         let b = s.route("b", true);
         assert_ne!(a, b, "two new conferences go to two workers");
@@ -251,7 +270,7 @@ mod tests {
 
     #[test]
     fn a_conference_is_given_back_only_after_its_queued_messages() {
-        let s = Shared::new(2);
+        let s = Shared::new(2, gauge());
         let w = s.route("a", true); // message 1 to w
         s.route("a", true); // message 2, still queued
         let mut ended = vec!["a".to_string()];
@@ -267,7 +286,7 @@ mod tests {
 
     #[test]
     fn worker_queues_are_bounded() {
-        let s = Shared::new(1);
+        let s = Shared::new(1, gauge());
         for _ in 0..WORKER_QUEUE {
             assert!(s.try_enqueue(0));
         }

@@ -50,6 +50,7 @@ use crate::control::{Drain, FromBridge, OfferId, ToBridge};
 use conference::Conference;
 pub use counters::{Census, DropReason, SfuCounters};
 use endpoint::Endpoint;
+pub use forward::MAX_EGRESS_QUEUE;
 use ratelimit::TokenBucket;
 
 pub type EpId = u64;
