@@ -24,8 +24,8 @@ pub mod env {
     pub const MAX_ENDPOINTS: &str = "CONVENE_BRIDGE_MAX_ENDPOINTS";
     pub const MAX_BITRATE_MBPS: &str = "CONVENE_BRIDGE_MAX_BITRATE_MBPS";
     pub const MAX_PPS_PER_SOURCE: &str = "CONVENE_BRIDGE_MAX_PPS_PER_SOURCE";
-    /// Receive slots per endpoint, negotiated once at join: audio (the loudest speakers) and
-    /// video (cameras and screens by last-N).
+    /// Most receive slots per endpoint (opened in steps as it wants more): audio (the loudest
+    /// speakers) and video (cameras and screens by last-N).
     pub const AUDIO_SLOTS: &str = "CONVENE_BRIDGE_AUDIO_SLOTS";
     pub const VIDEO_SLOTS: &str = "CONVENE_BRIDGE_VIDEO_SLOTS";
     pub const RECORDER_AUDIO_SLOTS: &str = "CONVENE_BRIDGE_RECORDER_AUDIO_SLOTS";

@@ -2,8 +2,9 @@
 // role (audio, camera, screen), never looked up by index; every SDP step runs through one
 // negotiation queue; devices can be switched live (replaceTrack) and speakers chosen
 // (setSinkId); an unplugged device falls back to another one. What we receive comes on the
-// bridge's receive slots, negotiated once (its offer): a fixed set of audio and video m-lines
-// whose sources the bridge switches and names in `slots` messages (protocol v2); each audio
+// bridge's receive slots, negotiated by its offers (one, and more when we want more sources
+// than we have slots): audio and video m-lines whose sources the bridge switches and names in
+// `slots` messages (protocol v2); each audio
 // slot plays in its own <audio> element, each video slot's track goes to the tile of the
 // participant whose camera or screen it carries now.
 import { t } from './i18n.js';
@@ -233,7 +234,7 @@ export class Media {
   onAnswer(sdp) {
     return this.enqueue(async () => { if (this.pc) await this.pc.setRemoteDescription({ type: 'answer', sdp }); });
   }
-  // The bridge's offer of our receive slots (once per peer connection), with what they carry.
+  // A bridge offer of our receive slots (the first, or more of them), with what they carry.
   onOffer(m) {
     return this.enqueue(async () => {
       const pc = this.pc;

@@ -25,9 +25,10 @@ impl Sfu {
         self.allocate_audio(id, now);
     }
 
-    /// Re-decide which video sources (last-N) and layers (constraints, BWE) a receiver gets.
-    /// Costs about the number of its video slots, not the conference size (candidates are
-    /// walked lazily and the walk stops when the slots or last-N are full).
+    /// Re-decide which video sources (last-N) and layers (constraints, BWE) a receiver gets,
+    /// and open more video slots if it wants more than it has. Costs about the most video
+    /// slots it may have, not the conference size (candidates are walked lazily and the walk
+    /// stops when that many or last-N are found).
     pub(super) fn allocate_video(&mut self, id: EpId, now: Instant) {
         let Some(r) = self.endpoints.get(&id) else {
             return;
@@ -42,6 +43,8 @@ impl Sfu {
             .filter(|(_, s)| s.media == MediaKind::Video && s.open_mid().is_some())
             .map(|(i, _)| i)
             .collect();
+        let total = r.slots.iter().filter(|s| s.media == MediaKind::Video).count();
+        let cap = self.cfg.slot_cap(MediaKind::Video, r.hidden);
         let c = &r.constraints;
         let limit = if c.last_n < 0 { usize::MAX } else { c.last_n as usize };
         let mut wanted: Vec<Wanted> = Vec::new();
@@ -52,7 +55,7 @@ impl Sfu {
                 conf.by_name.contains_key(e)
             });
         for name in candidates {
-            if endpoints >= limit || wanted.len() >= open.len() {
+            if endpoints >= limit || wanted.len() >= cap {
                 exhausted = false;
                 break;
             }
@@ -63,7 +66,7 @@ impl Sfu {
             for kind in [SourceKind::Screen, SourceKind::Camera] {
                 for t in src.tracks_in.iter().filter(|t| t.source_kind == kind && t.is_active(now)) {
                     let max_h = max_height_for(c, &t.name, &src.name);
-                    if max_h == 0 || wanted.len() >= open.len() {
+                    if max_h == 0 || wanted.len() >= cap {
                         continue;
                     }
                     let rids = t.layers.iter().map(|l| l.rid).collect();
@@ -74,7 +77,10 @@ impl Sfu {
                 endpoints += 1;
             }
         }
-        let hungry = exhausted && wanted.len() < open.len() && endpoints < limit;
+        let want_n = wanted.len();
+        wanted.truncate(open.len());
+        // Worth re-deciding when another source starts: a slot is free, or more can open.
+        let hungry = exhausted && endpoints < limit && (want_n < open.len() || total < cap);
         let sources: Vec<(&[simulcast::LayerInfo], u32)> =
             wanted.iter().map(|(_, _, l, _, h)| (l.as_slice(), *h)).collect();
         let chosen = simulcast::allocate(&sources, r.estimate_bps);
@@ -122,10 +128,12 @@ impl Sfu {
         for (src, mid, rid) in kf {
             self.request_keyframe(src, mid, rid, now);
         }
+        self.grow_slots(id, MediaKind::Video, want_n);
     }
 
     /// Re-decide whose audio a receiver's audio slots carry: the conference's audible set but
-    /// itself. A slot switches on the new source's next packet.
+    /// itself (more slots open if it wants more than it has). A slot switches on the new
+    /// source's next packet.
     pub(super) fn allocate_audio(&mut self, id: EpId, _now: Instant) {
         let Some(r) = self.endpoints.get(&id) else {
             return;
@@ -140,25 +148,25 @@ impl Sfu {
             .filter(|(_, s)| s.media == MediaKind::Audio && s.open_mid().is_some())
             .map(|(i, _)| i)
             .collect();
-        if open.is_empty() {
-            return;
-        }
+        let cap = self.cfg.slot_cap(MediaKind::Audio, r.hidden);
         let audio_of = |n: &str| {
             let e = self.endpoints.get(conf.by_name.get(n)?)?;
             let t = e.tracks_in.iter().find(|t| t.kind == MediaKind::Audio)?;
             Some((e.id, t.mid))
         };
-        let names =
-            slots::audio_wanted(&r.name, r.hidden, &conf.audible, &conf.member_names, open.len(), |n| {
-                audio_of(n).is_some()
-            });
-        let wanted: Vec<(EpId, Mid)> = names.into_iter().filter_map(audio_of).collect();
+        let names = slots::audio_wanted(&r.name, r.hidden, &conf.audible, &conf.member_names, cap, |n| {
+            audio_of(n).is_some()
+        });
+        let mut wanted: Vec<(EpId, Mid)> = names.into_iter().filter_map(audio_of).collect();
+        let want_n = wanted.len();
+        wanted.truncate(open.len());
         let held: Vec<Option<(EpId, Mid)>> =
             open.iter().map(|&i| r.slots[i].target.map(|f| f.track())).collect();
         let placed = slots::assign(&held, &wanted);
         for (&i, t) in open.iter().zip(placed) {
             self.set_target(id, i, t.map(|(src, mid)| Feed { src, mid, rid: None }));
         }
+        self.grow_slots(id, MediaKind::Audio, want_n);
     }
 
     /// Re-decide the audio of every member of a conference (its audible set changed).

@@ -156,18 +156,19 @@ impl Sfu {
             .conferences
             .entry(conference.to_string())
             .or_insert_with(|| Conference::new(conference, now));
-        // A fixed set of receive slots, offered once after the client's first offer; nothing
-        // about the others (no per-source m-lines, so their joins renegotiate nobody).
-        // A hidden endpoint (recorder) gets every source, so it has room for a whole room.
-        let (audio, video) = if hidden {
-            (self.cfg.hidden_audio_slots, self.cfg.hidden_video_slots)
+        // Receive slots, not per-source m-lines: others joining switch what the slots carry.
+        // They are opened after the client's first offer, as many as it wants then, and more
+        // later only when it wants more (`slots::grown`). A hidden endpoint (recorder) gets
+        // every source: it has room for a whole room from the start.
+        let slots = if hidden {
+            let (audio, video) = (self.cfg.hidden_audio_slots, self.cfg.hidden_video_slots);
+            std::iter::repeat_with(|| Slot::new(MediaKind::Audio))
+                .take(audio)
+                .chain(std::iter::repeat_with(|| Slot::new(MediaKind::Video)).take(video))
+                .collect()
         } else {
-            (self.cfg.audio_slots, self.cfg.video_slots)
+            Vec::new()
         };
-        let slots = std::iter::repeat_with(|| Slot::new(MediaKind::Audio))
-            .take(audio)
-            .chain(std::iter::repeat_with(|| Slot::new(MediaKind::Video)).take(video))
-            .collect();
         if hidden {
             conf.add_hidden(id);
         } else {
@@ -212,6 +213,10 @@ impl Sfu {
         // The answer must reach signaling before any offer of ours that this triggers.
         self.control_out.push_back(reply);
         self.mark_dirty(id);
+        // Slots for what it wants now (at least a first few), all in one offer of ours.
+        self.grow_slots(id, MediaKind::Audio, 1);
+        self.grow_slots(id, MediaKind::Video, 1);
+        self.allocate(id, now);
         self.flush(now);
         self.offer_if_needed(id);
         Ok(())

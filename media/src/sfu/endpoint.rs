@@ -139,7 +139,7 @@ pub enum SlotState {
     Open(Mid),
 }
 
-/// One receive slot of an endpoint: a `sendonly` m-line of the bridge, negotiated once, that
+/// One receive slot of an endpoint: a `sendonly` m-line of the bridge, never closed, that
 /// carries one source at a time (see `slots.rs`).
 #[derive(Debug)]
 pub struct Slot {
@@ -209,7 +209,7 @@ pub struct Endpoint {
     pub negotiated: bool,
     pub declared: Vec<crate::control::SourceInfo>,
     pub tracks_in: Vec<TrackIn>,
-    /// Receive slots: audio first, then video (fixed at allocation, offered once).
+    /// Receive slots, opened in steps (`slots::grown`); a slot's index never changes.
     pub slots: Vec<Slot>,
     /// Queued in `Sfu::slots_changed` (a slot changed source since the client was told).
     pub slots_dirty: bool,

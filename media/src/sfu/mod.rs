@@ -63,12 +63,14 @@ pub struct SfuConfig {
     /// Packets per second accepted from one source address (floods beyond are dropped).
     pub per_source_pps: f64,
     pub keyframe_min_gap: Duration,
-    /// Receive slots per endpoint, offered once at join: audio (the loudest speakers but the
-    /// receiver, see `slots::Audible`) and video (cameras and screens by last-N).
+    /// Most receive slots per endpoint: audio (the loudest speakers but the receiver, see
+    /// `slots::Audible`) and video (cameras and screens by last-N). They open in steps as the
+    /// endpoint wants more sources (`slots::grown`).
     pub audio_slots: usize,
     pub video_slots: usize,
     /// Receive slots of a hidden endpoint (a recorder), which gets every source: so these
     /// bound the participants (audio) and cameras + screens (video) a recording can hold.
+    /// All are offered at once (a recording must not miss the start of anyone).
     pub hidden_audio_slots: usize,
     pub hidden_video_slots: usize,
     /// An endpoint disconnected this long (no ICE restart) is expired.
@@ -92,6 +94,18 @@ pub enum SteerChange {
     Forgotten(SocketAddr),
     /// The conference has no endpoint left here (another worker may host it next time).
     ConferenceEnded(String),
+}
+
+impl SfuConfig {
+    /// The most receive slots of `media` an endpoint may have.
+    pub fn slot_cap(&self, media: MediaKind, hidden: bool) -> usize {
+        match (media, hidden) {
+            (MediaKind::Audio, false) => self.audio_slots,
+            (MediaKind::Audio, true) => self.hidden_audio_slots,
+            (MediaKind::Video, false) => self.video_slots,
+            (MediaKind::Video, true) => self.hidden_video_slots,
+        }
+    }
 }
 
 impl Default for SfuConfig {
@@ -129,6 +143,8 @@ pub struct Sfu {
     routes: HashMap<(EpId, Mid), Vec<(EpId, usize)>>,
     /// Receivers whose slots changed source since they were last told (`poll_control`).
     slots_changed: Vec<EpId>,
+    /// Endpoints whose slots grew since the last flush (to be offered).
+    grown: Vec<EpId>,
     by_name: HashMap<(String, String), EpId>,
     by_ufrag: HashMap<String, EpId>,
     by_addr: HashMap<SocketAddr, EpId>,
@@ -165,6 +181,7 @@ impl Sfu {
             conferences: HashMap::new(),
             routes: HashMap::new(),
             slots_changed: Vec::new(),
+            grown: Vec::new(),
             by_name: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),

@@ -1,8 +1,9 @@
 //! SDP with each endpoint: the client's offers (its published tracks) and the bridge's own
-//! offer of its receive slots — made once, after the client's first offer: other endpoints
-//! joining or leaving never renegotiate anyone (the slots switch sources instead, see
-//! `allocate.rs`). One bridge offer is pending per endpoint at a time; a client offer wins
-//! glare and the bridge offers again afterwards.
+//! offers of its receive slots — first after the client's first offer, then only when the
+//! endpoint wants more sources than it has slots (`slots::grown`: in steps, a handful of times
+//! at most). Others joining or leaving otherwise renegotiate nobody (the slots switch sources
+//! instead, see `allocate.rs`), and slots never close. One bridge offer is pending per endpoint
+//! at a time; a client offer wins glare and the bridge offers again afterwards.
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -10,8 +11,8 @@ use str0m::media::{Direction, MediaKind, Mid};
 use tracing::debug;
 
 use super::control;
-use super::endpoint::{Endpoint, SlotState, Track, TrackIn};
-use super::{EpId, Sfu};
+use super::endpoint::{Endpoint, Slot, SlotState, Track, TrackIn};
+use super::{EpId, Sfu, slots};
 use crate::control::{OfferId, SlotInfo, SlotMedia, SourceKind};
 
 /// Why a client's offer or answer was not applied.
@@ -85,6 +86,22 @@ impl Sfu {
         self.allocate(id, now);
         self.offer_if_needed(id);
         Ok(())
+    }
+
+    /// Open more receive slots of `media` on `id` if it wants more sources (`want`) than it has
+    /// slots. They are offered at the end of the step (`flush`), so audio and video slots
+    /// opened by one change go in one offer.
+    pub(super) fn grow_slots(&mut self, id: EpId, media: MediaKind, want: usize) {
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return;
+        };
+        let cap = self.cfg.slot_cap(media, ep.hidden);
+        let total = ep.slots.iter().filter(|s| s.media == media).count();
+        let n = slots::grown(total, want, cap);
+        if n > total {
+            ep.slots.extend(std::iter::repeat_with(|| Slot::new(media)).take(n - total));
+            self.grown.push(id);
+        }
     }
 
     /// Offer the endpoint's receive slots if some are not negotiated and no offer is pending.

@@ -21,11 +21,19 @@ impl Sfu {
         }
     }
 
-    /// Poll every endpoint that got input until it has nothing more to say; then tell the
-    /// receivers whose slots changed source.
+    /// Poll every endpoint that got input until it has nothing more to say, offering the
+    /// slots that opened meanwhile; then tell the receivers whose slots changed source.
     pub(super) fn flush(&mut self, now: Instant) {
-        while let Some(id) = self.dirty.pop() {
-            self.poll_endpoint(id, now);
+        loop {
+            while let Some(id) = self.dirty.pop() {
+                self.poll_endpoint(id, now);
+            }
+            if self.grown.is_empty() {
+                break;
+            }
+            for id in std::mem::take(&mut self.grown) {
+                self.offer_if_needed(id);
+            }
         }
         self.announce_slots();
     }

@@ -1,7 +1,11 @@
-//! Receive slots: the fixed `sendonly` m-lines every receiver negotiates once, at join, and the
-//! rules that decide which source each one carries (Jitsi's SSRC rewriting). Pure logic: no
-//! str0m, no clock (time is passed in), so the rules are unit-tested here.
+//! Receive slots: the `sendonly` m-lines of the bridge a receiver negotiates, and the rules
+//! that decide which source each one carries (Jitsi's SSRC rewriting). Pure logic: no str0m,
+//! no clock (time is passed in), so the rules are unit-tested here.
 //!
+//! - [`grown`]: how many slots of a kind a receiver has. They open in steps as it wants more
+//!   sources (never close): each send stream costs str0m work per poll and the browser an
+//!   m-line, so a receiver of one publisher has two video slots, not twenty, and renegotiates
+//!   at most about log2(cap) times however big its meeting gets.
 //! - [`assign`]: which wanted source goes on which slot. Sticky: a source keeps its slot while
 //!   it is still wanted, so a change of the wanted set moves only the sources that changed.
 //! - [`Audible`]: whose audio a conference forwards. At most `capacity` endpoints (each
@@ -22,6 +26,20 @@ pub const SPEAKING: f64 = 5.0;
 pub const SWITCH_MARGIN: f64 = 1.25;
 /// A member keeps its place at least this long (no flapping between two talkers).
 pub const HOLD: Duration = Duration::from_secs(1);
+
+/// Slots a receiver opens at least (of each kind, up to the cap): room for the first two
+/// sources, so the smallest meetings need no second negotiation.
+pub const MIN_SLOTS: usize = 2;
+
+/// How many slots of one kind a receiver should have: `total` now, wanting `want` sources, at
+/// most `cap`. More only when it wants more than it has: the next power of two above `want`
+/// (one spare: a screen share often comes next), at least [`MIN_SLOTS`].
+pub fn grown(total: usize, want: usize, cap: usize) -> usize {
+    if want <= total || total >= cap {
+        return total;
+    }
+    (want + 1).next_power_of_two().max(MIN_SLOTS).min(cap)
+}
 
 /// The new occupant of each slot: `held[i]` stays where it is if it is still wanted; the
 /// other wanted sources fill the free slots in priority order. `wanted` is in priority order
@@ -156,6 +174,31 @@ impl Audible {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_open_in_steps_up_to_the_cap_and_never_close() {
+        assert_eq!(grown(0, 1, 20), 2, "a receiver's first slots: room for two");
+        assert_eq!(grown(0, 0, 20), 0, "nothing wanted: nothing opened (the caller asks for one)");
+        assert_eq!(grown(2, 2, 20), 2, "enough: no renegotiation");
+        assert_eq!(grown(2, 3, 20), 4);
+        assert_eq!(grown(4, 5, 20), 8);
+        assert_eq!(grown(8, 12, 20), 16);
+        assert_eq!(grown(16, 17, 20), 20, "capped");
+        assert_eq!(grown(20, 40, 20), 20);
+        assert_eq!(grown(8, 3, 20), 8, "fewer wanted: slots stay open");
+        assert_eq!(grown(0, 1, 1), 1, "a cap under the minimum");
+        assert_eq!(grown(0, 5, 0), 0, "no slots of this kind at all");
+        // Growing one source at a time from 1 to the cap renegotiates a handful of times.
+        let (mut total, mut steps) = (0, 0);
+        for want in 1..=100 {
+            let n = grown(total, want, 20);
+            if n != total {
+                steps += 1;
+                total = n;
+            }
+        }
+        assert_eq!((total, steps), (20, 5));
+    }
     use std::collections::HashMap;
 
     #[test]
