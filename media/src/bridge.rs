@@ -145,6 +145,7 @@ impl Bridge {
             own_census: Default::default(),
             exported: SfuCounters::default(),
             pacing_quantum,
+            ended: Vec::new(),
         };
         let (dispatch, loops) = match &shared {
             None => {

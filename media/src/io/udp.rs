@@ -84,6 +84,9 @@ pub struct MediaLoop {
     /// The thread wakes for the core's timers alone at most once per this (see
     /// [`timers_due`]); zero: at each deadline. The bridge's default is [`PACING_QUANTUM`].
     pub pacing_quantum: Duration,
+    /// Conferences this worker's core has no endpoint of any more, to give back to the
+    /// dispatcher (several workers only).
+    pub ended: Vec<String>,
 }
 
 /// Where a worker's datagrams and commands come from.
@@ -142,7 +145,6 @@ impl MediaLoop {
         info!(worker = w.index, quantum = ?self.pacing_quantum, "media worker running");
         let mut timers_ran = Instant::now().checked_sub(self.pacing_quantum).unwrap_or_else(Instant::now);
         let mut processed: u64 = 0;
-        let mut ended: Vec<String> = Vec::new();
         loop {
             let wait = self.run_timers(&mut timers_ran);
             let got = match w.input.recv_timeout(wait) {
@@ -177,22 +179,15 @@ impl MediaLoop {
                         if let Some(conference) = allocated
                             && !self.sfu.has_conference(&conference)
                         {
-                            ended.push(conference);
+                            self.ended.push(conference);
                         }
                         self.flush_output(None);
                     }
                 }
             }
-            for change in self.sfu.take_steer_changes() {
-                match change {
-                    SteerChange::Learned(a) => w.shared.steering.learn(a, w.index),
-                    SteerChange::Forgotten(a) => w.shared.steering.forget(a, w.index),
-                    SteerChange::ConferenceEnded(c) => ended.push(c),
-                }
-            }
-            if !ended.is_empty() {
+            if !self.ended.is_empty() {
                 let sfu = &self.sfu;
-                w.shared.release(w.index, processed, &mut ended, |c| sfu.has_conference(c));
+                w.shared.release(w.index, processed, &mut self.ended, |c| sfu.has_conference(c));
             }
         }
     }
@@ -265,6 +260,18 @@ impl MediaLoop {
 
     /// Send what the core produced. `received` is when the triggering packet arrived.
     fn flush_output(&mut self, received: Option<Instant>) {
+        // The steering learns an address before the STUN answer to it leaves: the peer's DTLS
+        // follows at once, and steered by hash to another worker it would be dropped (then
+        // retried with DTLS's 1, 2, 4… s backoff: seconds to connect on a busy machine).
+        if let Some(shared) = &self.shared {
+            for change in self.sfu.take_steer_changes() {
+                match change {
+                    SteerChange::Learned(a) => shared.steering.learn(a, self.worker),
+                    SteerChange::Forgotten(a) => shared.steering.forget(a, self.worker),
+                    SteerChange::ConferenceEnded(c) => self.ended.push(c),
+                }
+            }
+        }
         // Counters first, so whoever sees what this sends also sees it counted.
         let mut counters = *self.sfu.counters();
         if counters.census != self.own_census {
