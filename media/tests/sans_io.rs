@@ -604,7 +604,7 @@ fn rtp_ssrc(d: &[u8]) -> Option<u32> {
 /// refreshes: within one batch the queue may pass the cap by the batch, no more.
 #[test]
 fn egress_queue_is_bounded_and_drains() {
-    const BATCH: usize = 32; // quinn-udp's recvmmsg batch on Linux
+    const BATCH: usize = quinn_udp::BATCH_SIZE; // the media loop's recvmmsg batch
     // p sends one video m-line only (its "screen", undeclared: a camera to the bridge).
     const SRC: &str = "p-v0";
     let bound = (MAX_EGRESS_QUEUE + BATCH - 1) as u64;

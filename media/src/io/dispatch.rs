@@ -218,7 +218,7 @@ impl Dispatch {
 }
 
 /// The conference a control message is about, and whether it allocates an endpoint.
-pub(super) fn conference_of(m: &ToBridge) -> Option<(&str, bool)> {
+fn conference_of(m: &ToBridge) -> Option<(&str, bool)> {
     Some(match m {
         ToBridge::AllocateEndpoint { conference, .. }
         | ToBridge::AllocateHiddenEndpoint { conference, .. } => (conference, true),

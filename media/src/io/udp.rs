@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use super::Command;
 use super::batch::{BatchSocket, RecvBatch};
-use super::dispatch::{Worker, conference_of};
+use super::dispatch::Worker;
 use super::latency::LatencyHistogram;
 use super::steer::WorkerInput;
 use crate::metrics::Metrics;
@@ -164,22 +164,9 @@ impl MediaLoop {
                     }
                     WorkerInput::Command(c) => {
                         processed += 1;
-                        // An allocation the core refused (draining, conflict, full) made the
-                        // dispatcher name this worker the owner of a conference it never
-                        // hosted: give it back like an ended one.
-                        let allocated = match &c {
-                            Command::Control(m) => conference_of(m)
-                                .and_then(|(conference, allocate)| allocate.then(|| conference.to_string())),
-                            _ => None,
-                        };
                         if !self.handle_command(c) {
                             info!(worker = w.index, "media worker stopping");
                             return;
-                        }
-                        if let Some(conference) = allocated
-                            && !self.sfu.has_conference(&conference)
-                        {
-                            self.ended.push(conference);
                         }
                         self.flush_output(None);
                     }

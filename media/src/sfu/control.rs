@@ -8,7 +8,7 @@ use str0m::{Candidate, IceCreds, Rtc};
 use tracing::{info, warn};
 
 use super::conference::Conference;
-use super::endpoint::{Endpoint, Slot};
+use super::endpoint::Endpoint;
 use super::negotiate::{BridgeOffer, NegotiationError};
 use super::{EpId, Sfu};
 use crate::control::{
@@ -22,10 +22,10 @@ impl Sfu {
     pub(super) fn on_control(&mut self, msg: ToBridge, now: Instant) {
         let reply = match msg {
             ToBridge::AllocateEndpoint { id, conference, endpoint } => {
-                self.allocate_endpoint(id, &conference, &endpoint, false, now)
+                self.allocate_or_give_back(id, &conference, &endpoint, false, now)
             }
             ToBridge::AllocateHiddenEndpoint { id, conference, endpoint } => {
-                self.allocate_endpoint(id, &conference, &endpoint, true, now)
+                self.allocate_or_give_back(id, &conference, &endpoint, true, now)
             }
             ToBridge::Offer { id, conference, endpoint, sdp, sources } => {
                 match self.on_offer(id, &conference, &endpoint, &sdp, sources, now) {
@@ -106,6 +106,24 @@ impl Sfu {
             .ok_or_else(|| (ErrorCode::UnknownEndpoint, format!("{conference}/{endpoint}")))
     }
 
+    /// An allocation this core refuses (draining, full, conflict…) for a conference it does not
+    /// host: with several workers the dispatcher made this worker its owner by routing the
+    /// request here, so the conference is given back like an ended one.
+    fn allocate_or_give_back(
+        &mut self,
+        req: RequestId,
+        conference: &str,
+        endpoint: &str,
+        hidden: bool,
+        now: Instant,
+    ) -> FromBridge {
+        let reply = self.allocate_endpoint(req, conference, endpoint, hidden, now);
+        if matches!(reply, FromBridge::Error { .. }) && !self.conferences.contains_key(conference) {
+            self.steer_change(super::SteerChange::ConferenceEnded(conference.to_string()));
+        }
+        reply
+    }
+
     fn allocate_endpoint(
         &mut self,
         req: RequestId,
@@ -156,27 +174,23 @@ impl Sfu {
             .conferences
             .entry(conference.to_string())
             .or_insert_with(|| Conference::new(conference, now));
-        // Receive slots, not per-source m-lines: others joining switch what the slots carry.
-        // They are opened after the client's first offer, as many as it wants then, and more
-        // later only when it wants more (`slots::grown`). A hidden endpoint (recorder) gets
-        // every source: it has room for a whole room from the start.
-        let slots = if hidden {
-            let (audio, video) = (self.cfg.hidden_audio_slots, self.cfg.hidden_video_slots);
-            std::iter::repeat_with(|| Slot::new(MediaKind::Audio))
-                .take(audio)
-                .chain(std::iter::repeat_with(|| Slot::new(MediaKind::Video)).take(video))
-                .collect()
-        } else {
-            Vec::new()
-        };
         if hidden {
             conf.add_hidden(id);
         } else {
             conf.add(id, endpoint);
         }
-        let mut ep = Endpoint::new(id, conference, endpoint, rtc, ufrag.clone(), slots, now);
+        let mut ep = Endpoint::new(id, conference, endpoint, rtc, ufrag.clone(), now);
         ep.hidden = hidden;
         self.endpoints.insert(id, ep);
+        // Receive slots, not per-source m-lines: others joining switch what the slots carry.
+        // They open after the client's first offer, as many as it wants then, and more later
+        // only when it wants more (`slots::grown`). A hidden endpoint (recorder) gets every
+        // source: it wants a whole room's worth from the start.
+        if hidden {
+            for media in [MediaKind::Audio, MediaKind::Video] {
+                self.grow_slots(id, media, self.cfg.slot_cap(media, true));
+            }
+        }
         self.timers.push(std::cmp::Reverse((now, id)));
         self.by_ufrag.insert(ufrag, id);
         self.by_name.insert(key, id);

@@ -223,16 +223,8 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A new endpoint: not connected, nothing negotiated yet.
-    pub fn new(
-        id: EpId,
-        conference: &str,
-        name: &str,
-        rtc: Rtc,
-        ufrag: String,
-        slots: Vec<Slot>,
-        now: Instant,
-    ) -> Self {
+    /// A new endpoint: not connected, nothing negotiated yet, no receive slots.
+    pub fn new(id: EpId, conference: &str, name: &str, rtc: Rtc, ufrag: String, now: Instant) -> Self {
         Endpoint {
             id,
             conference: conference.to_string(),
@@ -247,7 +239,7 @@ impl Endpoint {
             negotiated: false,
             declared: Vec::new(),
             tracks_in: Vec::new(),
-            slots,
+            slots: Vec::new(),
             slots_dirty: false,
             pending: None,
             constraints: ReceiverConstraints::default(),

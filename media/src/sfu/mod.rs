@@ -92,7 +92,8 @@ pub enum SteerChange {
     /// An endpoint of this worker did ICE from this address: its DTLS/RTP come here.
     Learned(SocketAddr),
     Forgotten(SocketAddr),
-    /// The conference has no endpoint left here (another worker may host it next time).
+    /// The conference has no endpoint here (any more, or its allocation was refused): another
+    /// worker may host it next time.
     ConferenceEnded(String),
 }
 
