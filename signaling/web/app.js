@@ -52,7 +52,7 @@ const signal = new Signal(wsUrl, {
 const proto = signal.proto;
 const e2ee = new E2ee({ onChange: () => changed() });
 const media = new Media({
-  e2ee, beforeSend: () => { mark('tracks'); return prepareLocal(); },
+  e2ee, mark, beforeSend: () => { mark('tracks'); return prepareLocal(); },
   proto, relay: params.get('relay') === '1', simulcast: params.get('simulcast') !== '0', maxHeight: 720, notice,
   onRemote: (src, track) => { stage.setTrack(src, track); changed(); },
   onRemoteGone: (src, track) => { stage.unsetTrack(src, track); changed(); },

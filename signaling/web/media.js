@@ -4,9 +4,8 @@
 // (setSinkId); an unplugged device falls back to another one. What we receive comes on the
 // bridge's receive slots, negotiated by its offers (one, and more when we want more sources
 // than we have slots): audio and video m-lines whose sources the bridge switches and names in
-// `slots` messages (protocol v2); each audio
-// slot plays in its own <audio> element, each video slot's track goes to the tile of the
-// participant whose camera or screen it carries now.
+// `slots` messages (protocol v2); each audio slot plays in its own <audio> element, each video
+// slot's track goes to the tile of the participant whose camera or screen it carries now.
 import { t } from './i18n.js';
 import { watchIce } from './ice-report.js';
 
@@ -20,8 +19,8 @@ export function loadPrefs() {
 export function savePrefs(p) { localStorage.setItem(PREFS_KEY, JSON.stringify(p)); }
 
 export class Media {
-  constructor({ proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee, beforeSend }) {
-    Object.assign(this, { proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee, beforeSend });
+  constructor({ proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee, beforeSend, mark }) {
+    Object.assign(this, { proto, relay, simulcast, maxHeight, notice, onRemote, onRemoteGone, onChange, e2ee, beforeSend, mark });
     this.prefs = loadPrefs();
     this.local = { stream: new MediaStream(), audio: null, video: null, screen: null };
     // Receive slots: mid -> { media, source: {endpoint, name, kind} | null }, and their tracks.
@@ -210,11 +209,10 @@ export class Media {
       this.encrypt();
       pc.onicecandidate = (e) => { if (e.candidate && e.candidate.candidate) this.proto.ice(e.candidate.candidate); };
       pc.ontrack = (e) => this.slotTrack(e.transceiver.mid, e.track);
-      const mark = (n) => window.convene?.marks && (window.convene.marks[n] ??= Math.round(performance.now()));
-      pc.oniceconnectionstatechange = () => { if (pc.iceConnectionState === 'connected') mark('ice_connected'); };
-      pc.onconnectionstatechange = () => { if (pc.connectionState === 'connected') mark('pc_connected'); this.onChange?.(); };
+      pc.oniceconnectionstatechange = () => { if (pc.iceConnectionState === 'connected') this.mark?.('ice_connected'); };
+      pc.onconnectionstatechange = () => { if (pc.connectionState === 'connected') this.mark?.('pc_connected'); this.onChange?.(); };
       await pc.setLocalDescription(await pc.createOffer());
-      mark('offer_sent');
+      this.mark?.('offer_sent');
       this.proto.offer(pc.localDescription.sdp, [
         { mid: this.tx.audio.mid, kind: 'audio' }, { mid: this.tx.camera.mid, kind: 'camera' }, { mid: this.tx.screen.mid, kind: 'screen' },
       ]);
