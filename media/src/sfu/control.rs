@@ -20,12 +20,17 @@ type Refusal = (ErrorCode, String);
 
 impl Sfu {
     pub(super) fn on_control(&mut self, msg: ToBridge, now: Instant) {
+        let hidden = matches!(msg, ToBridge::AllocateHiddenEndpoint { .. });
         let reply = match msg {
-            ToBridge::AllocateEndpoint { id, conference, endpoint } => {
-                self.allocate_or_give_back(id, &conference, &endpoint, false, now)
-            }
-            ToBridge::AllocateHiddenEndpoint { id, conference, endpoint } => {
-                self.allocate_or_give_back(id, &conference, &endpoint, true, now)
+            ToBridge::AllocateEndpoint { id, conference, endpoint }
+            | ToBridge::AllocateHiddenEndpoint { id, conference, endpoint } => {
+                let reply = self.allocate_endpoint(id, &conference, &endpoint, hidden, now);
+                // Refused for a conference not hosted here: with several workers the dispatcher
+                // made this worker its owner by routing the request here; give it back.
+                if matches!(reply, FromBridge::Error { .. }) && !self.conferences.contains_key(&conference) {
+                    self.steer_change(super::SteerChange::ConferenceEnded(conference));
+                }
+                reply
             }
             ToBridge::Offer { id, conference, endpoint, sdp, sources } => {
                 match self.on_offer(id, &conference, &endpoint, &sdp, sources, now) {
@@ -104,24 +109,6 @@ impl Sfu {
     fn lookup(&self, conference: &str, endpoint: &str) -> Result<EpId, Refusal> {
         self.endpoint_by_name(conference, endpoint)
             .ok_or_else(|| (ErrorCode::UnknownEndpoint, format!("{conference}/{endpoint}")))
-    }
-
-    /// An allocation this core refuses (draining, full, conflict…) for a conference it does not
-    /// host: with several workers the dispatcher made this worker its owner by routing the
-    /// request here, so the conference is given back like an ended one.
-    fn allocate_or_give_back(
-        &mut self,
-        req: RequestId,
-        conference: &str,
-        endpoint: &str,
-        hidden: bool,
-        now: Instant,
-    ) -> FromBridge {
-        let reply = self.allocate_endpoint(req, conference, endpoint, hidden, now);
-        if matches!(reply, FromBridge::Error { .. }) && !self.conferences.contains_key(conference) {
-            self.steer_change(super::SteerChange::ConferenceEnded(conference.to_string()));
-        }
-        reply
     }
 
     fn allocate_endpoint(
