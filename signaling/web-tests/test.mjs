@@ -29,7 +29,8 @@ const dirs = []; const contexts = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.log(...a);
 
-async function open(url, label, { args = [], viewport = { width: 960, height: 600 }, dir } = {}) {
+// A browser with its page, not yet navigated: `visit` opens the page (and starts its clock).
+async function launch(label, { args = [], viewport = { width: 960, height: 600 }, dir } = {}) {
   if (!dir) { dir = mkdtempSync(join(tmpdir(), 'convene-chromium-')); dirs.push(dir); }
   const flags = FLAGS.filter((f) => !args.some((a) => a.split('=')[0] === f.split('=')[0])).concat(args);
   const ctx = await chromium.launchPersistentContext(dir, { executablePath: '/usr/bin/chromium', headless: true, args: flags, viewport });
@@ -39,10 +40,14 @@ async function open(url, label, { args = [], viewport = { width: 960, height: 60
   page.on('console', (m) => { if (m.type() === 'error') log(`  [${label}] console: ${m.text()}`); });
   const sockets = []; // URLs of the WebSockets the page opened, in order
   page.on('websocket', (ws) => sockets.push(ws.url()));
-  const t0 = Date.now();
-  await page.goto(url);
-  return { page, ctx, label, t0, sockets };
+  return { page, ctx, label, sockets };
 }
+async function visit(p, url) {
+  p.t0 = Date.now();
+  await p.page.goto(url);
+  return p;
+}
+const open = async (url, label, opts) => visit(await launch(label, opts), url);
 async function close(p) { await p.ctx.close().catch(() => {}); }
 
 async function waitFor(what, fn, timeoutMs = 20000, every = 100) {
@@ -123,7 +128,10 @@ function token(claims) {
 
 async function threeDecode(room, extra = '') {
   const names = ['alice', 'bob', 'carol'];
-  const pages = await Promise.all(names.map((n) => open(`${BASE}${room}?name=${n}&autojoin=1${extra}`, n)));
+  // The browsers start first, then the three pages open together: a user's browser is running
+  // before they open the meeting, and starting the others' would load the machine measured.
+  const browsers = await Promise.all(names.map((n) => launch(n)));
+  const pages = await Promise.all(browsers.map((b) => visit(b, `${BASE}${room}?name=${b.label}&autojoin=1${extra}`)));
   // Page open -> first remote frame on screen, per participant: the page marks it when a
   // remote tile's <video> presents its first frame (requestVideoFrameCallback), on the page's
   // clock; polling getStats from here instead would add its own load and delay to the figure.
