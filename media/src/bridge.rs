@@ -119,6 +119,9 @@ impl Bridge {
             initial_bwe: cfg.bwe.then(|| str0m::bwe::Bitrate::kbps(2_500)),
             ..SfuConfig::default()
         };
+        // str0m sets its crypto up at the first endpoint's build: ~30 ms of one-time work, and
+        // far more on a busy node, that the first join of every bridge would wait for.
+        drop(str0m::Rtc::builder().build(Instant::now()));
         let (ev_tx, ev_rx) = crate::control_queue::queue(cfg.control_queue, metrics.clone());
         let waker = Waker::new(udp_addr).context("waker socket")?;
         let tcp_writers: TcpWriters = Arc::default();
