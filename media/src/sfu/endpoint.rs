@@ -7,6 +7,7 @@ use str0m::change::SdpPendingOffer;
 use str0m::media::{MediaKind, Mid, Pt, Rid};
 
 use super::EpId;
+use super::keyframe_asks::KeyframeAsks;
 use super::rewrite::Rewriter;
 use super::simulcast::{LayerInfo, assumed_height, rid_rank};
 use crate::control::{ReceiverConstraints, SlotSource, SourceKind};
@@ -35,13 +36,13 @@ pub struct TrackIn {
     pub name: String,
     /// Ordered low → high quality.
     pub layers: Vec<Layer>,
-    /// Last keyframe request per layer (rate limit).
-    pub last_kf_request: Vec<(Option<Rid>, Instant)>,
+    /// Keyframe requests per layer (rate limit).
+    pub keyframe_asks: KeyframeAsks,
 }
 
 impl TrackIn {
     pub fn new(mid: Mid, kind: MediaKind, source_kind: SourceKind, name: String) -> Self {
-        TrackIn { mid, kind, source_kind, name, layers: Vec::new(), last_kf_request: Vec::new() }
+        TrackIn { mid, kind, source_kind, name, layers: Vec::new(), keyframe_asks: KeyframeAsks::default() }
     }
 
     /// Account a received frame on its layer; returns true if the layer is new or was idle
@@ -94,21 +95,6 @@ impl TrackIn {
                 active: now.saturating_duration_since(l.last_seen) < LAYER_IDLE,
             })
             .collect()
-    }
-
-    /// True (and recorded) if a keyframe request for `rid` is allowed now.
-    pub fn may_request_keyframe(&mut self, rid: Option<Rid>, now: Instant, min_gap: Duration) -> bool {
-        match self.last_kf_request.iter_mut().find(|(r, _)| *r == rid) {
-            Some((_, at)) if now.saturating_duration_since(*at) < min_gap => false,
-            Some((_, at)) => {
-                *at = now;
-                true
-            }
-            None => {
-                self.last_kf_request.push((rid, now));
-                true
-            }
-        }
     }
 }
 

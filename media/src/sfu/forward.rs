@@ -46,6 +46,9 @@ impl Sfu {
         };
         let kind = track.kind;
         let new_layer = track.observe(rid, pkt.payload.len(), height, now);
+        if keyframe && kind == MediaKind::Video {
+            track.keyframe_asks.keyframe(rid);
+        }
         if new_layer && kind == MediaKind::Video {
             // Allocate before routing: receivers that want the source (or layer) now can start
             // on this very packet, often the keyframe it begins with, instead of the next one.
@@ -203,7 +206,7 @@ impl Sfu {
             return;
         };
         let Some(t) = e.track_in(mid) else { return };
-        if !t.may_request_keyframe(rid, now, gap) {
+        if !t.keyframe_asks.may_ask(rid, now, gap) {
             return;
         }
         // PLI: every WebRTC sender answers it (FIR is the older, heavier request).

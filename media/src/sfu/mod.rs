@@ -16,6 +16,7 @@ pub mod conference;
 pub mod counters;
 pub mod demux;
 pub mod endpoint;
+pub mod keyframe_asks;
 pub mod lastn;
 pub mod ratelimit;
 pub mod router;
@@ -62,6 +63,8 @@ pub struct SfuConfig {
     pub max_endpoints: usize,
     /// Packets per second accepted from one source address (floods beyond are dropped).
     pub per_source_pps: f64,
+    /// Least time between keyframe requests on one layer while the last is unanswered
+    /// (`keyframe_asks`: an answered one frees the next sooner).
     pub keyframe_min_gap: Duration,
     /// Most receive slots per endpoint: audio (the loudest speakers but the receiver, see
     /// `slots::Audible`) and video (cameras and screens by last-N). They open in steps as the
