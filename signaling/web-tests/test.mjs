@@ -81,6 +81,17 @@ async function framesByEndpoint(p, source = 'camera') {
   return { frames: out, audioBytes: s.audioBytes, migrations: s.migrations };
 }
 
+// What a page receives, per slot, for a failure's report: the peer connection's state, each
+// receive slot's source, and its inbound stream's packets, frames and keyframe requests.
+const receiving = (p) => p.page.evaluate(async () => {
+  const pc = window.convene.pc; const inbound = {};
+  (await pc?.getStats())?.forEach((s) => {
+    if (s.type === 'inbound-rtp') inbound[s.mid] = { kind: s.kind, packets: s.packetsReceived, frames: s.framesDecoded, keyframes: s.keyFramesDecoded, plis: s.pliCount, nacks: s.nackCount };
+  });
+  const slots = [...window.convene.media.slots].map(([mid, s]) => ({ mid, source: s.source?.name || null, ...inbound[mid] }));
+  return { pc: pc?.connectionState, slots, constraints: window.convene.constraints };
+});
+
 // Every page decodes growing video from each of the others (and audio bytes grow).
 async function allDecode(pages, source = 'camera', timeoutMs = 25000) {
   const ids = await waitFor('joined', async () => { const ids = await Promise.all(pages.map(myId)); return ids.every(Boolean) && ids; }, 15000);
@@ -1234,13 +1245,17 @@ else await check('nine participants: 3x3 grid of 16:9 tiles, initials for camera
     }
     const v = pages[8];
     await waitFor('9 tiles', () => v.page.evaluate(() => document.querySelectorAll('#grid .tile').length === 9), 30000, 250);
-    // Known open problem (reported, not asserted): since this stop the ninth of nine Chromium
-    // instances on 2 cores has not decoded both cameras within 90 s, in isolation too, with
-    // the previous last-N code and with a longer idle timeout; the grid is still checked below.
+    // Known open problem (reported, not asserted): in about one run in three the ninth of nine
+    // Chromium instances on 2 cores does not decode both cameras within 90 s. What the report
+    // shows: its video slots each get one packet, then nothing, while its audio flows; the
+    // bridge's bandwidth estimate for it fell from 2.5 Mb/s to 40-80 kb/s in the join storm
+    // and stays there (about what its pacer then lets through), so the pacer holds its video
+    // (signaling/web/NOTES.md).
+    // The grid is still checked below.
     const t0 = Date.now();
     const decoded = await waitFor('both cameras decoded', async () => Object.values((await framesByEndpoint(v)).frames).filter((f) => f > 0).length >= 2, 90000, 250).then(() => true, () => false);
     log(decoded ? `  the ninth page decoded both cameras ${Date.now() - t0} ms after its grid was complete`
-      : `  KNOWN PROBLEM: the ninth page decoded ${JSON.stringify((await framesByEndpoint(v)).frames)} within 90 s, not both cameras`);
+      : `  KNOWN PROBLEM: the ninth page decoded ${JSON.stringify((await framesByEndpoint(v)).frames)} within 90 s, not both cameras: ${JSON.stringify(await receiving(v))}`);
     await sleep(500);
     const g = await v.page.evaluate(() => ({ cols: document.querySelector('#grid').dataset.cols, tiles: [...document.querySelectorAll('#grid .tile')].map((t) => { const r = t.getBoundingClientRect(); return [Math.round(r.width), Math.round(r.height), t.dataset.videoMuted]; }), initials: document.querySelectorAll('#grid .tile.video-off .initials').length }));
     log(`  9 tiles, ${g.cols} columns, ${g.tiles[0][0]}x${g.tiles[0][1]} each, ${g.initials} with initials`);
