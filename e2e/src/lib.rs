@@ -199,10 +199,20 @@ pub fn start_signaling(ns: &str, secret: &str) -> (Process, u16) {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    // Never one this process handed out before: the kernel gives a just-released port again,
+    // and the program it was for may not have bound it yet (two bridges of one stack once got
+    // the same TCP port, and the second failed to start).
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// The operator binary built by `cargo build -p convene-operator`, next to the test binary.
