@@ -23,7 +23,12 @@ use std::time::{Duration, Instant};
 
 /// Root of the repository.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e lives in the repo").to_path_buf()
+    // Read at run time (cargo sets it for tests): a target dir shared by several checkouts can
+    // hold this crate built in another one, with that checkout's path compiled in.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    let root = dir.ancestors().find(|d| d.join("Cargo.lock").is_file());
+    root.expect("tests run inside the repo").to_path_buf()
 }
 
 /// The state folder of the running test cluster.

@@ -528,6 +528,12 @@ async fn deleting_a_shard_garbage_collects_its_children() {
     // The pool outlives its shard but says so, and stops short of a hot loop.
     let p: BridgePool = wait_condition(&client, ns, "trial", "Degraded", "True", Some("ShardNotFound")).await;
     assert!(condition(&p.status.unwrap().conditions, "Degraded").unwrap().message.contains("Shard trial"));
+    // Its bridges terminating are real changes, each one reconciled; count once they are gone.
+    eventually("the orphaned pool's StatefulSet and bridges gone", TIMEOUT, || async {
+        let sts = get::<StatefulSet>(&client, ns, "trial-bridge").await?.is_some();
+        Ok((!sts && bridge_pods(&client, ns, "trial").await.is_empty()).then_some(()))
+    })
+    .await;
     let before = op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let after = op.counter("convene_operator_reconciles_total", "BridgePool").await.unwrap();
