@@ -156,3 +156,26 @@ fn an_unreachable_peer_neither_fails_reads_nor_keeps_the_socket_readable() {
     assert!(rx.wait(Duration::from_secs(2)).unwrap());
     assert_eq!(rx.recv(&mut batch).unwrap(), 1);
 }
+
+#[test]
+fn a_flush_sends_every_single_datagram_past_a_bad_destination_and_past_the_call_limit() {
+    let mut tx = bound();
+    let sinks: Vec<UdpSocket> = (0..10).map(|_| sink()).collect();
+    // An IPv6 destination on an IPv4 socket fails on its own (EAFNOSUPPORT/EINVAL).
+    let bad: SocketAddr = "[::1]:9".parse().unwrap();
+    // 1200 datagrams taking turns between ten destinations (no trains): more than one
+    // `sendmmsg` takes, with a failing one near the start and another mid-run.
+    for i in 0..1200u16 {
+        if i == 3 || i == 700 {
+            tx.send(bad, &[0; 10]);
+        }
+        let s = &sinks[usize::from(i) % sinks.len()];
+        tx.send(s.local_addr().unwrap(), &i.to_be_bytes());
+    }
+    tx.flush();
+    for (k, s) in sinks.iter().enumerate() {
+        let got: Vec<u16> = read_all(s).iter().map(|d| u16::from_be_bytes([d[0], d[1]])).collect();
+        let want: Vec<u16> = (0..1200u16).filter(|i| usize::from(*i) % sinks.len() == k).collect();
+        assert_eq!(got, want, "sink {k}");
+    }
+}

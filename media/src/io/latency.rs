@@ -20,10 +20,15 @@ impl Default for LatencyHistogram {
 
 impl LatencyHistogram {
     pub fn record(&self, d: Duration) {
+        self.record_n(d, 1);
+    }
+
+    /// `n` packets that took `d`.
+    pub fn record_n(&self, d: Duration, n: u64) {
         let us = d.as_micros() as usize;
         match self.buckets.get(us) {
-            Some(b) => b.fetch_add(1, Ordering::Relaxed),
-            None => self.overflow.fetch_add(1, Ordering::Relaxed),
+            Some(b) => b.fetch_add(n, Ordering::Relaxed),
+            None => self.overflow.fetch_add(n, Ordering::Relaxed),
         };
     }
 

@@ -273,9 +273,21 @@ impl MediaLoop {
             counters.census = shared.total_census();
         }
         self.metrics.export(&counters, &mut self.exported, self.sfu.drain_rtt_samples());
+        // Packets queued on the socket and not sent yet: their latency is known once they are.
+        let mut unsent = 0;
+        let sent = |n: u64| {
+            if let Some(r) = received {
+                self.latency.record_n(r.elapsed(), n);
+            }
+        };
         while let Some(t) = self.sfu.poll_transmit() {
             match t.proto {
-                Protocol::Udp => self.socket.send(t.destination, &t.contents),
+                Protocol::Udp => {
+                    if self.socket.send(t.destination, &t.contents) {
+                        sent(std::mem::take(&mut unsent));
+                    }
+                    unsent += 1;
+                }
                 _ => {
                     let len = t.contents.len();
                     if len <= u16::MAX as usize {
@@ -289,13 +301,12 @@ impl MediaLoop {
                             let _ = tx.try_send(framed);
                         }
                     }
+                    sent(1);
                 }
-            }
-            if let Some(r) = received {
-                self.latency.record(r.elapsed());
             }
         }
         self.socket.flush();
+        sent(unsent);
         while let Some(m) = self.sfu.poll_control() {
             self.control_out.push(m);
         }
