@@ -18,7 +18,7 @@ use crate::io::Command;
 use crate::io::batch::BatchSocket;
 use crate::io::dispatch::{Dispatch, Shared, Worker};
 use crate::io::latency::LatencyHistogram;
-use crate::io::steer::{SteerLoop, ufrag_prefix};
+use crate::io::steer::{WorkerTx, ufrag_prefix};
 use crate::io::udp::{Input, MediaLoop, TcpWriters, Waker};
 use crate::metrics::{Metrics, stress};
 use crate::sfu::{Sfu, SfuConfig, SfuCounters};
@@ -63,10 +63,11 @@ impl Bridge {
         let metrics = Arc::new(Metrics::new());
         let latency = Arc::new(LatencyHistogram::default());
 
-        let udp = UdpSocket::bind(SocketAddr::new(cfg.bind, cfg.udp_port))
+        let workers = cfg.media_workers();
+        // Several workers share the port as an SO_REUSEPORT group, one socket each (`io::steer`).
+        let udp = bind_udp(SocketAddr::new(cfg.bind, cfg.udp_port), workers > 1)
             .with_context(|| format!("binding UDP {}:{}", cfg.bind, cfg.udp_port))?;
         let udp_addr = udp.local_addr()?;
-        set_socket_buffers(&udp);
         // ICE-TCP is always on (port 0 = an ephemeral port, as for UDP; used by tests).
         let tcp = Some(
             tokio::net::TcpListener::bind(SocketAddr::new(cfg.bind, cfg.tcp_port))
@@ -125,7 +126,6 @@ impl Bridge {
         let (ev_tx, ev_rx) = crate::control_queue::queue(cfg.control_queue, metrics.clone());
         let waker = Waker::new(udp_addr).context("waker socket")?;
         let tcp_writers: TcpWriters = Arc::default();
-        let workers = cfg.media_workers();
         for w in 0..workers {
             metrics.worker_endpoints.with_label_values(&[&w.to_string()]).set(0);
         }
@@ -159,34 +159,31 @@ impl Bridge {
                 (Dispatch::One { tx, waker: waker.clone() }, vec![(media, input)])
             }
             Some(shared) => {
-                let mut txs = Vec::new();
-                let mut loops = Vec::new();
-                for index in 0..workers {
-                    let (tx, rx) = std::sync::mpsc::channel();
-                    txs.push(tx);
-                    let cfg = SfuConfig { steering: Some(ufrag_prefix(index)), ..sfu_cfg.clone() };
-                    // Each worker sends on its own handle of the port; only the steering reads it.
-                    let send = udp.try_clone().context("a media worker's handle of the UDP port")?;
-                    let socket = BatchSocket::new(send).context("batched media socket (GSO)")?;
-                    let media = media_loop(cfg, socket, ev_tx.clone(), index, Some(shared.clone()));
-                    loops.push((media, Input::Steered(Worker { index, input: rx, shared: shared.clone() })));
+                // The other sockets of the group join only now: the address discovery above
+                // read its answers on the first, which alone held the port then.
+                let mut sockets = vec![udp];
+                for _ in 1..workers {
+                    sockets
+                        .push(bind_udp(udp_addr, true).context("a media worker's socket of the UDP port")?);
                 }
-                let (stop_tx, stop_rx) = std::sync::mpsc::channel();
-                let steer = SteerLoop {
-                    socket: BatchSocket::new(udp).context("batched media socket (recvmmsg, epoll)")?,
-                    shared: shared.clone(),
-                    workers: txs.clone(),
-                    waker_addr: waker.local_addr(),
-                    stop: stop_rx,
-                    metrics: metrics.clone(),
-                };
-                std::thread::Builder::new()
-                    .name("convene-steer".into())
-                    .spawn(move || {
-                        steer.run();
-                        drop(stop_tx);
-                    })
-                    .context("spawning the steering thread")?;
+                let mut batch_sockets = Vec::new();
+                let mut txs = Vec::new();
+                let mut rxs = Vec::new();
+                for socket in sockets {
+                    let socket =
+                        BatchSocket::new(socket).context("batched media socket (recvmmsg/GSO, epoll)")?;
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    txs.push(WorkerTx::new(tx, socket.waker().context("a media worker's waker")?));
+                    rxs.push(rx);
+                    batch_sockets.push(socket);
+                }
+                let mut loops = Vec::new();
+                for (index, (socket, rx)) in batch_sockets.into_iter().zip(rxs).enumerate() {
+                    let cfg = SfuConfig { steering: Some(ufrag_prefix(index)), ..sfu_cfg.clone() };
+                    let media = media_loop(cfg, socket, ev_tx.clone(), index, Some(shared.clone()));
+                    let worker = Worker { index, input: rx, shared: shared.clone(), peers: txs.clone() };
+                    loops.push((media, Input::Steered(worker)));
+                }
                 let dispatch = Dispatch::Many {
                     workers: txs,
                     shared: shared.clone(),
@@ -336,6 +333,19 @@ impl Bridge {
 /// `net.core.rmem_max`/`wmem_max` (raise them on media nodes for big bridges); what it granted
 /// is logged.
 const UDP_BUFFER_BYTES: usize = 4 << 20;
+
+/// The media port's socket, in an `SO_REUSEPORT` group when `group` (the kernel then lets
+/// further sockets of this user bind the same address).
+fn bind_udp(addr: SocketAddr, group: bool) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
+    if group {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&addr.into())?;
+    let udp = UdpSocket::from(s);
+    set_socket_buffers(&udp);
+    Ok(udp)
+}
 
 fn set_socket_buffers(udp: &UdpSocket) {
     let s = socket2::SockRef::from(udp);

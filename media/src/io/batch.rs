@@ -19,6 +19,9 @@ const GSO_BYTES: usize = 64_000;
 /// Messages queued before `send` sends them early: few syscalls, and the first receivers of a
 /// big fan-out do not wait for the last ones to be queued.
 const MAX_QUEUED: usize = 64;
+/// What `wait` waits for: the socket, and a [`mio::Waker`] other threads wake it with.
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
 /// Bytes queued before `flush` sends them early.
 const MAX_QUEUED_BYTES: usize = 4 << 20;
 
@@ -81,7 +84,7 @@ impl BatchSocket {
         let state = UdpSocketState::new((&socket).into())?;
         let mut socket = mio::net::UdpSocket::from_std(socket);
         let poll = Poll::new()?;
-        poll.registry().register(&mut socket, Token(0), Interest::READABLE)?;
+        poll.registry().register(&mut socket, SOCKET, Interest::READABLE)?;
         Ok(BatchSocket {
             socket,
             state,
@@ -97,8 +100,14 @@ impl BatchSocket {
         self.socket.local_addr()
     }
 
-    /// Block until a datagram is queued or `timeout` passes; returns at once while datagrams
-    /// may be queued still. True when the socket may be read.
+    /// Wakes [`wait`](Self::wait) from another thread (one per socket).
+    pub fn waker(&self) -> io::Result<mio::Waker> {
+        mio::Waker::new(self.poll.registry(), WAKER)
+    }
+
+    /// Block until a datagram is queued, the [`waker`](Self::waker) is woken or `timeout`
+    /// passes; returns at once while datagrams may be queued still. True when the socket may
+    /// be read.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
         if self.readable {
             return Ok(true);
@@ -108,7 +117,7 @@ impl BatchSocket {
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        self.readable = !self.events.is_empty();
+        self.readable = self.events.iter().any(|e| e.token() == SOCKET);
         Ok(self.readable)
     }
 

@@ -3,20 +3,20 @@
 //! worker its first endpoint was allocated on (the least loaded then), and every later
 //! message naming the conference goes there too, so all its endpoints share one worker.
 //! ICE-TCP packets are steered like UDP (`steer.rs`); drain and shutdown reach every worker.
+//! Every channel to a worker is a [`WorkerTx`]: it also wakes the worker's socket wait.
 //!
 //! A worker gives its conference back when the last endpoint left, but only once it has
 //! processed every message sent to it for that conference: otherwise an allocation still in
 //! its queue would be followed by others on a different worker, splitting the meeting.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use prometheus::IntGaugeVec;
 use tracing::error;
 
 use super::Command;
-use super::steer::{Steering, WORKER_QUEUE, WorkerInput};
+use super::steer::{Steering, WORKER_QUEUE, WorkerInput, WorkerTx};
 use super::udp::Waker;
 use crate::control::{ErrorCode, FromBridge, ToBridge};
 use crate::control_queue::ControlOut;
@@ -156,20 +156,14 @@ pub struct Worker {
     pub index: usize,
     pub input: std::sync::mpsc::Receiver<WorkerInput>,
     pub shared: Arc<Shared>,
+    /// Every worker's channel (this one's too), for datagrams read for another.
+    pub peers: Vec<WorkerTx>,
 }
 
 /// The async side's way to the workers.
 pub enum Dispatch {
-    One {
-        tx: Sender<Command>,
-        waker: Waker,
-    },
-    Many {
-        workers: Vec<Sender<WorkerInput>>,
-        shared: Arc<Shared>,
-        control_out: ControlOut,
-        max_endpoints: u64,
-    },
+    One { tx: std::sync::mpsc::Sender<Command>, waker: Waker },
+    Many { workers: Vec<WorkerTx>, shared: Arc<Shared>, control_out: ControlOut, max_endpoints: u64 },
 }
 
 impl Dispatch {
@@ -183,7 +177,7 @@ impl Dispatch {
             }
             Dispatch::Many { workers, shared, control_out, max_endpoints } => {
                 let to = |w: usize, c: Command| {
-                    if workers[w].send(WorkerInput::Command(c)).is_err() {
+                    if !workers[w].send(WorkerInput::Command(c)) {
                         error!(worker = w, "media worker is gone");
                     }
                 };

@@ -10,7 +10,7 @@
 //! the thread on its own; timers that are due when the thread is awake anyway run at once.
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use super::batch::{BatchSocket, RecvBatch};
 use super::dispatch::Worker;
 use super::latency::LatencyHistogram;
 use super::steer::WorkerInput;
-use crate::metrics::Metrics;
+use crate::metrics::{DropReason, Metrics};
 use crate::sfu::ratelimit::TokenBucket;
 use crate::sfu::{Census, Sfu, SfuCounters, SteerChange};
 
@@ -64,7 +64,7 @@ impl Waker {
 pub struct MediaLoop {
     pub sfu: Sfu,
     /// Set up for batches by the caller, so that a socket the kernel refuses fails start-up.
-    /// One of several workers only sends on it (the steering reads the port).
+    /// With several workers, this worker's socket of the port's `SO_REUSEPORT` group.
     pub socket: BatchSocket,
     pub control_out: crate::control_queue::ControlOut,
     pub tcp_writers: TcpWriters,
@@ -94,8 +94,8 @@ pub enum Input {
     /// The only worker: it reads the UDP port itself; commands come on a channel, and a
     /// datagram from the waker socket wakes it for them.
     Socket { commands: Receiver<Command>, waker_addr: Option<SocketAddr> },
-    /// One of several (`io::steer`): datagrams from the steering thread and commands from
-    /// the dispatcher, on one channel.
+    /// One of several (`io::steer`): it reads its own socket of the port's group; datagrams
+    /// other workers read for it and commands from the dispatcher come on one channel.
     Steered(Worker),
 }
 
@@ -139,30 +139,26 @@ impl MediaLoop {
         }
     }
 
-    /// One of several workers: wait on the channel (datagram batches and commands) or the
-    /// core's timers.
+    /// One of several workers: its own socket of the port's group, and a channel for what
+    /// the others read for it and the dispatcher's commands (both wake the socket wait).
     fn run_steered(mut self, w: Worker) {
         info!(worker = w.index, quantum = ?self.pacing_quantum, "media worker running");
+        let mut batch = RecvBatch::allocate();
+        let mut err_log = TokenBucket::new(1.0, 5.0, Instant::now());
         let mut timers_ran = Instant::now().checked_sub(self.pacing_quantum).unwrap_or_else(Instant::now);
         let mut processed: u64 = 0;
         loop {
-            let wait = self.run_timers(&mut timers_ran);
-            let got = match w.input.recv_timeout(wait) {
-                Ok(i) => Some(i),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            // Take what else is queued too: one wake-up, many inputs.
-            for input in got.into_iter().chain(std::iter::from_fn(|| w.input.try_recv().ok())) {
-                match input {
-                    WorkerInput::Datagrams(d) => {
+            // What is queued: one wake-up, many inputs.
+            loop {
+                match w.input.try_recv() {
+                    Ok(WorkerInput::Datagrams(d)) => {
                         w.shared.dequeued(w.index);
                         let t = Instant::now();
                         let (v4, v6) = (self.udp_local_v4, self.udp_local_v6);
                         self.sfu.handle_datagrams(t, Protocol::Udp, |s| destination_for(s, v4, v6), d.iter());
                         self.flush_output(d.received.or(Some(t)));
                     }
-                    WorkerInput::Command(c) => {
+                    Ok(WorkerInput::Command(c)) => {
                         processed += 1;
                         if !self.handle_command(c) {
                             info!(worker = w.index, "media worker stopping");
@@ -170,13 +166,54 @@ impl MediaLoop {
                         }
                         self.flush_output(None);
                     }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
                 }
             }
             if !self.ended.is_empty() {
                 let sfu = &self.sfu;
                 w.shared.release(w.index, processed, &mut self.ended, |c| sfu.has_conference(c));
             }
+            let wait = self.run_timers(&mut timers_ran);
+            match self.socket.wait(wait) {
+                Ok(true) => self.receive_own(&mut batch, &w, &mut err_log),
+                Ok(false) => {}
+                Err(e) => {
+                    if err_log.allow(Instant::now()) {
+                        warn!("udp wait error: {e}");
+                    }
+                }
+            }
         }
+    }
+
+    /// One read of a worker's own socket: the other workers' datagrams are handed to them
+    /// first (they start at once), then its own are driven as one batch.
+    fn receive_own(&mut self, batch: &mut RecvBatch, w: &Worker, err_log: &mut TokenBucket) {
+        if let Err(e) = self.socket.recv(batch) {
+            if err_log.allow(Instant::now()) {
+                warn!("udp receive error: {e}");
+            }
+            return;
+        }
+        let t = Instant::now();
+        let mut own = Vec::new();
+        for (to, d) in w.shared.steering.sort(w.index, batch.datagrams(), t, &mut own) {
+            if !w.shared.try_enqueue(to) {
+                self.metrics
+                    .dropped
+                    .with_label_values(&[DropReason::Overload.label()])
+                    .inc_by(d.len() as u64);
+                continue;
+            }
+            w.peers[to].send(WorkerInput::Datagrams(d));
+        }
+        if own.is_empty() {
+            return;
+        }
+        let (v4, v6) = (self.udp_local_v4, self.udp_local_v6);
+        self.sfu.handle_datagrams(t, Protocol::Udp, |s| destination_for(s, v4, v6), own.into_iter());
+        self.flush_output(Some(t));
     }
 
     /// Awake anyway (a datagram, a command or the last timer wake-up): timers that are due run
