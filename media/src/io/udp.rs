@@ -104,6 +104,9 @@ pub const PACING_QUANTUM: Duration = Duration::ZERO;
 
 const MAX_WAIT: Duration = Duration::from_millis(20);
 
+/// Channel inputs a worker of several takes before it turns to its socket and timers.
+const INPUTS_PER_PASS: usize = super::steer::WORKER_QUEUE;
+
 impl MediaLoop {
     pub fn run(self, input: Input) {
         match input {
@@ -148,8 +151,10 @@ impl MediaLoop {
         let mut timers_ran = Instant::now().checked_sub(self.pacing_quantum).unwrap_or_else(Instant::now);
         let mut processed: u64 = 0;
         loop {
-            // What is queued: one wake-up, many inputs.
-            loop {
+            // What is queued: one wake-up, many inputs; at most a queue's worth per pass, so
+            // that a busy peer cannot keep this worker from its own socket and timers.
+            let mut more = true;
+            for _ in 0..INPUTS_PER_PASS {
                 match w.input.try_recv() {
                     Ok(WorkerInput::Datagrams(d)) => {
                         w.shared.dequeued(w.index);
@@ -166,7 +171,10 @@ impl MediaLoop {
                         }
                         self.flush_output(None);
                     }
-                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Empty) => {
+                        more = false;
+                        break;
+                    }
                     Err(TryRecvError::Disconnected) => return,
                 }
             }
@@ -175,7 +183,8 @@ impl MediaLoop {
                 w.shared.release(w.index, processed, &mut self.ended, |c| sfu.has_conference(c));
             }
             let wait = self.run_timers(&mut timers_ran);
-            match self.socket.wait(wait) {
+            // Inputs left in the channel: look at the socket without sleeping.
+            match self.socket.wait(if more { Duration::ZERO } else { wait }) {
                 Ok(true) => self.receive_own(&mut batch, &w, &mut err_log),
                 Ok(false) => {}
                 Err(e) => {
