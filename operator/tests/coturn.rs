@@ -31,8 +31,20 @@ impl Drop for Coturn {
     }
 }
 
+/// A port free for both UDP and TCP (coturn listens on both), never one handed out before in
+/// this process (the tests run in parallel, and the kernel gives a released port again).
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("a free port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("a free port");
+        let port = udp.local_addr().expect("bound").port();
+        // CI once found the TCP side of a free UDP port taken (a client's ephemeral port).
+        let tcp_free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if tcp_free && GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 /// coturn with the rendered config. Loopback peers are governed by the rendered ranges alone
