@@ -124,7 +124,6 @@ impl Bridge {
         // far more on a busy node, that the first join of every bridge would wait for.
         drop(str0m::Rtc::builder().build(Instant::now()));
         let (ev_tx, ev_rx) = crate::control_queue::queue(cfg.control_queue, metrics.clone());
-        let waker = Waker::new(udp_addr).context("waker socket")?;
         let tcp_writers: TcpWriters = Arc::default();
         for w in 0..workers {
             metrics.worker_endpoints.with_label_values(&[&w.to_string()]).set(0);
@@ -155,8 +154,10 @@ impl Bridge {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let socket = BatchSocket::new(udp).context("batched media socket (recvmmsg/GSO, epoll)")?;
                 let media = media_loop(sfu_cfg, socket, ev_tx, 0, None);
+                // Several workers are woken through their channels; the only one by a datagram.
+                let waker = Waker::new(udp_addr).context("waker socket")?;
                 let input = Input::Socket { commands: rx, waker_addr: waker.local_addr() };
-                (Dispatch::One { tx, waker: waker.clone() }, vec![(media, input)])
+                (Dispatch::One { tx, waker }, vec![(media, input)])
             }
             Some(shared) => {
                 // The other sockets of the group join only now: the address discovery above

@@ -19,11 +19,11 @@ const GSO_BYTES: usize = 64_000;
 /// Messages queued before `send` sends them early: few syscalls, and the first receivers of a
 /// big fan-out do not wait for the last ones to be queued.
 const MAX_QUEUED: usize = 64;
+/// Bytes queued before `send` sends them early.
+const MAX_QUEUED_BYTES: usize = 4 << 20;
 /// What `wait` waits for: the socket, and a [`mio::Waker`] other threads wake it with.
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
-/// Bytes queued before `flush` sends them early.
-const MAX_QUEUED_BYTES: usize = 4 << 20;
 
 /// The buffers of one `recvmmsg`, apart from the socket so that datagrams can be sent while
 /// a batch is being read.

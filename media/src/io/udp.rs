@@ -159,9 +159,7 @@ impl MediaLoop {
                     Ok(WorkerInput::Datagrams(d)) => {
                         w.shared.dequeued(w.index);
                         let t = Instant::now();
-                        let (v4, v6) = (self.udp_local_v4, self.udp_local_v6);
-                        self.sfu.handle_datagrams(t, Protocol::Udp, |s| destination_for(s, v4, v6), d.iter());
-                        self.flush_output(d.received.or(Some(t)));
+                        self.drive(t, d.received.unwrap_or(t), d.iter());
                     }
                     Ok(WorkerInput::Command(c)) => {
                         processed += 1;
@@ -217,12 +215,22 @@ impl MediaLoop {
             }
             w.peers[to].send(WorkerInput::Datagrams(d));
         }
-        if own.is_empty() {
-            return;
+        if !own.is_empty() {
+            self.drive(t, t, own.into_iter());
         }
+    }
+
+    /// Datagrams read together, driven as one batch: every receiver is polled once for them,
+    /// and what they made the core send goes out together. `received` starts the latency clock.
+    fn drive<'a>(
+        &mut self,
+        now: Instant,
+        received: Instant,
+        datagrams: impl Iterator<Item = (SocketAddr, &'a [u8])>,
+    ) {
         let (v4, v6) = (self.udp_local_v4, self.udp_local_v6);
-        self.sfu.handle_datagrams(t, Protocol::Udp, |s| destination_for(s, v4, v6), own.into_iter());
-        self.flush_output(Some(t));
+        self.sfu.handle_datagrams(now, Protocol::Udp, |s| destination_for(s, v4, v6), datagrams);
+        self.flush_output(Some(received));
     }
 
     /// Awake anyway (a datagram, a command or the last timer wake-up): timers that are due run
@@ -240,17 +248,14 @@ impl MediaLoop {
         due.saturating_duration_since(Instant::now()).min(MAX_WAIT)
     }
 
-    /// One `recvmmsg` of datagrams into the core, driven as one batch: every receiver is
-    /// polled once for it, and what the batch made the core send goes out together (GSO).
+    /// The only worker: one `recvmmsg` of the port into the core (the waker's datagrams
+    /// only woke it).
     fn receive_batch(&mut self, batch: &mut RecvBatch, err_log: &mut TokenBucket, waker: Option<SocketAddr>) {
         match self.socket.recv(batch) {
             Ok(_) => {
                 // The latency clock starts when the batch left the kernel.
                 let t = Instant::now();
-                let (v4, v6) = (self.udp_local_v4, self.udp_local_v6);
-                let datagrams = batch.datagrams().filter(|(source, _)| Some(*source) != waker);
-                self.sfu.handle_datagrams(t, Protocol::Udp, |s| destination_for(s, v4, v6), datagrams);
-                self.flush_output(Some(t));
+                self.drive(t, t, batch.datagrams().filter(|(source, _)| Some(*source) != waker));
             }
             // ICMP errors surface here on Linux (ConnectionRefused); never fatal.
             Err(e) => {
