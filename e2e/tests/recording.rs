@@ -543,8 +543,9 @@ async fn a_recorder_reports_its_load_and_drains() {
     .await;
     assert_eq!(recorder_metric(http, m::RECORDINGS_ACTIVE).await, 0.0);
     assert_eq!(recorder_metric(http, m::TRACKS_ACTIVE).await, 0.0);
+    // Exported (or `recorder_metric` panics). The recorder asks only for keyframes it missed:
+    // it keeps a new slot's frames that beat the slot map, so it may need none.
     let keyframes = recorder_metric(http, m::KEYFRAME_REQUESTS).await;
-    assert!(keyframes >= PARTICIPANTS as f64, "every camera was asked for a keyframe: {keyframes}");
     let lost = recorder_metric(http, m::PACKETS_LOST).await;
     let total = recorder_metric(http, m::BYTES_WRITTEN).await;
     // Every byte on disk was counted (and more: manifests are rewritten, Durations patched).

@@ -485,7 +485,10 @@ fn records_every_source_of_a_room_into_playable_track_files() {
     assert!((4500..=5100).contains(&stop("bob-v0")) && (4500..=5100).contains(&stop("bob-a0")));
     assert!((2000..=2600).contains(&start("carol-s0")) && (5500..=6100).contains(&stop("carol-s0")));
     assert!(stop("alice-v0") >= 9500 && start("alice-a0") <= 1000, "{:?}", entries(&manifest, "alice-a0"));
-    assert!(stats.keyframe_requests >= 4, "a keyframe asked for each video track: {stats:?}");
+    // The bridge's media reaches the recorder before the `slots` message saying whose it is
+    // (here in the same step; over signaling, later): those frames are held, not lost, so
+    // every video track starts on the keyframe the bridge switched on, unasked.
+    assert_eq!(stats.frames_unmapped, 0, "no frame lost to the slot map coming late: {stats:?}");
     assert_eq!(stats.write_errors, 0);
 
     // The recorder is nobody's source and no speaker; publishers got no slot for it.

@@ -36,6 +36,11 @@ const SCREEN_GAP_MS: u64 = 2500;
 /// Keyframe requests for a video track waiting for one are repeated this often.
 const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
+/// Frames held per slot the bridge has not described yet (its media can beat its `slots`
+/// message), and slots held for at most: about two seconds of one video source.
+const EARLY_FRAMES: usize = 64;
+const EARLY_SLOTS: usize = 8;
+
 /// How often str0m reports ingress stats (what the lost-packet estimate is made of).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -154,6 +159,8 @@ pub struct RecorderSession<S: Sink> {
     /// with its fraction (for [`SessionStats::packets_lost`]).
     ingress_packets: HashMap<(Mid, Option<Rid>), u64>,
     lost_estimate: f64,
+    /// Frames on slots not described yet, written once they are (bounded, see EARLY_FRAMES).
+    early: HashMap<Mid, Vec<MediaData>>,
 }
 
 impl<S: Sink> RecorderSession<S> {
@@ -187,6 +194,7 @@ impl<S: Sink> RecorderSession<S> {
             stats: SessionStats::default(),
             ingress_packets: HashMap::new(),
             lost_estimate: 0.0,
+            early: HashMap::new(),
         };
         if let Some(c) = &cfg.segment.continues {
             s.manifest.continue_from(cfg.segment.number, c, cfg.wall_ms);
@@ -234,6 +242,18 @@ impl<S: Sink> RecorderSession<S> {
         }
         for src in change.appeared {
             self.add_source(src);
+        }
+        // Frames that came before their slot was described: written now, or dropped if it
+        // carries nothing.
+        for s in slots {
+            let Some(held) = self.early.remove(&Mid::from(s.mid.as_str())) else { continue };
+            if s.source.is_some() {
+                for d in &held {
+                    self.on_frame(d);
+                }
+            } else {
+                self.stats.frames_unmapped += held.len() as u64;
+            }
         }
         self.request_keyframes();
     }
@@ -319,6 +339,7 @@ impl<S: Sink> RecorderSession<S> {
     fn on_event(&mut self, e: Event) {
         match e {
             Event::Connected => self.connected = true,
+            Event::MediaData(d) if self.slots.source(&d.mid.to_string()).is_none() => self.hold_early(d),
             Event::MediaData(d) => self.on_frame(&d),
             Event::MediaIngressStats(s) => self.on_ingress_stats(&s),
             _ => {}
@@ -334,6 +355,15 @@ impl<S: Sink> RecorderSession<S> {
         if received > 0.0 && loss > 0.0 {
             self.lost_estimate += received * loss / (1.0 - loss);
             self.stats.packets_lost = self.lost_estimate as u64;
+        }
+    }
+
+    /// A frame on a slot we were not told about yet: held until we are (a bounded few).
+    fn hold_early(&mut self, d: MediaData) {
+        let room = self.early.len() < EARLY_SLOTS || self.early.contains_key(&d.mid);
+        match self.early.entry(d.mid).or_default() {
+            held if room && held.len() < EARLY_FRAMES => held.push(d),
+            _ => self.stats.frames_unmapped += 1,
         }
     }
 
