@@ -99,6 +99,27 @@ impl Peer {
         }
     }
 
+    /// Everything the peer has to send to `to` at `now`, all at once (it has no pacer, but
+    /// str0m releases one packet per timeout).
+    fn drain_to(&mut self, to: SocketAddr, now: Instant) -> Vec<str0m::net::Transmit> {
+        let mut out = Vec::new();
+        loop {
+            let _ = self.rtc.handle_input(Input::Timeout(now));
+            let before = out.len();
+            while let Ok(o) = self.rtc.poll_output() {
+                match o {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) if t.destination == to => out.push(t),
+                    Output::Event(Event::KeyframeRequest(_)) => self.keyframe_wanted = true,
+                    _ => {}
+                }
+            }
+            if out.len() == before {
+                return out;
+            }
+        }
+    }
+
     /// The slot carrying `source` now.
     fn slot_of(&self, source: &str) -> Option<Mid> {
         self.slot_src.iter().find(|(_, s)| *s == source).map(|(m, _)| *m)
@@ -624,22 +645,7 @@ fn egress_queue_is_bounded_and_drains() {
     let mut f = vec![0u8; 3 * MAX_EGRESS_QUEUE * 1100];
     f[0] = 0x11;
     write(&mut p.rtc, screen, now, MediaTime::new(frame * 90 + 45, Frequency::NINETY_KHZ), f);
-    let mut burst = Vec::new();
-    loop {
-        let _ = p.rtc.handle_input(Input::Timeout(now));
-        let before = burst.len();
-        while let Ok(o) = p.rtc.poll_output() {
-            match o {
-                Output::Timeout(_) => break,
-                Output::Transmit(t) if t.destination == bridge => burst.push(t),
-                Output::Event(Event::KeyframeRequest(_)) => p.keyframe_wanted = true,
-                _ => {}
-            }
-        }
-        if burst.len() == before {
-            break;
-        }
-    }
+    let burst = p.drain_to(bridge, now);
     let fed_total = burst.iter().filter(|t| rtp_ssrc(&t.contents) == Some(in_ssrc)).count() as u64;
     assert!(fed_total >= 2 * bound, "the burst is {fed_total} packets");
 
@@ -697,4 +703,40 @@ fn egress_queue_is_bounded_and_drains() {
     w.run(1000);
     assert_eq!(egress_drops(&w), dropped, "drained: nothing dropped once r got media again ({took:?})");
     assert!(w.peer("r").frames_from(SRC) >= got + 20, "r gets p's video at its rate");
+}
+
+/// A burst for one receiver leaves in the poll that forwarded it. str0m's pacer asks for a
+/// timeout after each packet it releases; handled one per timer round, a receiver got one
+/// packet per round of the worker, and a loaded worker fell tens of seconds behind nine
+/// browsers' audio (the browser tier's nine-participant check).
+#[test]
+fn a_burst_leaves_in_the_poll_that_forwarded_it() {
+    const SRC: &str = "p-a0";
+    const FRAMES: u64 = 40;
+    let mut w = world();
+    w.join("p", 5001, true);
+    w.join("r", 5002, false);
+    w.run_until(3000, "r gets p's audio", |w| w.peer("r").frames_from(SRC) >= 10);
+    let bridge: SocketAddr = BRIDGE.parse().unwrap();
+    let slot = w.peer("r").slot_of(SRC).unwrap();
+    let out_ssrc = *w.peer_mut("r").rtc.direct_api().stream_rx_by_mid(slot, None).unwrap().ssrc();
+    // Whatever was due goes first: the burst then meets an idle receiver.
+    w.run(50);
+
+    let (now, frame) = (w.now, w.frame);
+    let p = w.peer_mut("p");
+    let audio = p.audio.unwrap();
+    for k in 0..FRAMES {
+        let t = MediaTime::new((frame + k) * 48, Frequency::FORTY_EIGHT_KHZ);
+        write_level(&mut p.rtc, audio, now, t, vec![7; 60], -20);
+    }
+    let burst = p.drain_to(bridge, now);
+    assert!(burst.len() as u64 >= FRAMES, "the burst is {} packets", burst.len());
+    // One batch, no timer round after it.
+    w.sfu.handle_datagrams(now, Protocol::Udp, |_| bridge, burst.iter().map(|t| (t.source, &*t.contents)));
+    let mut sent = 0;
+    while let Some(t) = w.sfu.poll_transmit() {
+        sent += u64::from(t.destination == w.peer("r").addr && rtp_ssrc(&t.contents) == Some(out_ssrc));
+    }
+    assert_eq!(sent, FRAMES, "r's audio slot got {sent} of the {FRAMES} packets forwarded at once");
 }

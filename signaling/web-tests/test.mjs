@@ -95,6 +95,23 @@ const receiving = (p) => p.page.evaluate(async () => {
   return { pc: pc?.connectionState, slots, constraints: window.convene.constraints };
 });
 
+// What a page sends, per camera encoding, for a failure's report (is the source live?).
+const sending = (p) => p.page.evaluate(async () => {
+  const out = []; (await window.convene.pc?.getStats())?.forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video') out.push({ rid: s.rid, h: s.frameHeight, frames: s.framesEncoded, packets: s.packetsSent, limit: s.qualityLimitationReason });
+  });
+  return out;
+});
+// The bridges' non-zero drop counters, for a failure's report (the tier's bridges 1 and 2).
+async function bridgeDrops() {
+  const out = {};
+  for (const port of [19091, 19092]) {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => '');
+    out[port] = text.split('\n').filter((l) => l.startsWith('convene_bridge_dropped_packets_total{') && !l.endsWith(' 0'));
+  }
+  return out;
+}
+
 // Every page decodes growing video from each of the others (and audio bytes grow).
 async function allDecode(pages, source = 'camera', timeoutMs = 25000) {
   const ids = await waitFor('joined', async () => { const ids = await Promise.all(pages.map(myId)); return ids.every(Boolean) && ids; }, 15000);
@@ -1259,7 +1276,11 @@ await check('nine participants: 3x3 grid of 16:9 tiles, initials for cameras off
     await waitFor('9 tiles', () => v.page.evaluate(() => document.querySelectorAll('#grid .tile').length === 9), 30000, 250);
     const t0 = Date.now();
     const decoded = await waitFor('both cameras decoded', async () => Object.values((await framesByEndpoint(v)).frames).filter((f) => f > 0).length >= 2, 60000, 250).then(() => true, () => false);
-    if (!decoded) throw new Error(`the ninth page decoded ${JSON.stringify((await framesByEndpoint(v)).frames)} within 60 s, not both cameras: ${JSON.stringify(await receiving(v))}`);
+    if (!decoded) {
+      for (const p of pages.slice(0, 2)) log(`  ${p.label} (${await myId(p)}) sends ${JSON.stringify(await sending(p))}`);
+      log(`  bridge drops: ${JSON.stringify(await bridgeDrops())}`);
+      throw new Error(`the ninth page decoded ${JSON.stringify((await framesByEndpoint(v)).frames)} within 60 s, not both cameras: ${JSON.stringify(await receiving(v))}`);
+    }
     log(`  the ninth page decoded both cameras ${Date.now() - t0} ms after its grid was complete`);
     await sleep(500);
     const g = await v.page.evaluate(() => ({ cols: document.querySelector('#grid').dataset.cols, tiles: [...document.querySelectorAll('#grid .tile')].map((t) => { const r = t.getBoundingClientRect(); return [Math.round(r.width), Math.round(r.height), t.dataset.videoMuted]; }), initials: document.querySelectorAll('#grid .tile.video-off .initials').length }));

@@ -65,6 +65,7 @@ impl Sfu {
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(ep) = self.endpoints.get_mut(&id) {
+                    tracing::debug!(endpoint = %ep.name, estimate = estimate.as_u64(), "egress estimate");
                     ep.estimate_bps = Some(estimate.as_u64());
                 }
             }

@@ -3,13 +3,20 @@
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
-use str0m::Output;
 use str0m::media::MediaKind;
+use str0m::{Input, Output};
 use tracing::warn;
 
 use super::control;
 use super::{EpId, Sfu};
 use crate::control::{EndpointState, SlotInfo, SlotMedia};
+
+/// A deadline this close is handled while polling, not left to the next timer round: str0m's
+/// pacer asks for a timeout (its clock one microsecond on) after every packet it releases.
+const DUE_SLACK: Duration = Duration::from_micros(100);
+/// Timeouts handled in one poll of an endpoint (packets its pacer releases at once); the rest
+/// wait for the next timer round, so that one busy receiver cannot hold the others up.
+const ROUNDS_PER_POLL: u32 = 64;
 
 impl Sfu {
     pub(super) fn mark_dirty(&mut self, id: EpId) {
@@ -80,6 +87,7 @@ impl Sfu {
             return;
         };
         ep.dirty = false;
+        let mut rounds = 0;
         loop {
             if !ep.rtc.is_alive() {
                 ep.timeout = now + Duration::from_secs(1);
@@ -91,6 +99,15 @@ impl Sfu {
                 break;
             }
             match ep.rtc.poll_output() {
+                // One packet per timer round would cap a receiver at the worker's rounds per
+                // second: a loaded worker fell behind nine browsers' audio by tens of seconds.
+                Ok(Output::Timeout(t)) if t <= now + DUE_SLACK && rounds < ROUNDS_PER_POLL => {
+                    rounds += 1;
+                    if let Err(e) = ep.rtc.handle_input(Input::Timeout(t.max(now))) {
+                        warn!(endpoint = %ep.name, "timeout handling failed, disconnecting: {e}");
+                        ep.rtc.disconnect();
+                    }
+                }
                 Ok(Output::Timeout(t)) => {
                     // A deadline still ahead is queued already; a new or a past one is queued.
                     if ep.timeout != t || t <= now {
