@@ -18,9 +18,23 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::scenario::{LAYER_RIDS, Media, PeerSpec};
 
+/// Frame delay buckets (publisher's write → a subscriber's whole frame), `DELAY_BUCKET_US`
+/// wide; the last one holds everything beyond.
+const DELAY_BUCKETS: usize = 1000;
+const DELAY_BUCKET_US: u64 = 100;
+/// Where a video frame carries its publish time (µs since `epoch()`), clear of the VP8 header
+/// bytes the publisher writes.
+const STAMP: std::ops::Range<usize> = 10..18;
+
+/// The bench's clock origin: publishers and subscribers are threads of one process.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
 /// Cumulative counters of one client thread (published once per loop iteration; the
 /// orchestrator takes differences over the measurement window).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Tally {
     /// Datagrams received from the bridge (any kind: RTP, RTCP, STUN, DTLS).
     pub rx_dgrams: u64,
@@ -39,6 +53,26 @@ pub struct Tally {
     pub pub_audio: u64,
     /// This thread's CPU time.
     pub cpu_ns: u64,
+    /// Video frames received per delay bucket (end to end, through the bridge and both
+    /// clients' loops).
+    pub frame_delay: [u64; DELAY_BUCKETS],
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            rx_dgrams: 0,
+            tx_dgrams: 0,
+            tx_errors: 0,
+            rtp_expected: 0,
+            rtp_received: 0,
+            ready: 0,
+            pub_video: [0; 3],
+            pub_audio: 0,
+            cpu_ns: 0,
+            frame_delay: [0; DELAY_BUCKETS],
+        }
+    }
 }
 
 impl Tally {
@@ -54,6 +88,23 @@ impl Tally {
         }
         self.pub_audio += o.pub_audio;
         self.cpu_ns += o.cpu_ns;
+        for (a, b) in self.frame_delay.iter_mut().zip(&o.frame_delay) {
+            *a += b;
+        }
+    }
+
+    /// The frame delay quantile `q` (0..1) in µs (a bucket's upper edge), if any frame came.
+    pub fn frame_delay_us(&self, q: f64) -> Option<u64> {
+        let total: u64 = self.frame_delay.iter().sum();
+        let rank = ((total as f64 * q).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.frame_delay.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some((i as u64 + 1) * DELAY_BUCKET_US);
+            }
+        }
+        None
     }
 
     /// `self − earlier` for the counters (the gauge `ready` is kept).
@@ -69,6 +120,9 @@ impl Tally {
         }
         d.pub_audio -= e.pub_audio;
         d.cpu_ns -= e.cpu_ns;
+        for (a, b) in d.frame_delay.iter_mut().zip(&e.frame_delay) {
+            *a -= b;
+        }
         d
     }
 }
@@ -258,6 +312,12 @@ impl Peer {
                 }
                 Output::Event(Event::MediaData(d)) => {
                     if d.params.spec().codec.is_video() {
+                        if let Some(b) = d.data.get(STAMP) {
+                            let sent = epoch()
+                                + Duration::from_micros(u64::from_le_bytes(b.try_into().unwrap_or_default()));
+                            let us = now.saturating_duration_since(sent).as_micros() as u64;
+                            t.frame_delay[((us / DELAY_BUCKET_US) as usize).min(DELAY_BUCKETS - 1)] += 1;
+                        }
                         let n = self.video_frames.entry(d.mid).or_default();
                         *n += 1;
                         if !self.ready && *n >= 10 {
@@ -315,6 +375,11 @@ impl Peer {
                     let h = 180u16 << i;
                     f[8..10].copy_from_slice(&h.to_le_bytes());
                 }
+                if let Some(b) = f.get_mut(STAMP) {
+                    b.copy_from_slice(
+                        &(now.saturating_duration_since(epoch()).as_micros() as u64).to_le_bytes(),
+                    );
+                }
                 let Some(w) = self.rtc.writer(v) else { return };
                 let Some(pt) = w.payload_params().find(|p| p.spec().codec.is_video()).map(|p| p.pt()) else {
                     return;
@@ -348,6 +413,7 @@ pub fn run(
     media: Media,
 ) -> anyhow::Result<()> {
     let index: HashMap<String, usize> = peers.iter().enumerate().map(|(i, p)| (p.name.clone(), i)).collect();
+    epoch();
     let mut buf = vec![0u8; 2048];
     let mut t = Tally::default();
     let cpu0 = crate::procfs::thread_cpu_seconds();

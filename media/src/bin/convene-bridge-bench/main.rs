@@ -10,8 +10,10 @@
 //!   `receiver_constraints{last_n}` (`--last-n`, default 9) as signaling does (sizes: K).
 //!
 //! Per row it prints forwarded packets/s, the bridge's CPU-seconds per second, packets/s per
-//! core, the media thread's wake-ups per second, the bridge's receive→send latency p50/p99,
-//! the same for a plain AES-GCM UDP forwarder fed the same shape in the same run (and the
+//! core, the media thread's wake-ups per second, the bridge's receive→send latency p50/p99
+//! (of the packets sent in the pass that read them: what str0m's pacer releases later is not
+//! in it), the video frame delay end to end (the publisher's write to a subscriber's whole
+//! frame, both clients' loops included), the same for a plain AES-GCM UDP forwarder fed the same shape in the same run (and the
 //! ratio), and whether the row is valid: RTP the subscribers received against what the
 //! sequence numbers say was sent, kernel socket drops at the bench and at the bridge, the
 //! bench's own CPU. See `media/BENCHMARKS.md` and `--help`.
@@ -117,7 +119,7 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-const HEADER: &str = "| scenario | size | forwarded pkt/s | sub RTP rx of nominal | bridge CPU s/s | pkt/s per core | wake-ups/s | preempted/s | latency p50 | latency p99 | baseline pkt/s | baseline CPU s/s | baseline pkt/s per core | ratio | per-receiver RTP pkt/s min / median / max | sub RTP rx / expected | sub loss | bench rx of bridge out | socket drops bench / bridge | UDP NoPorts / SndbufErrors (netns) | bench CPU s/s (busiest client thread, threads) | load avg | valid |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| scenario | size | forwarded pkt/s | sub RTP rx of nominal | bridge CPU s/s | pkt/s per core | wake-ups/s | preempted/s | latency p50 | latency p99 | frame delay p50 / p99 | baseline pkt/s | baseline CPU s/s | baseline pkt/s per core | ratio | per-receiver RTP pkt/s min / median / max | sub RTP rx / expected | sub loss | bench rx of bridge out | socket drops bench / bridge | UDP NoPorts / SndbufErrors (netns) | bench CPU s/s (busiest client thread, threads) | load avg | valid |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String> {
     eprintln!("{} {}: bridge ({} clients) …", scn.kind.name(), scn.size, scn.peers.len());
@@ -201,6 +203,10 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
     } else {
         b.bridge_kernel_drops.to_string()
     };
+    let frame_delay = match (c.frame_delay_us(0.5), c.frame_delay_us(0.99)) {
+        (Some(a), Some(z)) => format!("{:.1} / {:.1} ms", a as f64 / 1000.0, z as f64 / 1000.0),
+        _ => "—".into(),
+    };
     // Who got less: one slow client, or every client a lower layer?
     let pr = &b.per_receiver;
     let spread = match (pr.first(), pr.get(pr.len() / 2), pr.last()) {
@@ -208,7 +214,7 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
         _ => "—".into(),
     };
     Ok(format!(
-        "| {} | {} | {:.0} | {:.0}% | {:.3} | {:.0} | {:.0} | {:.0} | {} µs | {} µs | {} | {} | {} | {} | {} | {} / {} | {} ({:.2}%) | {:.1}% | {}{} / {} | {} / {} | {:.2} ({:.2}, {}) | {} | {} |",
+        "| {} | {} | {:.0} | {:.0}% | {:.3} | {:.0} | {:.0} | {:.0} | {} µs | {} µs | {} | {} | {} | {} | {} | {} | {} / {} | {} ({:.2}%) | {:.1}% | {}{} / {} | {} / {} | {:.2} ({:.2}, {}) | {} | {} |",
         scn.kind.name(),
         scn.size,
         b.run.pps,
@@ -219,6 +225,7 @@ fn measure_row(scn: &Scenario, opts: &Opts, cli: &Cli) -> anyhow::Result<String>
         b.run.preempted,
         b.p50,
         b.p99,
+        frame_delay,
         base_pps,
         base_cpu,
         base_per_core,
