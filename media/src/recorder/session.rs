@@ -38,7 +38,7 @@ const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
 /// Frames held per slot the bridge has not described yet (its media can beat its `slots`
 /// message), and slots held for at most: about two seconds of one video source.
-const EARLY_FRAMES: usize = 64;
+pub const EARLY_FRAMES: usize = 64;
 const EARLY_SLOTS: usize = 8;
 
 /// How often str0m reports ingress stats (what the lost-packet estimate is made of).
@@ -360,11 +360,23 @@ impl<S: Sink> RecorderSession<S> {
 
     /// A frame on a slot we were not told about yet: held until we are (a bounded few).
     fn hold_early(&mut self, d: MediaData) {
-        let room = self.early.len() < EARLY_SLOTS || self.early.contains_key(&d.mid);
-        match self.early.entry(d.mid).or_default() {
-            held if room && held.len() < EARLY_FRAMES => held.push(d),
-            _ => self.stats.frames_unmapped += 1,
+        if self.early.len() >= EARLY_SLOTS && !self.early.contains_key(&d.mid) {
+            self.stats.frames_unmapped += 1;
+            return;
         }
+        let held = self.early.entry(d.mid).or_default();
+        if held.len() >= EARLY_FRAMES {
+            // Dropping from the middle would break a video's chain of frames: start again,
+            // and the track opens on a later keyframe.
+            self.stats.frames_unmapped += held.len() as u64;
+            held.clear();
+        }
+        held.push(d);
+    }
+
+    /// Frames held for slots not described yet.
+    pub fn frames_held(&self) -> usize {
+        self.early.values().map(Vec::len).sum()
     }
 
     fn on_frame(&mut self, d: &MediaData) {
