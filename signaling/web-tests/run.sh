@@ -64,7 +64,7 @@ for port in 18080 18081; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 done
 
-bridge_pids=""
+bridge_pids="" bridge_urls=""
 for i in 1 2; do
   "$BIN/convene-bridge" --bind 127.0.0.1 --udp-port $((20000 + i * 10)) --tcp-port $((20001 + i * 10)) \
     --http-port $((19090 + i)) --address-source static --static-addresses 127.0.0.1 \
@@ -72,6 +72,7 @@ for i in 1 2; do
     --load-interval-s 1 > "$WORK/bridge-$i.log" 2>&1 &
   pids+=($!)
   bridge_pids+="bridge-$i=$!,"
+  bridge_urls+="http://127.0.0.1:$((19090 + i))/,"
 done
 # A recorder for signaling A (the recording check): its files under $WORK/recordings, judged
 # by test.mjs with ffprobe/ffmpeg (RECORDINGS_DIR).
@@ -121,7 +122,7 @@ for s in "${GROUP_SHARDS[@]}"; do
 done
 
 set +e
-BASE_URL=http://localhost:18080/ JWT_BASE_URL=http://localhost:18081/ BRIDGE_PIDS="$bridge_pids" \
+BASE_URL=http://localhost:18080/ JWT_BASE_URL=http://localhost:18081/ BRIDGE_PIDS="$bridge_pids" BRIDGE_URLS="$bridge_urls" \
   GROUP_URLS=http://localhost:18082/,http://localhost:18083/ \
   timeout 420 node "$HERE/test.mjs"
 rc=$?

@@ -15,6 +15,7 @@ const JWT_SECRET = process.env.JWT_SECRET || 'test-jwt-secret';
 // Two signalings of one group of shards (run.sh: north and south), each page's own entry.
 const GROUP = (process.env.GROUP_URLS || 'http://localhost:18082/,http://localhost:18083/').split(',').filter(Boolean);
 const BRIDGE_PIDS = Object.fromEntries((process.env.BRIDGE_PIDS || '').split(',').filter(Boolean).map((s) => s.split('=')));
+const BRIDGE_URLS = (process.env.BRIDGE_URLS || '').split(',').filter(Boolean);
 const SHOTS = process.env.SCREENSHOTS || '';
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const ONLY = process.env.ONLY ? process.env.ONLY.split(',') : null;
@@ -105,9 +106,9 @@ const sending = (p) => p.page.evaluate(async () => {
 // The bridges' non-zero drop counters, for a failure's report (the tier's bridges 1 and 2).
 async function bridgeDrops() {
   const out = {};
-  for (const port of [19091, 19092]) {
-    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => '');
-    out[port] = text.split('\n').filter((l) => l.startsWith('convene_bridge_dropped_packets_total{') && !l.endsWith(' 0'));
+  for (const base of BRIDGE_URLS) {
+    const lines = await metricLines(base, 'convene_bridge_dropped_packets_total').catch(() => []);
+    out[base] = lines.filter((l) => !l.endsWith(' 0'));
   }
   return out;
 }
@@ -1194,10 +1195,15 @@ await check('prejoin page: accessible, German strings with ?lang=de', async () =
 });
 
 // The sum of a counter over its label sets in a signaling's /metrics (those with `labels`).
-async function counter(base, name, labels = {}) {
+// The sample lines of one metric on a server's /metrics.
+async function metricLines(base, name) {
   const text = await (await fetch(new URL('metrics', base))).text();
+  return text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+}
+
+async function counter(base, name, labels = {}) {
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  return text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+  return (await metricLines(base, name))
     .filter((l) => want.every((w) => l.includes(w)))
     .reduce((sum, l) => sum + Number(l.trim().split(/\s+/).pop()), 0);
 }
