@@ -235,7 +235,7 @@ mod tests {
             "pw",
         );
         assert_eq!(demux::classify(&m), Kind::Stun);
-        assert_eq!(demux::stun_local_ufrag(&m), Some("abc"));
+        assert_eq!(demux::stun_local_ufrag(&m).as_deref(), Some("abc"));
         assert_eq!(usize::from(u16::from_be_bytes([m[2], m[3]])), m.len() - 20);
     }
 }

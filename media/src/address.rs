@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use k8s_openapi::api::core::v1::Node;
+use stun_types::attribute::XorMappedAddress;
+use stun_types::message::{BINDING, Message, MessageClass, MessageWrite, MessageWriteVec, TransactionId};
 use tracing::{info, warn};
 
 use crate::config::{AddressSource, Config};
@@ -100,15 +102,12 @@ async fn fetch_node(name: &str) -> anyhow::Result<Node> {
         .with_context(|| format!("reading Node {name}"))
 }
 
-const STUN_MAGIC: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
-
-/// One STUN binding request (RFC 5389) from `sock`; the XOR-MAPPED-ADDRESS answer.
+/// One STUN Binding request (RFC 8489) from `sock`, retried; the XOR-MAPPED-ADDRESS of the
+/// success answer that carries its transaction id (anything else on the socket is ignored).
 pub fn stun_mapped_address(sock: &UdpSocket, server: &str) -> anyhow::Result<SocketAddr> {
     let target = server.to_socket_addrs()?.next().ok_or_else(|| anyhow!("cannot resolve {server}"))?;
-    let mut req = vec![0x00, 0x01, 0x00, 0x00];
-    req.extend_from_slice(&STUN_MAGIC);
-    let txid: [u8; 12] = std::array::from_fn(|_| fastrand::u8(..));
-    req.extend_from_slice(&txid);
+    let req = Message::builder_request(BINDING, MessageWriteVec::new()).finish();
+    let txid = Message::from_bytes(&req).map_err(|e| anyhow!("STUN request: {e}"))?.transaction_id();
     let old = sock.read_timeout().ok().flatten();
     sock.set_read_timeout(Some(Duration::from_millis(500)))?;
     let mut buf = [0u8; 1500];
@@ -123,7 +122,7 @@ pub fn stun_mapped_address(sock: &UdpSocket, server: &str) -> anyhow::Result<Soc
             if from != target {
                 continue;
             }
-            if let Some(a) = parse_binding_response(&buf[..n], &txid) {
+            if let Some(a) = mapped_address(&buf[..n], txid) {
                 result = Ok(a);
                 break 'tries;
             }
@@ -133,43 +132,19 @@ pub fn stun_mapped_address(sock: &UdpSocket, server: &str) -> anyhow::Result<Soc
     result
 }
 
-/// XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS) of a binding success response.
-pub fn parse_binding_response(buf: &[u8], txid: &[u8; 12]) -> Option<SocketAddr> {
-    if buf.len() < 20 || buf[0..2] != [0x01, 0x01] || buf[4..8] != STUN_MAGIC || buf[8..20] != txid[..] {
+/// The XOR-MAPPED-ADDRESS of a Binding success answer to transaction `txid`.
+fn mapped_address(buf: &[u8], txid: TransactionId) -> Option<SocketAddr> {
+    let msg = Message::from_bytes(buf).ok()?;
+    if !msg.has_class(MessageClass::Success) || !msg.has_method(BINDING) || msg.transaction_id() != txid {
         return None;
     }
-    let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-    let body = buf.get(20..20 + len)?;
-    let mut at = 0;
-    let mut plain = None;
-    while at + 4 <= body.len() {
-        let typ = u16::from_be_bytes([body[at], body[at + 1]]);
-        let alen = u16::from_be_bytes([body[at + 2], body[at + 3]]) as usize;
-        let v = body.get(at + 4..at + 4 + alen)?;
-        if (typ == 0x0020 || typ == 0x0001) && v.len() >= 8 && v[1] == 0x01 {
-            let xor = typ == 0x0020;
-            let mut port = u16::from_be_bytes([v[2], v[3]]);
-            let mut ip = [v[4], v[5], v[6], v[7]];
-            if xor {
-                port ^= 0x2112;
-                for (b, m) in ip.iter_mut().zip(STUN_MAGIC) {
-                    *b ^= m;
-                }
-            }
-            let a = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port);
-            if xor {
-                return Some(a);
-            }
-            plain = Some(a);
-        }
-        at += 4 + alen.div_ceil(4) * 4;
-    }
-    plain
+    Some(msg.attribute::<XorMappedAddress>().ok()?.addr(txid))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stun_types::message::MessageWriteExt;
 
     #[test]
     fn node_address_parsing() {
@@ -183,26 +158,68 @@ mod tests {
         assert!(node_addresses(&node(r#"{"metadata":{"name":"n2"},"status":{}}"#), "InternalIP").is_empty());
     }
 
-    #[test]
-    fn stun_against_a_fake_server() {
+    /// A STUN server on loopback that answers each request once with a stray answer (another
+    /// transaction, another address) and then the real one, mapping every client to `mapped`.
+    fn fake_stun_server(mapped: SocketAddr) -> SocketAddr {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let saddr = server.local_addr().unwrap();
+        let addr = server.local_addr().unwrap();
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
-            let (n, from) = server.recv_from(&mut buf).unwrap();
-            assert!(n >= 20);
-            let mut resp = vec![0x01, 0x01, 0x00, 12];
-            resp.extend_from_slice(&buf[4..20]);
-            let port = 4242u16 ^ 0x2112;
-            resp.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
-            resp.extend_from_slice(&port.to_be_bytes());
-            for (b, m) in [198u8, 51, 100, 9].iter().zip(STUN_MAGIC) {
-                resp.push(b ^ m);
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                let Ok(req) = Message::from_bytes(&buf[..n]) else { continue };
+                let stray = Message::builder_request(BINDING, MessageWriteVec::new()).finish();
+                let stray = Message::from_bytes(&stray).unwrap();
+                let elsewhere: SocketAddr = "192.0.2.99:1".parse().unwrap();
+                for (msg, addr) in [(&stray, elsewhere), (&req, mapped)] {
+                    let mut out = Message::builder_success(msg, MessageWriteVec::new());
+                    out.add_attribute(&XorMappedAddress::new(addr, msg.transaction_id())).unwrap();
+                    server.send_to(&out.finish(), from).unwrap();
+                }
             }
-            server.send_to(&resp, from).unwrap();
         });
+        addr
+    }
+
+    #[test]
+    fn stun_finds_the_mapped_address_of_its_own_transaction() {
+        for mapped in ["198.51.100.9:4242", "[2001:db8::7]:50000"] {
+            let mapped: SocketAddr = mapped.parse().unwrap();
+            let server = fake_stun_server(mapped);
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            assert_eq!(stun_mapped_address(&client, &server.to_string()).unwrap(), mapped);
+        }
+    }
+
+    #[test]
+    fn stun_refuses_what_is_not_a_success_answer_to_its_request() {
+        let txid = TransactionId::generate();
+        let req = Message::builder(
+            stun_types::message::MessageType::from_class_method(MessageClass::Request, BINDING),
+            txid,
+            MessageWriteVec::new(),
+        )
+        .finish();
+        let req = Message::from_bytes(&req).unwrap();
+        let mut ok = Message::builder_success(&req, MessageWriteVec::new());
+        ok.add_attribute(&XorMappedAddress::new("203.0.113.1:9".parse().unwrap(), txid)).unwrap();
+        let ok = ok.finish();
+        assert_eq!(mapped_address(&ok, txid), Some("203.0.113.1:9".parse().unwrap()));
+        assert_eq!(mapped_address(&ok, TransactionId::generate()), None, "another transaction");
+        assert_eq!(mapped_address(&ok[..ok.len() - 1], txid), None, "truncated");
+        let empty = Message::builder_success(&req, MessageWriteVec::new()).finish();
+        assert_eq!(mapped_address(&empty, txid), None, "no address");
+        let error = Message::builder_error(&req, MessageWriteVec::new()).finish();
+        assert_eq!(mapped_address(&error, txid), None, "an error answer");
+        assert_eq!(mapped_address(&[0u8; 20], txid), None);
+    }
+
+    #[test]
+    fn stun_without_an_answer_is_an_error() {
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let got = stun_mapped_address(&client, &saddr.to_string()).unwrap();
-        assert_eq!(got, "198.51.100.9:4242".parse().unwrap());
+        let started = std::time::Instant::now();
+        let err = stun_mapped_address(&client, &silent.local_addr().unwrap().to_string()).unwrap_err();
+        assert!(err.to_string().contains("no STUN answer"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

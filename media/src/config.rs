@@ -13,10 +13,12 @@ pub enum LogFormat {
 }
 
 /// Logging for the media binaries (bridge, recorder): `RUST_LOG` or a default that keeps
-/// str0m's per-packet chatter out.
+/// str0m's per-packet chatter out, and stun-types' warning per malformed STUN message (a
+/// stranger's packets must not become log lines).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,str0m=warn,dimpl=warn,is=warn,stun_types=error")
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().init(),

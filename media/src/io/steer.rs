@@ -60,7 +60,7 @@ impl Steering {
     /// the caller once per batch.
     fn pick(&self, table: &HashMap<SocketAddr, usize>, source: SocketAddr, buf: &[u8]) -> usize {
         let by_kind = match demux::classify(buf) {
-            Kind::Stun => demux::stun_local_ufrag(buf).and_then(worker_of_ufrag),
+            Kind::Stun => demux::stun_local_ufrag(buf).as_deref().and_then(worker_of_ufrag),
             Kind::Dtls | Kind::Rtp => table.get(&source).copied(),
             Kind::Unknown => None,
         };

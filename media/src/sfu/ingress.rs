@@ -40,7 +40,7 @@ impl Sfu {
             Kind::Unknown => return self.log_drop(now, DropReason::Unparseable, source),
             Kind::Stun => match demux::stun_local_ufrag(buf) {
                 None => return self.answer_probe(now, proto, source, destination, buf),
-                Some(u) => match self.by_ufrag.get(u) {
+                Some(u) => match self.by_ufrag.get(&u) {
                     Some(id) => *id,
                     None => return self.log_drop(now, DropReason::UnknownUfrag, source),
                 },
