@@ -1194,13 +1194,13 @@ await check('prejoin page: accessible, German strings with ?lang=de', async () =
   } finally { await close(p); }
 });
 
-// The sum of a counter over its label sets in a signaling's /metrics (those with `labels`).
 // The sample lines of one metric on a server's /metrics.
 async function metricLines(base, name) {
   const text = await (await fetch(new URL('metrics', base))).text();
   return text.split('\n').filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
 }
 
+// The sum of a counter over its label sets in a signaling's /metrics (those with `labels`).
 async function counter(base, name, labels = {}) {
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   return (await metricLines(base, name))
